@@ -1,0 +1,45 @@
+# The front door. `make edge` runs the main job on the embedded default inventory;
+# `make test` sets everything up and runs every test against the real testbed.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements.stamp
+
+.PHONY: setup edge test unit testbed testbed-up testbed-down build-collection lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	@command -v python3.11 >/dev/null || command -v python3 >/dev/null || { echo "python3 (3.11) is required"; exit 1; }
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+# The main job: render every edge site of inventories/local under build/edge/.
+edge: setup
+	$(VENV)/bin/ansible-playbook playbooks/edge.yml
+
+# Build etcd, kube-apiserver and kubectl from the pinned Go module (cached until the pin
+# changes) and fetch the upstream CRDs.
+testbed: setup
+	@command -v go >/dev/null || { echo "Go >= 1.26 is required to build the testbed"; exit 1; }
+	$(PY) -m tests.testbed build
+
+testbed-up: testbed
+	$(PY) -m tests.testbed up
+
+testbed-down:
+	$(PY) -m tests.testbed down
+
+# Every test: unit, testbed integration and molecule scenarios, in one pytest run.
+test: testbed
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: setup
+	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+build-collection: setup
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path build/
+
+clean: testbed-down
+	rm -rf build .cache/testbed/run

@@ -1,0 +1,33 @@
+"""Shared fixtures. Cluster tests use the real testbed; it never falls back to a fake."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "collections"))
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    """Three real apiservers. Reuses a running testbed; stops it at the end only if it
+    started it here. A testbed that cannot start is an error, never a skip."""
+    from tests.testbed import Testbed
+
+    bed = Testbed()
+    started_here = not bed.is_up()
+    bed.up()
+    yield bed
+    if started_here and not os.environ.get("K8SNET_TESTBED_KEEP"):
+        bed.down()
+
+
+@pytest.fixture
+def namespace_name():
+    """A fresh namespace name per test, so tests never see each other's objects."""
+    return f"t-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,137 @@
+"""Build the testbed's binaries from the pinned Go module and fetch the upstream CRDs.
+
+Binaries land in the ignored cache folder and are rebuilt only when the pin (go.mod, go.sum,
+tools.go or the Go toolchain) changes. CRDs are read from the upstream projects' Go modules in
+the module cache and stored as one JSON list per source, so later starts parse no YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .versions import CRD_SOURCES, CrdSource
+
+REPO = Path(__file__).resolve().parents[2]
+GO_MODULE = Path(__file__).resolve().parent / "go"
+CACHE = Path(os.environ.get("K8SNET_TESTBED_CACHE", REPO / ".cache" / "testbed"))
+BIN = CACHE / "bin"
+CRD_CACHE = CACHE / "crds"
+
+# Binary name -> Go package built into it.
+BINARIES = {
+    "etcd": "go.etcd.io/etcd/server/v3",
+    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+    "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+}
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class BuildError(RuntimeError):
+    """The testbed could not be built; the message carries the tool's own output."""
+
+
+def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def kubernetes_version() -> str:
+    """The k8s.io/kubernetes release go.mod pins (the one place it is pinned)."""
+    for line in (GO_MODULE / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "k8s.io/kubernetes":
+            return parts[1]
+    raise BuildError("go.mod does not require k8s.io/kubernetes")
+
+
+def pin_stamp() -> str:
+    """A digest of everything that decides what the binaries are."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "tools.go"):
+        digest.update((GO_MODULE / name).read_bytes())
+    digest.update(_run(["go", "version"], GO_MODULE).encode())
+    return digest.hexdigest()
+
+
+def build_binaries(log=print) -> dict[str, Path]:
+    """Build etcd, kube-apiserver and kubectl unless the cached ones match the pin."""
+    stamp_file = BIN / "stamp"
+    stamp = pin_stamp()
+    paths = {name: BIN / name for name in BINARIES}
+    if stamp_file.exists() and stamp_file.read_text() == stamp and all(p.exists() for p in paths.values()):
+        return paths
+    BIN.mkdir(parents=True, exist_ok=True)
+    version = kubernetes_version()
+    major, minor = version.lstrip("v").split(".")[:2]
+    # What `go build` leaves out and `make` would stamp: the version discovery reports.
+    ldflags = ["-s", "-w"] + [
+        f"-X {pkg}.{var}={value}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for var, value in (("gitVersion", version), ("gitMajor", major), ("gitMinor", minor),
+                           ("gitTreeState", "clean"))]
+    for name, package in BINARIES.items():
+        started = time.monotonic()
+        log(f"testbed: building {name} from {package} ...")
+        _run(["go", "build", "-trimpath", f"-ldflags={' '.join(ldflags)}", "-o", str(paths[name]),
+              package], GO_MODULE, env={"CGO_ENABLED": "0"})
+        log(f"testbed: built {name} in {time.monotonic() - started:.0f}s")
+    stamp_file.write_text(stamp)
+    return paths
+
+
+def _module_dir(source: CrdSource) -> Path:
+    out = _run(["go", "mod", "download", "-json", f"{source.module}@{source.version}"],
+               CACHE, env={"GOFLAGS": "-mod=mod"})
+    info = json.loads(out)
+    if info.get("Error"):
+        raise BuildError(f"{source.module}@{source.version}: {info['Error']}")
+    return Path(info["Dir"])
+
+
+def crds_of(source: CrdSource) -> list[dict]:
+    """The CRD objects of one source, exactly as upstream ships them."""
+    cached = CRD_CACHE / f"{source.project}-{source.version}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    CRD_CACHE.mkdir(parents=True, exist_ok=True)
+    module_dir = _module_dir(source)
+    crds = []
+    for rel in source.files:
+        for doc in yaml.load_all((module_dir / rel).read_text(), Loader=_YAML_LOADER):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            if source.groups and doc["spec"]["group"] not in source.groups:
+                continue
+            crds.append(doc)
+    if not crds:
+        raise BuildError(f"{source.module}@{source.version}: no CRD found in {source.files}")
+    cached.write_text(json.dumps(crds))
+    return crds
+
+
+def all_crds(log=print) -> tuple[list[dict], dict[str, str]]:
+    """Every available upstream CRD, and the sources that are unavailable with the reason."""
+    crds, unavailable = [], {}
+    for source in CRD_SOURCES:
+        if source.unavailable:
+            unavailable[source.project] = source.unavailable
+            continue
+        crds.extend(crds_of(source))
+    return crds, unavailable
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience
+    build_binaries()
+    print(len(all_crds()[0]), "CRDs", file=sys.stderr)
