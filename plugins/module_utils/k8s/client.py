@@ -134,14 +134,15 @@ class Client:
 
     # -- the one request function -----------------------------------------------------------
     def request(self, method: str, path: str, *, query: dict | None = None, body=None,
-                content_type: str = "application/json", allow: tuple[int, ...] = ()) -> dict | None:
+                content_type: str = "application/json", allow: tuple[int, ...] = (),
+                headers: dict | None = None) -> dict | None:
         """Send one request; return the decoded JSON body, or None for statuses in ``allow``.
 
         Retries 429 and 5xx answers and dropped connections with exponential backoff and
         jitter (Retry-After is honoured). Other error statuses raise ApiError.
         """
         url = self.server + path + (("?" + urlencode(query, doseq=True)) if query else "")
-        headers = {"Accept": "application/json", "User-Agent": "k8snet.fabric"}
+        headers = {"Accept": "application/json", "User-Agent": "k8snet.fabric", **(headers or {})}
         headers.update(self._auth_headers())
         payload = None
         if body is not None:

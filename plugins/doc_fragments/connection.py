@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Connection options, named as in kubernetes.core."""
+
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig. Defaults to E(K8S_AUTH_KUBECONFIG), then E(KUBECONFIG), then
+        C(~/.kube/config); in a pod without any, the in-cluster service account.
+    type: path
+    aliases: [kubeconfig_path]
+  context:
+    description: The kubeconfig context to use.
+    type: str
+  host:
+    description: API server URL, overriding the kubeconfig's.
+    type: str
+  api_key:
+    description: Bearer token, overriding the kubeconfig's.
+    type: str
+  ca_cert:
+    description: CA bundle that verifies the API server.
+    type: path
+    aliases: [ssl_ca_cert]
+  client_cert:
+    description: Client certificate file.
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description: Client key file.
+    type: path
+    aliases: [key_file]
+  validate_certs:
+    description: Verify the API server's certificate.
+    type: bool
+    aliases: [verify_ssl]
+  request_timeout:
+    description: Seconds before one request times out (it is then retried with backoff).
+    type: float
+    default: 30
+"""

@@ -1,0 +1,129 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Offline work on manifests: read multi-document YAML, write it, validate built-in kinds."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# API groups Kubernetes itself serves; kubernetes-validate matches schemas by the group's first
+# label, so a custom group such as networking.istio.io must never be looked up there.
+BUILTIN_GROUPS = frozenset({
+    "", "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io", "apps",
+    "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "certificates.k8s.io",
+    "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io", "flowcontrol.apiserver.k8s.io",
+    "networking.k8s.io", "node.k8s.io", "policy", "rbac.authorization.k8s.io", "resource.k8s.io",
+    "scheduling.k8s.io", "storage.k8s.io",
+})
+
+
+def _yaml():
+    import yaml
+
+    return yaml, getattr(yaml, "CSafeLoader", yaml.SafeLoader), getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def parse(text: str, origin: str = "content") -> list[dict]:
+    """Every non-empty document; a ``kind: List`` is flattened into its items."""
+    yaml, loader, _ = _yaml()
+    try:
+        docs = list(yaml.load_all(text, Loader=loader))
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"{origin}: not valid YAML: {exc}") from exc
+    out = []
+    for index, doc in enumerate(docs):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise ValidationError(f"{origin}: document {index} is a {type(doc).__name__}, not an object")
+        if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+            out.extend(doc["items"])
+        else:
+            out.append(doc)
+    return out
+
+
+def load(paths: list[str]) -> list[dict]:
+    """Objects from files and directories (sorted walk, YAML/JSON files only)."""
+    objects = []
+    for path in paths:
+        if os.path.isdir(path):
+            files = sorted(os.path.join(root, f) for root, _, names in os.walk(path)
+                           for f in names if f.endswith(MANIFEST_SUFFIXES))
+        elif os.path.exists(path):
+            files = [path]
+        else:
+            raise ValidationError(f"src: {path!r} does not exist")
+        for name in files:
+            with open(name, encoding="utf-8") as handle:
+                objects.extend(parse(handle.read(), origin=name))
+    return objects
+
+
+def dump(objects: list[dict]) -> str:
+    yaml, _, dumper = _yaml()
+    return "".join("---\n" + yaml.dump(o, Dumper=dumper, sort_keys=False, default_flow_style=False)
+                   for o in objects)
+
+
+def for_file(obj: dict) -> dict:
+    """What a rendered file shows: Secret values redacted (render output is for review)."""
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1":
+        keys = list((obj.get("data") or {})) + list((obj.get("stringData") or {}))
+        out = {k: v for k, v in obj.items() if k not in ("data", "stringData")}
+        if keys:
+            out["stringData"] = {k: diff.REDACTED for k in keys}
+        return out
+    return obj
+
+
+def write(objects: list[dict], dest: str) -> bool:
+    """Write the objects as one multi-document YAML file; True when the file changed."""
+    text = dump([for_file(o) for o in objects])
+    try:
+        with open(dest, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return False
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    tmp = dest + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, dest)
+    return True
+
+
+def validate_offline(objects: list[dict], kubernetes_version: str) -> list[dict]:
+    """Schema-check built-in kinds for one Kubernetes version; custom kinds are reported as
+    not checked (no schema offline). Returns one entry per object."""
+    try:
+        import kubernetes_validate
+        from kubernetes_validate.utils import SchemaNotFoundError, VersionNotSupportedError
+    except ImportError as exc:
+        raise ValidationError(f"rendered: the kubernetes-validate package is required ({exc})") from exc
+    report, problems = [], []
+    for obj in objects:
+        label = diff.describe(obj)
+        if diff.identity(obj)[0] not in BUILTIN_GROUPS:
+            report.append({"object": label, "schema": "not checked (custom resource)"})
+            continue
+        try:
+            kubernetes_validate.validate(diff.to_wire(obj), kubernetes_version, strict=True)
+            report.append({"object": label, "schema": "valid"})
+        except SchemaNotFoundError:
+            report.append({"object": label, "schema": "not checked (kind unknown to this version)"})
+        except VersionNotSupportedError as exc:
+            raise ValidationError(f"kubernetes_version: {kubernetes_version!r} is not supported "
+                                  f"by kubernetes-validate ({exc})") from exc
+        except kubernetes_validate.ValidationError as exc:
+            path = "/".join(str(p) for p in exc.path) or "(root)"
+            problems.append(f"{label}: {path}: {exc.message}")
+    if problems:
+        raise ValidationError("rendered objects fail the Kubernetes schema:\n- " + "\n- ".join(problems))
+    return report

@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every set-converging module does with its parameters: one function, so modules that
+build objects (network_policies, ...) and resource_set share states, results and errors."""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff, manifests
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import (
+    Engine,
+    SetError,
+    shape_problem,
+)
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import (
+    CONNECTION_ARGSPEC,
+    Client,
+)
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
+    FabricError,
+    ValidationError,
+)
+
+STATES = ("merged", "replaced", "overridden", "deleted", "gathered", "rendered", "parsed")
+
+# Options every set module takes besides its own object source.
+SET_ARGSPEC = dict(
+    name=dict(type="str"),
+    set_namespace=dict(type="str", default="default"),
+    namespace=dict(type="str"),
+    state=dict(type="str", default="merged", choices=list(STATES)),
+    workers=dict(type="int", default=8),
+    force_conflicts=dict(type="bool", default=False),
+    wait_timeout=dict(type="float", default=60.0),
+    dest=dict(type="path"),
+    kubernetes_version=dict(type="str", default="1.37"),
+    **CONNECTION_ARGSPEC,
+)
+
+
+def run(module, objects: list[dict]) -> dict:
+    """Carry out ``module.params['state']`` on ``objects``; return the module result."""
+    params = module.params
+    state = params["state"]
+    started = time.monotonic()
+    if state == "parsed":
+        return {"changed": False, "parsed": [diff.redact(o) for o in objects]}
+    if state == "rendered":
+        return _rendered(params, objects)
+    if not params.get("name"):
+        raise ValidationError(f"name: required with state={state} (it names the set)")
+    client = Client(params, workers=params["workers"])
+    engine = Engine(client, workers=params["workers"], force_conflicts=params["force_conflicts"],
+                    check_mode=module.check_mode, want_diff=module._diff,
+                    wait_timeout=params["wait_timeout"])
+    try:
+        if state == "gathered":
+            result = engine.gather(params["name"], params["set_namespace"])
+        elif state == "deleted":
+            result = engine.delete(params["name"], params["set_namespace"], objects, params["namespace"])
+        else:
+            result = engine.converge(params["name"], params["set_namespace"], objects, state,
+                                     default_namespace=params["namespace"])
+    finally:
+        client.close()
+    result["requests"] = dict(client.counts)
+    result["timings"] = {**engine.timings, "total": round(time.monotonic() - started, 3)}
+    return result
+
+
+def _rendered(params: dict, objects: list[dict]) -> dict:
+    problems = [p for i, o in enumerate(objects) if (p := shape_problem(o, f"objects[{i}]"))]
+    if problems:
+        raise ValidationError("invalid objects:\n- " + "\n- ".join(problems))
+    report = manifests.validate_offline(objects, params["kubernetes_version"])
+    changed = manifests.write(objects, params["dest"]) if params.get("dest") else False
+    return {"changed": changed, "rendered": [diff.redact(o) for o in objects], "validation": report}
+
+
+def main_for(module, objects_of) -> None:
+    """The whole body of a set module's main(): errors become fail_json with every detail."""
+    try:
+        result = run(module, objects_of(module.params))
+    except SetError as exc:
+        module.fail_json(msg=str(exc), results=exc.results)
+    except FabricError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)

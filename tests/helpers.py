@@ -1,0 +1,37 @@
+"""Running real ansible-playbook from tests, on the checkout's own collection."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_playbook(tmp_path: Path, plays: list[dict], *args: str, extra_vars: dict | None = None,
+                 inventory: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """ansible-playbook with the repo's ansible.cfg; JSON task results on stdout."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook),
+           "-i", inventory or "localhost,", "-c", "local"]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    cmd += list(args)
+    full_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                    ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_DEPRECATION_WARNINGS="0",
+                    **(env or {}))
+    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def recap(output: str) -> dict:
+    """The PLAY RECAP counters of the single host, e.g. {'ok': 2, 'changed': 0, ...}."""
+    for line in output.splitlines():
+        if line.startswith(("localhost", "127.0.0.1")) and "ok=" in line:
+            return {k: int(v) for k, v in (p.split("=") for p in line.split(":", 1)[1].split())}
+    raise AssertionError("no PLAY RECAP in output:\n" + output[-3000:])

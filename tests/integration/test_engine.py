@@ -1,0 +1,348 @@
+"""The converge engine against the real testbed apiservers."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import applyset, diff
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine, SetError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
+    ApiError,
+    ClusterUnreachable,
+    ValidationError,
+)
+
+pytestmark = pytest.mark.testbed
+CLUSTER = "us-east"
+
+
+def ns(name):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def cm(name, namespace, **data):
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
+            "data": data or {"key": "value"}}
+
+
+def netpol(name, namespace, egress=None):
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"podSelector": {"matchLabels": {"app": name}}, "policyTypes": ["Egress"],
+                     "egress": egress if egress is not None else [{}]}}
+
+
+def vs(name, namespace):
+    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"hosts": [name], "http": [{"route": [{"destination": {"host": name}}]}]}}
+
+
+@pytest.fixture
+def engine(testbed):
+    def make(user="admin", **kwargs):
+        return Engine(testbed.client(CLUSTER, user=user), **kwargs)
+    return make
+
+
+@pytest.fixture
+def audit(testbed):
+    class Audit:
+        def __init__(self):
+            self.mark = testbed.audit_mark(CLUSTER)
+
+        def writes(self):
+            return testbed.writes(CLUSTER, since=self.mark)
+
+        def reset(self):
+            self.mark = testbed.audit_mark(CLUSTER)
+    return Audit()
+
+
+def live(testbed, path):
+    return testbed.client(CLUSTER).request("GET", path, allow=(404,))
+
+
+def test_create_then_noop_then_update(testbed, engine, audit, namespace_name):
+    objects = [ns(namespace_name), cm("a", namespace_name), netpol("np", namespace_name), vs("vs", namespace_name)]
+    first = engine().converge("s1", namespace_name, copy.deepcopy(objects), "replaced")
+    assert first["changed"] and first["summary"]["created"] == 4
+    assert live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/a")["data"] == {"key": "value"}
+    got = live(testbed, f"/apis/networking.istio.io/v1/namespaces/{namespace_name}/virtualservices/vs")
+    assert got["spec"]["hosts"] == ["vs"]
+
+    audit.reset()
+    second = engine().converge("s1", namespace_name, copy.deepcopy(objects), "replaced")
+    assert not second["changed"] and second["summary"]["unchanged"] == 4
+    assert audit.writes() == [], "an unchanged re-run sends no write and no dry run"
+    dry_runs = [e for e in testbed.audit_events(CLUSTER, since=audit.mark)
+                if "dryRun=All" in e["requestURI"]]
+    assert dry_runs == []
+
+    objects[1] = cm("a", namespace_name, key="changed")
+    third = engine().converge("s1", namespace_name, copy.deepcopy(objects), "replaced")
+    assert [r["result"] for r in third["results"] if r["name"] == "a"] == ["configured"]
+    assert live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/a")["data"] == {"key": "changed"}
+
+
+def test_egress_allow_all_is_idempotent(testbed, engine, audit, namespace_name):
+    """kubernetes.core issue #113: `egress: [{}]` reported changed forever."""
+    objects = [ns(namespace_name), netpol("np", namespace_name, egress=[{}]),
+               {**netpol("np2", namespace_name), "spec": {"podSelector": {}, "ingress": [{}],
+                                                          "policyTypes": ["Ingress"]}}]
+    engine().converge("eg", namespace_name, copy.deepcopy(objects), "merged")
+    audit.reset()
+    again = engine().converge("eg", namespace_name, copy.deepcopy(objects), "merged")
+    assert not again["changed"]
+    assert audit.writes() == []
+    stored = live(testbed, f"/apis/networking.k8s.io/v1/namespaces/{namespace_name}/networkpolicies/np")
+    assert stored["spec"]["egress"] == [{}]
+
+
+def test_replaced_removes_undeclared_fields_merged_does_not(testbed, engine, namespace_name):
+    path = f"/api/v1/namespaces/{namespace_name}/configmaps/a"
+    engine().converge("rm", namespace_name, [ns(namespace_name), cm("a", namespace_name, one="1", two="2")], "replaced")
+    engine().converge("rm", namespace_name, [ns(namespace_name), cm("a", namespace_name, one="1")], "merged")
+    assert live(testbed, path)["data"] == {"one": "1", "two": "2"}, "merged never removes"
+    engine().converge("rm", namespace_name, [ns(namespace_name), cm("a", namespace_name, one="1")], "replaced")
+    assert live(testbed, path)["data"] == {"one": "1"}, "replaced drops what it no longer declares"
+
+
+def test_other_managers_fields_survive_replaced(testbed, engine, namespace_name):
+    path = f"/api/v1/namespaces/{namespace_name}/configmaps/a"
+    engine().converge("om", namespace_name, [ns(namespace_name), cm("a", namespace_name, one="1")], "replaced")
+    testbed.client(CLUSTER).request("PATCH", path, query={"fieldManager": "someone-else"},
+                                    body={"data": {"theirs": "x"}}, content_type="application/merge-patch+json")
+    engine().converge("om", namespace_name, [ns(namespace_name), cm("a", namespace_name, one="2")], "replaced")
+    assert live(testbed, path)["data"] == {"one": "2", "theirs": "x"}
+
+
+def test_drift_is_detected_and_corrected(testbed, engine, namespace_name):
+    objects = [ns(namespace_name), cm("a", namespace_name, one="1")]
+    path = f"/api/v1/namespaces/{namespace_name}/configmaps/a"
+    engine().converge("dr", namespace_name, copy.deepcopy(objects), "replaced")
+    # Drift 1: someone removes a managed field. No conflict: it comes back.
+    testbed.client(CLUSTER).request("PATCH", path, query={"fieldManager": "kubectl-edit"},
+                                    body=[{"op": "remove", "path": "/data/one"}],
+                                    content_type="application/json-patch+json")
+    fixed = engine().converge("dr", namespace_name, copy.deepcopy(objects), "replaced")
+    assert fixed["changed"] and live(testbed, path)["data"] == {"one": "1"}
+    # Drift 2: someone changes a managed value: a conflict naming the manager and the field.
+    testbed.client(CLUSTER).request("PATCH", path, query={"fieldManager": "kubectl-edit"},
+                                    body={"data": {"one": "tampered"}}, content_type="application/merge-patch+json")
+    with pytest.raises(SetError) as conflict:
+        engine().converge("dr", namespace_name, copy.deepcopy(objects), "replaced")
+    message = str(conflict.value)
+    assert "kubectl-edit" in message and ".data.one" in message and "force_conflicts" in message
+    assert live(testbed, path)["data"] == {"one": "tampered"}, "a failed validation wrote nothing"
+    engine(force_conflicts=True).converge("dr", namespace_name, copy.deepcopy(objects), "replaced")
+    assert live(testbed, path)["data"] == {"one": "1"}
+
+
+def test_overridden_prunes_what_is_no_longer_declared(testbed, engine, namespace_name):
+    other = f"{namespace_name}-b"
+    full = [ns(namespace_name), ns(other), cm("keep", namespace_name), netpol("gone", namespace_name),
+            vs("gone-vs", other)]
+    engine().converge("pr", namespace_name, copy.deepcopy(full), "overridden")
+    parent = live(testbed, f"/api/v1/namespaces/{namespace_name}/secrets/pr")
+    assert parent["metadata"]["labels"][applyset.ID_LABEL] == applyset.applyset_id("pr", namespace_name)
+    assert parent["metadata"]["annotations"][applyset.GROUP_KINDS_ANNOTATION] == \
+        "ConfigMap,Namespace,NetworkPolicy.networking.k8s.io,VirtualService.networking.istio.io"
+    assert parent["metadata"]["annotations"][applyset.NAMESPACES_ANNOTATION] == other
+
+    result = engine().converge("pr", namespace_name, [ns(namespace_name), cm("keep", namespace_name)], "overridden")
+    pruned = sorted((r["kind"], r["name"]) for r in result["results"] if r["result"] == "pruned")
+    assert pruned == [("Namespace", other), ("NetworkPolicy", "gone"), ("VirtualService", "gone-vs")]
+    assert live(testbed, f"/apis/networking.k8s.io/v1/namespaces/{namespace_name}/networkpolicies/gone") is None
+    assert live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/keep") is not None
+    parent = live(testbed, f"/api/v1/namespaces/{namespace_name}/secrets/pr")
+    assert parent["metadata"]["annotations"][applyset.GROUP_KINDS_ANNOTATION] == "ConfigMap,Namespace"
+
+
+def test_replaced_does_not_prune(testbed, engine, namespace_name):
+    engine().converge("np", namespace_name, [ns(namespace_name), cm("a", namespace_name), cm("b", namespace_name)], "replaced")
+    engine().converge("np", namespace_name, [ns(namespace_name), cm("a", namespace_name)], "replaced")
+    assert live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/b") is not None
+
+
+def test_gathered_and_deleted(testbed, engine, namespace_name):
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": namespace_name},
+              "stringData": {"token": "s3cr3t-value"}}
+    engine().converge("gd", namespace_name, [ns(namespace_name), cm("a", namespace_name), secret], "replaced")
+    gathered = engine().gather("gd", namespace_name)["gathered"]
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in gathered) == [
+        ("ConfigMap", "a"), ("Namespace", namespace_name), ("Secret", "s")]
+    assert "s3cr3t" not in repr(gathered) and diff.REDACTED in repr(gathered)
+
+    engine().delete("gd", namespace_name, [cm("a", namespace_name)])
+    assert live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/a") is None
+    assert live(testbed, f"/api/v1/namespaces/{namespace_name}/secrets/s") is not None
+    whole = engine().delete("gd", namespace_name, [])
+    assert {(r["kind"], r["result"]) for r in whole["results"]} == {("Secret", "deleted"), ("Namespace", "deleted")}
+    assert live(testbed, f"/api/v1/namespaces/{namespace_name}/secrets/s") is None
+
+
+def test_check_mode_sends_dry_runs_only(testbed, engine, audit, namespace_name):
+    objects = [ns(namespace_name), cm("a", namespace_name), netpol("np", namespace_name)]
+    result = engine(check_mode=True, want_diff=True).converge("cm", namespace_name, objects, "overridden")
+    assert result["changed"] and result["summary"]["created"] == 3
+    assert len(result["diff"]) == 3 and "key: value" in result["diff"][1]["after"]
+    assert audit.writes() == []
+    assert any("dryRun=All" in e["requestURI"] for e in testbed.audit_events(CLUSTER, since=audit.mark))
+    assert live(testbed, f"/api/v1/namespaces/{namespace_name}") is None
+    # Check mode of a delete writes nothing either.
+    engine().converge("cm", namespace_name, objects, "overridden")
+    audit.reset()
+    engine(check_mode=True).delete("cm", namespace_name, [])
+    engine(check_mode=True).converge("cm", namespace_name, objects[:1], "overridden")
+    assert audit.writes() == []
+
+
+def test_one_invalid_object_among_fifty_writes_nothing(testbed, engine, audit, namespace_name):
+    testbed.client(CLUSTER).request("POST", "/api/v1/namespaces", body=ns(namespace_name))
+    audit.reset()
+    objects = [cm(f"c{i}", namespace_name) for i in range(50)]
+    objects[17] = netpol("bad", namespace_name, egress=[{"ports": [{"port": 70000}]}])
+    with pytest.raises(SetError) as failed:
+        engine().converge("inv", namespace_name, objects, "replaced")
+    assert "NetworkPolicy" in str(failed.value) and "bad" in str(failed.value)
+    assert "70000" in str(failed.value) or "port" in str(failed.value)
+    assert "nothing was changed" in str(failed.value)
+    assert audit.writes() == []
+    assert testbed.client(CLUSTER).request("GET", f"/api/v1/namespaces/{namespace_name}/configmaps")["items"] == [] or \
+        all(i["metadata"]["name"] == "kube-root-ca.crt"
+            for i in testbed.client(CLUSTER).request("GET", f"/api/v1/namespaces/{namespace_name}/configmaps")["items"])
+
+
+def test_crd_and_its_objects_in_one_set(testbed, engine, namespace_name):
+    group = f"{namespace_name}.example.com"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"widgets.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                      "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}}
+    widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": namespace_name},
+              "spec": {"size": 3}}
+    result = engine().converge("crd", namespace_name, [ns(namespace_name), crd, widget, vs("vs", namespace_name)], "overridden")
+    assert result["summary"]["created"] == 4
+    assert live(testbed, f"/apis/{group}/v1/namespaces/{namespace_name}/widgets/w")["spec"] == {"size": 3}
+    again = engine().converge("crd", namespace_name, [ns(namespace_name), crd, widget, vs("vs", namespace_name)], "overridden")
+    assert not again["changed"]
+    engine().delete("crd", namespace_name, [])
+
+
+def test_clear_errors(testbed, engine, namespace_name):
+    with pytest.raises(ValidationError) as unknown:
+        engine().converge("e", "default", [{"apiVersion": "networking.istio.io/v1alpha9", "kind": "VirtualService",
+                                            "metadata": {"name": "x", "namespace": "default"}}], "replaced")
+    assert "networking.istio.io/v1 " in str(unknown.value) or "networking.istio.io/v1," in str(unknown.value)
+    with pytest.raises(ValidationError) as typo:
+        engine().converge("e", "default", [{"apiVersion": "v1", "kind": "ConfigMapp",
+                                            "metadata": {"name": "x", "namespace": "default"}}], "replaced")
+    assert "closest served: v1 ConfigMap" in str(typo.value)
+    with pytest.raises(SetError) as missing_ns:
+        engine().converge("e", "default", [cm("x", f"{namespace_name}-absent")], "replaced")
+    assert f"namespace '{namespace_name}-absent' does not exist" in str(missing_ns.value)
+    with pytest.raises(ValidationError) as scope:
+        engine().converge("e", "default", [{**ns("x"), "metadata": {"name": "x", "namespace": "default"}}], "replaced")
+    assert "cluster-scoped" in str(scope.value)
+    with pytest.raises(ValidationError) as twice:
+        engine().converge("e", "default", [cm("x", "default"), cm("x", "default")], "replaced")
+    assert "declared twice" in str(twice.value)
+
+
+def test_forbidden_names_verb_and_resource(testbed, engine, audit, namespace_name):
+    with pytest.raises(SetError) as refused:
+        engine(user="limited").converge("lim", "default", [ns(namespace_name)], "replaced")
+    message = str(refused.value)
+    assert "forbidden by RBAC" in message and "k8snet-limited" in message
+    assert 'cannot patch resource "namespaces"' in message
+    assert audit.writes() == []
+
+
+def test_concurrency_loses_and_duplicates_nothing(testbed, engine, namespace_name):
+    objects = [ns(namespace_name)] + [cm(f"c{i:03d}", namespace_name, n=str(i)) for i in range(150)] + \
+              [netpol(f"p{i:03d}", namespace_name) for i in range(50)]
+    result = engine(workers=16).converge("cc", namespace_name, objects, "overridden")
+    assert result["summary"]["created"] == 201
+    names = [i["metadata"]["name"] for i in testbed.client(CLUSTER).request(
+        "GET", f"/api/v1/namespaces/{namespace_name}/configmaps")["items"] if i["metadata"]["name"] != "kube-root-ca.crt"]
+    assert sorted(names) == [f"c{i:03d}" for i in range(150)]
+    stored = {i["metadata"]["name"]: i["data"]["n"] for i in testbed.client(CLUSTER).request(
+        "GET", f"/api/v1/namespaces/{namespace_name}/configmaps")["items"] if "n" in (i.get("data") or {})}
+    assert all(stored[f"c{i:03d}"] == str(i) for i in range(150))
+    assert not engine(workers=16).converge("cc", namespace_name, objects, "overridden")["changed"]
+
+
+def test_interrupted_run_converges_on_rerun(testbed, engine, namespace_name):
+    objects = [ns(namespace_name)] + [cm(f"c{i}", namespace_name) for i in range(20)]
+    broken = engine(workers=1)
+    real_request = broken.client.request
+    calls = {"writes": 0}
+
+    def flaky(method, path, **kwargs):
+        if method == "PATCH" and "dryRun" not in (kwargs.get("query") or {}) and "/configmaps/" in path:
+            calls["writes"] += 1
+            if calls["writes"] > 7:
+                raise ClusterUnreachable("connection reset (simulated interruption)")
+        return real_request(method, path, **kwargs)
+
+    broken.client.request = flaky
+    with pytest.raises(SetError):
+        broken.converge("ir", namespace_name, copy.deepcopy(objects), "overridden")
+    result = engine().converge("ir", namespace_name, copy.deepcopy(objects), "overridden")
+    assert result["summary"]["unchanged"] == 8 and result["summary"]["created"] == 13
+    # The parent was written before the members, so prune still sees the whole set.
+    shrunk = engine().converge("ir", namespace_name, copy.deepcopy(objects[:5]), "overridden")
+    assert shrunk["summary"]["pruned"] == 16
+
+
+def test_secret_values_never_appear_in_diff_or_errors(testbed, engine, namespace_name):
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": namespace_name},
+              "stringData": {"password": "correct-horse-battery"}}
+    result = engine(want_diff=True).converge("sec", namespace_name, [ns(namespace_name), secret], "replaced")
+    text = repr(result)
+    assert "correct-horse-battery" not in text and "Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5" not in text
+    changed = copy.deepcopy(secret)
+    changed["stringData"]["password"] = "another-secret-value"
+    result = engine(want_diff=True).converge("sec", namespace_name, [ns(namespace_name), changed], "replaced")
+    entry = [d for d in result["diff"] if "Secret" in d["after_header"]][0]
+    assert diff.REDACTED_CHANGED in entry["after"] and "another-secret-value" not in repr(result)
+    bad = copy.deepcopy(secret)
+    bad["metadata"]["name"] = "Bad_Name"
+    with pytest.raises(SetError) as failed:
+        engine().converge("sec", namespace_name, [ns(namespace_name), bad], "replaced")
+    assert "correct-horse-battery" not in str(failed.value)
+
+
+def test_discovery_cache_finds_new_crds(testbed, namespace_name, tmp_path, monkeypatch):
+    monkeypatch.setenv("K8SNET_CACHE_DIR", str(tmp_path))
+    first = Engine(testbed.client(CLUSTER))
+    first.discovery.resolve("v1", "ConfigMap")
+    assert first.discovery.refreshed
+    cached = Engine(testbed.client(CLUSTER))
+    cached.discovery.resolve("v1", "ConfigMap")
+    assert not cached.discovery.refreshed, "second engine reads the on-disk cache"
+    group = f"{namespace_name}.example.org"
+    testbed.client(CLUSTER).request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body={
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gadgets.{group}"},
+        "spec": {"group": group, "scope": "Cluster", "names": {"plural": "gadgets", "kind": "Gadget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    import time
+    deadline = time.time() + 20
+    while True:
+        try:
+            rtype = cached.discovery.resolve(f"{group}/v1", "Gadget")
+            break
+        except Exception:
+            if time.time() > deadline:
+                raise
+            cached.discovery.refreshed = False
+            time.sleep(0.3)
+    assert rtype.plural == "gadgets" and not rtype.namespaced
