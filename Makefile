@@ -5,7 +5,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: setup edge test unit testbed testbed-up testbed-down build-collection lint clean
+.PHONY: setup edge test unit testbed testbed-up testbed-down build-collection bench clean
 
 setup: $(STAMP)
 
@@ -43,3 +43,7 @@ build-collection: setup
 
 clean: testbed-down
 	rm -rf build .cache/testbed/run
+
+# Benchmarks against named peers (see bench/*.py); prints ratios measured in the same run.
+bench: testbed
+	$(PY) -m bench.converge --sizes 100,1000

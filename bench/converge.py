@@ -1,0 +1,169 @@
+"""Converge 100 and 1,000 network objects three ways on a real testbed apiserver.
+
+Peers, measured in the same run on the same cluster with the same definitions:
+  fabric           k8snet.fabric.resource_set (state=replaced) via ansible-playbook
+  kubernetes.core  kubernetes.core.k8s (state=present, all definitions in one task) via ansible-playbook
+  kubectl          kubectl apply --server-side -f <one file>  (the testbed's own kubectl build)
+
+For each size: a first apply into fresh namespaces and an unchanged re-run. Prints wall time,
+requests (counted from the apiserver's audit log) and the ratios. kubernetes.core comes from the
+`ansible` package, installed into .cache/bench/venv for the benchmark only.
+
+    make bench            # or: .venv/bin/python -m bench.converge --sizes 100,1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "collections"))
+
+from tests.testbed import Testbed  # noqa: E402
+from tests.testbed.build import BIN  # noqa: E402
+
+BENCH_VENV = REPO / ".cache" / "bench" / "venv"
+RESULTS = REPO / "bench" / "results"
+CLUSTER = "us-east"
+TOOLS = ("fabric", "kubernetes.core", "kubectl")
+
+
+def ensure_bench_venv() -> Path:
+    python = BENCH_VENV / "bin" / "python"
+    if not (BENCH_VENV / "bin" / "ansible-playbook").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(REPO / "bench" / "requirements.txt")],
+                       check=True)
+    return BENCH_VENV / "bin"
+
+
+def generate(count: int, prefix: str) -> tuple[list[str], list[dict]]:
+    """count objects, 40% NetworkPolicies, 30% Services, 30% ConfigMaps, 50 per namespace."""
+    namespaces = [f"{prefix}-{i}" for i in range(max(1, count // 50))]
+    objects = []
+    for index in range(count):
+        ns = namespaces[index % len(namespaces)]
+        kind = ("NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy",
+                "Service", "Service", "Service", "ConfigMap", "ConfigMap", "ConfigMap")[index % 10]
+        name = f"o{index:04d}"
+        if kind == "NetworkPolicy":
+            objects.append({"apiVersion": "networking.k8s.io/v1", "kind": kind,
+                            "metadata": {"name": name, "namespace": ns},
+                            "spec": {"podSelector": {"matchLabels": {"app": name}},
+                                     "policyTypes": ["Ingress", "Egress"],
+                                     "ingress": [{"from": [{"podSelector": {"matchLabels": {"tier": "web"}}}],
+                                                  "ports": [{"protocol": "TCP", "port": 8080}]}],
+                                     "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.255.0.0/16"]}}]}]}})
+        elif kind == "Service":
+            objects.append({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": ns},
+                            "spec": {"type": "ClusterIP", "selector": {"app": name},
+                                     "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
+        else:
+            objects.append({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": ns},
+                            "data": {"endpoint": f"https://{name}.example.com", "index": str(index)}})
+    return namespaces, objects
+
+
+def run_tool(tool: str, bindir: Path, work: Path, objects_file: Path, testbed: Testbed, set_name: str,
+             set_namespace: str) -> None:
+    conn = testbed.connection(CLUSTER)
+    if tool == "kubectl":
+        cmd = [str(BIN / "kubectl"), "apply", "--server-side", "-f", str(objects_file.with_suffix(".yaml")),
+               "--kubeconfig", conn["kubeconfig"], "--context", conn["context"]]
+    else:
+        if tool == "fabric":
+            task = {"k8snet.fabric.resource_set": {"name": set_name, "set_namespace": set_namespace,
+                                                   "state": "replaced", **conn,
+                                                   "objects": "{{ lookup('file', objects_file) | from_json }}"}}
+        else:
+            task = {"kubernetes.core.k8s": {"state": "present", **conn,
+                                            "definition": "{{ lookup('file', objects_file) | from_json }}"}}
+        playbook = work / f"{tool}.yml"
+        playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+        cmd = [str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+               "-e", f"objects_file={objects_file}", "-e", f"ansible_python_interpreter={bindir / 'python'}"]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=f"{REPO / 'collections'}",
+               ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{tool} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
+def requests_since(testbed: Testbed, mark: int) -> int:
+    return sum(1 for e in testbed.audit_events(CLUSTER, since=mark)
+               if e.get("user", {}).get("username") == "k8snet-admin")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100,1000")
+    args = parser.parse_args()
+    bindir = ensure_bench_venv()
+    testbed = Testbed()
+    started_here = not testbed.is_up()
+    testbed.up()
+    admin = testbed.client(CLUSTER)
+    work = REPO / ".cache" / "bench" / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    stamp = str(int(time.time()))[-6:]
+    rows = []
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            for tool in TOOLS:
+                prefix = f"b{stamp}-{size}-{tool.replace('.', '')}"
+                namespaces, objects = generate(size, prefix)
+                for ns in namespaces:
+                    admin.request("POST", "/api/v1/namespaces",
+                                  body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+                objects_file = work / f"{prefix}.json"
+                objects_file.write_text(json.dumps(objects))
+                objects_file.with_suffix(".yaml").write_text(yaml.safe_dump_all(objects))
+                for phase in ("first apply", "unchanged re-run"):
+                    mark = testbed.audit_mark(CLUSTER)
+                    began = time.monotonic()
+                    run_tool(tool, bindir, work, objects_file, testbed, f"bench-{prefix}", namespaces[0])
+                    seconds = time.monotonic() - began
+                    rows.append({"size": size, "tool": tool, "phase": phase, "seconds": round(seconds, 2),
+                                 "requests": requests_since(testbed, mark)})
+                    print(f"{size:>5} {tool:<16} {phase:<17} {seconds:7.2f}s {rows[-1]['requests']:>6} requests",
+                          flush=True)
+    finally:
+        if started_here:
+            testbed.down()
+    # What ansible-playbook itself costs (start-up, one task), paid by both Ansible tools.
+    noop = work / "noop.yml"
+    noop.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                                     "tasks": [{"ansible.builtin.meta": "noop"}]}]))
+    began = time.monotonic()
+    subprocess.run([str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(noop)],
+                   capture_output=True, check=True)
+    overhead = time.monotonic() - began
+    print(f"\nansible-playbook fixed cost (one no-op task): {overhead:.2f}s")
+    print("ratios (peer time / fabric time; > 1 means fabric is faster):")
+    for size in sorted({r["size"] for r in rows}):
+        for phase in ("first apply", "unchanged re-run"):
+            mine = next(r for r in rows if r["size"] == size and r["tool"] == "fabric" and r["phase"] == phase)
+            for peer in TOOLS[1:]:
+                theirs = next(r for r in rows if r["size"] == size and r["tool"] == peer and r["phase"] == phase)
+                net = ""
+                if peer == "kubernetes.core":
+                    net = (f", {max(theirs['seconds'] - overhead, 0.01) / max(mine['seconds'] - overhead, 0.01):.1f}x"
+                           f" without the shared ansible-playbook cost")
+                print(f"{size:>5} {phase:<17} vs {peer:<16} {theirs['seconds'] / mine['seconds']:6.1f}x "
+                      f"(requests {mine['requests']} vs {theirs['requests']}{net})")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "converge.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
