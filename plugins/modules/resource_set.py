@@ -81,6 +81,12 @@ options:
         that names the manager and the field.
     type: bool
     default: false
+  only_existing:
+    description:
+      - Change only objects that already exist; absent ones are reported C(skipped), never
+        created. For objects other components own, such as Node labels.
+    type: bool
+    default: false
   wait_timeout:
     description: Seconds to wait for declared Namespaces to be Active and CRDs Established.
     type: float

@@ -93,7 +93,8 @@ class Engine:
 
     def __init__(self, client, *, workers: int = 8, force_conflicts: bool = False,
                  check_mode: bool = False, want_diff: bool = False, wait_timeout: float = 60.0,
-                 field_manager: str = FIELD_MANAGER, discovery: Discovery | None = None):
+                 field_manager: str = FIELD_MANAGER, discovery: Discovery | None = None,
+                 only_existing: bool = False):
         self.client = client
         self.discovery = discovery or Discovery(client)
         self.workers = max(1, workers)
@@ -102,6 +103,7 @@ class Engine:
         self.want_diff = want_diff
         self.wait_timeout = wait_timeout
         self.field_manager = field_manager
+        self.only_existing = only_existing  # patch what exists, never create (Node labels)
         self.timings: dict[str, float] = {}
         self._secrets: set[str] = set()
         self._patch_type: dict[ResourceType, str] = {}
@@ -133,8 +135,10 @@ class Engine:
                                   f"{manager.group(1) if manager else '?'})")
                 text = (f"{label}: conflict on {', '.join(fields)}; set force_conflicts: true to "
                         f"take these fields over")
-            elif exc.status == 403:
+            elif exc.status == 403 and " cannot " in message:
                 text = f"{label}: forbidden by RBAC: {message}"
+            elif exc.status == 403:
+                text = f"{label}: forbidden: {message}"
             elif exc.status == 404 and "namespaces" in message and "not found" in message:
                 text = (f"{label}: namespace {obj['metadata'].get('namespace')!r} does not exist "
                         f"(declare it in this set or create it first)")
@@ -240,7 +244,7 @@ class Engine:
     def plan(self, items: list[Item], state: str) -> None:
         for item in items:
             if item.live is None:
-                item.action = "create"
+                item.action = "absent" if self.only_existing else "create"
                 continue
             if state == "merged":
                 want = dict(item.obj)
@@ -283,7 +287,7 @@ class Engine:
     def validate(self, items: list[Item], state: str, creating_namespaces: set[str]) -> list[Item]:
         """Dry-run every pending write; return the items that failed (with .error set)."""
         started = time.monotonic()
-        pending = [i for i in items if i.action != "unchanged" and not i.deferred]
+        pending = [i for i in items if i.action in ("create", "update") and not i.deferred]
         for item in pending:
             # A namespace this run creates does not exist yet: validate in a stand-in one.
             item.stand_in = bool(item.namespace) and item.namespace in creating_namespaces
@@ -434,8 +438,8 @@ class Engine:
             return self._report(items, stale)
 
         started = time.monotonic()
-        foundation = [i for i in items if diff.is_foundation(i.obj) and i.action != "unchanged"]
-        rest = [i for i in items if not diff.is_foundation(i.obj) and i.action != "unchanged"]
+        foundation = [i for i in items if diff.is_foundation(i.obj) and i.action in ("create", "update")]
+        rest = [i for i in items if not diff.is_foundation(i.obj) and i.action in ("create", "update")]
         self._apply_items(foundation, state)
         self._wait_foundation(foundation)
         self._abort_on_errors(items, "while creating namespaces/CRDs")
@@ -454,7 +458,7 @@ class Engine:
         # interrupted run still finds everything to prune next time.
         self._ensure_parent(parent, name, set_namespace, old_kinds | new_kinds,
                             old_namespaces | new_namespaces)
-        self._apply_items([i for i in rest + deferred if i.action != "unchanged"], state)
+        self._apply_items([i for i in rest + deferred if i.action in ("create", "update")], state)
         self._timed("apply", started)
         self._abort_on_errors(items, "while applying")
 
@@ -495,6 +499,8 @@ class Engine:
             return _result(item.obj, "failed", item.error)
         if item.action == "unchanged":
             return _result(item.obj, "unchanged")
+        if item.action == "absent":
+            return _result(item.obj, "skipped", "does not exist; only_existing leaves it absent")
         if item.after is None:
             return _result(item.obj, "skipped", "not applied: the run stopped before it")
         return _result(item.obj, "created" if item.action == "create" else "configured")
@@ -512,7 +518,7 @@ class Engine:
             "summary": summary,
         }
         if self.want_diff:
-            diffs = [diff.object_diff(i.live, i.after) for i in items if i.action != "unchanged"]
+            diffs = [diff.object_diff(i.live, i.after) for i in items if i.action in ("create", "update")]
             diffs += [diff.object_diff({k: v for k, v in o.items() if k != "_rtype"}, None) for o in pruned]
             out["diff"] = diffs
         return out

@@ -33,6 +33,7 @@ SET_ARGSPEC = dict(
     state=dict(type="str", default="merged", choices=list(STATES)),
     workers=dict(type="int", default=8),
     force_conflicts=dict(type="bool", default=False),
+    only_existing=dict(type="bool", default=False),
     wait_timeout=dict(type="float", default=60.0),
     dest=dict(type="path"),
     kubernetes_version=dict(type="str", default="1.37"),
@@ -54,7 +55,7 @@ def run(module, objects: list[dict]) -> dict:
     client = Client(params, workers=params["workers"])
     engine = Engine(client, workers=params["workers"], force_conflicts=params["force_conflicts"],
                     check_mode=module.check_mode, want_diff=module._diff,
-                    wait_timeout=params["wait_timeout"])
+                    wait_timeout=params["wait_timeout"], only_existing=params["only_existing"])
     try:
         if state == "gathered":
             result = engine.gather(params["name"], params["set_namespace"])

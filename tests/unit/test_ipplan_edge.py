@@ -1,0 +1,106 @@
+"""IP-plan filters and the edge builders: pure functions, no cluster."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import edge, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+
+
+@pytest.mark.parametrize("value,fragment", [
+    ("10.0.0.0/33", "longer than IPv4 allows"),
+    ("10.0.0.1/8", "host bits are set (did you mean 10.0.0.0/8?)"),
+    ("10.0.0.256", "not a valid"),
+    ("192.168.1.250-192.168.1.240", "not a valid"),
+    ("", "empty"),
+])
+def test_bad_ranges_name_the_range(value, fragment):
+    with pytest.raises(ValidationError) as exc:
+        ipplan.parse("edge_k3s_cluster_cidr", value)
+    assert str(exc.value).startswith("edge_k3s_cluster_cidr:") and fragment in str(exc.value)
+
+
+def test_conflicts_explain_themselves():
+    plan = {"pods": "10.42.0.0/16", "svc": "10.42.128.0/17", "lan": "192.168.1.0/24",
+            "pool": "192.168.1.240-192.168.1.250", "other": "10.41.255.0-10.42.0.5"}
+    found = ipplan.conflicts(plan, allowed=[("lan", "pool")])
+    assert "pods (10.42.0.0/16) overlaps svc (10.42.128.0/17): svc lies inside pods" in found
+    assert any(c.startswith("other") and "they share 10.42.0.0" in c for c in found)
+    assert not any("pool" in c for c in found)
+    assert ipplan.conflicts({"a": "10.0.0.0/24", "b": "10.0.1.0/24"}) == []
+
+
+def test_containment():
+    assert ipplan.contains("lan", "192.168.1.0/24", "pool", "192.168.1.240-192.168.1.250") is None
+    reason = ipplan.contains("lan", "192.168.1.0/24", "pool", "192.168.1.250-192.168.2.3")
+    assert "192.168.2.0" in reason and "lies outside" in reason
+
+
+def site(**overrides):
+    base = {"name": "factory-1", "cluster_cidr": "10.42.0.0/16", "service_cidr": "10.43.0.0/16",
+            "cluster_dns": "10.43.0.10", "lan_cidr": "192.168.1.0/24", "metallb_pool": ["192.168.1.240-192.168.1.250"],
+            "disable": ["traefik", "servicelb", "metrics-server"], "tls_san": [], "api_endpoint": "",
+            "registry_mirrors": {}, "connected_sites": [],
+            "hosts": [{"name": "s1", "role": "server", "address": "192.168.1.10", "labels": [], "taints": []},
+                      {"name": "a1", "role": "agent", "address": "192.168.1.21", "labels": ["zone=a"], "taints": []}],
+            "processor": {"image": "p:v1", "replicas": 2, "port": 8080, "requests": {"cpu": "500m"},
+                          "limits": {"cpu": "1"}, "storage": "10Gi"},
+            "egress": [{"cidr": "10.0.0.0/8", "except": ["10.255.255.255/32"]}],
+            "sync": {"endpoint": "https://x", "schedule": "*/15 * * * *", "image": "s:v1", "egress_cidrs": ["10.0.0.0/8"],
+                     "max_delay_minutes": 30, "token": "t"},
+            "prometheus": {"retention": "24h", "storage": "40Gi", "memory": "400Mi"}}
+    base.update(overrides)
+    return base
+
+
+def test_agents_get_only_agent_keys():
+    spec = site()
+    agent = edge.k3s_config(spec, "a1")
+    assert agent == {"node-label": ["edge-location=factory-1", "zone=a"], "server": "https://192.168.1.10:6443"}
+    server = edge.k3s_config(spec, "s1")
+    assert server["disable"] == ["traefik", "servicelb", "metrics-server"]
+    assert server["cluster-cidr"] == "10.42.0.0/16" and "server" not in server and "cluster-init" not in server
+    assert not set(edge.SERVER_ONLY_KEYS) & set(agent)
+
+
+def test_ha_first_server_inits_the_others_join():
+    spec = site(hosts=[{"name": f"s{i}", "role": "server", "address": f"192.168.1.1{i}"} for i in range(3)])
+    configs = [edge.k3s_config(spec, f"s{i}") for i in range(3)]
+    assert configs[0].get("cluster-init") is True and "server" not in configs[0]
+    assert all(c["server"] == "https://192.168.1.10:6443" and "cluster-init" not in c for c in configs[1:])
+    assert configs[0]["tls-san"] == ["192.168.1.10", "192.168.1.11", "192.168.1.12"]
+
+
+def test_site_problems_name_host_and_variable():
+    assert edge.site_problems(site()) == []
+    bad = site(service_cidr="10.42.0.0/16", disable=["traefik", "bogus"], cluster_dns="10.99.0.10")
+    bad["hosts"][1]["labels"] = ["no-equals"]
+    bad["hosts"].append(copy.deepcopy(bad["hosts"][1]))
+    problems = "\n".join(edge.site_problems(bad))
+    assert "edge_k3s_cluster_cidr (10.42.0.0/16) overlaps edge_k3s_service_cidr" in problems
+    assert "edge_k3s_disable item 'bogus'" in problems
+    assert "edge_k3s_cluster_dns (10.99.0.10) is not inside edge_k3s_service_cidr" in problems
+    assert "host a1: edge_k3s_node_labels item 'no-equals'" in problems
+    assert "share the node name 'a1'" in problems
+
+
+def test_connected_sites_must_not_share_ranges():
+    one = site(connected_sites=["factory-2"])
+    two = site(name="factory-2", lan_cidr="192.168.2.0/24", metallb_pool=[])
+    problems = edge.site_problems(one, [one, two])
+    assert any("connected to factory-2" in p and "cluster_cidr" in p for p in problems)
+    assert edge.site_problems(site(), [site(), two]) == [], "unconnected sites may reuse ranges"
+
+
+def test_site_objects_use_current_apis():
+    kinds = {(o["apiVersion"], o["kind"]) for o in edge.site_objects(site())}
+    assert ("batch/v1", "CronJob") in kinds and ("metallb.io/v1beta1", "IPAddressPool") in kinds
+    assert not any(k == "ConfigMap" and o.get("metadata", {}).get("namespace") == "metallb-system"
+                   for o in edge.site_objects(site()) for k in [o["kind"]])
+    assert not any(o["kind"] == "Namespace" and o["metadata"]["name"] == "metallb-system"
+                   for o in edge.site_objects(site()))
+    assert all(o["kind"] != "IPAddressPool" for o in edge.site_objects(site(metallb_pool=[])))
+    assert edge.secret_objects(site())[0]["stringData"] == {"token": "t"}
