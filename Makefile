@@ -5,7 +5,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: setup edge test unit testbed testbed-up testbed-down build-collection bench clean
+.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench clean
 
 setup: $(STAMP)
 
@@ -19,9 +19,13 @@ $(STAMP): requirements.txt
 edge: setup
 	$(VENV)/bin/ansible-playbook playbooks/edge.yml
 
+# Debian packages the tests use: sshd for the edge test hosts (needs root, as CI has).
+sysdeps:
+	@test -x /usr/sbin/sshd || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
+
 # Build etcd, kube-apiserver and kubectl from the pinned Go module (cached until the pin
 # changes) and fetch the upstream CRDs.
-testbed: setup
+testbed: setup sysdeps
 	@command -v go >/dev/null || { echo "Go >= 1.26 is required to build the testbed"; exit 1; }
 	$(PY) -m tests.testbed build
 

@@ -142,6 +142,25 @@ def registries(site: dict) -> dict | None:
     return {"mirrors": {registry: {"endpoint": list(endpoints)} for registry, endpoints in sorted(mirrors.items())}}
 
 
+def site_kubeconfig(text: str, site: dict) -> str:
+    """K3s' /etc/rancher/k3s/k3s.yaml made fit for the controller: server pointed at the API
+    endpoint, and cluster, user and context named after the site instead of 'default'."""
+    import yaml
+
+    config = yaml.safe_load(str(text)) or {}
+    name = str(site["name"])  # a plain str: YAML cannot represent Ansible's tagged strings
+    for cluster in config.get("clusters") or []:
+        cluster["name"] = name
+        cluster.setdefault("cluster", {})["server"] = server_url(site)
+    for user in config.get("users") or []:
+        user["name"] = name
+    for context in config.get("contexts") or []:
+        context["name"] = name
+        context["context"] = {**(context.get("context") or {}), "cluster": name, "user": name}
+    config["current-context"] = name
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 # -- cluster objects ----------------------------------------------------------------------
 def _meta(name: str, namespace: str | None = None, **labels) -> dict:
     meta = {"name": name}

@@ -6,15 +6,35 @@ import argparse
 import json
 import sys
 
+import yaml
+
 from . import build
 from .harness import Testbed
+from .sshhosts import SshHosts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.testbed",
                                      description="Real kube-apiservers on loopback for tests.")
-    parser.add_argument("command", choices=("build", "up", "down", "status"))
+    parser.add_argument("command", choices=("build", "up", "down", "status", "hosts-up", "hosts-down"))
+    parser.add_argument("hosts", nargs="*", help="with hosts-up: names of the SSH test hosts")
     args = parser.parse_args(argv)
+    if args.command in ("hosts-up", "hosts-down"):
+        hosts = SshHosts(args.hosts)
+        if args.command == "hosts-down":
+            hosts.down()
+            return 0
+        facts = hosts.up()
+        inventory = hosts.run_dir / "inventory.yml"
+        vars_ = hosts.inventory_vars(facts, sys.executable)
+        artifacts = hosts.write_artifacts(hosts.run_dir / "artifacts")
+        for name, host in vars_.items():
+            host.update({"edge_k3s_host_part": True, "edge_k3s_manage_service": False,
+                         "edge_k3s_node_name": name, "edge_k3s_min_free_gb": 0,
+                         "edge_k3s_artifacts_dir": str(artifacts)})
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": vars_}}))
+        print(f"testbed: SSH test hosts {', '.join(facts)} up; inventory {inventory}")
+        return 0
     testbed = Testbed()
     if args.command == "build":
         build.build_binaries()

@@ -1,0 +1,204 @@
+"""Scenario 4's host part over real SSH: two test hosts (sshd on 127.0.0.2/.3), each with its
+own root prefix. K3s itself is not run (edge_k3s_manage_service: false)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, run_playbook
+from tests.testbed.sshhosts import SshHosts
+
+pytestmark = pytest.mark.testbed
+SERVER, AGENT = "factory1-server-1", "factory1-agent-1"
+TOKEN = "K10-cluster-token-never-logged"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def ssh_hosts(tmp_path_factory):
+    hosts = SshHosts([SERVER, AGENT], run_dir=tmp_path_factory.mktemp("sshhosts"))
+    facts = hosts.up()
+    yield hosts, facts
+    hosts.down()
+
+
+@pytest.fixture
+def artifacts(tmp_path):
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    (folder / "k3s").write_bytes(b"#!/bin/sh\necho 'k3s v1.37.2+k3s1 (test artifact)'\n")
+    (folder / "k3s-airgap-images-amd64.tar.zst").write_bytes(os.urandom(4096))
+    write_sums(folder)
+    return folder
+
+
+def write_sums(folder: Path) -> None:
+    (folder / "sha256sum-amd64.txt").write_text("".join(
+        f"{sha256(folder / name)}  {name}\n" for name in ("k3s", "k3s-airgap-images-amd64.tar.zst")))
+
+
+def inventory(tmp_path, ssh_hosts, artifacts, **site_vars) -> str:
+    hosts, facts = ssh_hosts
+    host_vars = hosts.inventory_vars(facts, sys.executable)
+    host_vars[SERVER]["edge_k3s_node_name"] = "factory1-server-1"
+    host_vars[AGENT].update({"edge_k3s_node_name": "factory1-agent-1", "edge_k3s_node_labels": ["edge-zone=line-a"],
+                             "edge_k3s_node_taints": ["dedicated=sensors:NoSchedule"]})
+    site = {"edge_k3s_site": "factory-1", "edge_k3s_lan_cidr": "127.0.0.0/8", "edge_k3s_metallb_pool": [],
+            "edge_k3s_token": TOKEN, "edge_k3s_artifacts_dir": str(artifacts), "edge_k3s_manage_service": False,
+            "edge_k3s_min_free_gb": 0, "fabric_mode": "apply",
+            "edge_k3s_kubeconfig": str(tmp_path / "controller" / "factory-1.yaml"),
+            "edge_k3s_registry_mirrors": {"docker.io": ["https://registry.local:5000"]}, **site_vars}
+    doc = {"all": {"children": {
+        "edge_factory_1": {"hosts": host_vars, "vars": site},
+        "edge_servers": {"hosts": {SERVER: None}}, "edge_agents": {"hosts": {AGENT: None}}}}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def playbook(tmp_path, name, inv, *args, extra_vars=None):
+    plays = yaml.safe_load((REPO / "playbooks" / name).read_text())
+    return run_playbook(tmp_path, plays, *args, inventory=inv, extra_vars=extra_vars,
+                        env={"HOME": str(tmp_path / "home")})
+
+
+def tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+def test_install_places_verified_files_with_exact_configs(ssh_hosts, artifacts, tmp_path):
+    hosts, facts = ssh_hosts
+    server_root, agent_root = Path(facts[SERVER]["root"]), Path(facts[AGENT]["root"])
+    # What K3s would write once running, so the kubeconfig fetch has something to fetch.
+    (server_root / "etc/rancher/k3s").mkdir(parents=True, exist_ok=True)
+    (server_root / "etc/rancher/k3s/k3s.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "default",
+        "clusters": [{"name": "default", "cluster": {"server": "https://127.0.0.1:6443", "certificate-authority-data": "Q0E="}}],
+        "users": [{"name": "default", "user": {"client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ"}}],
+        "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}]}))
+    inv = inventory(tmp_path, ssh_hosts, artifacts)
+    result = playbook(tmp_path, "edge.yml", inv)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert TOKEN not in result.stdout + result.stderr
+
+    for root in (server_root, agent_root):
+        binary = root / "usr/local/bin/k3s"
+        assert sha256(binary) == sha256(artifacts / "k3s") and binary.stat().st_mode & 0o777 == 0o755
+        images = root / "var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst"
+        assert sha256(images) == sha256(artifacts / "k3s-airgap-images-amd64.tar.zst")
+        assert (root / "etc/rancher/k3s/config.yaml").stat().st_mode & 0o777 == 0o600
+        assert yaml.safe_load((root / "etc/rancher/k3s/registries.yaml").read_text()) == {
+            "mirrors": {"docker.io": {"endpoint": ["https://registry.local:5000"]}}}
+
+    server_cfg = yaml.safe_load((server_root / "etc/rancher/k3s/config.yaml").read_text())
+    assert server_cfg == {"node-label": ["edge-location=factory-1"], "node-name": "factory1-server-1",
+                          "write-kubeconfig-mode": "0600", "cluster-cidr": "10.42.0.0/16",
+                          "service-cidr": "10.43.0.0/16", "cluster-dns": "10.43.0.10",
+                          "disable": ["traefik", "servicelb", "metrics-server"], "tls-san": ["127.0.0.2"]}
+    agent_cfg = yaml.safe_load((agent_root / "etc/rancher/k3s/config.yaml").read_text())
+    assert agent_cfg == {"node-label": ["edge-location=factory-1", "edge-zone=line-a"], "node-name": "factory1-agent-1",
+                         "node-taint": ["dedicated=sensors:NoSchedule"], "server": "https://127.0.0.2:6443"}
+
+    units = server_root / "etc/systemd/system"
+    assert sorted(p.name for p in units.iterdir()) == ["k3s.service", "k3s.service.env"]
+    assert "ExecStart=/usr/local/bin/k3s server" in (units / "k3s.service").read_text()
+    assert sorted(p.name for p in (agent_root / "etc/systemd/system").iterdir()) == ["k3s-agent.service", "k3s-agent.service.env"]
+    assert "ExecStart=/usr/local/bin/k3s agent" in (agent_root / "etc/systemd/system/k3s-agent.service").read_text()
+    env = agent_root / "etc/systemd/system/k3s-agent.service.env"
+    assert env.stat().st_mode & 0o777 == 0o600 and f"K3S_TOKEN={TOKEN}" in env.read_text()
+
+    fetched = tmp_path / "controller" / "factory-1.yaml"
+    assert fetched.stat().st_mode & 0o777 == 0o600
+    kubeconfig = yaml.safe_load(fetched.read_text())
+    assert kubeconfig["clusters"][0] == {"name": "factory-1", "cluster": {
+        "server": "https://127.0.0.2:6443", "certificate-authority-data": "Q0E="}}
+    assert kubeconfig["current-context"] == "factory-1"
+    assert not (tmp_path / "home" / ".kube").exists(), "the user's ~/.kube/config is never written"
+
+    again = playbook(tmp_path, "edge.yml", inv)
+    assert again.returncode == 0, again.stdout[-3000:]
+    for host in (SERVER, AGENT):
+        line = next(l for l in again.stdout.splitlines() if l.startswith(host + " ") and "ok=" in l)
+        assert "changed=0" in line, line
+
+
+def test_a_host_that_changes_role_keeps_only_its_new_unit(ssh_hosts, artifacts, tmp_path):
+    hosts, facts = ssh_hosts
+    agent_root = Path(facts[AGENT]["root"])
+    stale = agent_root / "etc/systemd/system/k3s.service"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("[Service]\nExecStart=/usr/local/bin/k3s server\n")
+    result = playbook(tmp_path, "edge.yml", inventory(tmp_path, ssh_hosts, artifacts))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize("breakage,words", [
+    ("checksum", ["artifact", "k3s has sha256", "expected"]),
+    ("token", ["edge_k3s_token is empty"]),
+    ("hostname", ["share the node name"]),
+    ("label", ["edge_k3s_node_labels item 'zone'"]),
+])
+def test_bad_values_fail_before_any_host_changes(ssh_hosts, artifacts, tmp_path, breakage, words):
+    hosts, facts = ssh_hosts
+    extra, site_vars = {}, {}
+    if breakage == "checksum":
+        (artifacts / "k3s").write_bytes(b"tampered")
+    elif breakage == "token":
+        site_vars["edge_k3s_token"] = ""
+    elif breakage == "label":
+        extra["edge_k3s_node_labels"] = ["zone"]
+    inv = inventory(tmp_path, ssh_hosts, artifacts, **site_vars)
+    if breakage == "hostname":
+        doc = yaml.safe_load(Path(inv).read_text())
+        for host in doc["all"]["children"]["edge_factory_1"]["hosts"].values():
+            host.pop("edge_k3s_node_name")
+        Path(inv).write_text(yaml.safe_dump(doc))
+    before = {name: tree(Path(f["root"])) for name, f in facts.items()}
+    result = playbook(tmp_path, "edge.yml", inv, extra_vars=extra or None)
+    assert result.returncode != 0
+    for word in words:
+        assert word in result.stdout, result.stdout[-4000:]
+    assert {name: tree(Path(f["root"])) for name, f in facts.items()} == before, "nothing changed on any host"
+
+
+def test_upgrade_goes_one_node_at_a_time_servers_first(ssh_hosts, artifacts, tmp_path):
+    hosts, facts = ssh_hosts
+    inv = inventory(tmp_path, ssh_hosts, artifacts)
+    assert playbook(tmp_path, "edge.yml", inv).returncode == 0
+    (artifacts / "k3s").write_bytes(b"#!/bin/sh\necho 'k3s v1.37.3+k3s1 (test artifact)'\n")
+    write_sums(artifacts)
+    result = playbook(tmp_path, "edge_upgrade.yml", inv)
+    assert result.returncode == 0, result.stdout[-4000:]
+    for f in facts.values():
+        assert b"v1.37.3" in (Path(f["root"]) / "usr/local/bin/k3s").read_bytes()
+    lines = result.stdout.splitlines()
+    plays = [l.split("]")[0] + "]" for l in lines if l.startswith("PLAY [")]
+    assert plays == ["PLAY [Validate every edge site and verify the new artifacts]",
+                     "PLAY [Upgrade servers, one at a time]", "PLAY [Upgrade agents, one at a time]"]
+    # serial: 1 -> the binary task runs once per node, the server's batch before the agent's.
+    batches = [lines[i + 1] for i, l in enumerate(lines)
+               if l.startswith("TASK [k8snet.fabric.edge_k3s : Install the K3s binary]")]
+    assert [b.split("[")[1].split("]")[0] for b in batches] == [SERVER, AGENT]
+
+
+def test_reset_removes_everything_it_installed(ssh_hosts, artifacts, tmp_path):
+    hosts, facts = ssh_hosts
+    inv = inventory(tmp_path, ssh_hosts, artifacts)
+    assert playbook(tmp_path, "edge.yml", inv).returncode == 0
+    result = playbook(tmp_path, "edge_reset.yml", inv)
+    assert result.returncode == 0, result.stdout[-3000:]
+    for f in facts.values():
+        root = Path(f["root"])
+        for path in ("usr/local/bin/k3s", "etc/rancher/k3s", "var/lib/rancher/k3s", "etc/systemd/system/k3s.service",
+                     "etc/systemd/system/k3s-agent.service"):
+            assert not (root / path).exists(), path
