@@ -202,3 +202,45 @@ def test_reset_removes_everything_it_installed(ssh_hosts, artifacts, tmp_path):
         for path in ("usr/local/bin/k3s", "etc/rancher/k3s", "var/lib/rancher/k3s", "etc/systemd/system/k3s.service",
                      "etc/systemd/system/k3s-agent.service"):
             assert not (root / path).exists(), path
+
+
+@pytest.fixture
+def mirror(artifacts):
+    """An internal artifact mirror: a real HTTP server on loopback serving the artifacts."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(artifacts))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_install_from_an_internal_mirror(ssh_hosts, artifacts, mirror, tmp_path):
+    hosts, facts = ssh_hosts
+    inv = inventory(tmp_path, ssh_hosts, tmp_path / "nowhere", edge_k3s_artifacts_url=mirror,
+                    edge_k3s_artifacts_cache=str(tmp_path / "cache"))
+    result = playbook(tmp_path, "edge.yml", inv)
+    assert result.returncode == 0, result.stdout[-4000:]
+    for f in facts.values():
+        assert sha256(Path(f["root"]) / "usr/local/bin/k3s") == sha256(artifacts / "k3s")
+    # A mirror serving a file that does not match its checksum stops the run before any host changes.
+    (artifacts / "k3s").write_bytes(b"tampered on the mirror")
+    before = {name: tree(Path(f["root"])) for name, f in facts.items()}
+    (tmp_path / "cache" / "k3s").unlink()
+    bad = playbook(tmp_path, "edge.yml", inv)
+    assert bad.returncode != 0 and "checksum" in bad.stdout.lower(), bad.stdout[-3000:]
+    assert {name: tree(Path(f["root"])) for name, f in facts.items()} == before
+
+
+def test_check_mode_changes_nothing_on_hosts(ssh_hosts, artifacts, tmp_path):
+    hosts, facts = ssh_hosts
+    playbook(tmp_path, "edge_reset.yml", inventory(tmp_path, ssh_hosts, artifacts))
+    before = {name: tree(Path(f["root"])) for name, f in facts.items()}
+    result = playbook(tmp_path, "edge.yml", inventory(tmp_path, ssh_hosts, artifacts), "--check")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "changed=" in result.stdout
+    assert {name: tree(Path(f["root"])) for name, f in facts.items()} == before
