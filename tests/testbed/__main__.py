@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     testbed = Testbed()
     if args.command == "build":
         build.build_binaries()
+        build.build_npguard()
         crds, unavailable = build.all_crds()
         print(f"testbed: binaries in {build.BIN}, {len(crds)} CRDs cached")
         for project, why in unavailable.items():

@@ -91,6 +91,26 @@ def build_binaries(log=print) -> dict[str, Path]:
     return paths
 
 
+PEERS = Path(__file__).resolve().parents[1] / "peers"
+
+
+def build_npguard(log=print) -> Path:
+    """np-guard's netpolicy CLI from tests/peers/npguard (rebuilt only when its pin changes)."""
+    module = PEERS / "npguard"
+    binary = CACHE / "peers" / "netpolicy"
+    stamp = CACHE / "peers" / "netpolicy.stamp"
+    digest = hashlib.sha256((module / "go.mod").read_bytes() + (module / "go.sum").read_bytes()).hexdigest()
+    if binary.exists() and stamp.exists() and stamp.read_text() == digest:
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    log("testbed: building np-guard netpolicy (the analyzer's peer) ...")
+    _run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(binary),
+          "github.com/np-guard/netpol-analyzer/cmd/netpolicy"], module,
+         env={"CGO_ENABLED": "0", "GONOSUMDB": "github.com/np-guard"})
+    stamp.write_text(digest)
+    return binary
+
+
 def _module_dir(source: CrdSource) -> Path:
     out = _run(["go", "mod", "download", "-json", f"{source.module}@{source.version}"],
                CACHE, env={"GOFLAGS": "-mod=mod"})

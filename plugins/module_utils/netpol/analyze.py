@@ -1,0 +1,316 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which connections NetworkPolicies allow, between workloads and to/from external IP ranges.
+
+Pods with equal namespace, labels and named ports behave identically, so the analysis runs on
+those equivalence classes, not on pods; selectors are evaluated once per class and cached.
+Out of scope (as in the Kubernetes model itself): host-network pods (reported, not analysed),
+node-to-pod traffic, and pod IPs in ipBlocks (ipBlock peers are taken as external addresses).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (
+    ConnSet,
+    policy_types,
+    rule_conns,
+    selector_key,
+    selector_matches,
+)
+
+WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
+                  "ReplicationController")
+NS_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+@dataclass
+class Workload:
+    namespace: str
+    name: str
+    kind: str
+    labels: dict
+    named_ports: dict = field(default_factory=dict)  # (name, protocol) -> number
+    host_network: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.namespace}/{self.name}[{self.kind}]"
+
+
+def _template(obj: dict) -> dict:
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    if kind == "Pod":
+        return obj
+    if kind == "CronJob":
+        return ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    return spec.get("template") or {}
+
+
+def workload_of(obj: dict) -> Workload:
+    template = _template(obj)
+    pod_spec = template.get("spec") or {}
+    named = {}
+    for container in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or []):
+        for port in container.get("ports") or []:
+            if port.get("name"):
+                named[(port["name"], port.get("protocol") or "TCP")] = int(port["containerPort"])
+    meta = obj.get("metadata") or {}
+    return Workload(meta.get("namespace") or "default", meta.get("name", "?"), obj["kind"],
+                    dict((template.get("metadata") or {}).get("labels") or {}), named,
+                    bool(pod_spec.get("hostNetwork")))
+
+
+def owner_name(pod: dict) -> tuple[str, str] | None:
+    """(kind, name) of the controller a live pod belongs to, walking ReplicaSet -> Deployment and
+    Job -> CronJob by the controllers' naming rules (the pod-template-hash, the schedule suffix)."""
+    meta = pod.get("metadata") or {}
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+    if not owner:
+        return None
+    kind, name = owner.get("kind"), owner.get("name", "")
+    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+    if kind == "ReplicaSet" and template_hash and name.endswith("-" + template_hash):
+        return "Deployment", name[: -len(template_hash) - 1]
+    if kind == "Job" and name.rsplit("-", 1)[-1].isdigit() and (meta.get("labels") or {}).get("batch.kubernetes.io/controller-uid"):
+        return kind, name
+    return kind, name
+
+
+@dataclass
+class Policy:
+    namespace: str
+    name: str
+    spec: dict
+
+    @property
+    def id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class Analysis:
+    """The connectivity of one set of namespaces, workloads and policies."""
+
+    def __init__(self, objects: list[dict], strict_named_ports: bool = True):
+        self.strict = strict_named_ports
+        self.namespaces: dict[str, dict] = {}
+        self.workloads: list[Workload] = []
+        self.policies: list[Policy] = []
+        self.host_network: list[Workload] = []
+        live_pods: dict[tuple, dict] = {}
+        for obj in objects:
+            kind = obj.get("kind")
+            meta = obj.get("metadata") or {}
+            if kind == "Namespace":
+                self.namespaces[meta["name"]] = {**(meta.get("labels") or {}), NS_NAME_LABEL: meta["name"]}
+            elif kind == "NetworkPolicy":
+                self.policies.append(Policy(meta.get("namespace") or "default", meta["name"], obj.get("spec") or {}))
+            elif kind in WORKLOAD_KINDS:
+                if kind == "Pod" and owner_name(obj):
+                    okind, oname = owner_name(obj)
+                    key = (meta.get("namespace") or "default", okind, oname)
+                    if key in live_pods:
+                        continue
+                    live_pods[key] = obj
+                    workload = workload_of(obj)
+                    workload.kind, workload.name = okind, oname
+                else:
+                    workload = workload_of(obj)
+                if workload.host_network:
+                    self.host_network.append(workload)
+                else:
+                    self.workloads.append(workload)
+        # Owned pods stand for their controller; a controller given too is the same workload.
+        seen, unique = set(), []
+        for w in self.workloads:
+            if w.id not in seen:
+                seen.add(w.id)
+                unique.append(w)
+        self.workloads = unique
+        for w in self.workloads:
+            self.namespaces.setdefault(w.namespace, {NS_NAME_LABEL: w.namespace})
+        for p in self.policies:
+            self.namespaces.setdefault(p.namespace, {NS_NAME_LABEL: p.namespace})
+        self._build_classes()
+
+    # -- equivalence classes --------------------------------------------------------------
+    def _build_classes(self) -> None:
+        index: dict[tuple, int] = {}
+        self.class_of: list[int] = []
+        self.classes: list[Workload] = []  # one representative per class
+        for w in self.workloads:
+            key = (w.namespace, tuple(sorted(w.labels.items())), tuple(sorted(w.named_ports.items())))
+            if key not in index:
+                index[key] = len(self.classes)
+                self.classes.append(w)
+            self.class_of.append(index[key])
+        self._selector_cache: dict = {}
+        self._ns_cache: dict = {}
+        n = len(self.classes)
+        # Per policy: the classes it selects.
+        self.selected = [self._pods(p.namespace, p.spec.get("podSelector") or {}) for p in self.policies]
+        self.ingress_isolated = [False] * n
+        self.egress_isolated = [False] * n
+        # Per class: the (peer classes or None for 'any', ipBlocks, ports) of every rule that applies.
+        self.in_rules: list[list] = [[] for _ in range(n)]
+        self.out_rules: list[list] = [[] for _ in range(n)]
+        for p, selected in zip(self.policies, self.selected):
+            types = policy_types(p.spec)
+            if "Ingress" in types:
+                rules = [self._rule(p, r.get("from"), r.get("ports")) for r in p.spec.get("ingress") or []]
+                for c in selected:
+                    self.ingress_isolated[c] = True
+                    self.in_rules[c].extend(rules)
+            if "Egress" in types:
+                rules = [self._rule(p, r.get("to"), r.get("ports")) for r in p.spec.get("egress") or []]
+                for c in selected:
+                    self.egress_isolated[c] = True
+                    self.out_rules[c].extend(rules)
+
+    def _namespaces(self, selector: dict) -> set[str]:
+        key = selector_key(selector)
+        if key not in self._ns_cache:
+            self._ns_cache[key] = {ns for ns, labels in self.namespaces.items() if selector_matches(selector, labels)}
+        return self._ns_cache[key]
+
+    def _pods(self, namespaces, selector: dict) -> frozenset:
+        ns_set = {namespaces} if isinstance(namespaces, str) else namespaces
+        key = (tuple(sorted(ns_set)), selector_key(selector))
+        if key not in self._selector_cache:
+            self._selector_cache[key] = frozenset(
+                i for i, w in enumerate(self.classes) if w.namespace in ns_set and selector_matches(selector, w.labels))
+        return self._selector_cache[key]
+
+    def _rule(self, policy: Policy, peers: list | None, ports: list | None) -> tuple:
+        """(pod classes matched or None = every source/destination, ipBlocks, ports, policy)."""
+        if not peers:
+            return None, [("0.0.0.0/0", []), ("::/0", [])], ports, policy
+        classes, blocks = set(), []
+        for peer in peers:
+            if "ipBlock" in peer:
+                blocks.append((peer["ipBlock"]["cidr"], peer["ipBlock"].get("except") or []))
+                continue
+            ns_selector, pod_selector = peer.get("namespaceSelector"), peer.get("podSelector")
+            namespaces = self._namespaces(ns_selector) if ns_selector is not None else policy.namespace
+            classes |= self._pods(namespaces, pod_selector or {})
+        return frozenset(classes), blocks, ports, policy
+
+    # -- pod to pod -----------------------------------------------------------------------
+    def _allowed(self, rules: list, isolated: bool, peer: int, named_ports: dict) -> ConnSet:
+        if not isolated:
+            return ConnSet.all()
+        out = ConnSet.none()
+        for classes, _, ports, _ in rules:
+            if classes is None or peer in classes:
+                out = out | rule_conns(ports, named_ports, self.strict)
+        return out
+
+    def class_conn(self, src: int, dst: int) -> ConnSet:
+        dst_ports = self.classes[dst].named_ports
+        ingress = self._allowed(self.in_rules[dst], self.ingress_isolated[dst], src, dst_ports)
+        if not ingress:
+            return ingress
+        return ingress & self._allowed(self.out_rules[src], self.egress_isolated[src], dst, dst_ports)
+
+    # -- external ranges ------------------------------------------------------------------
+    def segments(self) -> list[tuple]:
+        """Disjoint address ranges cut at every ipBlock boundary (IPv4 always, IPv6 if used)."""
+        cuts = {4: {0, 2 ** 32}, 6: set()}
+        for p in self.policies:
+            for direction, key in (("ingress", "from"), ("egress", "to")):
+                for rule in p.spec.get(direction) or []:
+                    for peer in rule.get(key) or []:
+                        block = peer.get("ipBlock")
+                        if not block:
+                            continue
+                        for cidr in [block["cidr"]] + list(block.get("except") or []):
+                            net = ipaddress.ip_network(cidr, strict=False)
+                            cuts[net.version] |= {int(net.network_address), int(net.broadcast_address) + 1}
+        if cuts[6]:
+            cuts[6] |= {0, 2 ** 128}
+        out = []
+        for version, points in cuts.items():
+            ordered = sorted(points)
+            out += [(version, lo, hi - 1) for lo, hi in zip(ordered, ordered[1:])]
+        return out
+
+    @staticmethod
+    def _in_block(segment: tuple, blocks: list) -> bool:
+        version, lo, hi = segment
+        for cidr, excepts in blocks:
+            net = ipaddress.ip_network(cidr, strict=False)
+            if net.version != version or not (int(net.network_address) <= lo and hi <= int(net.broadcast_address)):
+                continue
+            if any(int(e.network_address) <= lo and hi <= int(e.broadcast_address)
+                   for e in (ipaddress.ip_network(x, strict=False) for x in excepts)):
+                continue
+            return True
+        return False
+
+    def _external(self, rules: list, isolated: bool, segment: tuple, named_ports: dict) -> ConnSet:
+        if not isolated:
+            return ConnSet.all()
+        out = ConnSet.none()
+        for classes, blocks, ports, _ in rules:
+            if classes is None or self._in_block(segment, blocks):
+                out = out | rule_conns(ports, named_ports, self.strict)
+        return out
+
+    # -- the whole map --------------------------------------------------------------------
+    def connections(self) -> list[tuple[str, str, ConnSet]]:
+        """Every allowed (src, dst, connections), workloads and merged IP ranges, sorted."""
+        out = []
+        n = len(self.classes)
+        matrix = [[self.class_conn(s, d) for d in range(n)] for s in range(n)]
+        for i, src in enumerate(self.workloads):
+            for j, dst in enumerate(self.workloads):
+                if i == j:
+                    continue  # a pod's traffic to itself is never subject to policy
+                conn = matrix[self.class_of[i]][self.class_of[j]]
+                if conn:
+                    out.append((src.id, dst.id, conn))
+        segments = self.segments()
+        for c in range(n):
+            rep = self.classes[c]
+            inbound = [self._external(self.in_rules[c], self.ingress_isolated[c], s, rep.named_ports) for s in segments]
+            outbound = [self._external(self.out_rules[c], self.egress_isolated[c], s, {}) for s in segments]
+            for i, w in enumerate(self.workloads):
+                if self.class_of[i] != c:
+                    continue
+                for label, conn in _merge_segments(segments, inbound):
+                    out.append((label, w.id, conn))
+                for label, conn in _merge_segments(segments, outbound):
+                    out.append((w.id, label, conn))
+        out.sort(key=lambda t: (t[0], t[1]))
+        return out
+
+    def conn(self, src: str, dst: str) -> ConnSet:
+        """Connections between two workload ids (``ns/name[Kind]`` or ``ns/name``)."""
+        s, d = self._find(src), self._find(dst)
+        if s == d:
+            return ConnSet.all()
+        return self.class_conn(self.class_of[s], self.class_of[d])
+
+    def _find(self, ref: str) -> int:
+        for i, w in enumerate(self.workloads):
+            if ref in (w.id, f"{w.namespace}/{w.name}"):
+                return i
+        raise KeyError(ref)
+
+
+def _merge_segments(segments: list, conns: list) -> list[tuple[str, ConnSet]]:
+    """Adjacent address ranges with equal connections become one ``start-end`` range."""
+    out, current = [], None
+    for (version, lo, hi), conn in zip(segments, conns):
+        if current and current[0] == version and current[2] + 1 == lo and current[3] == conn:
+            current = (version, current[1], hi, conn)
+            continue
+        if current and current[3]:
+            out.append(current)
+        current = (version, lo, hi, conn)
+    if current and current[3]:
+        out.append(current)
+    return [(f"{ipaddress.ip_address(lo)}-{ipaddress.ip_address(hi)}", conn) for _, lo, hi, conn in out]

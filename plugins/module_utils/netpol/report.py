@@ -1,0 +1,296 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connectivity reports (np-guard's line format, JSON, CSV, Markdown, DOT, Mermaid, HTML),
+expectations and findings."""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import json
+import re
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis, Workload
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import ConnSet, rule_conns
+
+FORMATS = ("txt", "json", "csv", "md", "dot", "mermaid", "html")
+DNS_WORKLOAD = Workload("kube-system", "kube-dns", "Deployment", {"k8s-app": "kube-dns"})
+
+
+def rows(connections) -> list[dict]:
+    return [{"src": s, "dst": d, "conn": str(c)} for s, d, c in connections]
+
+
+def render(connections, fmt: str, findings: list[dict] | None = None) -> str:
+    data = rows(connections)
+    if fmt == "txt":
+        return "".join(f"{r['src']} => {r['dst']} : {r['conn']}\n" for r in data)
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    if fmt == "csv":
+        return "src,dst,conn\n" + "".join(f"{r['src']},{r['dst']},\"{r['conn']}\"\n" if "," in r["conn"]
+                                          else f"{r['src']},{r['dst']},{r['conn']}\n" for r in data)
+    if fmt == "md":
+        return "| src | dst | conn |\n|-----|-----|------|\n" + "".join(
+            f"| {r['src']} | {r['dst']} | {r['conn']} |\n" for r in data)
+    if fmt == "dot":
+        return _dot(data)
+    if fmt == "mermaid":
+        return _mermaid(data)
+    if fmt == "html":
+        return _html(data, findings or [])
+    raise ValueError(f"output_format {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+def _nodes(data):
+    names = sorted({r["src"] for r in data} | {r["dst"] for r in data})
+    return names, {n: f"n{i}" for i, n in enumerate(names)}
+
+
+def _is_range(name: str) -> bool:
+    return "[" not in name
+
+
+def _dot(data) -> str:
+    names, ids = _nodes(data)
+    by_ns: dict[str, list[str]] = {}
+    for n in names:
+        if not _is_range(n):
+            by_ns.setdefault(n.split("/", 1)[0], []).append(n)
+    lines = ["digraph {"]
+    for ns, members in sorted(by_ns.items()):
+        lines.append(f'\tsubgraph "cluster_{ns}" {{')
+        lines += [f'\t\t"{m}" [label="{m.split("/", 1)[1]}" color="blue" fontcolor="blue"]' for m in members]
+        lines += [f'\t\tlabel="{ns}"', "\t}"]
+    lines += [f'\t"{n}" [label="{n}" color="red2" fontcolor="red2"]' for n in names if _is_range(n)]
+    lines += [f'\t"{r["src"]}" -> "{r["dst"]}" [label="{r["conn"]}" color="gold2" fontcolor="darkgreen"]' for r in data]
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def _mermaid(data) -> str:
+    names, ids = _nodes(data)
+    lines = ["flowchart LR"]
+    by_ns: dict[str, list[str]] = {}
+    for n in names:
+        (by_ns.setdefault(n.split("/", 1)[0], []) if not _is_range(n) else by_ns.setdefault("", [])).append(n)
+    for ns, members in sorted(by_ns.items()):
+        if ns:
+            lines.append(f'  subgraph ns_{re.sub(r"[^A-Za-z0-9_]", "_", ns)}["{ns}"]')
+        for m in members:
+            label = m.split("/", 1)[1] if ns else m
+            lines.append(f'    {ids[m]}["{label}"]' if ns else f'  {ids[m]}(["{label}"])')
+        if ns:
+            lines.append("  end")
+    lines += [f'  {ids[r["src"]]} -->|"{r["conn"]}"| {ids[r["dst"]]}' for r in data]
+    return "\n".join(lines) + "\n"
+
+
+def _html(data, findings) -> str:
+    """One self-contained page: a src x dst matrix, the findings, the list. No external assets."""
+    names, _ = _nodes(data)
+    cell = {(r["src"], r["dst"]): r["conn"] for r in data}
+    head = "".join(f'<th class="v"><div>{html.escape(n)}</div></th>' for n in names)
+    body = []
+    for s in names:
+        tds = []
+        for d in names:
+            conn = cell.get((s, d))
+            cls = "self" if s == d else ("all" if conn == "All Connections" else ("some" if conn else "none"))
+            tds.append(f'<td class="{cls}" title="{html.escape(s)} =&gt; {html.escape(d)}">'
+                       f'{html.escape(conn or "")}</td>')
+        body.append(f"<tr><th>{html.escape(s)}</th>{''.join(tds)}</tr>")
+    finding_rows = "".join(f"<li><b>{html.escape(f['kind'])}</b>: {html.escape(f['message'])}</li>" for f in findings) \
+        or "<li>none</li>"
+    listing = "".join(f"<tr><td>{html.escape(r['src'])}</td><td>{html.escape(r['dst'])}</td>"
+                      f"<td>{html.escape(r['conn'])}</td></tr>" for r in data)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Network policy connectivity</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}}
+h1{{font-size:1.3rem}} table{{border-collapse:collapse;font-size:.8rem}}
+td,th{{border:1px solid #ccc;padding:.25rem .4rem;text-align:left}}
+th.v{{height:11rem;white-space:nowrap;vertical-align:bottom}} th.v div{{transform:rotate(-60deg);width:1.5rem}}
+td.all{{background:#f8d7da}} td.some{{background:#fff3cd}} td.none{{background:#e8f5e9}} td.self{{background:#eee}}
+.legend span{{display:inline-block;padding:.1rem .5rem;margin-right:.5rem;border:1px solid #ccc}}
+</style></head><body>
+<h1>Network policy connectivity</h1>
+<p class="legend"><span class="all" style="background:#f8d7da">all connections</span>
+<span style="background:#fff3cd">some ports</span><span style="background:#e8f5e9">denied</span></p>
+<h2>Matrix (row = source, column = destination)</h2>
+<table><tr><th></th>{head}</tr>{''.join(body)}</table>
+<h2>Findings</h2><ul>{finding_rows}</ul>
+<h2>Allowed connections</h2>
+<table><tr><th>src</th><th>dst</th><th>conn</th></tr>{listing}</table>
+</body></html>
+"""
+
+
+# -- expectations ---------------------------------------------------------------------------
+def check_expectations(analysis: Analysis, connections, expect: list[dict]) -> list[str]:
+    """Every violated expectation, in words. An expectation: src, dst (workload ``ns/name`` or
+    ``ns/name[Kind]``, or an IP address), optional protocol (TCP) and port, and allowed (bool)."""
+    violations = []
+    for index, exp in enumerate(expect):
+        src, dst = str(exp["src"]), str(exp["dst"])
+        protocol, port = str(exp.get("protocol") or "TCP").upper(), exp.get("port")
+        want = bool(exp.get("allowed", True))
+        conn = _lookup(connections, src, dst)
+        if conn is None:
+            violations.append(f"expect[{index}]: {src} or {dst} is not a known workload or address")
+            continue
+        have = conn.allows(protocol, int(port)) if port is not None else bool(conn)
+        if have != want:
+            what = f"{protocol} {port}" if port is not None else "any connection"
+            violations.append(f"expect[{index}]: {src} => {dst} {what} should be "
+                              f"{'allowed' if want else 'denied'} but is {'allowed' if have else 'denied'}"
+                              f" (allowed: {conn})")
+    return violations
+
+
+def _matches_entity(name: str, ref: str) -> bool:
+    if _is_range(name):
+        try:
+            address = int(ipaddress.ip_address(ref))
+        except ValueError:
+            return False
+        lo, hi = (int(ipaddress.ip_address(p)) for p in name.split("-"))
+        return lo <= address <= hi
+    return ref == name or ref == name.split("[", 1)[0]
+
+
+def _lookup(connections, src: str, dst: str) -> ConnSet | None:
+    found_src = found_dst = False
+    for s, d, conn in connections:
+        src_ok, dst_ok = _matches_entity(s, src), _matches_entity(d, dst)
+        found_src |= src_ok or _matches_entity(d, src)
+        found_dst |= dst_ok or _matches_entity(s, dst)
+        if src_ok and dst_ok:
+            return conn
+    return ConnSet.none() if (found_src or _is_ip(src)) and (found_dst or _is_ip(dst)) else None
+
+
+def _is_ip(ref: str) -> bool:
+    try:
+        ipaddress.ip_address(ref)
+        return True
+    except ValueError:
+        return False
+
+
+# -- findings -------------------------------------------------------------------------------
+def findings(analysis: Analysis, connections) -> list[dict]:
+    out = []
+
+    def add(kind, message, **where):
+        out.append({"kind": kind, "message": message, **where})
+
+    a = analysis
+    for w in a.host_network:
+        add("host-network", f"{w.id} uses the host network: policies do not apply to it (not analysed)")
+    for p, selected in zip(a.policies, a.selected):
+        if not selected:
+            add("policy-selects-nothing", f"policy {p.id}: its podSelector matches no workload", policy=p.id)
+    for p in a.policies:
+        for direction, key in (("ingress", "from"), ("egress", "to")):
+            for index, rule in enumerate(p.spec.get(direction) or []):
+                classes, blocks, _, _ = a._rule(p, rule.get(key), rule.get("ports"))
+                if classes is not None and not classes and not blocks:
+                    add("peer-matches-nothing", f"policy {p.id}: {direction} rule {index} has peers that match "
+                                                f"no workload", policy=p.id)
+    # isolation gaps: a namespace where some workloads are isolated and others not
+    for direction, isolated in (("ingress", a.ingress_isolated), ("egress", a.egress_isolated)):
+        by_ns: dict[str, list[bool]] = {}
+        for i, w in enumerate(a.workloads):
+            by_ns.setdefault(w.namespace, []).append(isolated[a.class_of[i]])
+        for i, w in enumerate(a.workloads):
+            if any(by_ns[w.namespace]) and not isolated[a.class_of[i]]:
+                add("not-isolated", f"{w.id} is not {direction}-isolated although other workloads in "
+                                    f"{w.namespace} are (no default-deny covers it)", workload=w.id)
+    # egress-isolated pods that cannot resolve names
+    dns_ports = {("dns", "UDP"): 53, ("dns-tcp", "TCP"): 53}
+    dns_classes = [c for c, w in enumerate(a.classes) if w.namespace == "kube-system" and w.labels.get("k8s-app") == "kube-dns"]
+    for i, w in enumerate(a.workloads):
+        c = a.class_of[i]
+        if not a.egress_isolated[c]:
+            continue
+        allowed = ConnSet.none()
+        if dns_classes:
+            for d in dns_classes:
+                allowed = allowed | (a._allowed(a.out_rules[c], True, d, dns_ports))
+        else:
+            allowed = _dns_egress_without_dns_pods(a, c)
+        if not allowed.allows("UDP", 53):
+            add("no-dns-egress", f"{w.id} is egress-isolated and may not reach DNS (UDP 53 to kube-dns)", workload=w.id)
+    # named ports that resolve on no pod
+    for p, selected in zip(a.policies, a.selected):
+        for direction in ("ingress", "egress"):
+            for rule in p.spec.get(direction) or []:
+                for port in rule.get("ports") or []:
+                    name = port.get("port")
+                    if isinstance(name, str) and not name.isdigit():
+                        key = (name, port.get("protocol") or "TCP")
+                        targets = selected if direction == "ingress" else range(len(a.classes))
+                        if not any(key in a.classes[t].named_ports for t in targets):
+                            add("named-port-unresolved", f"policy {p.id}: named port {name!r} ({key[1]}) is on no "
+                                                         f"{'selected' if direction == 'ingress' else ''} workload".replace("  ", " "),
+                                policy=p.id)
+    # shadowed rules (within one policy and direction)
+    for p, selected in zip(a.policies, a.selected):
+        for direction in ("ingress", "egress"):
+            rules = p.spec.get(direction) or []
+            compiled = [a._rule(p, r.get("from" if direction == "ingress" else "to"), r.get("ports")) for r in rules]
+            for i, (ci, bi, pi, _) in enumerate(compiled):
+                for j, (cj, bj, pj, _) in enumerate(compiled):
+                    if i == j or (j > i and _same_rule(compiled[i], compiled[j])):
+                        continue
+                    if (ci is None or ci or bi) and _subsumes(ci, bi, cj, bj) and \
+                            rule_conns(pi, {}) <= rule_conns(pj, {}) and not _uses_named(pi):
+                        add("rule-shadowed", f"policy {p.id}: {direction} rule {i} is covered by rule {j}", policy=p.id)
+                        break
+    # cross-environment flows
+    env = {ns: labels.get("environment") for ns, labels in a.namespaces.items()}
+    for s, d, conn in connections:
+        if _is_range(s) or _is_range(d):
+            continue
+        es, ed = env.get(s.split("/", 1)[0]), env.get(d.split("/", 1)[0])
+        if es and ed and es != ed:
+            add("cross-environment", f"{s} ({es}) => {d} ({ed}) : {conn}", src=s, dst=d)
+    return out
+
+
+def _dns_egress_without_dns_pods(a: Analysis, c: int) -> ConnSet:
+    """Egress toward a kube-dns pod that is not among the inputs (the usual case offline)."""
+    out = ConnSet.none()
+    dns_ns = a.namespaces.get("kube-system", {"kubernetes.io/metadata.name": "kube-system"})
+    from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import selector_matches
+    for classes, blocks, ports, policy in a.out_rules[c]:
+        if classes is None:
+            out = out | rule_conns(ports, {})
+            continue
+        rule = next((r for r in policy.spec.get("egress") or [] if a._rule(policy, r.get("to"), r.get("ports"))[0] == classes
+                     and r.get("ports") == ports), None)
+        for peer in (rule or {}).get("to") or []:
+            if "ipBlock" in peer:
+                continue
+            ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
+            ns_ok = selector_matches(ns_sel, dns_ns) if ns_sel is not None else policy.namespace == "kube-system"
+            if ns_ok and selector_matches(pod_sel or {}, DNS_WORKLOAD.labels):
+                out = out | rule_conns(ports, {("dns", "UDP"): 53})
+    return out
+
+
+def _same_rule(a, b) -> bool:
+    return a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
+
+
+def _subsumes(ci, bi, cj, bj) -> bool:
+    if cj is None:
+        return True
+    if ci is None:
+        return False
+    return ci <= cj and all(b in bj for b in bi)
+
+
+def _uses_named(ports) -> bool:
+    return any(isinstance(p.get("port"), str) and not str(p.get("port")).isdigit() for p in ports or [])

@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""netpol_analyze's work: gather inputs (manifests, a live cluster, or both), analyse, report."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import WORKLOAD_KINDS, Analysis
+
+LIVE_PATHS = ("/api/v1/namespaces", "/apis/networking.k8s.io/v1/networkpolicies", "/api/v1/pods")
+RELEVANT = set(WORKLOAD_KINDS) | {"Namespace", "NetworkPolicy"}
+
+
+def live_objects(client, namespaces: list[str] | None = None) -> list[dict]:
+    """Namespaces, NetworkPolicies and Pods of a cluster (pods stand for their controllers)."""
+    kinds = {"/api/v1/namespaces": "Namespace", "/apis/networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
+             "/api/v1/pods": "Pod"}
+    out = []
+    for path in LIVE_PATHS:
+        for item in client.request("GET", path).get("items", []):
+            item["kind"] = kinds[path]
+            ns = item["metadata"].get("namespace") or item["metadata"]["name"]
+            if not namespaces or ns in namespaces:
+                if item["kind"] != "Pod" or (item.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                    out.append(item)
+    return out
+
+
+def overlay(base: list[dict], proposed: list[dict]) -> list[dict]:
+    """What-if: proposed objects replace live ones of the same identity, or join them."""
+    replaced = {diff.identity(o) for o in proposed}
+    return [o for o in base if diff.identity(o) not in replaced] + list(proposed)
+
+
+def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: str | None = None) -> dict:
+    for fmt in formats:
+        if fmt not in report.FORMATS:
+            raise ValidationError(f"output_format: {fmt!r} is not one of {', '.join(report.FORMATS)}")
+    relevant = [o for o in objects if isinstance(o, dict) and o.get("kind") in RELEVANT]
+    try:
+        analysis = Analysis(relevant)
+        connections = analysis.connections()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationError(f"objects: cannot analyse ({type(exc).__name__}: {exc})") from exc
+    found = report.findings(analysis, connections)
+    violations = report.check_expectations(analysis, connections, expect or [])
+    texts = {fmt: report.render(connections, fmt, found) for fmt in formats}
+    result = {
+        "connections": report.rows(connections),
+        "findings": found,
+        "violations": violations,
+        "summary": {"workloads": len(analysis.workloads), "classes": len(analysis.classes),
+                    "policies": len(analysis.policies), "connections": len(connections),
+                    "findings": len(found), "violations": len(violations)},
+        "changed": False,
+    }
+    if dest:
+        os.makedirs(dest, exist_ok=True)
+        paths = {}
+        for fmt, text in texts.items():
+            path = os.path.join(dest, f"connlist.{fmt}")
+            old = None
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as handle:
+                    old = handle.read()
+            if old != text:
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                result["changed"] = True
+            paths[fmt] = path
+        result["paths"] = paths
+    else:
+        result["reports"] = texts
+    return result

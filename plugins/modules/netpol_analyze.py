@@ -1,0 +1,176 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: netpol_analyze
+short_description: Prove what Kubernetes NetworkPolicies allow, offline or on a live cluster
+version_added: 0.1.0
+description:
+  - Computes, for every pair of workloads and for external IP ranges, exactly which protocols
+    and ports the NetworkPolicies allow, following the Kubernetes semantics (peers,
+    selectors, policyTypes defaulting, per-direction isolation, additive policies, ipBlock
+    with except, named ports resolved per destination pod, endPort ranges, TCP default).
+  - Inputs are manifests (O(objects), O(src)), a live cluster (O(from_cluster)), or both
+    (what-if - the live state with O(proposed) objects replacing or joining it).
+  - Workloads are Pods and the controllers that template them (Deployment, StatefulSet,
+    DaemonSet, ReplicaSet, Job, CronJob); live pods stand for their controller.
+  - Out of scope - host-network pods (reported as a finding, not analysed), node-to-pod
+    traffic, and pod IPs inside ipBlocks (ipBlock peers are treated as external addresses).
+  - Fails when an O(expect) entry is violated, listing every violation.
+author:
+  - k8snet.fabric contributors
+options:
+  objects:
+    description: Namespaces, workloads and NetworkPolicies as mappings.
+    type: list
+    elements: dict
+  src:
+    description: Manifest files or directories to read objects from.
+    type: list
+    elements: path
+  from_cluster:
+    description: Read Namespaces, NetworkPolicies and Pods from the cluster the connection options name.
+    type: bool
+    default: false
+  namespaces:
+    description: With O(from_cluster), only these namespaces.
+    type: list
+    elements: str
+  proposed:
+    description: Objects that replace (same kind, namespace, name) or join the live ones (what-if).
+    type: list
+    elements: dict
+  output_format:
+    description: Report formats; C(txt) is np-guard's line format (src => dst, then the connections).
+    type: list
+    elements: str
+    choices: [txt, json, csv, md, dot, mermaid, html]
+    default: [txt]
+  dest:
+    description: Folder to write C(connlist.<format>) files into; without it the reports are returned.
+    type: path
+  expect:
+    description:
+      - Flows that must be allowed or denied. Each has C(src) and C(dst) (C(ns/name),
+        C(ns/name[Kind]) or an IP address), optional C(protocol) (TCP) and C(port), and
+        C(allowed) (default true). Without a port, any connection counts.
+    type: list
+    elements: dict
+  fail_on_findings:
+    description: Finding kinds that fail the task (for example C(no-dns-egress)).
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - k8snet.fabric.connection
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; files in O(dest) are not written in check mode.
+requirements:
+  - kubernetes (for O(from_cluster))
+"""
+
+EXAMPLES = r"""
+- name: Prove the e-commerce segmentation from the rendered manifests
+  k8snet.fabric.netpol_analyze:
+    src: build/ecommerce/
+    output_format: [txt, html]
+    dest: build/ecommerce/report
+    expect:
+      - {src: 0.0.0.0, dst: ecommerce-prod/frontend, port: 80}
+      - {src: ecommerce-prod/frontend, dst: ecommerce-prod/database, port: 5432, allowed: false}
+
+- name: What would this policy change on the live cluster?
+  k8snet.fabric.netpol_analyze:
+    from_cluster: true
+    context: us-east
+    proposed: "{{ lookup('file', 'new-policy.yaml') | from_yaml_all | list }}"
+"""
+
+RETURN = r"""
+connections:
+  description: Every allowed connection, sorted.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{src: "ecommerce/api[Deployment]", dst: "ecommerce/database[Deployment]", conn: "TCP 5432"}]
+findings:
+  description: Problems found (kind, message and where), for example C(no-dns-egress), C(not-isolated),
+    C(policy-selects-nothing), C(peer-matches-nothing), C(rule-shadowed), C(named-port-unresolved),
+    C(cross-environment), C(host-network).
+  returned: always
+  type: list
+  elements: dict
+violations:
+  description: Violated expectations, in words.
+  returned: always
+  type: list
+  elements: str
+reports:
+  description: Report text per format.
+  returned: when dest is not set
+  type: dict
+paths:
+  description: Report file per format.
+  returned: when dest is set
+  type: dict
+summary:
+  description: Counts of workloads, equivalence classes, policies, connections, findings, violations.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import runner
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            objects=dict(type="list", elements="dict"),
+            src=dict(type="list", elements="path"),
+            from_cluster=dict(type="bool", default=False),
+            namespaces=dict(type="list", elements="str"),
+            proposed=dict(type="list", elements="dict"),
+            output_format=dict(type="list", elements="str", default=["txt"],
+                               choices=["txt", "json", "csv", "md", "dot", "mermaid", "html"]),
+            dest=dict(type="path"),
+            expect=dict(type="list", elements="dict"),
+            fail_on_findings=dict(type="list", elements="str", default=[]),
+            **CONNECTION_ARGSPEC,
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        objects = list(params["objects"] or []) + manifests.load(params["src"] or [])
+        if params["from_cluster"]:
+            client = Client(params)
+            try:
+                objects = runner.live_objects(client, params["namespaces"]) + objects
+            finally:
+                client.close()
+        objects = runner.overlay(objects, params["proposed"] or [])
+        result = runner.analyse(objects, params["output_format"], params["expect"] or [],
+                                None if module.check_mode else params["dest"])
+    except FabricError as exc:
+        module.fail_json(msg=str(exc))
+    failing = [f for f in result["findings"] if f["kind"] in params["fail_on_findings"]]
+    if result["violations"] or failing:
+        module.fail_json(msg="network policy expectations violated:\n- " + "\n- ".join(
+            result["violations"] + [f"{f['kind']}: {f['message']}" for f in failing]), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
