@@ -149,6 +149,8 @@ class Analysis:
             self.class_of.append(index[key])
         self._selector_cache: dict = {}
         self._ns_cache: dict = {}
+        self._in_peers: dict = {}
+        self._out_peers: dict = {}
         n = len(self.classes)
         # Per policy: the classes it selects.
         self.selected = [self._pods(p.namespace, p.spec.get("podSelector") or {}) for p in self.policies]
@@ -208,7 +210,21 @@ class Analysis:
                 out = out | rule_conns(ports, named_ports, self.strict)
         return out
 
+    def _reachable(self, rules_of: list, isolated: list, cache: dict, owner: int, peer: int) -> bool:
+        """Cheap pre-check: could any rule of ``owner`` match ``peer`` at all?"""
+        if not isolated[owner]:
+            return True
+        if owner not in cache:
+            rules = rules_of[owner]
+            cache[owner] = (any(r[0] is None for r in rules),
+                            frozenset().union(*(r[0] for r in rules if r[0] is not None)))
+        any_peer, peers = cache[owner]
+        return any_peer or peer in peers
+
     def class_conn(self, src: int, dst: int) -> ConnSet:
+        if not self._reachable(self.in_rules, self.ingress_isolated, self._in_peers, dst, src) or \
+                not self._reachable(self.out_rules, self.egress_isolated, self._out_peers, src, dst):
+            return ConnSet.none()
         dst_ports = self.classes[dst].named_ports
         ingress = self._allowed(self.in_rules[dst], self.ingress_isolated[dst], src, dst_ports)
         if not ingress:
@@ -264,14 +280,23 @@ class Analysis:
         """Every allowed (src, dst, connections), workloads and merged IP ranges, sorted."""
         out = []
         n = len(self.classes)
-        matrix = [[self.class_conn(s, d) for d in range(n)] for s in range(n)]
-        for i, src in enumerate(self.workloads):
-            for j, dst in enumerate(self.workloads):
-                if i == j:
-                    continue  # a pod's traffic to itself is never subject to policy
-                conn = matrix[self.class_of[i]][self.class_of[j]]
-                if conn:
-                    out.append((src.id, dst.id, conn))
+        members: list[list[int]] = [[] for _ in range(n)]
+        for i, c in enumerate(self.class_of):
+            members[c].append(i)
+        everyone = range(n)
+        for d in range(n):
+            # Only classes some ingress rule of d can match are candidates (all, if d is open).
+            self._reachable(self.in_rules, self.ingress_isolated, self._in_peers, d, 0)
+            any_src, peers = self._in_peers.get(d, (True, None))
+            for s in (everyone if not self.ingress_isolated[d] or any_src else sorted(peers)):
+                conn = self.class_conn(s, d)
+                if not conn:
+                    continue
+                for i in members[s]:
+                    src_id = self.workloads[i].id
+                    for j in members[d]:
+                        if i != j:  # a pod's traffic to itself is never subject to policy
+                            out.append((src_id, self.workloads[j].id, conn))
         segments = self.segments()
         for c in range(n):
             rep = self.classes[c]

@@ -27,7 +27,7 @@ class ConnSet:
 
     @classmethod
     def none(cls) -> "ConnSet":
-        return cls()
+        return NONE  # ConnSets are never mutated, so one empty set serves everyone
 
     @classmethod
     def ports(cls, protocol: str, low: int, high: int) -> "ConnSet":
@@ -83,6 +83,9 @@ class ConnSet:
         return ",".join(parts)
 
     __repr__ = __str__
+
+
+NONE = ConnSet()
 
 
 def _merge(ranges: list) -> tuple:
