@@ -63,7 +63,9 @@ def test_every_format_renders_the_same_connections():
     assert 'subgraph "cluster_ecommerce"' in texts["dot"] and '-> "ecommerce/database[Deployment]" [label="TCP 5432"' in texts["dot"]
     assert texts["mermaid"].startswith("flowchart LR") and '-->|"TCP 5432"|' in texts["mermaid"]
     page = texts["html"]
-    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page.split("<body>")[1]
+    assert page.startswith("<!doctype html>") and "<script" not in page
+    assert 'src="http' not in page and 'href="http' not in page, "self-contained: nothing loaded from elsewhere"
+    assert "<svg" in page and page.count("<line") == 8, "the graph: one arrow per allowed connection"
     assert "no-dns-egress" in page, "findings are in the report"
 
 

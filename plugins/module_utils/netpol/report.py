@@ -86,8 +86,37 @@ def _mermaid(data) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _svg(data, names) -> str:
+    """The connectivity graph as inline SVG: nodes on a circle, one arrow per allowed pair."""
+    import math
+
+    size, radius = 640, 230
+    centre = size / 2
+    pos = {n: (centre + radius * math.cos(2 * math.pi * i / max(len(names), 1) - math.pi / 2),
+               centre + radius * math.sin(2 * math.pi * i / max(len(names), 1) - math.pi / 2))
+           for i, n in enumerate(names)}
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 320}" height="{size}" viewBox="-160 0 {size + 320} {size}">',
+             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+             'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#666"/></marker></defs>']
+    for r in data:
+        (x1, y1), (x2, y2) = pos[r["src"]], pos[r["dst"]]
+        length = math.hypot(x2 - x1, y2 - y1) or 1
+        x2, y2 = x2 - (x2 - x1) * 12 / length, y2 - (y2 - y1) * 12 / length
+        colour = "#c0392b" if r["conn"] == "All Connections" else "#d4a017"
+        parts.append(f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" stroke="{colour}" '
+                     f'stroke-width="1.5" marker-end="url(#arrow)"><title>{html.escape(r["src"])} =&gt; '
+                     f'{html.escape(r["dst"])} : {html.escape(r["conn"])}</title></line>')
+    for n, (x, y) in pos.items():
+        fill = "#fdecea" if _is_range(n) else "#e8f0fe"
+        anchor = "start" if x >= centre else "end"
+        dx = 12 if x >= centre else -12
+        parts.append(f'<circle cx="{x:.0f}" cy="{y:.0f}" r="9" fill="{fill}" stroke="#555"/>'
+                     f'<text x="{x + dx:.0f}" y="{y + 4:.0f}" font-size="11" text-anchor="{anchor}">{html.escape(n)}</text>')
+    return "".join(parts) + "</svg>"
+
+
 def _html(data, findings) -> str:
-    """One self-contained page: a src x dst matrix, the findings, the list. No external assets."""
+    """One self-contained page: a src x dst matrix, a graph, the findings, the list. No external assets."""
     names, _ = _nodes(data)
     cell = {(r["src"], r["dst"]): r["conn"] for r in data}
     head = "".join(f'<th class="v"><div>{html.escape(n)}</div></th>' for n in names)
@@ -119,6 +148,7 @@ td.all{{background:#f8d7da}} td.some{{background:#fff3cd}} td.none{{background:#
 <span style="background:#fff3cd">some ports</span><span style="background:#e8f5e9">denied</span></p>
 <h2>Matrix (row = source, column = destination)</h2>
 <table><tr><th></th>{head}</tr>{''.join(body)}</table>
+<h2>Graph</h2>{_svg(data, names)}
 <h2>Findings</h2><ul>{finding_rows}</ul>
 <h2>Allowed connections</h2>
 <table><tr><th>src</th><th>dst</th><th>conn</th></tr>{listing}</table>
