@@ -71,3 +71,21 @@ def test_bad_intent_fails_before_any_write(testbed, ns, tmp_path):
     assert result.returncode != 0
     assert "config[0].flows[0].ports[0]: port 70000" in result.stdout
     assert testbed.writes(CLUSTER, since=mark) == []
+
+
+def test_rendered_parsed_and_deleted(testbed, ns, tmp_path):
+    import yaml
+    dest = tmp_path / "policies.yaml"
+    plays = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"k8snet.fabric.network_policies": {"state": "rendered", "config": config(ns), "dest": str(dest)}},
+        {"k8snet.fabric.network_policies": {"state": "parsed", "src": [str(dest)]}, "register": "parsed"},
+        {"ansible.builtin.assert": {"that": ["parsed.parsed[0].flows | length == 2",
+                                             "parsed.parsed[0].default_deny == ['egress', 'ingress']"]}}]}]
+    result = run_playbook(tmp_path, plays)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(dest.read_text())][:2] == ["default-deny", "allow-dns"]
+
+    assert run_playbook(tmp_path, play(testbed, ns, "overridden", config(ns), tmp_path)).returncode == 0
+    deleted = run_playbook(tmp_path, play(testbed, ns, "deleted", [], tmp_path))
+    assert deleted.returncode == 0, deleted.stdout[-3000:]
+    assert policies(testbed, ns) == []
