@@ -190,3 +190,12 @@ def test_default_deny_alone_allows_nothing_in_that_direction(pod_labels, directi
     for src, dst, conn in Analysis(objects).connections():
         target = dst if direction == "ingress" else src
         assert not target.startswith("one/"), (src, dst, conn)
+
+
+def test_an_isolated_workload_with_no_connections_is_still_known():
+    objects = CHAPTER + [dep("ecommerce", "island", {"app": "island"}),
+                         netpol("ecommerce", "island", {"podSelector": {"matchLabels": {"app": "island"}},
+                                                        "policyTypes": ["Ingress", "Egress"]})]
+    analysis = Analysis(objects)
+    assert report.check_expectations(analysis, analysis.connections(), [
+        {"src": "ecommerce/island", "dst": "ecommerce/api", "allowed": False}]) == []

@@ -161,11 +161,12 @@ def check_expectations(analysis: Analysis, connections, expect: list[dict]) -> l
     """Every violated expectation, in words. An expectation: src, dst (workload ``ns/name`` or
     ``ns/name[Kind]``, or an IP address), optional protocol (TCP) and port, and allowed (bool)."""
     violations = []
+    known = {w.id for w in analysis.workloads} | {f"{w.namespace}/{w.name}" for w in analysis.workloads}
     for index, exp in enumerate(expect):
         src, dst = str(exp["src"]), str(exp["dst"])
         protocol, port = str(exp.get("protocol") or "TCP").upper(), exp.get("port")
         want = bool(exp.get("allowed", True))
-        conn = _lookup(connections, src, dst)
+        conn = _lookup(connections, src, dst, known)
         if conn is None:
             violations.append(f"expect[{index}]: {src} or {dst} is not a known workload or address")
             continue
@@ -189,15 +190,14 @@ def _matches_entity(name: str, ref: str) -> bool:
     return ref == name or ref == name.split("[", 1)[0]
 
 
-def _lookup(connections, src: str, dst: str) -> ConnSet | None:
-    found_src = found_dst = False
+def _lookup(connections, src: str, dst: str, known: set[str]) -> ConnSet | None:
+    """The connections from src to dst; None when either is neither a workload nor an address."""
+    if not all(ref in known or _is_ip(ref) for ref in (src, dst)):
+        return None
     for s, d, conn in connections:
-        src_ok, dst_ok = _matches_entity(s, src), _matches_entity(d, dst)
-        found_src |= src_ok or _matches_entity(d, src)
-        found_dst |= dst_ok or _matches_entity(s, dst)
-        if src_ok and dst_ok:
+        if _matches_entity(s, src) and _matches_entity(d, dst):
             return conn
-    return ConnSet.none() if (found_src or _is_ip(src)) and (found_dst or _is_ip(dst)) else None
+    return ConnSet.none()
 
 
 def _is_ip(ref: str) -> bool:
