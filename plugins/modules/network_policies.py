@@ -60,45 +60,8 @@ options:
     description: Manifest files or directories for O(state=parsed).
     type: list
     elements: path
-  name:
-    description: Name of the set (and its ApplySet parent Secret); required when talking to a cluster.
-    type: str
-  set_namespace:
-    description: Namespace of the set's parent Secret.
-    type: str
-    default: default
-  state:
-    description: As in M(k8snet.fabric.resource_set); C(overridden) prunes policies no longer declared.
-    type: str
-    choices: [merged, replaced, overridden, deleted, gathered, rendered, parsed]
-    default: merged
-  workers:
-    description: Requests in flight at once.
-    type: int
-    default: 8
-  force_conflicts:
-    description: Take over fields other field managers own.
-    type: bool
-    default: false
-  only_existing:
-    description: Change only policies that exist already.
-    type: bool
-    default: false
-  wait_timeout:
-    description: Seconds to wait for Namespaces/CRDs of the set.
-    type: float
-    default: 60
-  dest:
-    description: With O(state=rendered), the file to write.
-    type: path
-  kubernetes_version:
-    description: With O(state=rendered), the schema version.
-    type: str
-    default: "1.37"
-  namespace:
-    description: Not used (policies always carry their namespace); accepted for symmetry.
-    type: str
 extends_documentation_fragment:
+  - k8snet.fabric.set_options
   - k8snet.fabric.connection
 attributes:
   check_mode:

@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Options of every module that converges a named set (runner.SET_ARGSPEC)."""
+
+    DOCUMENTATION = r"""
+options:
+  name:
+    description:
+      - Name of the set; also the name of its parent Secret. Required for every state that
+        talks to a cluster.
+    type: str
+  set_namespace:
+    description: Namespace of the set's parent Secret.
+    type: str
+    default: default
+  namespace:
+    description: Namespace given to namespaced objects that declare none.
+    type: str
+  state:
+    description:
+      - C(merged) creates objects and merges the declared fields into them; it never removes
+        anything (strategic merge patch for built-in kinds, JSON merge patch for custom ones).
+      - C(replaced) server-side applies each object with field manager C(k8snet.fabric); each
+        ends with exactly the declared content for the fields this collection manages; fields
+        it set before and no longer declares are removed; other managers' fields stay.
+      - C(overridden) is C(replaced), and members the set applied before but no longer declares
+        are deleted (pruned).
+      - C(deleted) deletes the declared objects, or the whole set and its parent when none are
+        declared.
+      - C(gathered) returns the live members of the set.
+      - C(rendered) needs no cluster; returns the objects, validates built-in kinds offline
+        against O(kubernetes_version) and writes them to O(dest).
+      - C(parsed) reads O(content)/O(src) into structured objects, offline.
+    type: str
+    choices: [merged, replaced, overridden, deleted, gathered, rendered, parsed]
+    default: merged
+  workers:
+    description: Requests in flight at once.
+    type: int
+    default: 8
+  force_conflicts:
+    description:
+      - Take over fields owned by another field manager instead of failing with a conflict
+        that names the manager and the field.
+    type: bool
+    default: false
+  only_existing:
+    description:
+      - Change only objects that already exist; absent ones are reported C(skipped), never
+        created. For objects other components own, such as Node labels.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait for declared Namespaces to be Active and CRDs Established.
+    type: float
+    default: 60
+  dest:
+    description: With O(state=rendered), the file the objects are written to (Secret values redacted).
+    type: path
+  kubernetes_version:
+    description: With O(state=rendered), the Kubernetes version whose schemas validate built-in kinds.
+    type: str
+    default: "1.37"
+"""
