@@ -161,6 +161,10 @@ def expectations(spec: dict) -> list[dict]:
         for (src, dst), port in ports.items():
             source = probe if src == INTERNET else f"{ns}/{src}"
             out.append({"src": source, "dst": f"{ns}/{dst}", "port": port["port"], "protocol": port["protocol"], "allowed": True})
+            if src == INTERNET and isinstance(port.get("port"), int):
+                # ... and on that port only
+                other = 443 if port["port"] != 443 else 8443
+                out.append({"src": source, "dst": f"{ns}/{dst}", "port": other, "protocol": port["protocol"], "allowed": False})
         for src in names:
             for dst in names:
                 if src != dst and (src, dst) not in declared:

@@ -48,7 +48,7 @@ def test_render_mode_writes_validates_and_proves(tmp_path):
     assert "ecommerce-prod/frontend[Pod] => ecommerce-prod/api[Pod] : TCP 8080" in lines
     assert not any("ecommerce-prod" in l and "ecommerce-staging" in l for l in lines), "environments never meet"
     assert (out / "report" / "connlist.html").read_text().startswith("<!doctype html>")
-    assert "42 expectations hold" in result.stdout
+    assert "44 expectations hold" in result.stdout
     again = ecommerce(tmp_path)
     assert host_recap(again.stdout)["changed"] == 0
 
@@ -130,3 +130,14 @@ def test_apply_on_the_testbed(testbed, tmp_path):
     mark = testbed.audit_mark(CLUSTER)
     bad = ecommerce(tmp_path, inventory="testbed", extra={"ecommerce_net_tiers": [{"name": "frontend", "port": 70000}]})
     assert bad.returncode != 0 and testbed.writes(CLUSTER, since=mark) == []
+
+
+def test_services_without_readiness_probes_are_reported(tmp_path):
+    workloads = [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "ecommerce-prod"},
+                  "spec": {"template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
+                      {"name": name, "image": "shop/" + name, **probe}]}}}}
+                 for name, probe in (("api", {}), ("frontend", {"readinessProbe": {"httpGet": {"path": "/health", "port": 80}}}))]
+    result = ecommerce(tmp_path, extra={"ecommerce_net_workloads": workloads})
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "WARNING: no readinessProbe on api:" in result.stdout
+    assert "readinessProbe on api, frontend" not in result.stdout
