@@ -346,3 +346,15 @@ def test_discovery_cache_finds_new_crds(testbed, namespace_name, tmp_path, monke
             cached.discovery.refreshed = False
             time.sleep(0.3)
     assert rtype.plural == "gadgets" and not rtype.namespaced
+
+
+def test_an_object_of_another_set_is_not_adopted_silently(testbed, engine, audit, namespace_name):
+    engine().converge("owner-a", namespace_name, [ns(namespace_name), cm("shared", namespace_name, who="a")], "replaced")
+    audit.reset()
+    with pytest.raises(SetError) as claimed:
+        engine().converge("owner-b", namespace_name, [cm("shared", namespace_name, who="b")], "replaced")
+    assert "ConfigMap " + namespace_name + "/shared belongs to another set" in str(claimed.value)
+    assert audit.writes() == []
+    engine(force_conflicts=True).converge("owner-b", namespace_name, [cm("shared", namespace_name, who="b")], "replaced")
+    labels = live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/shared")["metadata"]["labels"]
+    assert labels[applyset.PART_OF_LABEL] == applyset.applyset_id("owner-b", namespace_name)

@@ -247,8 +247,7 @@ class Engine:
                 item.action = "absent" if self.only_existing else "create"
                 continue
             if state == "merged":
-                want = dict(item.obj)
-                same = diff.contains(want, item.live)
+                same = diff.contains(item.obj, item.live)
             else:
                 live_hash = ((item.live.get("metadata") or {}).get("annotations") or {}).get(diff.HASH_ANNOTATION)
                 same = live_hash == item.obj["metadata"]["annotations"][diff.HASH_ANNOTATION] and \
@@ -419,7 +418,7 @@ class Engine:
             raise ValidationError(refusal)
         self.read_live(items)
         self.plan(items, state)
-        live_namespaces = {i.name for i in items if i.obj["kind"] == "Namespace" and i.live}
+        self._refuse_adoption(items, set_id)
         creating_namespaces = {i.name for i in items if i.obj["kind"] == "Namespace" and not i.live}
         failed = self.validate(items, state, creating_namespaces)
         if failed:
@@ -487,6 +486,20 @@ class Engine:
         self.client.request("PATCH", f"/api/v1/namespaces/{namespace}/secrets/{name}",
                             query={"fieldManager": self.field_manager, "force": "true"},
                             body=wanted, content_type=APPLY_PATCH)
+
+    def _refuse_adoption(self, items: list[Item], set_id: str) -> None:
+        """An object another set claims is not taken silently (kubectl's ApplySet rule too)."""
+        if self.force:
+            return
+        claimed = []
+        for item in items:
+            owner = (((item.live or {}).get("metadata") or {}).get("labels") or {}).get(applyset.PART_OF_LABEL)
+            if owner and owner != set_id:
+                claimed.append(f"{diff.describe(item.obj)} belongs to another set ({owner})")
+        if claimed:
+            raise SetError(f"{len(claimed)} objects are part of another set; nothing was changed "
+                           f"(set force_conflicts: true to move them into this one):\n- " + "\n- ".join(claimed),
+                           [self._item_result(i) for i in items])
 
     def _abort_on_errors(self, items: list[Item], when: str) -> None:
         failed = [i for i in items if i.error]
