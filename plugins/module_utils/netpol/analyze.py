@@ -65,8 +65,8 @@ def workload_of(obj: dict) -> Workload:
 
 
 def owner_name(pod: dict) -> tuple[str, str] | None:
-    """(kind, name) of the controller a live pod belongs to, walking ReplicaSet -> Deployment and
-    Job -> CronJob by the controllers' naming rules (the pod-template-hash, the schedule suffix)."""
+    """(kind, name) of the controller a live pod belongs to; a ReplicaSet named
+    <deployment>-<pod-template-hash> stands for its Deployment. Other owners are taken as they are."""
     meta = pod.get("metadata") or {}
     owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
     if not owner:
@@ -75,8 +75,6 @@ def owner_name(pod: dict) -> tuple[str, str] | None:
     template_hash = (meta.get("labels") or {}).get("pod-template-hash")
     if kind == "ReplicaSet" and template_hash and name.endswith("-" + template_hash):
         return "Deployment", name[: -len(template_hash) - 1]
-    if kind == "Job" and name.rsplit("-", 1)[-1].isdigit() and (meta.get("labels") or {}).get("batch.kubernetes.io/controller-uid"):
-        return kind, name
     return kind, name
 
 

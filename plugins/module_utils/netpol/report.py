@@ -12,7 +12,12 @@ import json
 import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis, Workload
-from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import ConnSet, rule_conns
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (
+    ConnSet,
+    policy_types,
+    rule_conns,
+    selector_matches,
+)
 
 FORMATS = ("txt", "json", "csv", "md", "dot", "mermaid", "html")
 DNS_WORKLOAD = Workload("kube-system", "kube-dns", "Deployment", {"k8s-app": "kube-dns"})
@@ -290,23 +295,25 @@ def findings(analysis: Analysis, connections) -> list[dict]:
 
 
 def _dns_egress_without_dns_pods(a: Analysis, c: int) -> ConnSet:
-    """Egress toward a kube-dns pod that is not among the inputs (the usual case offline)."""
+    """Egress toward a kube-dns pod that is not among the inputs (the usual case offline),
+    read from the raw peers of the egress rules that apply to class ``c``."""
     out = ConnSet.none()
     dns_ns = a.namespaces.get("kube-system", {"kubernetes.io/metadata.name": "kube-system"})
-    from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import selector_matches
-    for classes, blocks, ports, policy in a.out_rules[c]:
-        if classes is None:
-            out = out | rule_conns(ports, {})
+    for policy, selected in zip(a.policies, a.selected):
+        if c not in selected or "Egress" not in policy_types(policy.spec):
             continue
-        rule = next((r for r in policy.spec.get("egress") or [] if a._rule(policy, r.get("to"), r.get("ports"))[0] == classes
-                     and r.get("ports") == ports), None)
-        for peer in (rule or {}).get("to") or []:
-            if "ipBlock" in peer:
+        for rule in policy.spec.get("egress") or []:
+            ports = rule.get("ports")
+            if not rule.get("to"):
+                out = out | rule_conns(ports, {})
                 continue
-            ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
-            ns_ok = selector_matches(ns_sel, dns_ns) if ns_sel is not None else policy.namespace == "kube-system"
-            if ns_ok and selector_matches(pod_sel or {}, DNS_WORKLOAD.labels):
-                out = out | rule_conns(ports, {("dns", "UDP"): 53})
+            for peer in rule["to"]:
+                if "ipBlock" in peer:
+                    continue
+                ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
+                ns_ok = selector_matches(ns_sel, dns_ns) if ns_sel is not None else policy.namespace == "kube-system"
+                if ns_ok and selector_matches(pod_sel or {}, DNS_WORKLOAD.labels):
+                    out = out | rule_conns(ports, {("dns", "UDP"): 53})
     return out
 
 
