@@ -73,7 +73,7 @@ attributes:
     support: full
     description: Reads only; files in O(dest) are not written in check mode.
 requirements:
-  - kubernetes (for O(from_cluster))
+  - PyYAML
 """
 
 EXAMPLES = r"""

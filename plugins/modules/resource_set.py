@@ -53,7 +53,6 @@ attributes:
     description: One before/after entry per object, Secret values redacted.
 requirements:
   - python >= 3.9
-  - kubernetes >= 30
   - PyYAML
   - kubernetes-validate (for O(state=rendered))
 """

@@ -1,0 +1,153 @@
+"""Every way the client authenticates, proven against the real apiserver by asking it who we are
+(SelfSubjectReview): tokens (kubeconfig, tokenFile, api_key), exec plugins (token, client
+certificate, renewal on 401, failure), tls-server-name and insecure-skip-tls-verify."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError, ClusterUnreachable
+
+pytestmark = pytest.mark.testbed
+CLUSTER = "us-east"
+
+
+def whoami(client: Client) -> str:
+    review = client.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    return review["status"]["userInfo"]["username"]
+
+
+@pytest.fixture(scope="module")
+def testbed_config(testbed):
+    return yaml.safe_load(testbed.kubeconfig.read_text())
+
+
+@pytest.fixture(scope="module")
+def sa_token(testbed):
+    """A real service-account token from the TokenRequest API."""
+    admin = testbed.client(CLUSTER)
+    ns = "client-auth"
+    admin.request("POST", "/api/v1/namespaces", allow=(409,),
+                  body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    admin.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", allow=(409,),
+                  body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}})
+    answer = admin.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/reader/token",
+                           body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                 "spec": {"expirationSeconds": 3600}})
+    return answer["status"]["token"]
+
+
+def kubeconfig(tmp_path, testbed_config, user: dict, **cluster_changes) -> str:
+    cluster = dict(next(c for c in testbed_config["clusters"] if c["name"] == CLUSTER)["cluster"])
+    cluster.update(cluster_changes)
+    cluster = {k: v for k, v in cluster.items() if v is not None}
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "t",
+        "clusters": [{"name": "c", "cluster": cluster}], "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}]}))
+    return str(path)
+
+
+def admin_user(testbed_config) -> dict:
+    return next(u for u in testbed_config["users"] if u["name"] == "admin")["user"]
+
+
+def script(tmp_path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def exec_credential(status: dict) -> str:
+    return json.dumps({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+                       "status": status})
+
+
+SA_USER = "system:serviceaccount:client-auth:reader"
+
+
+def test_token_in_kubeconfig_token_file_and_api_key(tmp_path, testbed_config, sa_token):
+    assert whoami(Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, {"token": sa_token})})) == SA_USER
+    (tmp_path / "sa.token").write_text(sa_token + "\n")
+    path = kubeconfig(tmp_path, testbed_config, {"tokenFile": "sa.token"})  # relative to the file
+    assert whoami(Client({"kubeconfig": path})) == SA_USER
+    path = kubeconfig(tmp_path, testbed_config, {})
+    assert whoami(Client({"kubeconfig": path, "api_key": sa_token})) == SA_USER
+
+
+def test_a_rejected_token_is_a_401_that_does_not_quote_it(tmp_path, testbed_config):
+    client = Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, {"token": "not-a-valid-token-9f8e"})})
+    with pytest.raises(ApiError) as exc:
+        whoami(client)
+    assert exc.value.status == 401 and "not-a-valid-token-9f8e" not in str(exc.value)
+
+
+def test_exec_plugin_token_and_client_certificate(tmp_path, testbed_config, sa_token):
+    (tmp_path / "token.json").write_text(exec_credential({"token": sa_token}))
+    # The plugin is told how it is called (KUBERNETES_EXEC_INFO) and gets the declared env.
+    plugin = script(tmp_path, "token-plugin", '[ -n "$KUBERNETES_EXEC_INFO" ] && [ "$REGION" = eu ] '
+                                              '|| exit 9\ncat "$(dirname "$0")/token.json"\n')
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
+                     "env": [{"name": "REGION", "value": "eu"}]}}
+    assert whoami(Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, user)})) == SA_USER
+
+    admin = admin_user(testbed_config)
+    (tmp_path / "cert.json").write_text(exec_credential({
+        "clientCertificateData": base64.b64decode(admin["client-certificate-data"]).decode(),
+        "clientKeyData": base64.b64decode(admin["client-key-data"]).decode()}))
+    plugin = script(tmp_path, "cert-plugin", 'cat "$(dirname "$0")/cert.json"\n')
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": plugin}}
+    assert whoami(Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, user)})) == "k8snet-admin"
+    leftovers = list(Path(tempfile.gettempdir()).glob("k8snet-*/key.pem"))
+    assert not leftovers, "the private key must not stay on disk"
+
+
+def test_exec_credential_is_renewed_once_on_401(tmp_path, testbed_config, sa_token):
+    (tmp_path / "stale.json").write_text(exec_credential({"token": "expired-token"}))
+    (tmp_path / "fresh.json").write_text(exec_credential({"token": sa_token}))
+    plugin = script(tmp_path, "renewing", 'd="$(dirname "$0")"; echo x >> "$d/calls"\n'
+                                          'if [ "$(wc -l < "$d/calls")" -eq 1 ]; then cat "$d/stale.json"; '
+                                          'else cat "$d/fresh.json"; fi\n')
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin}}
+    assert whoami(Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, user)})) == SA_USER
+    assert (tmp_path / "calls").read_text().count("x") == 2
+
+
+def test_failing_exec_plugin_says_why(tmp_path, testbed_config):
+    plugin = script(tmp_path, "failing", 'echo "please run: cloud login" >&2; exit 3\n')
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
+                     "installHint": "install cloud-cli"}}
+    with pytest.raises(ClusterUnreachable, match=r"exited 3: please run: cloud login \(install cloud-cli\)"):
+        Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, user)})
+
+
+def test_tls_server_name_and_verification(tmp_path, testbed_config):
+    admin = admin_user(testbed_config)
+    # The serving certificate names kubernetes.default.svc: checking against it passes...
+    path = kubeconfig(tmp_path, testbed_config, admin, **{"tls-server-name": "kubernetes.default.svc"})
+    assert whoami(Client({"kubeconfig": path})) == "k8snet-admin"
+    # ...against a name it does not carry fails, before any request is answered.
+    path = kubeconfig(tmp_path, testbed_config, admin, **{"tls-server-name": "api.example.com"})
+    with pytest.raises(ClusterUnreachable, match="TLS failed"):
+        whoami(Client({"kubeconfig": path}))
+    # No CA given: the system trust store does not know the testbed CA.
+    path = kubeconfig(tmp_path, testbed_config, admin, **{"certificate-authority-data": None})
+    with pytest.raises(ClusterUnreachable, match="TLS failed"):
+        whoami(Client({"kubeconfig": path}))
+    path = kubeconfig(tmp_path, testbed_config, admin, **{"certificate-authority-data": None,
+                                                          "insecure-skip-tls-verify": True})
+    assert whoami(Client({"kubeconfig": path})) == "k8snet-admin"
+    assert whoami(Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, admin,
+                                                   **{"certificate-authority-data": None}),
+                          "validate_certs": False})) == "k8snet-admin"
