@@ -54,6 +54,12 @@ attributes:
 requirements:
   - python >= 3.9
   - PyYAML
+notes:
+  - The module's argument echo (C(invocation), shown at -vvv and stored by AWX) gives the number
+    of objects, not the objects; RV(results) names every object and RV(diff) shows content.
+  - Neither the C(kubernetes) nor the C(openshift) Python package is needed; kubeconfig (merged
+    KUBECONFIG lists, exec credential plugins, token files) and in-cluster config are read by the
+    collection itself.
   - kubernetes-validate (for O(state=rendered))
 """
 

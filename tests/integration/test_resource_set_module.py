@@ -80,9 +80,15 @@ def test_rendered_rejects_schema_errors(tmp_path):
     assert "NetworkPolicy x" in result.stdout and "ingres" in result.stdout
 
 
-def test_api_key_is_never_logged(testbed, tmp_path):
+def test_api_key_is_never_logged_and_objects_are_not_echoed(testbed, tmp_path, namespace_name):
     plays = [{"hosts": "localhost", "gather_facts": False, "tasks": [
-        {"k8snet.fabric.resource_set": {"name": "x", "state": "gathered", "api_key": "tok-abc123-secret",
+        {"k8snet.fabric.resource_set": {"name": "x", "state": "merged", "api_key": "tok-abc123-secret",
+                                        "objects": objects_for(namespace_name),
                                         **testbed.connection(CLUSTER)}}]}]
     result = run_playbook(tmp_path, plays, "-vvv")
+    # (The apiserver takes the kubeconfig's client certificate first; the token is still sent.)
+    assert result.returncode == 0, result.stdout[-3000:]
     assert "tok-abc123-secret" not in result.stdout + result.stderr
+    # The argument echo names how many objects there were, not what they hold.
+    assert "objects: 3 declared (see results)" in result.stdout
+    assert "pa55-w0rd-xyz" not in result.stdout + result.stderr

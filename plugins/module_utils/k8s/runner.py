@@ -99,5 +99,5 @@ def invocation(params: dict) -> dict:
     ``results`` (identity) and ``diff`` (content, redacted) already."""
     args = dict(params)
     if isinstance(args.get("objects"), list):
-        args["objects"] = f"{len(args['objects'])} objects (see results)"
+        args["objects"] = f"{len(args['objects'])} declared (see results)"
     return {"module_args": args}
