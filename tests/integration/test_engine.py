@@ -358,3 +358,34 @@ def test_an_object_of_another_set_is_not_adopted_silently(testbed, engine, audit
     engine(force_conflicts=True).converge("owner-b", namespace_name, [cm("shared", namespace_name, who="b")], "replaced")
     labels = live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/shared")["metadata"]["labels"]
     assert labels[applyset.PART_OF_LABEL] == applyset.applyset_id("owner-b", namespace_name)
+
+
+@pytest.mark.parametrize("state", ["merged", "replaced"])
+def test_a_field_the_schema_lacks_fails_fast_and_writes_nothing(testbed, engine, audit, namespace_name, state):
+    """Not dropped with a warning (the server's default for create/patch), and not retried as
+    the 500 server-side apply answers for it (kubernetes/kubernetes#139253)."""
+    testbed.client(CLUSTER).request("POST", "/api/v1/namespaces", body=ns(namespace_name))
+    audit.reset()
+    typo = netpol("typo", namespace_name)
+    typo["spec"]["ingres"] = [{}]
+    run = engine()
+    with pytest.raises(SetError) as failed:
+        run.converge("typo", namespace_name, [cm("ok", namespace_name), typo], state)
+    assert f"NetworkPolicy {namespace_name}/typo: invalid:" in str(failed.value)
+    assert "ingres" in str(failed.value)
+    assert run.client.counts["dry-run"] == 2, "one dry run each, no retries"
+    assert audit.writes() == []
+
+
+def test_server_warnings_are_kept_with_the_request_that_got_them(testbed, engine, namespace_name):
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "web", "namespace": namespace_name},
+                  "spec": {"selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": {"nodeSelector": {"beta.kubernetes.io/arch": "amd64"},
+                                                 "containers": [{"name": "web", "image": "nginx:1.27"}]}}}}
+    run = engine()
+    run.converge("warn", namespace_name, [ns(namespace_name), deployment], "replaced")
+    [(text, about)] = [(t, a) for t, a in run.client.warnings.items() if "beta.kubernetes.io/arch" in t]
+    assert "deprecated" in text and '"kubernetes.io/arch"' in text
+    assert about == f"Deployment {namespace_name}/web"  # its own namespace, not the stand-in

@@ -92,3 +92,16 @@ def test_api_key_is_never_logged_and_objects_are_not_echoed(testbed, tmp_path, n
     # The argument echo names how many objects there were, not what they hold.
     assert "objects: 3 declared (see results)" in result.stdout
     assert "pa55-w0rd-xyz" not in result.stdout + result.stderr
+
+
+def test_server_warnings_become_task_warnings(testbed, tmp_path, namespace_name):
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace_name},
+                  "spec": {"selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": {"nodeSelector": {"beta.kubernetes.io/arch": "amd64"},
+                                                 "containers": [{"name": "web", "image": "nginx:1.27"}]}}}}
+    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name}}, deployment]
+    result = run_playbook(tmp_path, play(testbed, "replaced", objects, set_namespace=namespace_name))
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = " ".join((result.stdout + result.stderr).split())
+    assert f"API server on Deployment {namespace_name}/web: spec.template.spec.nodeSelector" in output

@@ -22,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import applyset, diff
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import NOT_TRANSIENT_500
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.discovery import (
     Discovery,
     ResourceType,
@@ -142,7 +143,7 @@ class Engine:
             elif exc.status == 404 and "namespaces" in message and "not found" in message:
                 text = (f"{label}: namespace {obj['metadata'].get('namespace')!r} does not exist "
                         f"(declare it in this set or create it first)")
-            elif exc.status == 422:
+            elif exc.status in (400, 422) or (exc.status == 500 and message.startswith(NOT_TRANSIENT_500)):
                 text = f"{label}: invalid: {message}"
             else:
                 text = f"{label}: {exc.status} {exc.reason}: {message}"
@@ -259,10 +260,12 @@ class Engine:
     # ------------------------------------------------------------------------------------
     # 4./5. requests for one object
     def _write(self, item: Item, state: str, dry_run: bool) -> dict:
-        query = {"fieldManager": self.field_manager}
+        # Strict: a field the schema lacks fails the dry run instead of being dropped with a warning.
+        query = {"fieldManager": self.field_manager, "fieldValidation": "Strict"}
         if dry_run:
             query["dryRun"] = "All"
         obj, namespace = item.obj, item.namespace
+        about = diff.describe(obj)
         if item.stand_in:
             namespace = STAND_IN_NAMESPACE
             obj = {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
@@ -270,18 +273,18 @@ class Engine:
         if state != "merged":
             if self.force:
                 query["force"] = "true"
-            return self.client.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH)
+            return self.client.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, about=about)
         if item.action == "create":
-            return self.client.request("POST", item.rtype.path(namespace or None), query=query, body=obj)
+            return self.client.request("POST", item.rtype.path(namespace or None), query=query, body=obj, about=about)
         patch_type = self._patch_type.get(item.rtype, STRATEGIC_PATCH)
         try:
-            return self.client.request("PATCH", path, query=query, body=obj, content_type=patch_type)
+            return self.client.request("PATCH", path, query=query, body=obj, content_type=patch_type, about=about)
         except ApiError as exc:
             if exc.status != 415 or patch_type != STRATEGIC_PATCH:
                 raise
             # Custom resources take no strategic merge patch: a JSON merge patch it is.
             self._patch_type[item.rtype] = MERGE_PATCH
-            return self.client.request("PATCH", path, query=query, body=obj, content_type=MERGE_PATCH)
+            return self.client.request("PATCH", path, query=query, body=obj, content_type=MERGE_PATCH, about=about)
 
     def validate(self, items: list[Item], state: str, creating_namespaces: set[str]) -> list[Item]:
         """Dry-run every pending write; return the items that failed (with .error set)."""

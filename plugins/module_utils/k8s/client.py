@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import random
+import re
 import socket
 import ssl
 import tempfile
@@ -45,6 +46,11 @@ CONNECTION_ARGSPEC = dict(
 )
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Server-side apply reports a field the schema does not declare as a 500 (kubernetes/kubernetes
+# #139253, open): it is the request's fault and answers the same every time, so no retry.
+NOT_TRANSIENT_500 = "failed to create typed patch object"
+# RFC 7234 warning values as the API server sends them: 299 - "text", several comma-joined.
+WARNING = re.compile(r'\d{3} \S+ "((?:[^"\\]|\\.)*)"')
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # A dropped or refused connection, or a keep-alive connection the server closed meanwhile.
 CONNECTION_ERRORS = (ConnectionError, http.client.HTTPException, socket.timeout, socket.gaierror)
@@ -110,6 +116,7 @@ class Client:
         self._idle: queue.LifoQueue = queue.LifoQueue()  # keep-alive connections, newest first
         self._lock = threading.Lock()
         self.counts: Counter = Counter()
+        self.warnings: dict[str, str] = {}  # warning text -> the object (or path) that got it
 
     # -- helpers -------------------------------------------------------------------------
     def _connection(self) -> http.client.HTTPConnection:
@@ -135,6 +142,14 @@ class Client:
             headers["Authorization"] = "Bearer " + self._creds.token
         return headers
 
+    def _warn(self, header: str, about: str) -> None:
+        """Keep the server's warnings (deprecated APIs and fields) with the first object that got
+        each, for the module to show once."""
+        found = [re.sub(r'\\(.)', r'\1', text) for text in WARNING.findall(header)] or [header]
+        with self._lock:
+            for text in found:
+                self.warnings.setdefault(text, about)
+
     def _count(self, method: str, query: dict | None) -> None:
         dry = bool(query and query.get("dryRun"))
         key = "dry-run" if dry and method in WRITE_METHODS else method
@@ -144,8 +159,10 @@ class Client:
     # -- the one request function -----------------------------------------------------------
     def request(self, method: str, path: str, *, query: dict | None = None, body=None,
                 content_type: str = "application/json", allow: tuple[int, ...] = (),
-                headers: dict | None = None) -> dict | None:
+                headers: dict | None = None, about: str | None = None) -> dict | None:
         """Send one request; return the decoded JSON body, or None for statuses in ``allow``.
+
+        ``about`` names the object for the server's warnings (default: the path).
 
         Retries 429 and 5xx answers and dropped connections with exponential backoff and
         jitter (Retry-After is honoured); an exec credential is renewed once on 401. Other
@@ -181,7 +198,13 @@ class Client:
                 conn.close()
             else:
                 self._idle.put(conn)
-            if resp.status in RETRY_STATUSES and attempt < self.retries:
+            warning = resp.getheader("Warning")
+            if warning:
+                self._warn(warning, about or path)
+            data = _decode(raw)
+            if resp.status in RETRY_STATUSES and attempt < self.retries and not (
+                    resp.status == 500 and isinstance(data, dict)
+                    and str(data.get("message", "")).startswith(NOT_TRANSIENT_500)):
                 attempt += 1
                 time.sleep(self._delay(attempt, resp.getheader("Retry-After")))
                 continue
@@ -192,7 +215,6 @@ class Client:
                     self._tls = tls_context(self._creds)
                     self.close()
                 continue
-            data = _decode(raw)
             if resp.status < 400:
                 return data
             if resp.status in allow:

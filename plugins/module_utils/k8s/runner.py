@@ -66,6 +66,8 @@ def run(module, objects: list[dict]) -> dict:
                                      default_namespace=params["namespace"])
     finally:
         client.close()
+    for text, about in sorted(client.warnings.items()):
+        module.warn(f"API server on {about}: {text}")
     result["requests"] = dict(client.counts)
     result["timings"] = {**engine.timings, "total": round(time.monotonic() - started, 3)}
     return result
