@@ -475,12 +475,18 @@ class Engine:
         return self._report(items, pruned)
 
     def _prune(self, stale: list[dict]) -> list[dict]:
-        """Delete what the set no longer declares: members first, namespaces/CRDs last."""
-        first = [o for o in stale if not diff.is_foundation(o)]
-        last = [o for o in stale if diff.is_foundation(o)]
-        for batch in (first, last):
-            self._map(lambda o: self._delete(o["_rtype"], o, dry_run=False), batch)
-        return first + last
+        """Delete what the set no longer declares."""
+        return [obj for (_, obj), _ in self._delete_in_order([(o["_rtype"], o) for o in stale], dry_run=False)]
+
+    def _delete_in_order(self, targets: list[tuple], dry_run: bool) -> list[tuple[tuple, str | None]]:
+        """Delete (type, object) pairs in parallel, namespaces and CRDs after what lives in them;
+        return each pair with its outcome ("deleted", or None when it was already gone)."""
+        members = [t for t in targets if not diff.is_foundation(t[1])]
+        foundation = [t for t in targets if diff.is_foundation(t[1])]
+        done = []
+        for batch in (members, foundation):
+            done += zip(batch, self._map(lambda t: self._delete(*t, dry_run=dry_run), batch))
+        return done
 
     def _ensure_parent(self, live_parent, name, namespace, kinds, namespaces) -> None:
         wanted = applyset.parent_object(name, namespace, kinds, namespaces)
@@ -554,22 +560,17 @@ class Engine:
             kinds, namespaces = applyset.parent_scope(parent)
             found = self.members(applyset.applyset_id(name, set_namespace), kinds, namespaces | {set_namespace})
             targets = [(o.pop("_rtype"), o) for o in found]
-        targets = ([t for t in targets if not diff.is_foundation(t[1])]
-                   + [t for t in targets if diff.is_foundation(t[1])])
-        results = []
         # Dry runs first: a delete the server would refuse stops the run before any delete.
-        for rtype, obj in targets:
-            self._delete(rtype, obj, dry_run=True)
-        for rtype, obj in targets:
-            outcome = self._delete(rtype, obj, dry_run=self.check_mode)
-            results.append(_result(obj, "deleted" if outcome else "absent"))
+        self._map(lambda t: self._delete(*t, dry_run=True), targets)
+        done = self._delete_in_order(targets, dry_run=self.check_mode)
+        results = [_result(obj, "deleted" if outcome else "absent") for (_, obj), outcome in done]
         if not objects and parent is not None and not self.check_mode:
             self.client.request("DELETE", f"/api/v1/namespaces/{set_namespace}/secrets/{name}", allow=(404,))
         summary = {"deleted": sum(r["result"] == "deleted" for r in results)}
         out = {"changed": summary["deleted"] > 0 or (not objects and parent is not None),
                "results": results, "summary": summary}
         if self.want_diff:
-            out["diff"] = [diff.object_diff(obj, None) for _, obj in targets]
+            out["diff"] = [diff.object_diff(obj, None) for (_, obj), _ in done]
         return out
 
     def gather(self, name: str, set_namespace: str) -> dict:
