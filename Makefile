@@ -50,5 +50,5 @@ clean: testbed-down
 
 # Benchmarks against named peers (see bench/*.py); prints ratios measured in the same run.
 bench: testbed
-	$(PY) -m bench.converge --sizes 100,1000
+	$(PY) -m bench.converge --sizes 100,1000 --repeat 3
 	$(PY) -m bench.netpol

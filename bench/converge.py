@@ -5,11 +5,13 @@ Peers, measured in the same run on the same cluster with the same definitions:
   kubernetes.core  kubernetes.core.k8s (state=present, all definitions in one task) via ansible-playbook
   kubectl          kubectl apply --server-side -f <one file>  (the testbed's own kubectl build)
 
-For each size: a first apply into fresh namespaces and an unchanged re-run. Prints wall time,
-requests (counted from the apiserver's audit log) and the ratios. kubernetes.core comes from the
+For each size: a first apply into fresh namespaces and an unchanged re-run, repeated (--repeat)
+with the tools' order rotated each round so that none always runs on the fullest store. Prints
+every measurement, then medians of wall time and requests (counted from the apiserver's audit
+log) and the ratios of the medians. kubernetes.core comes from the
 `ansible` package, installed into .cache/bench/venv for the benchmark only.
 
-    make bench            # or: .venv/bin/python -m bench.converge --sizes 100,1000
+    make bench            # or: .venv/bin/python -m bench.converge --sizes 100,1000 --repeat 3
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -106,6 +109,7 @@ def requests_since(testbed: Testbed, mark: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000")
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     bindir = ensure_bench_venv()
     testbed = Testbed()
@@ -117,9 +121,9 @@ def main() -> int:
     stamp = str(int(time.time()))[-6:]
     rows = []
     try:
-        for size in (int(s) for s in args.sizes.split(",")):
-            for tool in TOOLS:
-                prefix = f"b{stamp}-{size}-{tool.replace('.', '')}"
+        for size, round_ in ((int(s), r) for s in args.sizes.split(",") for r in range(args.repeat)):
+            for tool in TOOLS[round_ % 3:] + TOOLS[:round_ % 3]:
+                prefix = f"b{stamp}-{size}-{round_}-{tool.replace('.', '')}"
                 namespaces, objects = generate(size, prefix)
                 for ns in namespaces:
                     admin.request("POST", "/api/v1/namespaces",
@@ -132,9 +136,9 @@ def main() -> int:
                     began = time.monotonic()
                     run_tool(tool, bindir, work, objects_file, testbed, f"bench-{prefix}", namespaces[0])
                     seconds = time.monotonic() - began
-                    rows.append({"size": size, "tool": tool, "phase": phase, "seconds": round(seconds, 2),
-                                 "requests": requests_since(testbed, mark)})
-                    print(f"{size:>5} {tool:<16} {phase:<17} {seconds:7.2f}s {rows[-1]['requests']:>6} requests",
+                    rows.append({"size": size, "round": round_, "tool": tool, "phase": phase,
+                                 "seconds": round(seconds, 2), "requests": requests_since(testbed, mark)})
+                    print(f"{size:>5} round {round_} {tool:<16} {phase:<17} {seconds:7.2f}s {rows[-1]['requests']:>6} requests",
                           flush=True)
     finally:
         if started_here:
@@ -148,18 +152,26 @@ def main() -> int:
                    capture_output=True, check=True)
     overhead = time.monotonic() - began
     print(f"\nansible-playbook fixed cost (one no-op task): {overhead:.2f}s")
-    print("ratios (peer time / fabric time; > 1 means fabric is faster):")
+    medians = {}
+    for size in sorted({r["size"] for r in rows}):
+        for tool in TOOLS:
+            for phase in ("first apply", "unchanged re-run"):
+                runs = [r for r in rows if (r["size"], r["tool"], r["phase"]) == (size, tool, phase)]
+                medians[size, tool, phase] = {"seconds": statistics.median(r["seconds"] for r in runs),
+                                              "requests": statistics.median(r["requests"] for r in runs)}
+    print(f"medians of {args.repeat} rounds; ratios = peer time / fabric time (> 1: fabric is faster):")
     for size in sorted({r["size"] for r in rows}):
         for phase in ("first apply", "unchanged re-run"):
-            mine = next(r for r in rows if r["size"] == size and r["tool"] == "fabric" and r["phase"] == phase)
+            mine = medians[size, "fabric", phase]
             for peer in TOOLS[1:]:
-                theirs = next(r for r in rows if r["size"] == size and r["tool"] == peer and r["phase"] == phase)
+                theirs = medians[size, peer, phase]
                 net = ""
                 if peer == "kubernetes.core":
                     net = (f", {max(theirs['seconds'] - overhead, 0.01) / max(mine['seconds'] - overhead, 0.01):.1f}x"
                            f" without the shared ansible-playbook cost")
-                print(f"{size:>5} {phase:<17} vs {peer:<16} {theirs['seconds'] / mine['seconds']:6.1f}x "
-                      f"(requests {mine['requests']} vs {theirs['requests']}{net})")
+                print(f"{size:>5} {phase:<17} fabric {mine['seconds']:5.2f}s vs {peer:<16} {theirs['seconds']:5.2f}s"
+                      f" {theirs['seconds'] / mine['seconds']:5.1f}x (requests {mine['requests']:.0f} vs "
+                      f"{theirs['requests']:.0f}{net})")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "converge.json").write_text(json.dumps(rows, indent=1))
     return 0
