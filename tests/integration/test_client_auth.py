@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import stat
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,60 @@ def test_tls_server_name_and_verification(tmp_path, testbed_config):
     assert whoami(Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, admin,
                                                    **{"certificate-authority-data": None}),
                           "validate_certs": False})) == "k8snet-admin"
+
+
+@pytest.fixture
+def connect_proxy():
+    """A real HTTP CONNECT proxy on loopback that records the tunnels it opens."""
+    tunnels = []
+
+    def pipe(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def handle(client):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        target = head.split(b" ")[1].decode()
+        tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(client,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", tunnels
+    listener.close()
+
+
+def test_proxy_url_tunnels_through_the_proxy(tmp_path, testbed_config, connect_proxy):
+    proxy, tunnels = connect_proxy
+    admin = admin_user(testbed_config)
+    path = kubeconfig(tmp_path, testbed_config, admin, **{"proxy-url": proxy})
+    client = Client({"kubeconfig": path})
+    assert whoami(client) == "k8snet-admin"
+    assert tunnels == [client.server.split("//", 1)[1]], "one tunnel, to the API server"
+    path = kubeconfig(tmp_path, testbed_config, admin, **{"proxy-url": "socks5://127.0.0.1:1080"})
+    with pytest.raises(ClusterUnreachable, match="only http\\(s\\) proxies are supported"):
+        Client({"kubeconfig": path})
