@@ -210,3 +210,12 @@ def test_proxy_url_tunnels_through_the_proxy(tmp_path, testbed_config, connect_p
     path = kubeconfig(tmp_path, testbed_config, admin, **{"proxy-url": "socks5://127.0.0.1:1080"})
     with pytest.raises(ClusterUnreachable, match="only http\\(s\\) proxies are supported"):
         Client({"kubeconfig": path})
+
+
+def test_a_kept_alive_connection_that_died_is_replaced(testbed):
+    client = testbed.client(CLUSTER)
+    assert whoami(client) == "k8snet-admin"
+    [idle] = list(client._idle.queue)  # noqa: SLF001 - the one kept-alive connection
+    idle.sock.shutdown(socket.SHUT_RDWR)  # as when the server or a middlebox drops it
+    assert whoami(client) == "k8snet-admin"
+    assert client.counts["POST"] == 3, "the dead connection cost one retry, on a new connection"

@@ -18,7 +18,6 @@ import os
 import queue
 import random
 import re
-import socket
 import ssl
 import tempfile
 import threading
@@ -52,8 +51,9 @@ NOT_TRANSIENT_500 = "failed to create typed patch object"
 # RFC 7234 warning values as the API server sends them: 299 - "text", several comma-joined.
 WARNING = re.compile(r'\d{3} \S+ "((?:[^"\\]|\\.)*)"')
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# A dropped or refused connection, or a keep-alive connection the server closed meanwhile.
-CONNECTION_ERRORS = (ConnectionError, http.client.HTTPException, socket.timeout, socket.gaierror)
+# A dropped, refused or timed-out connection (socket errors are OSErrors; TLS errors are caught
+# before these), or a keep-alive connection the server closed meanwhile.
+CONNECTION_ERRORS = (OSError, http.client.HTTPException)
 
 
 def tls_context(creds: Credentials) -> ssl.SSLContext:
@@ -179,13 +179,19 @@ class Client:
         while True:
             self._count(method, query)
             conn = self._connection()
+            reused = conn.sock is not None
             try:
                 conn.request(method, target, body=payload, headers=self._headers(extra))
                 resp = conn.getresponse()
                 raw = resp.read()
             except ssl.SSLError as exc:
                 conn.close()
-                raise ClusterUnreachable(f"{self.server}: TLS failed ({exc})") from exc
+                # A handshake that fails is final (certificates); a kept-alive TLS connection
+                # the server has closed meanwhile is just a dropped connection.
+                if not reused or isinstance(exc, ssl.SSLCertVerificationError) or attempt >= self.retries:
+                    raise ClusterUnreachable(f"{self.server}: TLS failed ({exc})") from exc
+                attempt += 1
+                continue
             except CONNECTION_ERRORS as exc:
                 conn.close()
                 if attempt >= self.retries:
