@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import applyset, diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine, SetError
@@ -159,6 +160,12 @@ def test_overridden_prunes_what_is_no_longer_declared(testbed, engine, namespace
     assert live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/keep") is not None
     parent = live(testbed, f"/api/v1/namespaces/{namespace_name}/secrets/pr")
     assert parent["metadata"]["annotations"][applyset.GROUP_KINDS_ANNOTATION] == "ConfigMap,Namespace"
+
+    # The pruned namespace is still Terminating (the testbed runs no namespace controller, as a
+    # real one is while it empties): it is not deleted again, and the run changes nothing.
+    assert live(testbed, f"/api/v1/namespaces/{other}")["metadata"].get("deletionTimestamp")
+    again = engine().converge("pr", namespace_name, [ns(namespace_name), cm("keep", namespace_name)], "overridden")
+    assert again["changed"] is False and again["summary"]["pruned"] == 0
 
 
 def test_replaced_does_not_prune(testbed, engine, namespace_name):
@@ -389,3 +396,14 @@ def test_server_warnings_are_kept_with_the_request_that_got_them(testbed, engine
     [(text, about)] = [(t, a) for t, a in run.client.warnings.items() if "beta.kubernetes.io/arch" in t]
     assert "deprecated" in text and '"kubernetes.io/arch"' in text
     assert about == f"Deployment {namespace_name}/web"  # its own namespace, not the stand-in
+
+
+def test_overridden_diff_of_an_update_is_plain_data(testbed, engine, namespace_name):
+    """The prune scan reuses the run's listings; it must not leave its bookkeeping in the live
+    objects the diff shows (a ResourceType in a diff broke --diff output)."""
+    engine().converge("od", namespace_name, [ns(namespace_name), cm("a", namespace_name)], "overridden")
+    result = engine(want_diff=True).converge("od", namespace_name,
+                                             [ns(namespace_name), cm("a", namespace_name, key="new")], "overridden")
+    assert [r["result"] for r in result["results"]] == ["unchanged", "configured"]
+    text = yaml.safe_dump(result["diff"])
+    assert "new" in text and "ResourceType" not in text

@@ -359,8 +359,8 @@ class Engine:
                 return rtype
         return None
 
-    def members(self, set_id: str, group_kinds: set[str], namespaces: set[str]) -> list[dict]:
-        """Every live object labelled part of the set, across its recorded scope."""
+    def members(self, set_id: str, group_kinds: set[str], namespaces: set[str]) -> list[tuple]:
+        """(type, object) of every live object labelled part of the set, across its recorded scope."""
         queries = []
         for group_kind in sorted(group_kinds):
             rtype = self._type_of(group_kind)
@@ -389,8 +389,7 @@ class Engine:
                 key = diff.identity(obj)
                 if key not in seen:
                     seen.add(key)
-                    obj["_rtype"] = rtype
-                    out.append(obj)
+                    out.append((rtype, obj))
         return out
 
     def _delete(self, rtype: ResourceType, obj: dict, dry_run: bool) -> str | None:
@@ -435,9 +434,12 @@ class Engine:
         if state == "overridden":
             declared = {i.key for i in items}
             scope_ns = old_namespaces | new_namespaces | {set_namespace}
-            stale = [o for o in self.members(set_id, old_kinds, scope_ns) if diff.identity(o) not in declared]
+            # An object already being deleted (finalizers running, a namespace emptying) needs no
+            # second delete: sending one would report a change on every run until it is gone.
+            stale = [(rtype, o) for rtype, o in self.members(set_id, old_kinds, scope_ns)
+                     if diff.identity(o) not in declared and not o["metadata"].get("deletionTimestamp")]
         if self.check_mode:
-            return self._report(items, stale)
+            return self._report(items, [o for _, o in stale])
 
         started = time.monotonic()
         foundation = [i for i in items if diff.is_foundation(i.obj) and i.action in ("create", "update")]
@@ -474,9 +476,9 @@ class Engine:
                                 new_kinds, new_namespaces)
         return self._report(items, pruned)
 
-    def _prune(self, stale: list[dict]) -> list[dict]:
+    def _prune(self, stale: list[tuple]) -> list[dict]:
         """Delete what the set no longer declares."""
-        return [obj for (_, obj), _ in self._delete_in_order([(o["_rtype"], o) for o in stale], dry_run=False)]
+        return [obj for (_, obj), _ in self._delete_in_order(stale, dry_run=False)]
 
     def _delete_in_order(self, targets: list[tuple], dry_run: bool) -> list[tuple[tuple, str | None]]:
         """Delete (type, object) pairs in parallel, namespaces and CRDs after what lives in them;
@@ -541,7 +543,7 @@ class Engine:
         }
         if self.want_diff:
             diffs = [diff.object_diff(i.live, i.after) for i in items if i.action in ("create", "update")]
-            diffs += [diff.object_diff({k: v for k, v in o.items() if k != "_rtype"}, None) for o in pruned]
+            diffs += [diff.object_diff(o, None) for o in pruned]
             out["diff"] = diffs
         return out
 
@@ -559,7 +561,7 @@ class Engine:
                 raise ValidationError(refusal)
             kinds, namespaces = applyset.parent_scope(parent)
             found = self.members(applyset.applyset_id(name, set_namespace), kinds, namespaces | {set_namespace})
-            targets = [(o.pop("_rtype"), o) for o in found]
+            targets = found
         # Dry runs first: a delete the server would refuse stops the run before any delete.
         self._map(lambda t: self._delete(*t, dry_run=True), targets)
         done = self._delete_in_order(targets, dry_run=self.check_mode)
@@ -578,10 +580,7 @@ class Engine:
         parent = self._parent(name, set_namespace)
         kinds, namespaces = applyset.parent_scope(parent)
         found = self.members(applyset.applyset_id(name, set_namespace), kinds, namespaces | {set_namespace})
-        objects = []
-        for obj in found:
-            obj.pop("_rtype", None)
-            objects.append(diff.redact(diff.clean_live(obj)))
+        objects = [diff.redact(diff.clean_live(obj)) for _, obj in found]
         objects.sort(key=lambda o: diff.identity(o))
         return {"changed": False, "gathered": objects}
 
