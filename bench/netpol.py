@@ -96,7 +96,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="200:50,2000:500", help="pods:policies,...")
     args = parser.parse_args()
-    npguard = build.build_npguard()
+    npguard = build.build_tool("netpolicy")
     if not (NCA_VENV / "bin" / "nca").exists():
         subprocess.run([sys.executable, "-m", "venv", str(NCA_VENV)], check=True)
         subprocess.run([str(NCA_VENV / "bin" / "pip"), "install", "-q", "-r", str(REPO / "bench" / "requirements-nca.txt")], check=True)

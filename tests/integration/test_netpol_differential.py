@@ -52,7 +52,7 @@ def normalise(rows):
 
 @pytest.fixture(scope="module")
 def npguard():
-    return build.build_npguard()
+    return build.build_tool("netpolicy")
 
 
 def test_agreement_with_np_guard(npguard, tmp_path):

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     testbed = Testbed()
     if args.command == "build":
         build.build_binaries()
-        build.build_npguard()
+        for tool in build.GO_TOOLS:
+            build.build_tool(tool)
         crds, unavailable = build.all_crds()
         print(f"testbed: binaries in {build.BIN}, {len(crds)} CRDs cached")
         for project, why in unavailable.items():

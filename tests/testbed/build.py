@@ -91,22 +91,29 @@ def build_binaries(log=print) -> dict[str, Path]:
     return paths
 
 
-PEERS = Path(__file__).resolve().parents[1] / "peers"
+# Tools built from their own pinned Go modules: name -> (module folder, package, extra env).
+GO_TOOLS = {
+    # np-guard's analyzer, the independent peer of netpol_analyze (the checksum DB lacks it).
+    "netpolicy": (REPO / "tests" / "peers" / "npguard", "github.com/np-guard/netpol-analyzer/cmd/netpolicy",
+                  {"GONOSUMDB": "github.com/np-guard"}),
+    # CoreDNS with the plugins cluster Corefiles use, to run the Corefiles hybrid_dns writes.
+    "coredns": (Path(__file__).resolve().parent / "coredns", ".", {}),
+}
 
 
-def build_npguard(log=print) -> Path:
-    """np-guard's netpolicy CLI from tests/peers/npguard (rebuilt only when its pin changes)."""
-    module = PEERS / "npguard"
-    binary = CACHE / "peers" / "netpolicy"
-    stamp = CACHE / "peers" / "netpolicy.stamp"
-    digest = hashlib.sha256((module / "go.mod").read_bytes() + (module / "go.sum").read_bytes()).hexdigest()
+def build_tool(name: str, log=print) -> Path:
+    """One of GO_TOOLS into the cache (rebuilt only when its pin or source changes)."""
+    module, package, env = GO_TOOLS[name]
+    binary = CACHE / "tools" / name
+    stamp = binary.with_suffix(".stamp")
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(module.iterdir())
+                                     if p.suffix in (".mod", ".sum", ".go"))).hexdigest()
     if binary.exists() and stamp.exists() and stamp.read_text() == digest:
         return binary
     binary.parent.mkdir(parents=True, exist_ok=True)
-    log("testbed: building np-guard netpolicy (the analyzer's peer) ...")
-    _run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(binary),
-          "github.com/np-guard/netpol-analyzer/cmd/netpolicy"], module,
-         env={"CGO_ENABLED": "0", "GONOSUMDB": "github.com/np-guard"})
+    log(f"testbed: building {name} from {module.relative_to(REPO)} ...")
+    _run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(binary), package], module,
+         env={"CGO_ENABLED": "0", **env})
     stamp.write_text(digest)
     return binary
 

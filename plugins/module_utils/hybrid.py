@@ -1,0 +1,360 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Scenario 5 as data: locations (on-premises, clouds) with their address ranges and resolvers,
+and the applications every location reaches -> CoreDNS forwarding zones, external-dns records
+gated by health, cross-location NetworkPolicies, and the expectations that prove them.
+
+What the chapter had and what replaces it:
+- one ``forward`` of the whole domain to every provider's resolver (any zone could be asked of
+  any provider) -> one server block per location zone, forwarding to that location only;
+- ``global.load.balancer/*`` Service annotations (no controller reads them) -> external-dns
+  DNSEndpoint records (externaldns.k8s.io/v1alpha1): the best healthy priority tier, weighted
+  with Route 53's ``aws/weight`` where asked;
+- an "external-dns-config" ConfigMap (external-dns reads no such thing) -> the zones above;
+- TransitGatewayConfig / VirtualNetwork CRDs (fictional groups) -> out of scope: the role checks
+  the IP plan those networks must respect instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
+from ansible_collections.k8snet.fabric.plugins.module_utils.probe import server_address
+
+LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+COREDNS_MODES = ("custom", "corefile")
+RECORD_POLICIES = ("failover", "weighted")
+MANAGED_BY = "k8snet.fabric hybrid_dns"
+
+
+# -- validation ----------------------------------------------------------------------------------
+def ranges_of(name: str, values) -> "ipplan.netaddr.IPSet":
+    """The union of a list of CIDRs (or one), each parsed strictly."""
+    values = values if isinstance(values, list) else [values]
+    union = ipplan.parse(f"{name}[0]", values[0]) if values else None
+    for j, value in enumerate(values[1:], 1):
+        union = union | ipplan.parse(f"{name}[{j}]", value)
+    if union is None:
+        raise ValidationError(f"{name}: no address range given")
+    return union
+
+
+def _label_problems(value, where: str) -> list[str]:
+    if not isinstance(value, str) or not LABEL.match(value) or len(value) > 63:
+        return [f"{where}: {value!r} must be a DNS label (lowercase letters, digits, '-')"]
+    return []
+
+
+def _domain_problems(value, where: str) -> list[str]:
+    if not isinstance(value, str) or not value or len(value) > 253:
+        return [f"{where}: {value!r} is not a domain name"]
+    return [p for part in value.rstrip(".").split(".") for p in _label_problems(part, f"{where} ({value})")][:1]
+
+
+def problems(spec: dict) -> list[str]:
+    """Every bad value in the role's variables, naming the variable; empty when all is well."""
+    out = _domain_problems(spec.get("domain"), "hybrid_dns_domain")
+    locations = spec.get("locations") or []
+    if not locations:
+        out.append("hybrid_dns_locations: at least one location is needed")
+    ranges, zones, names = {}, {}, set()
+    for i, loc in enumerate(locations):
+        where = f"hybrid_dns_locations[{i}]"
+        if not isinstance(loc, dict):
+            out.append(f"{where}: expected a mapping")
+            continue
+        out += _label_problems(loc.get("name"), f"{where}.name")
+        if loc.get("name") in names:
+            out.append(f"{where}.name: {loc.get('name')!r} is used twice")
+        names.add(loc.get("name"))
+        zone = zone_of(loc, spec.get("domain", ""))
+        if zone in zones:
+            out.append(f"{where}.zone: {zone} is also the zone of {zones[zone]}")
+        zones[zone] = where
+        out += _label_problems(str(loc.get("zone", loc.get("name"))).split(".")[0], f"{where}.zone")
+        cidrs = loc.get("cidrs") or []
+        if not isinstance(cidrs, list) or not cidrs:
+            out.append(f"{where}.cidrs: a location needs a list of its address ranges")
+            cidrs = []
+        location_set = None
+        try:
+            location_set = ranges_of(f"{where}.cidrs", cidrs) if cidrs else None
+            ranges.update({f"{where}.cidrs[{j}]": c for j, c in enumerate(cidrs)})
+        except ValidationError as exc:
+            out.append(str(exc))
+        servers = loc.get("dns_servers") or []
+        if not servers:
+            out.append(f"{where}.dns_servers: a location's zone needs at least one resolver")
+        for j, server in enumerate(servers):
+            try:
+                server_address(server, f"{where}.dns_servers[{j}]")
+            except ValidationError as exc:
+                out.append(str(exc))
+        for j, endpoint in enumerate(loc.get("endpoints") or []):
+            try:
+                address = ipplan.parse(f"{where}.endpoints[{j}]", endpoint)
+            except ValidationError as exc:
+                out.append(str(exc))
+                continue
+            if location_set is not None and not address.issubset(location_set):
+                out.append(f"{where}.endpoints[{j}]: {endpoint} is not inside the location's cidrs "
+                           f"({', '.join(map(str, cidrs))})")
+        for key in ("weight", "priority"):
+            value = loc.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
+                out.append(f"{where}.{key}: {value!r} must be a whole number 0-255")
+    out += ipplan.conflicts(ranges)
+    cluster = spec.get("cluster") or {}
+    home = cluster.get("location")
+    if home is not None and home not in names:
+        out.append(f"hybrid_dns_cluster.location: {home!r} is not a location ({', '.join(sorted(map(str, names)))})")
+    for kind in ("pods", "services"):
+        if not cluster.get(kind):
+            continue
+        try:
+            mine = ranges_of(f"hybrid_dns_cluster.{kind}", cluster[kind])
+        except ValidationError as exc:
+            out.append(str(exc))
+            continue
+        for loc in locations:
+            if not isinstance(loc, dict) or loc.get("name") == home:
+                continue  # the cluster's own location contains its ranges
+            try:
+                theirs = ranges_of("cidrs", list(loc.get("cidrs") or []))
+            except (ValidationError, TypeError):
+                continue
+            if mine & theirs:
+                out.append(f"hybrid_dns_cluster.{kind}: {cluster[kind]} overlaps location {loc.get('name')!r} "
+                           f"({ipplan.describe(mine & theirs)}): traffic to that location would stay in the cluster")
+    if spec.get("coredns", {}).get("mode", "custom") not in COREDNS_MODES:
+        out.append(f"hybrid_dns_coredns.mode: {spec['coredns']['mode']!r} is not one of {', '.join(COREDNS_MODES)}")
+    if spec.get("records", "failover") not in RECORD_POLICIES:
+        out.append(f"hybrid_dns_records: {spec['records']!r} is not one of {', '.join(RECORD_POLICIES)}")
+    for i, app in enumerate(spec.get("apps") or []):
+        where = f"hybrid_dns_apps[{i}]"
+        out += _label_problems(app.get("name"), f"{where}.name")
+        out += _label_problems(app.get("namespace"), f"{where}.namespace")
+        for key in ("port",):
+            try:
+                model.port_entry(app.get(key), f"{where}.{key}")
+            except ValidationError as exc:
+                out.append(str(exc))
+        for j, port in enumerate(app.get("egress_ports") or []):
+            try:
+                model.port_entry(port, f"{where}.egress_ports[{j}]")
+            except ValidationError as exc:
+                out.append(str(exc))
+    return out
+
+
+def zone_of(location: dict, domain: str) -> str:
+    """The location's zone: ``<zone or name>.<domain>``, or the zone given in full."""
+    zone = str(location.get("zone") or location.get("name"))
+    return zone if zone.endswith("." + domain.rstrip(".")) else f"{zone}.{domain.rstrip('.')}"
+
+
+# -- CoreDNS ----------------------------------------------------------------------------------
+def server_blocks(spec: dict) -> str:
+    """One CoreDNS server block per location zone, each forwarding to that location's resolvers
+    only (sequentially: the first healthy resolver answers, the others are the fallback)."""
+    coredns = spec.get("coredns") or {}
+    port = coredns.get("port", 53)
+    lines = [f"# Managed by {MANAGED_BY}: one zone per location, each to its own resolvers."]
+    for loc in spec["locations"]:
+        servers = []
+        for server in loc["dns_servers"]:
+            address, server_port = server_address(server, "dns_servers")
+            host = f"[{address}]" if ":" in address else address
+            servers.append(f"{host}:{server_port}")
+        lines += [f"{zone_of(loc, spec['domain'])}:{port} {{",
+                  *([f"    bind {' '.join(coredns['bind'])}"] if coredns.get("bind") else []),
+                  "    errors",
+                  f"    cache {coredns.get('cache_seconds', 30)}",
+                  f"    forward . {' '.join(servers)} {{",
+                  "        policy sequential",
+                  f"        health_check {coredns.get('health_check', '5s')}",
+                  "    }",
+                  "}"]
+    return "\n".join(lines) + "\n"
+
+
+def corefile(spec: dict) -> str:
+    """A whole Corefile: the cluster's usual block (kubeadm's default) and the location zones."""
+    coredns = spec.get("coredns") or {}
+    port = coredns.get("port", 53)
+    domain = coredns.get("cluster_domain", "cluster.local")
+    bind = [f"    bind {' '.join(coredns['bind'])}"] if coredns.get("bind") else []
+    kubernetes_options = [f"        {line}" for line in coredns.get("kubernetes_options") or []]
+    cluster_block = [
+        f".:{port} {{", *bind, "    errors",
+        f"    health {{\n        lameduck 5s\n    }}" if coredns.get("health", True) else None,
+        "    ready" if coredns.get("ready", True) else None,
+        f"    kubernetes {domain} in-addr.arpa ip6.arpa {{",
+        "        pods insecure", "        fallthrough in-addr.arpa ip6.arpa", "        ttl 30",
+        *kubernetes_options, "    }",
+        "    prometheus :9153" if coredns.get("prometheus", True) else None,
+        f"    forward . {coredns.get('upstream', '/etc/resolv.conf')} {{", "        max_concurrent 1000", "    }",
+        "    cache 30", "    loop", "    reload", "    loadbalance", "}", ""]
+    return "\n".join(line for line in cluster_block if line is not None) + server_blocks(spec)
+
+
+def coredns_object(spec: dict) -> dict:
+    """The ConfigMap CoreDNS reads: ``coredns-custom`` (k3s, AKS import its *.server keys) or the
+    ``coredns`` ConfigMap's whole Corefile (kubeadm, EKS and others import nothing)."""
+    coredns = spec.get("coredns") or {}
+    if coredns.get("mode", "custom") == "custom":
+        name, data = coredns.get("configmap", "coredns-custom"), {"hybrid.server": server_blocks(spec)}
+    else:
+        name, data = coredns.get("configmap", "coredns"), {"Corefile": corefile(spec)}
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": coredns.get("namespace", "kube-system"),
+                         "labels": {"app.kubernetes.io/managed-by": "k8snet.fabric"}},
+            "data": data}
+
+
+# -- global records ------------------------------------------------------------------------------
+def serving_locations(spec: dict, healthy: dict | None) -> list[dict]:
+    """Locations whose endpoints serve: the healthy ones (all, when no health was checked) of
+    the best priority tier; lower priority numbers come first, as in DNS SRV records."""
+    candidates = []
+    for loc in spec["locations"]:
+        endpoints = [e for e in loc.get("endpoints") or []
+                     if healthy is None or healthy.get(str(e), False)]
+        if endpoints:
+            candidates.append({**loc, "endpoints": endpoints})
+    if not candidates:
+        return []
+    best = min(loc.get("priority", 1) for loc in candidates)
+    return [loc for loc in candidates if loc.get("priority", 1) == best]
+
+
+def dns_endpoints(spec: dict, healthy: dict | None) -> list[dict]:
+    """One DNSEndpoint per application: <host>.<domain> A records of the serving locations."""
+    serving = serving_locations(spec, healthy)
+    out = []
+    for app in spec.get("apps") or []:
+        name = f"{app.get('host', app['name'])}.{spec['domain'].rstrip('.')}"
+        ttl = spec.get("record_ttl", 60)
+        if spec.get("records", "failover") == "weighted":
+            endpoints = [{"dnsName": name, "recordType": "A", "recordTTL": ttl, "setIdentifier": loc["name"],
+                          "targets": [str(e) for e in loc["endpoints"]],
+                          "providerSpecific": [{"name": "aws/weight", "value": str(loc.get("weight", 1))}]}
+                         for loc in serving]
+        else:
+            endpoints = [{"dnsName": name, "recordType": "A", "recordTTL": ttl,
+                          "targets": sorted({str(e) for loc in serving for e in loc["endpoints"]})}]
+        out.append({"apiVersion": "externaldns.k8s.io/v1alpha1", "kind": "DNSEndpoint",
+                    "metadata": {"name": f"{app['name']}-global", "namespace": app["namespace"],
+                                 "annotations": {"fabric.k8snet.io/serving-locations":
+                                                 ",".join(loc["name"] for loc in serving)}},
+                    "spec": {"endpoints": endpoints}})
+    return out
+
+
+# -- policies and proof ------------------------------------------------------------------------
+def policy_config(spec: dict) -> list[dict]:
+    """network_policies intent per application namespace: default deny, DNS, each location to
+    the application on its port, and the application to each location (egress_ports, or all)."""
+    by_namespace: dict[str, list[dict]] = {}
+    for app in spec.get("apps") or []:
+        flows = by_namespace.setdefault(app["namespace"], [])
+        for loc in spec["locations"]:
+            for n, cidr in enumerate(loc["cidrs"]):
+                suffix = f"-{n}" if len(loc["cidrs"]) > 1 else ""
+                flows.append({"name": f"{loc['name']}{suffix}-to-{app['name']}", "from": {"cidr": cidr},
+                              "to": {"pods": {"app": app["name"]}}, "ports": [app["port"]]})
+                egress = {"name": f"{app['name']}-to-{loc['name']}{suffix}", "from": {"pods": {"app": app["name"]}},
+                          "to": {"cidr": cidr}}
+                if app.get("egress_ports"):
+                    egress["ports"] = list(app["egress_ports"])
+                flows.append(egress)
+    return [{"namespace": ns, "default_deny": True, "allow_dns": True, "flows": flows}
+            for ns, flows in by_namespace.items()]
+
+
+def workloads(spec: dict) -> list[dict]:
+    """The applications as pods (labels and ports), so the proof needs no running application."""
+    out = [{"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": app["name"], "namespace": app["namespace"], "labels": {"app": app["name"]}},
+            "spec": {"containers": [{"name": app["name"]}]}} for app in spec.get("apps") or []]
+    out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "coredns", "namespace": "kube-system",
+                                                              "labels": {"k8s-app": "kube-dns"}},
+                "spec": {"containers": [{"name": "coredns"}]}})
+    return out
+
+
+def expectations(spec: dict) -> list[dict]:
+    """What every run proves: each location reaches each application on its port and on no
+    other; an address outside every location reaches nothing; the application reaches each
+    location (on its egress ports) and nothing outside; DNS works."""
+    union = ranges_of("cidrs", [c for loc in spec["locations"] for c in loc["cidrs"]])
+    # An address no location holds (not 0.0.0.0/8, which no host sends from).
+    rest = ipplan.parse("all", "0.0.0.0/0") - ipplan.parse("this", "0.0.0.0/8") - union
+    outside = str(rest.iter_cidrs()[0][0])
+    out = []
+    for app in spec.get("apps") or []:
+        target = f"{app['namespace']}/{app['name']}"
+        port = model.port_entry(app["port"], "port")
+        other = 8443 if port.get("port") != 8443 else 9443
+        for loc in spec["locations"]:
+            probe = str(ranges_of("cidrs", loc["cidrs"]).iter_cidrs()[0][0])
+            out.append({"src": probe, "dst": target, "port": port["port"], "protocol": port["protocol"], "allowed": True})
+            out.append({"src": probe, "dst": target, "port": other, "protocol": "TCP", "allowed": False})
+            egress = [model.port_entry(p, "egress_ports") for p in app.get("egress_ports") or []]
+            first = egress[0] if egress else {"port": 443, "protocol": "TCP"}
+            out.append({"src": target, "dst": probe, "port": first["port"], "protocol": first["protocol"],
+                        "allowed": True})
+        out.append({"src": outside, "dst": target, "port": port["port"], "protocol": port["protocol"], "allowed": False})
+        out.append({"src": target, "dst": outside, "port": 443, "protocol": "TCP", "allowed": False})
+        out.append({"src": target, "dst": "kube-system/coredns", "port": 53, "protocol": "UDP", "allowed": True})
+    return out
+
+
+def probes(spec: dict) -> dict:
+    """net_probe's input: each location's resolvers asked for its zone, each endpoint connected."""
+    port = spec.get("probe_port", 443)
+    return {"dns": [{"server": str(server), "name": zone_of(loc, spec["domain"]), "type": "SOA"}
+                    for loc in spec["locations"] for server in loc["dns_servers"]],
+            "tcp": [{"host": str(endpoint), "port": port}
+                    for loc in spec["locations"] for endpoint in loc.get("endpoints") or []]}
+
+
+def probe_problems(spec: dict, answers: list[dict]) -> list[str]:
+    """A zone whose resolvers all failed (CoreDNS would answer SERVFAIL for all of it)."""
+    out = []
+    for loc in spec["locations"]:
+        zone = zone_of(loc, spec["domain"])
+        mine = [a for a in answers if a.get("name") == zone]
+        if mine and not any(a.get("ok") for a in mine):
+            out.append(f"hybrid_dns_locations {loc['name']!r}: no resolver answers for {zone} ("
+                       + "; ".join(f"{a.get('server')}: {a.get('error')}" for a in mine) + ")")
+    return out
+
+
+def plan(spec: dict, probed: dict | None = None) -> dict:
+    """The whole plan, or only ``problems`` when a variable is bad or, given net_probe's result
+    (``probed``), when a zone has no answering resolver or no endpoint is healthy."""
+    found = problems(spec)
+    if found:
+        return {"problems": found}
+    healthy = None
+    if probed:
+        found = probe_problems(spec, probed.get("dns") or [])
+        if probed.get("tcp"):
+            healthy = {str(r["host"]): bool(r.get("ok")) for r in probed["tcp"]}
+    serving = serving_locations(spec, healthy)
+    if spec.get("apps") and not serving:
+        found.append("hybrid_dns health checks: no endpoint of any location is healthy; refusing to publish "
+                     "records without a target (fix the endpoints, or switch hybrid_dns_probes.endpoints off)")
+    if found:
+        return {"problems": found}
+    return {"problems": [], "zones": {loc["name"]: zone_of(loc, spec["domain"]) for loc in spec["locations"]},
+            "serving": [loc["name"] for loc in serving], "probes": probes(spec),
+            "coredns": coredns_object(spec), "records": dns_endpoints(spec, healthy),
+            "namespaces": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                           for ns in sorted({a["namespace"] for a in spec.get("apps") or [] if a.get("create_namespace")})],
+            "policy_config": policy_config(spec), "workloads": workloads(spec), "expect": expectations(spec)}
