@@ -1,0 +1,263 @@
+"""hybrid_dns against real things: the Corefiles it writes are run by a real CoreDNS (built by the
+testbed) forwarding to real resolvers; health checks probe real resolvers and TCP listeners; the
+role converges on the testbed's us-east apiserver."""
+
+from __future__ import annotations
+
+import copy
+import socket
+import subprocess
+import threading
+import time
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+import yaml
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
+from tests.helpers import REPO, recap, run_playbook
+from tests.testbed import build
+
+pytestmark = pytest.mark.testbed
+CLUSTER = "us-east"
+LOCATIONS = ("on-prem", "aws", "azure")
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (DNS servers take both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    continue
+
+
+def ask(port: int, name: str, rtype: str = "A", timeout: float = 2.0):
+    answer = dns.query.udp(dns.message.make_query(name, rtype), "127.0.0.1", port=port, timeout=timeout)
+    return dns.rcode.to_text(answer.rcode()), sorted(str(r) for rrset in answer.answer for r in rrset)
+
+
+class CoreDNS:
+    """A real CoreDNS process with a given Corefile; waits until it answers on ``port``."""
+
+    def __init__(self, workdir, corefile: str, port: int, files: dict | None = None):
+        workdir.mkdir(parents=True, exist_ok=True)
+        for name, text in (files or {}).items():
+            (workdir / name).write_text(text)
+        (workdir / "Corefile").write_text(corefile)
+        self.log = workdir / "coredns.log"
+        self.proc = subprocess.Popen([str(build.build_tool("coredns")), "-conf", "Corefile"], cwd=workdir,
+                                     stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                ask(port, "ready.check.", timeout=0.3)
+                return
+            except dns.exception.Timeout:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"CoreDNS did not start:\n{self.log.read_text()}")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def resolvers(tmp_path_factory):
+    """One real resolver per location (one CoreDNS, a server block each): every name they are
+    asked for answers with the location's own address, so a reply says who answered."""
+    ports = {name: free_port() for name in LOCATIONS}
+    blocks = []
+    for i, (name, port) in enumerate(ports.items(), 1):
+        blocks.append(f""".:{port} {{
+    bind 127.0.0.1
+    template IN A . {{
+        answer "{{{{ .Name }}}} 60 IN A 203.0.113.{i}"
+    }}
+    template IN SOA . {{
+        answer "{{{{ .Name }}}} 60 IN SOA ns.{name}.test. admin.{name}.test. 1 60 60 60 60"
+    }}
+}}
+""")
+    server = CoreDNS(tmp_path_factory.mktemp("resolvers"), "".join(blocks), next(iter(ports.values())))
+    yield {name: (f"127.0.0.1:{port}", f"203.0.113.{i}") for i, (name, port) in enumerate(ports.items(), 1)}
+    server.stop()
+
+
+def spec_for(resolvers, **coredns) -> dict:
+    return {"domain": "hybrid.example.com",
+            "locations": [{"name": name, "cidrs": [f"127.{i}.0.0/16"], "dns_servers": [resolvers[name][0]],
+                           "endpoints": [f"127.{i}.0.10"], "priority": 1 if i == 1 else 2}
+                          for i, name in enumerate(LOCATIONS, 1)],
+            "cluster": {"location": "on-prem", "services": "10.96.0.0/16"},
+            "apps": [{"name": "hybrid-app", "namespace": "hybrid", "port": 443}],
+            "coredns": coredns}
+
+
+def test_custom_mode_blocks_send_each_zone_to_its_own_location(tmp_path, resolvers):
+    """k3s/AKS style: the cluster's Corefile imports the role's coredns-custom key."""
+    port = free_port()
+    spec = spec_for(resolvers, mode="custom", port=port, bind=["127.0.0.1"])
+    [(key, blocks)] = hybrid.coredns_object(spec)["data"].items()
+    corefile = f".:{port} {{\n    bind 127.0.0.1\n    whoami\n}}\nimport custom/*.server\n"
+    (tmp_path / "custom").mkdir()
+    server = CoreDNS(tmp_path, corefile, port, files={f"custom/{key}": blocks})
+    try:
+        for i, name in enumerate(LOCATIONS, 1):
+            zone = hybrid.zone_of({"name": name}, "hybrid.example.com")
+            assert ask(port, f"app.{zone}") == ("NOERROR", [f"203.0.113.{i}"]), name
+        # Outside the location zones CoreDNS answers itself (whoami), nothing is forwarded.
+        assert ask(port, "app.hybrid.example.com") == ("NOERROR", [])
+    finally:
+        server.stop()
+
+
+def test_corefile_mode_keeps_the_cluster_and_adds_the_zones(tmp_path, testbed, resolvers):
+    """kubeadm style: the role's whole Corefile; its kubernetes block serves Services from the
+    testbed apiserver while the location zones go to their resolvers."""
+    port = free_port()
+    spec = spec_for(resolvers, mode="corefile", port=port, bind=["127.0.0.1"], health=False, ready=False,
+                    prometheus=False, upstream=resolvers["on-prem"][0],
+                    kubernetes_options=[f"kubeconfig {testbed.kubeconfig} {CLUSTER}"])
+    corefile = hybrid.coredns_object(spec)["data"]["Corefile"]
+    server = CoreDNS(tmp_path, corefile, port)
+    try:
+        deadline = time.monotonic() + 15  # the kubernetes plugin syncs with the apiserver first
+        while ask(port, "kubernetes.default.svc.cluster.local")[1] != ["10.96.0.1"] and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert ask(port, "kubernetes.default.svc.cluster.local") == ("NOERROR", ["10.96.0.1"])
+        assert ask(port, "app.aws.hybrid.example.com") == ("NOERROR", ["203.0.113.2"])
+        assert ask(port, "app.azure.hybrid.example.com") == ("NOERROR", ["203.0.113.3"])
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def listeners():
+    """TCP listeners on the locations' endpoint addresses (127.<i>.0.10), stoppable one by one."""
+    port = free_port()
+    socks = {}
+    for i, name in enumerate(LOCATIONS, 1):
+        sock = socket.create_server((f"127.{i}.0.10", port))
+        threading.Thread(target=lambda s=sock: _accept(s), daemon=True).start()
+        socks[name] = sock
+    yield port, socks
+    for sock in socks.values():
+        stop(sock)
+
+
+def stop(sock):
+    """Stop listening now (close alone leaves a listener blocked in accept answering)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
+def _accept(sock):
+    while True:
+        try:
+            conn, _ = sock.accept()
+            conn.close()
+        except OSError:
+            return
+
+
+def role_vars(resolvers, port, namespace, **extra):
+    spec = spec_for(resolvers)
+    out = {"hybrid_dns_locations": spec["locations"], "hybrid_dns_cluster": spec["cluster"],
+           "hybrid_dns_apps": [{"name": "hybrid-app", "namespace": namespace, "port": 443, "create_namespace": True}],
+           "hybrid_dns_probes": {"resolvers": True, "endpoints": True, "port": port, "timeout": 1}}
+    out.update(extra)
+    return out
+
+
+def run_role(tmp_path, extra_vars, *args):
+    plays = yaml.safe_load((REPO / "playbooks" / "hybrid.yml").read_text())
+    return run_playbook(tmp_path, plays, *args, extra_vars=extra_vars, inventory=str(REPO / "inventories" / "testbed"))
+
+
+def record(testbed, namespace):
+    return testbed.client(CLUSTER).request(
+        "GET", f"/apis/externaldns.k8s.io/v1alpha1/namespaces/{namespace}/dnsendpoints/hybrid-app-global")
+
+
+def test_records_follow_health_and_priority_on_the_cluster(testbed, tmp_path, resolvers, listeners, namespace_name):
+    port, socks = listeners
+    extra = role_vars(resolvers, port, namespace_name)
+    first = run_role(tmp_path, extra)
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert record(testbed, namespace_name)["spec"]["endpoints"][0]["targets"] == ["127.1.0.10"]
+    custom = testbed.client(CLUSTER).request("GET", "/api/v1/namespaces/kube-system/configmaps/coredns-custom")
+    assert "aws.hybrid.example.com:53 {" in custom["data"]["hybrid.server"]
+
+    mark = testbed.audit_mark(CLUSTER)
+    again = run_role(tmp_path, extra)
+    assert recap(again.stdout)["changed"] == 0 and testbed.writes(CLUSTER, since=mark) == []
+
+    stop(socks["on-prem"])  # the primary location stops answering: fail over to the next tier
+    failed_over = run_role(tmp_path, extra, "--diff")
+    assert failed_over.returncode == 0, failed_over.stdout[-4000:]
+    assert record(testbed, namespace_name)["spec"]["endpoints"][0]["targets"] == ["127.2.0.10", "127.3.0.10"]
+    assert record(testbed, namespace_name)["metadata"]["annotations"]["fabric.k8snet.io/serving-locations"] == "aws,azure"
+
+    weighted = run_role(tmp_path, {**extra, "hybrid_dns_records": "weighted"})
+    assert weighted.returncode == 0, weighted.stdout[-4000:]
+    endpoints = record(testbed, namespace_name)["spec"]["endpoints"]
+    assert [(e["setIdentifier"], e["providerSpecific"]) for e in endpoints] == [
+        ("aws", [{"name": "aws/weight", "value": "1"}]), ("azure", [{"name": "aws/weight", "value": "1"}])]
+
+
+def test_nothing_is_written_when_no_endpoint_answers(testbed, tmp_path, resolvers, listeners, namespace_name):
+    port, socks = listeners
+    for sock in socks.values():
+        stop(sock)
+    mark = testbed.audit_mark(CLUSTER)
+    result = run_role(tmp_path, role_vars(resolvers, port, namespace_name))
+    assert result.returncode != 0
+    assert "no endpoint of any location is healthy" in result.stdout
+    assert testbed.writes(CLUSTER, since=mark) == []
+
+
+def test_nothing_is_written_when_a_zone_has_no_resolver(testbed, tmp_path, resolvers, listeners, namespace_name):
+    port, _ = listeners
+    dead = dict(resolvers)
+    dead["aws"] = (f"127.0.0.1:{free_port()}", None)  # nothing listens there
+    mark = testbed.audit_mark(CLUSTER)
+    result = run_role(tmp_path, role_vars(dead, port, namespace_name))
+    assert result.returncode != 0
+    assert "no resolver answers for aws.hybrid.example.com" in result.stdout
+    assert testbed.writes(CLUSTER, since=mark) == []
+
+
+def test_bad_plan_fails_before_probes_and_writes(testbed, tmp_path, resolvers, listeners, namespace_name):
+    port, _ = listeners
+    extra = role_vars(resolvers, port, namespace_name)
+    extra["hybrid_dns_locations"] = copy.deepcopy(extra["hybrid_dns_locations"])
+    extra["hybrid_dns_locations"][2]["cidrs"] = ["127.2.0.0/15"]  # swallows aws's range
+    mark = testbed.audit_mark(CLUSTER)
+    result = run_role(tmp_path, extra)
+    assert result.returncode != 0
+    assert "hybrid_dns_locations[1].cidrs[0] (127.2.0.0/16) overlaps hybrid_dns_locations[2].cidrs[0] (127.2.0.0/15)" \
+        in " ".join(result.stdout.split())
+    assert "net_probe" not in result.stdout, "validation comes before any probe"
+    assert testbed.writes(CLUSTER, since=mark) == []
+
+
+def test_check_mode_writes_nothing(testbed, tmp_path, resolvers, listeners, namespace_name):
+    port, _ = listeners
+    mark = testbed.audit_mark(CLUSTER)
+    result = run_role(tmp_path, role_vars(resolvers, port, namespace_name), "--check", "--diff")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert recap(result.stdout)["changed"] > 0
+    assert testbed.writes(CLUSTER, since=mark) == []

@@ -1,0 +1,152 @@
+"""hybrid_dns's plan as pure data: validation messages, CoreDNS blocks, health-gated records."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.probe import server_address
+
+SPEC = {
+    "domain": "hybrid.example.com",
+    "locations": [
+        {"name": "on-prem", "zone": "onprem", "cidrs": ["10.0.0.0/8"], "dns_servers": ["10.0.0.53"],
+         "endpoints": ["10.0.100.10"], "weight": 40, "priority": 1},
+        {"name": "aws", "cidrs": ["172.16.0.0/16"], "dns_servers": ["172.16.0.53", "172.16.0.54:5353"],
+         "endpoints": ["172.16.100.10"], "weight": 30, "priority": 2},
+        {"name": "azure", "cidrs": ["192.168.0.0/16"], "dns_servers": ["192.168.0.53"],
+         "endpoints": ["192.168.100.10"], "weight": 30, "priority": 2},
+    ],
+    "cluster": {"location": "on-prem", "pods": "10.42.0.0/16", "services": "10.43.0.0/16"},
+    "apps": [{"name": "hybrid-app", "namespace": "hybrid", "port": 443}],
+    "records": "failover", "record_ttl": 60, "coredns": {"mode": "custom"}, "probe_port": 443,
+}
+
+
+def spec(**changes):
+    out = copy.deepcopy(SPEC)
+    out.update(changes)
+    return out
+
+
+def test_the_chapters_locations_plan_cleanly():
+    plan = hybrid.plan(spec())
+    assert plan["problems"] == []
+    assert plan["zones"] == {"on-prem": "onprem.hybrid.example.com", "aws": "aws.hybrid.example.com",
+                             "azure": "azure.hybrid.example.com"}
+    assert plan["serving"] == ["on-prem"]  # priority 1 wins while it is healthy
+
+
+def test_each_zone_forwards_to_its_own_resolvers_only():
+    blocks = hybrid.server_blocks(spec())
+    aws = blocks[blocks.index("aws.hybrid.example.com:53 {"):]
+    aws = aws[:aws.index("\n}\n") + 3]
+    assert aws == ("aws.hybrid.example.com:53 {\n    errors\n    cache 30\n"
+                   "    forward . 172.16.0.53:53 172.16.0.54:5353 {\n        policy sequential\n"
+                   "        health_check 5s\n    }\n}\n")
+    assert blocks.count("forward .") == 3 and "10.0.0.53" not in aws
+
+
+def test_custom_mode_writes_coredns_custom_and_corefile_mode_the_whole_corefile():
+    custom = hybrid.coredns_object(spec())
+    assert (custom["metadata"]["name"], list(custom["data"])) == ("coredns-custom", ["hybrid.server"])
+    whole = hybrid.coredns_object(spec(coredns={"mode": "corefile", "cluster_domain": "cluster.example"}))
+    corefile = whole["data"]["Corefile"]
+    assert whole["metadata"]["name"] == "coredns"
+    assert corefile.startswith(".:53 {\n    errors\n")
+    assert "kubernetes cluster.example in-addr.arpa ip6.arpa {" in corefile
+    assert corefile.index("forward . /etc/resolv.conf") < corefile.index("onprem.hybrid.example.com:53 {")
+
+
+def test_failover_follows_priority_and_health():
+    healthy = {"10.0.100.10": False, "172.16.100.10": True, "192.168.100.10": True}
+    [record] = hybrid.dns_endpoints(spec(), healthy)
+    assert record["spec"]["endpoints"] == [{"dnsName": "hybrid-app.hybrid.example.com", "recordType": "A",
+                                            "recordTTL": 60, "targets": ["172.16.100.10", "192.168.100.10"]}]
+    assert record["metadata"]["annotations"]["fabric.k8snet.io/serving-locations"] == "aws,azure"
+    healthy["172.16.100.10"] = False
+    [record] = hybrid.dns_endpoints(spec(), healthy)
+    assert record["spec"]["endpoints"][0]["targets"] == ["192.168.100.10"]
+
+
+def test_weighted_records_carry_route53_weights_and_set_identifiers():
+    healthy = {"10.0.100.10": False, "172.16.100.10": True, "192.168.100.10": True}
+    [record] = hybrid.dns_endpoints(spec(records="weighted"), healthy)
+    assert [(e["setIdentifier"], e["targets"], e["providerSpecific"]) for e in record["spec"]["endpoints"]] == [
+        ("aws", ["172.16.100.10"], [{"name": "aws/weight", "value": "30"}]),
+        ("azure", ["192.168.100.10"], [{"name": "aws/weight", "value": "30"}])]
+
+
+def test_probe_results_gate_the_plan():
+    plan = hybrid.plan(spec())
+    assert plan["probes"]["dns"][1] == {"server": "172.16.0.53", "name": "aws.hybrid.example.com", "type": "SOA"}
+    assert plan["probes"]["tcp"][0] == {"host": "10.0.100.10", "port": 443}
+    dns = [{**q, "ok": q["name"] != "aws.hybrid.example.com", "error": "no answer within 3s"}
+           for q in plan["probes"]["dns"]]
+    tcp = [{**t, "ok": True} for t in plan["probes"]["tcp"]]
+    refused = hybrid.plan(spec(), {"dns": dns, "tcp": tcp})
+    assert refused["problems"] == [
+        "hybrid_dns_locations 'aws': no resolver answers for aws.hybrid.example.com "
+        "(172.16.0.53: no answer within 3s; 172.16.0.54:5353: no answer within 3s)"]
+    dead = [{**t, "ok": False} for t in tcp]
+    refused = hybrid.plan(spec(), {"dns": [], "tcp": dead})
+    assert "no endpoint of any location is healthy" in refused["problems"][0]
+
+
+def test_policies_open_each_location_on_the_port_and_the_proof_checks_the_rest():
+    [entry] = hybrid.policy_config(spec())
+    names = [f["name"] for f in entry["flows"]]
+    assert names == ["on-prem-to-hybrid-app", "hybrid-app-to-on-prem", "aws-to-hybrid-app", "hybrid-app-to-aws",
+                     "azure-to-hybrid-app", "hybrid-app-to-azure"]
+    assert entry["flows"][0] == {"name": "on-prem-to-hybrid-app", "from": {"cidr": "10.0.0.0/8"},
+                                 "to": {"pods": {"app": "hybrid-app"}}, "ports": [443]}
+    assert "ports" not in entry["flows"][1], "the chapter's egress allows every port"
+    expect = hybrid.expectations(spec())
+    assert {"src": "1.0.0.0", "dst": "hybrid/hybrid-app", "port": 443, "protocol": "TCP", "allowed": False} in expect
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["locations"][2].update(cidrs=["172.16.0.0/16"]),
+     "hybrid_dns_locations[1].cidrs[0] (172.16.0.0/16) overlaps hybrid_dns_locations[2].cidrs[0] (172.16.0.0/16)"),
+    (lambda s: s["locations"][1].update(dns_servers=["dns.aws.example"]),
+     "hybrid_dns_locations[1].dns_servers[0]: 'dns.aws.example' is not an IP address"),
+    (lambda s: s["locations"][1].update(dns_servers=["172.16.0.53:70000"]),
+     "hybrid_dns_locations[1].dns_servers[0]: port 70000 of '172.16.0.53:70000' is not 1-65535"),
+    (lambda s: s["locations"][0].update(endpoints=["172.16.0.9"]),
+     "hybrid_dns_locations[0].endpoints[0]: 172.16.0.9 is not inside the location's cidrs (10.0.0.0/8)"),
+    (lambda s: s["locations"][0].update(cidrs=["10.0.0.0/33"]),
+     "hybrid_dns_locations[0].cidrs[0]: '10.0.0.0/33' is not a valid CIDR"),
+    (lambda s: s["cluster"].update(pods="172.16.0.0/12"),
+     "hybrid_dns_cluster.pods: 172.16.0.0/12 overlaps location 'aws'"),
+    (lambda s: s["cluster"].update(location="gcp"), "hybrid_dns_cluster.location: 'gcp' is not a location"),
+    (lambda s: s["locations"][2].update(name="aws"), "hybrid_dns_locations[2].name: 'aws' is used twice"),
+    (lambda s: s["locations"][1].update(zone="onprem"),
+     "hybrid_dns_locations[1].zone: onprem.hybrid.example.com is also the zone of hybrid_dns_locations[0]"),
+    (lambda s: s["locations"][1].update(priority=-1), "hybrid_dns_locations[1].priority: -1 must be a whole number"),
+    (lambda s: s["apps"][0].update(port=70000), "hybrid_dns_apps[0].port: port 70000"),
+    (lambda s: s.update(domain="Hybrid_Example"), "hybrid_dns_domain (Hybrid_Example): 'Hybrid_Example' must be a DNS label"),
+    (lambda s: s.update(records="geo"), "hybrid_dns_records: 'geo' is not one of failover, weighted"),
+    (lambda s: s["coredns"].update(mode="helm"), "hybrid_dns_coredns.mode: 'helm' is not one of custom, corefile"),
+])
+def test_bad_values_are_named(change, message):
+    bad = spec()
+    change(bad)
+    found = hybrid.plan(bad)["problems"]
+    assert any(message in p for p in found), found
+
+
+@pytest.mark.parametrize("text, parsed", [
+    ("10.0.0.53", ("10.0.0.53", 53)), ("10.0.0.53:5353", ("10.0.0.53", 5353)),
+    ("fd00::53", ("fd00::53", 53)), ("[fd00::53]:5353", ("fd00::53", 5353)),
+])
+def test_resolver_addresses(text, parsed):
+    assert server_address(text, "x") == parsed
+
+
+@pytest.mark.parametrize("text", ["10.0.0.53:", "[fd00::53]x", "10.0.0.300", "ns1.example.com"])
+def test_resolver_addresses_refused(text):
+    with pytest.raises(ValidationError, match="^x: "):
+        server_address(text, "x")
