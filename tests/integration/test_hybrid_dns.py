@@ -5,6 +5,7 @@ role converges on the testbed's us-east apiserver."""
 from __future__ import annotations
 
 import copy
+import json
 import socket
 import subprocess
 import threading
@@ -261,3 +262,30 @@ def test_check_mode_writes_nothing(testbed, tmp_path, resolvers, listeners, name
     assert result.returncode == 0, result.stdout[-4000:]
     assert recap(result.stdout)["changed"] > 0
     assert testbed.writes(CLUSTER, since=mark) == []
+
+
+def test_net_probe_tells_answers_from_silence_and_open_from_closed(tmp_path, resolvers, listeners):
+    port, _ = listeners
+    on_prem = resolvers["on-prem"][0]
+    silent = f"127.0.0.1:{free_port()}"
+    plays = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "probe", "register": "probed", "k8snet.fabric.net_probe": {
+            "dns": [{"server": on_prem, "name": "onprem.hybrid.example.com"},
+                    {"server": on_prem, "name": "www.onprem.hybrid.example.com", "type": "A"},
+                    {"server": silent, "name": "onprem.hybrid.example.com"}],
+            "tcp": [{"host": "127.1.0.10", "port": port}, {"host": "127.1.0.10", "port": free_port()}],
+            "timeout": 0.5}},
+        {"ansible.builtin.copy": {"content": "{{ probed | to_json }}", "dest": str(tmp_path / "probed.json"),
+                                  "mode": "0644"}}]}]
+    result = run_playbook(tmp_path, plays)
+    assert result.returncode == 0, result.stdout[-3000:]
+    probed = json.loads((tmp_path / "probed.json").read_text())
+    assert [(r["ok"], r.get("rcode"), r.get("error")) for r in probed["dns"]] == [
+        (True, "NOERROR", None), (True, "NOERROR", None), (False, None, "no answer within 0.5s")]
+    assert probed["dns"][1]["answers"] == ["203.0.113.1"]
+    assert [(r["ok"], r.get("error")) for r in probed["tcp"]] == [(True, None), (False, "Connection refused")]
+    assert probed["failed_probes"] == 2 and probed["changed"] is False
+
+    plays[0]["tasks"][0]["k8snet.fabric.net_probe"]["require_all"] = True
+    failed = run_playbook(tmp_path, plays)
+    assert failed.returncode != 0 and "2 probes failed" in failed.stdout
