@@ -55,99 +55,91 @@ def _domain_problems(value, where: str) -> list[str]:
     return [p for part in value.rstrip(".").split(".") for p in _label_problems(part, f"{where} ({value})")][:1]
 
 
+def _collect(out: list[str], check, *args):
+    """Run a check that raises ValidationError; keep its message instead, return None."""
+    try:
+        return check(*args)
+    except ValidationError as exc:
+        out.append(str(exc))
+        return None
+
+
+def _location_problems(loc: dict, where: str, out: list[str]):
+    """Problems of one location; returns its address ranges (None when they do not parse)."""
+    out += _label_problems(loc.get("name"), f"{where}.name")
+    out += _label_problems(str(loc.get("zone", loc.get("name"))).split(".")[0], f"{where}.zone")
+    cidrs = loc.get("cidrs")
+    if not isinstance(cidrs, list) or not cidrs:
+        out.append(f"{where}.cidrs: a location needs a list of its address ranges")
+        cidrs = []
+    own = _collect(out, ranges_of, f"{where}.cidrs", cidrs) if cidrs else None
+    if not loc.get("dns_servers"):
+        out.append(f"{where}.dns_servers: a location's zone needs at least one resolver")
+    for j, server in enumerate(loc.get("dns_servers") or []):
+        _collect(out, server_address, server, f"{where}.dns_servers[{j}]")
+    for j, endpoint in enumerate(loc.get("endpoints") or []):
+        address = _collect(out, ipplan.parse, f"{where}.endpoints[{j}]", endpoint)
+        if address is not None and own is not None and not address.issubset(own):
+            out.append(f"{where}.endpoints[{j}]: {endpoint} is not inside the location's cidrs "
+                       f"({', '.join(map(str, cidrs))})")
+    for key in ("weight", "priority"):
+        value = loc.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
+            out.append(f"{where}.{key}: {value!r} must be a whole number 0-255")
+    return own
+
+
 def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable; empty when all is well."""
     out = _domain_problems(spec.get("domain"), "hybrid_dns_domain")
     locations = spec.get("locations") or []
     if not locations:
         out.append("hybrid_dns_locations: at least one location is needed")
-    ranges, zones, names = {}, {}, set()
+    named_ranges, location_sets, zones = {}, {}, {}
     for i, loc in enumerate(locations):
         where = f"hybrid_dns_locations[{i}]"
         if not isinstance(loc, dict):
             out.append(f"{where}: expected a mapping")
             continue
-        out += _label_problems(loc.get("name"), f"{where}.name")
-        if loc.get("name") in names:
+        if loc.get("name") in location_sets:
             out.append(f"{where}.name: {loc.get('name')!r} is used twice")
-        names.add(loc.get("name"))
         zone = zone_of(loc, spec.get("domain", ""))
         if zone in zones:
             out.append(f"{where}.zone: {zone} is also the zone of {zones[zone]}")
         zones[zone] = where
-        out += _label_problems(str(loc.get("zone", loc.get("name"))).split(".")[0], f"{where}.zone")
-        cidrs = loc.get("cidrs") or []
-        if not isinstance(cidrs, list) or not cidrs:
-            out.append(f"{where}.cidrs: a location needs a list of its address ranges")
-            cidrs = []
-        location_set = None
-        try:
-            location_set = ranges_of(f"{where}.cidrs", cidrs) if cidrs else None
-            ranges.update({f"{where}.cidrs[{j}]": c for j, c in enumerate(cidrs)})
-        except ValidationError as exc:
-            out.append(str(exc))
-        servers = loc.get("dns_servers") or []
-        if not servers:
-            out.append(f"{where}.dns_servers: a location's zone needs at least one resolver")
-        for j, server in enumerate(servers):
-            try:
-                server_address(server, f"{where}.dns_servers[{j}]")
-            except ValidationError as exc:
-                out.append(str(exc))
-        for j, endpoint in enumerate(loc.get("endpoints") or []):
-            try:
-                address = ipplan.parse(f"{where}.endpoints[{j}]", endpoint)
-            except ValidationError as exc:
-                out.append(str(exc))
-                continue
-            if location_set is not None and not address.issubset(location_set):
-                out.append(f"{where}.endpoints[{j}]: {endpoint} is not inside the location's cidrs "
-                           f"({', '.join(map(str, cidrs))})")
-        for key in ("weight", "priority"):
-            value = loc.get(key, 1)
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
-                out.append(f"{where}.{key}: {value!r} must be a whole number 0-255")
-    out += ipplan.conflicts(ranges)
+        location_sets[loc.get("name")] = _location_problems(loc, where, out)
+        if location_sets[loc.get("name")] is not None:
+            named_ranges.update({f"{where}.cidrs[{j}]": c for j, c in enumerate(loc["cidrs"])})
+    out += ipplan.conflicts(named_ranges)
+
     cluster = spec.get("cluster") or {}
     home = cluster.get("location")
-    if home is not None and home not in names:
-        out.append(f"hybrid_dns_cluster.location: {home!r} is not a location ({', '.join(sorted(map(str, names)))})")
+    if home is not None and home not in location_sets:
+        out.append(f"hybrid_dns_cluster.location: {home!r} is not a location "
+                   f"({', '.join(sorted(map(str, location_sets)))})")
     for kind in ("pods", "services"):
-        if not cluster.get(kind):
-            continue
-        try:
-            mine = ranges_of(f"hybrid_dns_cluster.{kind}", cluster[kind])
-        except ValidationError as exc:
-            out.append(str(exc))
-            continue
-        for loc in locations:
-            if not isinstance(loc, dict) or loc.get("name") == home:
-                continue  # the cluster's own location contains its ranges
-            try:
-                theirs = ranges_of("cidrs", list(loc.get("cidrs") or []))
-            except (ValidationError, TypeError):
-                continue
-            if mine & theirs:
-                out.append(f"hybrid_dns_cluster.{kind}: {cluster[kind]} overlaps location {loc.get('name')!r} "
+        mine = _collect(out, ranges_of, f"hybrid_dns_cluster.{kind}", cluster[kind]) if cluster.get(kind) else None
+        for name, theirs in location_sets.items():
+            # The cluster's own location contains its ranges; any other must not.
+            if mine is not None and theirs is not None and name != home and mine & theirs:
+                out.append(f"hybrid_dns_cluster.{kind}: {cluster[kind]} overlaps location {name!r} "
                            f"({ipplan.describe(mine & theirs)}): traffic to that location would stay in the cluster")
-    if spec.get("coredns", {}).get("mode", "custom") not in COREDNS_MODES:
-        out.append(f"hybrid_dns_coredns.mode: {spec['coredns']['mode']!r} is not one of {', '.join(COREDNS_MODES)}")
+
+    mode = (spec.get("coredns") or {}).get("mode", "custom")
+    if mode not in COREDNS_MODES:
+        out.append(f"hybrid_dns_coredns.mode: {mode!r} is not one of {', '.join(COREDNS_MODES)}")
     if spec.get("records", "failover") not in RECORD_POLICIES:
         out.append(f"hybrid_dns_records: {spec['records']!r} is not one of {', '.join(RECORD_POLICIES)}")
     for i, app in enumerate(spec.get("apps") or []):
         where = f"hybrid_dns_apps[{i}]"
+        if not isinstance(app, dict):
+            out.append(f"{where}: expected a mapping")
+            continue
         out += _label_problems(app.get("name"), f"{where}.name")
         out += _label_problems(app.get("namespace"), f"{where}.namespace")
-        for key in ("port",):
-            try:
-                model.port_entry(app.get(key), f"{where}.{key}")
-            except ValidationError as exc:
-                out.append(str(exc))
+        _collect(out, model.port_entry, app.get("port"), f"{where}.port")
         for j, port in enumerate(app.get("egress_ports") or []):
-            try:
-                model.port_entry(port, f"{where}.egress_ports[{j}]")
-            except ValidationError as exc:
-                out.append(str(exc))
+            _collect(out, model.port_entry, port, f"{where}.egress_ports[{j}]")
     return out
 
 
