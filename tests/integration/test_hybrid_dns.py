@@ -219,26 +219,30 @@ def test_records_follow_health_and_priority_on_the_cluster(testbed, tmp_path, re
         ("aws", [{"name": "aws/weight", "value": "1"}]), ("azure", [{"name": "aws/weight", "value": "1"}])]
 
 
+def refused_without_writes(testbed, tmp_path, extra_vars, message):
+    """The run fails saying ``message`` and the cluster saw no write at all."""
+    mark = testbed.audit_mark(CLUSTER)
+    result = run_role(tmp_path, extra_vars)
+    assert result.returncode != 0
+    assert message in " ".join(result.stdout.split())
+    assert testbed.writes(CLUSTER, since=mark) == []
+    return result
+
+
 def test_nothing_is_written_when_no_endpoint_answers(testbed, tmp_path, resolvers, listeners, namespace_name):
     port, socks = listeners
     for sock in socks.values():
         stop(sock)
-    mark = testbed.audit_mark(CLUSTER)
-    result = run_role(tmp_path, role_vars(resolvers, port, namespace_name))
-    assert result.returncode != 0
-    assert "no endpoint of any location is healthy" in result.stdout
-    assert testbed.writes(CLUSTER, since=mark) == []
+    refused_without_writes(testbed, tmp_path, role_vars(resolvers, port, namespace_name),
+                           "no endpoint of any location is healthy")
 
 
 def test_nothing_is_written_when_a_zone_has_no_resolver(testbed, tmp_path, resolvers, listeners, namespace_name):
     port, _ = listeners
     dead = dict(resolvers)
     dead["aws"] = (f"127.0.0.1:{free_port()}", None)  # nothing listens there
-    mark = testbed.audit_mark(CLUSTER)
-    result = run_role(tmp_path, role_vars(dead, port, namespace_name))
-    assert result.returncode != 0
-    assert "no resolver answers for aws.hybrid.example.com" in result.stdout
-    assert testbed.writes(CLUSTER, since=mark) == []
+    refused_without_writes(testbed, tmp_path, role_vars(dead, port, namespace_name),
+                           "no resolver answers for aws.hybrid.example.com")
 
 
 def test_bad_plan_fails_before_probes_and_writes(testbed, tmp_path, resolvers, listeners, namespace_name):
@@ -246,13 +250,10 @@ def test_bad_plan_fails_before_probes_and_writes(testbed, tmp_path, resolvers, l
     extra = role_vars(resolvers, port, namespace_name)
     extra["hybrid_dns_locations"] = copy.deepcopy(extra["hybrid_dns_locations"])
     extra["hybrid_dns_locations"][2]["cidrs"] = ["127.2.0.0/15"]  # swallows aws's range
-    mark = testbed.audit_mark(CLUSTER)
-    result = run_role(tmp_path, extra)
-    assert result.returncode != 0
-    assert "hybrid_dns_locations[1].cidrs[0] (127.2.0.0/16) overlaps hybrid_dns_locations[2].cidrs[0] (127.2.0.0/15)" \
-        in " ".join(result.stdout.split())
+    result = refused_without_writes(
+        testbed, tmp_path, extra,
+        "hybrid_dns_locations[1].cidrs[0] (127.2.0.0/16) overlaps hybrid_dns_locations[2].cidrs[0] (127.2.0.0/15)")
     assert "net_probe" not in result.stdout, "validation comes before any probe"
-    assert testbed.writes(CLUSTER, since=mark) == []
 
 
 def test_check_mode_writes_nothing(testbed, tmp_path, resolvers, listeners, namespace_name):
