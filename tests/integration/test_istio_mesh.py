@@ -1,0 +1,95 @@
+"""istio_mesh on the testbed's us-east apiserver, whose Istio CRDs (istio.io/api) validate every
+object the role writes."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, recap, run_playbook
+
+pytestmark = pytest.mark.testbed
+CLUSTER = "us-east"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def istio_root(testbed):
+    """What istioctl install leaves behind that the role builds on: the root namespace."""
+    testbed.client(CLUSTER).request("POST", "/api/v1/namespaces", allow=(409,),
+                                    body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})
+
+
+def mesh_vars(namespace, create=True, **extra):
+    out = {"istio_mesh_namespaces": [{"name": namespace, "create": create}],
+           "istio_mesh_services": [{
+               "name": "api", "namespace": namespace, "port": 8080,
+               "versions": {"v1": {"version": "v1"}, "v2": {"version": "v2"}},
+               "routes": [{"match": {"headers": {"user-type": {"exact": "premium"}}}, "split": {"v2": 90, "v1": 10}},
+                          {"split": {"v1": 100}}],
+               "allow": [{"from": f"{namespace}/web", "methods": ["GET", "POST"]}]}],
+           "istio_mesh_gateway": {"enabled": True, "name": f"gw-{namespace}", "namespace": "istio-system",
+                                  "hosts": ["api.example.com"], "tls_secret": "api-tls", "routes_to": "api"}}
+    out.update(extra)
+    return out
+
+
+def run_role(tmp_path, extra_vars, *args):
+    plays = yaml.safe_load((REPO / "playbooks" / "mesh.yml").read_text())
+    return run_playbook(tmp_path, plays, *args, extra_vars=extra_vars, inventory=str(REPO / "inventories" / "testbed"))
+
+
+def get(testbed, path):
+    return testbed.client(CLUSTER).request("GET", path, allow=(404,))
+
+
+def test_converge_idempotence_check_mode_and_prune(testbed, tmp_path, namespace_name):
+    first = run_role(tmp_path, mesh_vars(namespace_name))
+    assert first.returncode == 0, first.stdout[-4000:]
+    vs = get(testbed, f"/apis/networking.istio.io/v1/namespaces/{namespace_name}/virtualservices/api")
+    assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [90, 10]
+    assert vs["spec"]["gateways"] == ["mesh", f"istio-system/gw-{namespace_name}"]
+    callers = get(testbed, f"/apis/security.istio.io/v1/namespaces/{namespace_name}/authorizationpolicies/api-callers")
+    assert callers["spec"]["rules"][0]["to"] == [{"operation": {"methods": ["GET", "POST"]}}]
+    assert get(testbed, f"/api/v1/namespaces/{namespace_name}")["metadata"]["labels"]["istio-injection"] == "enabled"
+
+    mark = testbed.audit_mark(CLUSTER)
+    again = run_role(tmp_path, mesh_vars(namespace_name))
+    assert recap(again.stdout)["changed"] == 0 and testbed.writes(CLUSTER, since=mark) == []
+
+    no_gateway = mesh_vars(namespace_name, istio_mesh_gateway={"enabled": False})
+    checked = run_role(tmp_path, no_gateway, "--check", "--diff")
+    assert checked.returncode == 0, checked.stdout[-4000:]
+    assert recap(checked.stdout)["changed"] > 0 and testbed.writes(CLUSTER, since=mark) == []
+
+    pruned = run_role(tmp_path, no_gateway)
+    assert pruned.returncode == 0, pruned.stdout[-4000:]
+    assert get(testbed, f"/apis/networking.istio.io/v1/namespaces/istio-system/gateways/gw-{namespace_name}") is None
+    vs = get(testbed, f"/apis/networking.istio.io/v1/namespaces/{namespace_name}/virtualservices/api")
+    assert "gateways" not in vs["spec"] and vs["spec"]["hosts"] == [f"api.{namespace_name}.svc.cluster.local"]
+
+
+def test_an_application_namespace_is_labelled_never_owned(testbed, tmp_path, namespace_name):
+    testbed.client(CLUSTER).request("POST", "/api/v1/namespaces", body={
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name, "labels": {"team": "payments"}}})
+    result = run_role(tmp_path, mesh_vars(namespace_name, create=False))
+    assert result.returncode == 0, result.stdout[-4000:]
+    labels = get(testbed, f"/api/v1/namespaces/{namespace_name}")["metadata"]["labels"]
+    assert labels["istio-injection"] == "enabled" and labels["team"] == "payments"
+    # Taking the namespace out of the mesh prunes the Istio objects, never the namespace.
+    result = run_role(tmp_path, {"istio_mesh_namespaces": [], "istio_mesh_services": [],
+                                 "istio_mesh_gateway": {"enabled": False}})
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert get(testbed, f"/apis/networking.istio.io/v1/namespaces/{namespace_name}/virtualservices/api") is None
+    assert not get(testbed, f"/api/v1/namespaces/{namespace_name}")["metadata"].get("deletionTimestamp")
+
+
+def test_bad_routes_fail_before_any_write(testbed, tmp_path, namespace_name):
+    bad = mesh_vars(namespace_name)
+    bad["istio_mesh_services"][0]["routes"][0]["split"] = {"v2": 90, "v3": 20}
+    mark = testbed.audit_mark(CLUSTER)
+    result = run_role(tmp_path, bad)
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    assert "istio_mesh_services[0].routes[0].split: version 'v3' is not one of the service's versions (v1, v2)" in output
+    assert "weights add up to 110, not 100" in output
+    assert testbed.writes(CLUSTER, since=mark) == []

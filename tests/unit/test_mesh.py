@@ -1,0 +1,169 @@
+"""istio_mesh's plan and the AuthorizationPolicy evaluator, as pure data."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import mesh
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+
+SPEC = {
+    "mtls": "STRICT", "namespaces": [{"name": "shop", "create": True}],
+    "services": [{
+        "name": "microservice", "namespace": "shop", "port": 8080,
+        "versions": {"v1": {"version": "v1"}, "v2": {"version": "v2"}},
+        "traffic_policy": {"load_balancer": "LEAST_REQUEST", "max_connections": 100, "max_pending_requests": 1024,
+                           "outlier": {"consecutive_5xx": 5, "interval": "30s", "base_ejection_time": "30s"}},
+        "routes": [{"match": {"headers": {"user-type": {"exact": "premium"}}}, "split": {"v2": 90, "v1": 10}},
+                   {"split": {"v1": 100}}],
+        "timeout": "10s", "retries": {"attempts": 3, "per_try_timeout": "2s", "retry_on": "5xx"},
+        "fault": {"abort": {"percent": 1, "status": 503}},
+        "allow": [{"from": "shop/service-a", "methods": ["GET"]}]}],
+    "gateway": {"enabled": True, "name": "microservice-gateway", "hosts": ["microservice.example.com"],
+                "routes_to": "microservice", "tls_secret": "microservice-tls"},
+    "telemetry": {"access_logging": True, "tracing_sampling": 1.0},
+}
+
+
+def spec(**changes):
+    out = copy.deepcopy(SPEC)
+    out.update(changes)
+    return out
+
+
+def kinds(objects, kind):
+    return [o for o in objects if o["kind"] == kind]
+
+
+def test_the_chapters_mesh_corrected():
+    plan = mesh.plan(spec())
+    assert plan["problems"] == []
+    objects = plan["objects"]
+    assert {o["apiVersion"] for o in objects} == {"networking.istio.io/v1", "security.istio.io/v1",
+                                                 "telemetry.istio.io/v1", "monitoring.coreos.com/v1"}
+    [dr] = kinds(objects, "DestinationRule")
+    assert dr["spec"]["host"] == "microservice.shop.svc.cluster.local"
+    assert dr["spec"]["subsets"] == [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}]
+    assert dr["spec"]["trafficPolicy"] == {
+        "loadBalancer": {"simple": "LEAST_REQUEST"},
+        "connectionPool": {"tcp": {"maxConnections": 100}, "http": {"http1MaxPendingRequests": 1024}},
+        "outlierDetection": {"consecutive5xxErrors": 5, "interval": "30s", "baseEjectionTime": "30s"}}
+    [vs] = kinds(objects, "VirtualService")
+    assert vs["spec"]["hosts"] == ["microservice.shop.svc.cluster.local", "microservice.example.com"]
+    assert vs["spec"]["gateways"] == ["mesh", "istio-system/microservice-gateway"]
+    premium = vs["spec"]["http"][0]
+    assert premium["match"] == [{"headers": {"user-type": {"exact": "premium"}}}]
+    assert [(r["destination"]["subset"], r["weight"]) for r in premium["route"]] == [("v2", 90), ("v1", 10)]
+    assert premium["fault"] == {"abort": {"percentage": {"value": 1.0}, "httpStatus": 503}}
+    assert "match" not in vs["spec"]["http"][1]
+    [gateway] = kinds(objects, "Gateway")
+    assert gateway["spec"]["servers"][0]["tls"] == {"mode": "SIMPLE", "credentialName": "microservice-tls"}
+    assert gateway["spec"]["servers"][1]["tls"] == {"httpsRedirect": True}
+    assert kinds(objects, "PeerAuthentication")[0]["spec"] == {"mtls": {"mode": "STRICT"}}
+    assert plan["owned_namespaces"][0]["metadata"]["labels"] == {"istio-injection": "enabled"}
+    assert plan["labelled_namespaces"] == []
+
+
+def test_install_file_has_no_removed_mtls_value():
+    operator = mesh.istio_operator(spec(install={"pilot_resources": {"requests": {"cpu": "500m"}}}))
+    assert operator["spec"]["values"] == {"global": {"proxy": {"resources": {}}}}
+    assert operator["spec"]["components"]["pilot"]["k8s"]["resources"] == {"requests": {"cpu": "500m"}}
+    assert mesh.istio_operator(spec(revision="1-32"))["spec"]["revision"] == "1-32"
+
+
+def test_callers_and_the_gateway_are_the_only_ones_allowed_in():
+    objects = mesh.objects(spec())
+    [callers] = [p for p in kinds(objects, "AuthorizationPolicy") if p["metadata"]["name"] == "microservice-callers"]
+    assert callers["spec"]["rules"] == [
+        {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/service-a"]}}],
+         "to": [{"operation": {"methods": ["GET"]}}]},
+        {"from": [{"source": {"principals": ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]}}]}]
+    verdicts = mesh.verdicts(objects, mesh.expectations(spec()))
+    assert [(v["from"], v["method"], v["verdict"]) for v in verdicts] == [
+        ("shop/service-a", "GET", True), ("shop/service-a", "HEAD", False), ("shop/undeclared-caller", "GET", False)]
+    assert all(v["holds"] for v in verdicts)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["services"][0]["routes"][0].update(split={"v3": 90, "v1": 10}),
+     "istio_mesh_services[0].routes[0].split: version 'v3' is not one of the service's versions (v1, v2)"),
+    (lambda s: s["services"][0]["routes"][0].update(split={"v2": 90, "v1": 20}),
+     "istio_mesh_services[0].routes[0].split: weights add up to 110, not 100"),
+    (lambda s: s["services"][0]["traffic_policy"].update(load_balancer="LEAST_CONN"),
+     "LEAST_CONN is deprecated in Istio; use LEAST_REQUEST"),
+    (lambda s: s["services"][0]["routes"].reverse(),
+     "istio_mesh_services[0].routes[0]: a route without match catches everything"),
+    (lambda s: s["services"][0]["versions"].update(v2={"version": "v1"}),
+     "istio_mesh_services[0].versions.v2: same labels as version 'v1'"),
+    (lambda s: s["services"][0].update(timeout="10 seconds"), "istio_mesh_services[0].timeout: '10 seconds' is not a duration"),
+    (lambda s: s["services"][0]["fault"]["abort"].update(status=700), "fault.abort.status: 700 is not an HTTP status"),
+    (lambda s: s["services"][0]["allow"][0].update({"from": "service-a"}),
+     "istio_mesh_services[0].allow[0].from: 'service-a' must be namespace/serviceaccount"),
+    (lambda s: s["services"][0]["allow"][0].update(methods=["FETCH"]), "'FETCH' is not an HTTP method"),
+    (lambda s: s["services"][0].update(namespace="other"), "'other' is not in istio_mesh_namespaces"),
+    (lambda s: s["gateway"].update(routes_to="frontend"), "istio_mesh_gateway.routes_to: 'frontend' is not one of"),
+    (lambda s: s.update(mtls="DISABLE"), "istio_mesh_mtls: 'DISABLE' is not one of STRICT, PERMISSIVE"),
+    (lambda s: s["telemetry"].update(tracing_sampling=150), "istio_mesh_telemetry.tracing_sampling: 150"),
+])
+def test_bad_values_are_named(change, message):
+    bad = spec()
+    change(bad)
+    found = mesh.plan(bad)["problems"]
+    assert any(message in p for p in found), found
+
+
+def policy(name, namespace, action="ALLOW", selector=None, rules=None):
+    spec_ = {"action": action}
+    if selector:
+        spec_["selector"] = {"matchLabels": selector}
+    if rules is not None:
+        spec_["rules"] = rules
+    return {"kind": "AuthorizationPolicy", "metadata": {"name": name, "namespace": namespace}, "spec": spec_}
+
+
+def request(frm="cluster.local/ns/shop/sa/web", method="GET", path="/", to_namespace="shop", app="api"):
+    return {"principal": frm, "namespace": frm.split("/ns/")[1].split("/")[0], "method": method, "path": path,
+            "to_namespace": to_namespace, "to_labels": {"app": app}}
+
+
+def test_istio_evaluation_order():
+    allow_web = policy("allow-web", "shop", selector={"app": "api"},
+                       rules=[{"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/web"]}}]}])
+    deny_delete = policy("no-delete", "istio-system", action="DENY", rules=[{"to": [{"operation": {"methods": ["DELETE"]}}]}])
+    # No policy for the workload: allowed.
+    assert mesh.authorize([], request()) == (True, "no ALLOW policy applies to the workload")
+    # An ALLOW policy applies: only what it matches gets in.
+    assert mesh.authorize([allow_web], request())[0] is True
+    assert mesh.authorize([allow_web], request(frm="cluster.local/ns/shop/sa/other"))[0] is False
+    # A policy selecting other workloads does not apply.
+    assert mesh.authorize([allow_web], request(app="db"))[0] is True
+    # DENY wins over ALLOW, and root-namespace policies apply everywhere.
+    assert mesh.authorize([allow_web, deny_delete], request(method="DELETE")) == (False, "denied by istio-system/no-delete")
+    # allow-nothing: an ALLOW policy without rules refuses everything.
+    assert mesh.authorize([policy("allow-nothing", "shop")], request())[0] is False
+    # A rule with neither from nor to matches every request.
+    assert mesh.authorize([policy("all", "shop", rules=[{}])], request())[0] is True
+
+
+@pytest.mark.parametrize("operation, method, path, allowed", [
+    ({"paths": ["/api/*"]}, "GET", "/api/v1", True),
+    ({"paths": ["/api/*"]}, "GET", "/admin", False),
+    ({"paths": ["*.js"]}, "GET", "/app.js", True),
+    ({"paths": ["*"]}, "GET", "/anything", True),
+    ({"notMethods": ["DELETE"]}, "PUT", "/", True),
+    ({"notMethods": ["DELETE"]}, "DELETE", "/", False),
+    ({"methods": ["GET"], "notPaths": ["/private*"]}, "GET", "/private/x", False),
+])
+def test_string_matching(operation, method, path, allowed):
+    rules = [{"to": [{"operation": operation}]}]
+    assert mesh.authorize([policy("p", "shop", rules=rules)], request(method=method, path=path))[0] is allowed
+
+
+def test_fields_it_cannot_evaluate_are_refused():
+    rules = [{"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]}]
+    with pytest.raises(ValidationError, match=r"source fields \['ipBlocks'\] are not evaluated"):
+        mesh.authorize([policy("p", "shop", rules=rules)], request())
+    with pytest.raises(ValidationError, match=r"rule fields \['when'\] are not evaluated"):
+        mesh.authorize([policy("p", "shop", rules=[{"when": []}])], request())
