@@ -29,6 +29,12 @@ def run_playbook(tmp_path: Path, plays: list[dict], *args: str, extra_vars: dict
     return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600)
 
 
+def run_testbed_playbook(tmp_path: Path, playbook: str, extra_vars: dict, *args: str) -> subprocess.CompletedProcess:
+    """One of playbooks/ against inventories/testbed, with extra vars."""
+    plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
+    return run_playbook(tmp_path, plays, *args, extra_vars=extra_vars, inventory=str(REPO / "inventories" / "testbed"))
+
+
 def recap(output: str) -> dict:
     """The PLAY RECAP counters of the single host, e.g. {'ok': 2, 'changed': 0, ...}."""
     for line in output[output.rfind("PLAY RECAP"):].splitlines():

@@ -15,10 +15,9 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
-import yaml
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
-from tests.helpers import REPO, recap, run_playbook
+from tests.helpers import recap, run_playbook, run_testbed_playbook
 from tests.testbed import build
 
 pytestmark = pytest.mark.testbed
@@ -184,8 +183,7 @@ def role_vars(resolvers, port, namespace, **extra):
 
 
 def run_role(tmp_path, extra_vars, *args):
-    plays = yaml.safe_load((REPO / "playbooks" / "hybrid.yml").read_text())
-    return run_playbook(tmp_path, plays, *args, extra_vars=extra_vars, inventory=str(REPO / "inventories" / "testbed"))
+    return run_testbed_playbook(tmp_path, "hybrid.yml", extra_vars, *args)
 
 
 def record(testbed, namespace):

@@ -4,9 +4,8 @@ object the role writes."""
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from tests.helpers import REPO, recap, run_playbook
+from tests.helpers import recap, run_testbed_playbook
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "us-east"
@@ -34,8 +33,7 @@ def mesh_vars(namespace, create=True, **extra):
 
 
 def run_role(tmp_path, extra_vars, *args):
-    plays = yaml.safe_load((REPO / "playbooks" / "mesh.yml").read_text())
-    return run_playbook(tmp_path, plays, *args, extra_vars=extra_vars, inventory=str(REPO / "inventories" / "testbed"))
+    return run_testbed_playbook(tmp_path, "mesh.yml", extra_vars, *args)
 
 
 def get(testbed, path):
