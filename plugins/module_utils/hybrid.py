@@ -183,7 +183,7 @@ def corefile(spec: dict) -> str:
     kubernetes_options = [f"        {line}" for line in coredns.get("kubernetes_options") or []]
     cluster_block = [
         f".:{port} {{", *bind, "    errors",
-        f"    health {{\n        lameduck 5s\n    }}" if coredns.get("health", True) else None,
+        "    health {\n        lameduck 5s\n    }" if coredns.get("health", True) else None,
         "    ready" if coredns.get("ready", True) else None,
         f"    kubernetes {domain} in-addr.arpa ip6.arpa {{",
         "        pods insecure", "        fallthrough in-addr.arpa ip6.arpa", "        ttl 30",

@@ -58,6 +58,8 @@ def test_custom_mode_writes_coredns_custom_and_corefile_mode_the_whole_corefile(
     assert whole["metadata"]["name"] == "coredns"
     assert corefile.startswith(".:53 {\n    errors\n")
     assert "kubernetes cluster.example in-addr.arpa ip6.arpa {" in corefile
+    assert "    health {\n        lameduck 5s\n    }\n    ready\n" in corefile  # kubeadm's probes
+    assert "    prometheus :9153\n" in corefile
     assert corefile.index("forward . /etc/resolv.conf") < corefile.index("onprem.hybrid.example.com:53 {")
 
 
