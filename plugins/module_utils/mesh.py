@@ -436,7 +436,11 @@ def verdicts(policies: list[dict], expect: list[dict], trust_domain: str = "clus
                    "method": item.get("method", "GET"), "path": item.get("path", "/"),
                    "to_namespace": to_ns, "to_labels": (workload_labels or {}).get(item["to"], {"app": to_name})}
         allowed, why = authorize(policies, request, root_namespace)
-        out.append({**item, "verdict": allowed, "why": why, "holds": allowed == item.get("allowed", True)})
+        expected = item.get("allowed", True)
+        words = {True: "allowed", False: "denied"}
+        out.append({**item, "verdict": allowed, "why": why, "holds": allowed == expected,
+                    "message": f"{item['from']} -> {item['to']} {request['method']} {request['path']}: expected "
+                               f"{words[expected]}, {words[allowed]} ({why})"})
     return out
 
 

@@ -1,0 +1,64 @@
+"""hybrid_dns and istio_mesh on the embedded default inventory (render mode): no cluster, no
+network; every file written under the build folder, offline-validated, proven, and a second
+run changes nothing."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.helpers import REPO, recap, run_playbook
+
+
+def render(tmp_path, playbook, extra=None):
+    plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
+    extra = {"fabric_build_dir": str(tmp_path / "build"), **(extra or {})}
+    return run_playbook(tmp_path, plays, extra_vars=extra, inventory=str(REPO / "inventories" / "local"),
+                        env={"KUBECONFIG": "/nonexistent"})
+
+
+def test_hybrid_dns_renders_zones_records_and_policies(tmp_path):
+    result = render(tmp_path, "hybrid.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    out = tmp_path / "build" / "hybrid"
+    blocks = (out / "hybrid.server").read_text()
+    assert "onprem.hybrid.example.com:53 {" in blocks and "forward . 172.16.0.53:53 {" in blocks
+    manifests = {(m["kind"], m["metadata"]["name"]): m for m in yaml.safe_load_all((out / "manifests.yaml").read_text())}
+    assert manifests[("ConfigMap", "coredns-custom")]["data"]["hybrid.server"] == blocks
+    # Render mode probes nothing, so every endpoint of the best tier is published.
+    assert manifests[("DNSEndpoint", "hybrid-app-global")]["spec"]["endpoints"][0]["targets"] == ["10.0.100.10"]
+    policies = [p["metadata"]["name"] for p in yaml.safe_load_all((out / "network-policies.yaml").read_text())]
+    assert "azure-to-hybrid-app-in" in policies and "default-deny" in policies
+    assert "12 expectations hold" in " ".join(result.stdout.split())
+    assert (out / "report" / "connlist.html").exists()
+    assert recap(render(tmp_path, "hybrid.yml").stdout)["changed"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "play.yml"], "nothing outside build/"
+
+
+def test_hybrid_dns_corefile_mode_renders_the_whole_corefile(tmp_path):
+    coredns = {"mode": "corefile", "namespace": "kube-system", "port": 53, "cache_seconds": 30,
+               "health_check": "5s", "cluster_domain": "cluster.local", "upstream": "/etc/resolv.conf"}
+    result = render(tmp_path, "hybrid.yml", {"hybrid_dns_coredns": coredns})
+    assert result.returncode == 0, result.stdout[-3000:]
+    corefile = (tmp_path / "build" / "hybrid" / "Corefile").read_text()
+    assert corefile.startswith(".:53 {") and "kubernetes cluster.local in-addr.arpa ip6.arpa {" in corefile
+
+
+def test_istio_mesh_renders_objects_and_the_install_file(tmp_path):
+    result = render(tmp_path, "mesh.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    out = tmp_path / "build" / "mesh"
+    operator = yaml.safe_load((out / "istio-operator.yaml").read_text())
+    assert operator["kind"] == "IstioOperator" and "mtls" not in operator["spec"]["values"]["global"]
+    kinds = sorted(m["kind"] for m in yaml.safe_load_all((out / "manifests.yaml").read_text()))
+    assert kinds == ["AuthorizationPolicy", "AuthorizationPolicy", "DestinationRule", "Gateway", "Namespace",
+                     "PeerAuthentication", "PodMonitor", "ServiceMonitor", "Telemetry", "VirtualService"]
+    assert "3 authorization expectations hold" in " ".join(result.stdout.split())
+    assert recap(render(tmp_path, "mesh.yml").stdout)["changed"] == 0
+
+
+def test_istio_mesh_proof_fails_on_an_expectation_that_does_not_hold(tmp_path):
+    expect = [{"from": "shop/service-b", "to": "shop/microservice", "method": "GET", "allowed": True}]
+    result = render(tmp_path, "mesh.yml", {"istio_mesh_expect": expect})
+    assert result.returncode != 0
+    assert ("shop/service-b -> shop/microservice GET /: expected allowed, denied (no ALLOW policy matches)"
+            in " ".join(result.stdout.split()))
