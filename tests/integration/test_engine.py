@@ -161,11 +161,26 @@ def test_overridden_prunes_what_is_no_longer_declared(testbed, engine, namespace
     parent = live(testbed, f"/api/v1/namespaces/{namespace_name}/secrets/pr")
     assert parent["metadata"]["annotations"][applyset.GROUP_KINDS_ANNOTATION] == "ConfigMap,Namespace"
 
-    # The pruned namespace is still Terminating (the testbed runs no namespace controller, as a
-    # real one is while it empties): it is not deleted again, and the run changes nothing.
-    assert live(testbed, f"/api/v1/namespaces/{other}")["metadata"].get("deletionTimestamp")
-    again = engine().converge("pr", namespace_name, [ns(namespace_name), cm("keep", namespace_name)], "overridden")
+
+
+def test_an_object_still_being_deleted_is_not_pruned_again(testbed, engine, audit, namespace_name):
+    """A finalizer holds a pruned object (as a namespace is held while it empties): the next
+    runs neither delete it again nor report a change."""
+    held = cm("held", namespace_name)
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    keep = [ns(namespace_name), cm("keep", namespace_name)]  # ConfigMaps stay in the set's scope
+    engine().converge("fin", namespace_name, keep + [held], "overridden")
+    first = engine().converge("fin", namespace_name, copy.deepcopy(keep), "overridden")
+    assert first["summary"]["pruned"] == 1
+    assert live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/held")["metadata"]["deletionTimestamp"]
+    audit.reset()
+    again = engine().converge("fin", namespace_name, copy.deepcopy(keep), "overridden")
     assert again["changed"] is False and again["summary"]["pruned"] == 0
+    assert audit.writes() == []
+    # Let it go (the finalizer's owner would).
+    testbed.client(CLUSTER).request("PATCH", f"/api/v1/namespaces/{namespace_name}/configmaps/held",
+                                    body={"metadata": {"finalizers": None}},
+                                    content_type="application/merge-patch+json")
 
 
 def test_replaced_does_not_prune(testbed, engine, namespace_name):
