@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils import globaldns, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 from ansible_collections.k8snet.fabric.plugins.module_utils.probe import server_address
 
 LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 COREDNS_MODES = ("custom", "corefile")
-RECORD_POLICIES = ("failover", "weighted")
+RECORD_POLICIES = globaldns.RECORD_POLICIES
 MANAGED_BY = "k8snet.fabric hybrid_dns"
 
 
@@ -210,41 +210,17 @@ def coredns_object(spec: dict) -> dict:
 
 # -- global records ------------------------------------------------------------------------------
 def serving_locations(spec: dict, healthy: dict | None) -> list[dict]:
-    """Locations whose endpoints serve: the healthy ones (all, when no health was checked) of
-    the best priority tier; lower priority numbers come first, as in DNS SRV records."""
-    candidates = []
-    for loc in spec["locations"]:
-        endpoints = [e for e in loc.get("endpoints") or []
-                     if healthy is None or healthy.get(str(e), False)]
-        if endpoints:
-            candidates.append({**loc, "endpoints": endpoints})
-    if not candidates:
-        return []
-    best = min(loc.get("priority", 1) for loc in candidates)
-    return [loc for loc in candidates if loc.get("priority", 1) == best]
+    """The locations the global records point at (see globaldns.serving)."""
+    return globaldns.serving(spec["locations"], healthy)
 
 
 def dns_endpoints(spec: dict, healthy: dict | None) -> list[dict]:
     """One DNSEndpoint per application: <host>.<domain> A records of the serving locations."""
-    serving = serving_locations(spec, healthy)
-    out = []
-    for app in spec.get("apps") or []:
-        name = f"{app.get('host', app['name'])}.{spec['domain'].rstrip('.')}"
-        ttl = spec.get("record_ttl", 60)
-        if spec.get("records", "failover") == "weighted":
-            endpoints = [{"dnsName": name, "recordType": "A", "recordTTL": ttl, "setIdentifier": loc["name"],
-                          "targets": [str(e) for e in loc["endpoints"]],
-                          "providerSpecific": [{"name": "aws/weight", "value": str(loc.get("weight", 1))}]}
-                         for loc in serving]
-        else:
-            endpoints = [{"dnsName": name, "recordType": "A", "recordTTL": ttl,
-                          "targets": sorted({str(e) for loc in serving for e in loc["endpoints"]})}]
-        out.append({"apiVersion": "externaldns.k8s.io/v1alpha1", "kind": "DNSEndpoint",
-                    "metadata": {"name": f"{app['name']}-global", "namespace": app["namespace"],
-                                 "annotations": {"fabric.k8snet.io/serving-locations":
-                                                 ",".join(loc["name"] for loc in serving)}},
-                    "spec": {"endpoints": endpoints}})
-    return out
+    sites = serving_locations(spec, healthy)
+    return [globaldns.dns_endpoint(f"{app['name']}-global", app["namespace"],
+                                   f"{app.get('host', app['name'])}.{spec['domain'].rstrip('.')}", sites,
+                                   spec.get("records", "failover"), spec.get("record_ttl", 60))
+            for app in spec.get("apps") or []]
 
 
 # -- policies and proof ------------------------------------------------------------------------

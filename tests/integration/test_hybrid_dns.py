@@ -208,7 +208,7 @@ def test_records_follow_health_and_priority_on_the_cluster(testbed, tmp_path, re
     failed_over = run_role(tmp_path, extra, "--diff")
     assert failed_over.returncode == 0, failed_over.stdout[-4000:]
     assert record(testbed, namespace_name)["spec"]["endpoints"][0]["targets"] == ["127.2.0.10", "127.3.0.10"]
-    assert record(testbed, namespace_name)["metadata"]["annotations"]["fabric.k8snet.io/serving-locations"] == "aws,azure"
+    assert record(testbed, namespace_name)["metadata"]["annotations"]["fabric.k8snet.io/serving-sites"] == "aws,azure"
 
     weighted = run_role(tmp_path, {**extra, "hybrid_dns_records": "weighted"})
     assert weighted.returncode == 0, weighted.stdout[-4000:]

@@ -68,7 +68,7 @@ def test_failover_follows_priority_and_health():
     [record] = hybrid.dns_endpoints(spec(), healthy)
     assert record["spec"]["endpoints"] == [{"dnsName": "hybrid-app.hybrid.example.com", "recordType": "A",
                                             "recordTTL": 60, "targets": ["172.16.100.10", "192.168.100.10"]}]
-    assert record["metadata"]["annotations"]["fabric.k8snet.io/serving-locations"] == "aws,azure"
+    assert record["metadata"]["annotations"]["fabric.k8snet.io/serving-sites"] == "aws,azure"
     healthy["172.16.100.10"] = False
     [record] = hybrid.dns_endpoints(spec(), healthy)
     assert record["spec"]["endpoints"][0]["targets"] == ["192.168.100.10"]

@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Health-gated global DNS records, shared by the roles that spread an application over sites
+(locations of a hybrid cloud, clusters of a federation): which sites serve, and the external-dns
+DNSEndpoint (externaldns.k8s.io/v1alpha1) that publishes them."""
+
+from __future__ import annotations
+
+RECORD_POLICIES = ("failover", "weighted")
+SERVING_ANNOTATION = "fabric.k8snet.io/serving-sites"
+
+
+def serving(sites: list[dict], healthy: dict | None) -> list[dict]:
+    """Sites ({name, endpoints, priority, weight}) whose endpoints serve: the healthy ones (all,
+    when no health was checked) of the best priority tier; lower numbers first, as in SRV."""
+    candidates = []
+    for site in sites:
+        endpoints = [e for e in site.get("endpoints") or [] if healthy is None or healthy.get(str(e), False)]
+        if endpoints:
+            candidates.append({**site, "endpoints": endpoints})
+    if not candidates:
+        return []
+    best = min(site.get("priority", 1) for site in candidates)
+    return [site for site in candidates if site.get("priority", 1) == best]
+
+
+def dns_endpoint(name: str, namespace: str, dns_name: str, sites: list[dict], policy: str = "failover",
+                 ttl: int = 60) -> dict:
+    """failover: one A record with every serving endpoint; weighted: one record per site with a
+    set identifier and Route 53's aws/weight (providers without weights ignore it)."""
+    if policy == "weighted":
+        endpoints = [{"dnsName": dns_name, "recordType": "A", "recordTTL": ttl, "setIdentifier": site["name"],
+                      "targets": [str(e) for e in site["endpoints"]],
+                      "providerSpecific": [{"name": "aws/weight", "value": str(site.get("weight", 1))}]}
+                     for site in sites]
+    else:
+        endpoints = [{"dnsName": dns_name, "recordType": "A", "recordTTL": ttl,
+                      "targets": sorted({str(e) for site in sites for e in site["endpoints"]})}]
+    return {"apiVersion": "externaldns.k8s.io/v1alpha1", "kind": "DNSEndpoint",
+            "metadata": {"name": name, "namespace": namespace,
+                         "annotations": {SERVING_ANNOTATION: ",".join(site["name"] for site in sites)}},
+            "spec": {"endpoints": endpoints}}
