@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 import subprocess
-import threading
 import time
 
 import dns.message
@@ -18,25 +16,12 @@ import pytest
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
 from tests.helpers import recap, run_playbook, run_testbed_playbook
+from tests.netstubs import free_port, listening, stop
 from tests.testbed import build
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "us-east"
 LOCATIONS = ("on-prem", "aws", "azure")
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (DNS servers take both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                    return port
-                except OSError:
-                    continue
 
 
 def ask(port: int, name: str, rtype: str = "A", timeout: float = 2.0):
@@ -145,32 +130,10 @@ def test_corefile_mode_keeps_the_cluster_and_adds_the_zones(tmp_path, testbed, r
 def listeners():
     """TCP listeners on the locations' endpoint addresses (127.<i>.0.10), stoppable one by one."""
     port = free_port()
-    socks = {}
-    for i, name in enumerate(LOCATIONS, 1):
-        sock = socket.create_server((f"127.{i}.0.10", port))
-        threading.Thread(target=lambda s=sock: _accept(s), daemon=True).start()
-        socks[name] = sock
+    socks = {name: listening(f"127.{i}.0.10", port) for i, name in enumerate(LOCATIONS, 1)}
     yield port, socks
     for sock in socks.values():
         stop(sock)
-
-
-def stop(sock):
-    """Stop listening now (close alone leaves a listener blocked in accept answering)."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
-
-
-def _accept(sock):
-    while True:
-        try:
-            conn, _ = sock.accept()
-            conn.close()
-        except OSError:
-            return
 
 
 def role_vars(resolvers, port, namespace, **extra):

@@ -575,6 +575,14 @@ class Engine:
             out["diff"] = [diff.object_diff(obj, None) for (_, obj), _ in done]
         return out
 
+    def forget(self, name: str, set_namespace: str) -> bool:
+        """Drop the set's parent (its record of members) and nothing else; True if it existed."""
+        check_set_name(name, set_namespace)
+        if self.check_mode:
+            return self._parent(name, set_namespace) is not None
+        return self.client.request("DELETE", f"/api/v1/namespaces/{set_namespace}/secrets/{name}",
+                                   allow=(404,)) is not None
+
     def gather(self, name: str, set_namespace: str) -> dict:
         check_set_name(name, set_namespace)
         parent = self._parent(name, set_namespace)

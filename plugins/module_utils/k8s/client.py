@@ -12,6 +12,7 @@ comes from kubeconfig.py. This is the only place in the collection that speaks H
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -95,8 +96,9 @@ class _HTTPSConnection(http.client.HTTPSConnection):
 class Client:
     """Pooled, retrying, counting JSON client for one API server."""
 
-    def __init__(self, params: dict, workers: int = 8, retries: int = 5, backoff: float = 0.2):
-        self._creds = resolve(params)
+    def __init__(self, params: dict, workers: int = 8, retries: int = 5, backoff: float = 0.2,
+                 credentials: Credentials | None = None):
+        self._creds = credentials or resolve(params)
         self.server = self._creds.server
         url = urlsplit(self.server)
         if url.scheme not in ("https", "http") or not url.hostname:
@@ -117,6 +119,21 @@ class Client:
         self._lock = threading.Lock()
         self.counts: Counter = Counter()
         self.warnings: dict[str, str] = {}  # warning text -> the object (or path) that got it
+
+    def with_token(self, token: str) -> "Client":
+        """A client for the same server and trust, authenticating with ``token`` only."""
+        creds = dataclasses.replace(self._creds, token=token, cert_file=None, key_file=None, cert_data=None,
+                                    key_data=None, exec_config=None)
+        return Client({"request_timeout": self.timeout}, workers=1, retries=1, credentials=creds)
+
+    def ca_pem(self) -> str | None:
+        """The CA this client trusts the server by (PEM), when one was given."""
+        if self._creds.ca_data:
+            return self._creds.ca_data
+        if self._creds.ca_file:
+            with open(self._creds.ca_file, encoding="ascii") as handle:
+                return handle.read()
+        return None
 
     # -- helpers -------------------------------------------------------------------------
     def _connection(self) -> http.client.HTTPConnection:

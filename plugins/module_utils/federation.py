@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Joining a member cluster to a KubeFed host, as ``kubefedctl join`` does, through the engine:
+
+member: a ServiceAccount for the host, a ClusterRole (everything, as kubefedctl
+grants) bound to it; host: a Secret with a token of that account and the member's CA, and the
+KubeFedCluster (core.kubefed.io/v1beta1) pointing at the member's API.
+
+Unlike kubefedctl (a legacy token Secret the token controller fills, never renewed), the token is
+a bound token from the TokenRequest API with an expiry; a run reuses the host's token while it
+still authenticates as the account and has more than ``renew_seconds`` left, and issues a new one
+otherwise. The token never leaves this module: no task variable, no log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError, ClusterUnreachable
+
+KUBEFED_API = "core.kubefed.io/v1beta1"
+
+
+def account_name(member: str, host: str) -> str:
+    return f"{member}-{host}"
+
+
+def member_objects(member: str, host: str, namespace: str) -> list[dict]:
+    account = account_name(member, host)
+    role = f"kubefed-controller-manager:{account}"
+    return [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": namespace}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+             "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                       {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": role},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+             "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]}]
+
+
+def host_objects(member: str, namespace: str, endpoint: str, ca_pem: str | None, token: str) -> list[dict]:
+    secret = f"{member}-credentials"
+    data = {"token": base64.b64encode(token.encode()).decode()}
+    if ca_pem:
+        data["ca.crt"] = base64.b64encode(ca_pem.encode()).decode()
+    cluster = {"apiEndpoint": endpoint, "secretRef": {"name": secret}}
+    if ca_pem:
+        cluster["caBundle"] = base64.b64encode(ca_pem.encode()).decode()
+    return [{"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": secret, "namespace": namespace},
+             "data": data},
+            {"apiVersion": KUBEFED_API, "kind": "KubeFedCluster", "metadata": {"name": member, "namespace": namespace},
+             "spec": cluster}]
+
+
+def namespace_object(namespace: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+
+
+def ensure_namespace(client: Client, namespace: str, check_mode: bool) -> list[dict]:
+    """KubeFed's namespace, in a set of its own that every join shares and none prunes (on the
+    host it also holds the control plane). Returns what a join set must add to be validated:
+    in check mode, the namespace the run would create (so its objects are dry-run in a stand-in)."""
+    result = Engine(client, check_mode=check_mode).converge(
+        "kubefed-namespace", namespace, [namespace_object(namespace)], "merged")
+    created = result["results"][0]["result"] == "created"
+    return [namespace_object(namespace)] if check_mode and created else []
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (seconds since the epoch), read without verifying it: the
+    member's API server is asked whether the token is good."""
+    try:
+        payload = token.split(".")[1]
+        return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+def authenticates_as(member: Client, token: str, username: str) -> bool:
+    probe = member.with_token(token)
+    try:
+        review = probe.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                               body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        return review["status"]["userInfo"]["username"] == username
+    except (ApiError, ClusterUnreachable, KeyError):
+        return False
+    finally:
+        probe.close()
+
+
+def join(member: Client, host: Client, name: str, host_name: str, namespace: str, *, endpoint: str | None,
+         token_seconds: int, renew_seconds: int, check_mode: bool, diff: bool) -> dict:
+    """Converge one member's join; returns changed, what happened to the token, and per-side results."""
+    account = account_name(name, host_name)
+    member_extra = ensure_namespace(member, namespace, check_mode)
+    host_extra = ensure_namespace(host, namespace, check_mode)
+    member_engine = Engine(member, check_mode=check_mode, want_diff=diff)
+    member_result = member_engine.converge(f"kubefed-member-{host_name}", namespace,
+                                           member_extra + member_objects(name, host_name, namespace), "replaced")
+    current = host.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}-credentials", allow=(404,))
+    token = None
+    if current and (current.get("data") or {}).get("token"):
+        token = base64.b64decode(current["data"]["token"]).decode()
+    username = f"system:serviceaccount:{namespace}:{account}"
+    expiry = token_expiry(token) if token else None
+    if token and expiry and expiry - time.time() > renew_seconds and authenticates_as(member, token, username):
+        token_state = "kept"
+    elif check_mode:
+        token_state = "would be issued"
+        token = token or "check-mode-placeholder"
+    else:
+        answer = member.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+                                body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                      "spec": {"expirationSeconds": token_seconds}})
+        token, token_state = answer["status"]["token"], "issued"
+        expiry = token_expiry(token)
+    host_engine = Engine(host, check_mode=check_mode, want_diff=diff)
+    host_result = host_engine.converge(f"kubefed-join-{name}", namespace, host_extra + host_objects(
+        name, namespace, endpoint or member.server, member.ca_pem(), token), "replaced")
+    return {"changed": member_result["changed"] or host_result["changed"], "token": token_state,
+            "token_expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry)) if expiry else None,
+            "api_endpoint": endpoint or member.server, "service_account": f"{namespace}/{account}",
+            "member": member_result["results"], "host": host_result["results"],
+            "diff": member_result.get("diff", []) + host_result.get("diff", [])}
+
+
+def unjoin(member: Client, host: Client, name: str, host_name: str, namespace: str, *, check_mode: bool) -> dict:
+    """Remove what join made on both sides; the namespaces stay (the host's holds KubeFed itself)."""
+    removed = []
+    for client, set_name, objects in (
+            (host, f"kubefed-join-{name}", host_objects(name, namespace, "", None, "")),
+            (member, f"kubefed-member-{host_name}", member_objects(name, host_name, namespace))):
+        engine = Engine(client, check_mode=check_mode)
+        result = engine.delete(set_name, namespace, objects)
+        removed += [r for r in result["results"] if r["result"] == "deleted"]
+        engine.forget(set_name, namespace)
+    return {"changed": bool(removed), "removed": removed}

@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Scenario 2 as data: clusters (region, pod range, the address the application answers on)
+and the services they share -> ServiceExports, cross-cluster NetworkPolicies, health-gated
+global records, and the expectations that prove the policies.
+
+What the chapter had and what replaces it:
+- ``multicluster.k8s.io`` -> ``multicluster.x-k8s.io`` (the MCS API, KEP-1645); a ServiceExport
+  has no spec (ports come from the Service), and ServiceImports are made by the MCS
+  implementation (Submariner, Cilium, GKE...), never by hand as the chapter does;
+- ``DNSEndpoint`` in ``multicluster.k8s.io`` -> ``externaldns.k8s.io/v1alpha1``;
+- ``global.load.balancer/config`` (no controller reads it) -> the DNSEndpoint's targets: the
+  healthy clusters of the best priority tier (globaldns);
+- ``kubefed join`` -> ``kubefedctl join``, done here by the cluster_join module (bound tokens
+  that are renewed, instead of a legacy token Secret);
+- the ``Jaeger`` CR and the database StatefulSet are application concerns, not networking ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import globaldns, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+
+LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+MCS_API = "multicluster.x-k8s.io/v1alpha1"
+
+
+def _label(value, where: str, out: list[str]) -> None:
+    if not isinstance(value, str) or not LABEL.match(value) or len(value) > 63:
+        out.append(f"{where}: {value!r} must be a DNS label (lowercase letters, digits, '-')")
+
+
+def _port(value, where: str, out: list[str]) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        out.append(f"{where}: {value!r} is not a port (1-65535)")
+
+
+def problems(spec: dict) -> list[str]:
+    """Every bad value in the role's variables, naming the variable; empty when all is well."""
+    out: list[str] = []
+    clusters = spec.get("clusters") or []
+    if not clusters:
+        out.append("kubefed_clusters: at least one cluster is needed")
+    names, ranges = set(), {}
+    for i, cluster in enumerate(clusters):
+        where = f"kubefed_clusters[{i}]"
+        if not isinstance(cluster, dict):
+            out.append(f"{where}: expected a mapping")
+            continue
+        _label(cluster.get("name"), f"{where}.name", out)
+        if cluster.get("name") in names:
+            out.append(f"{where}.name: {cluster.get('name')!r} is used twice")
+        names.add(cluster.get("name"))
+        if not cluster.get("context"):
+            out.append(f"{where}.context: the kubeconfig context of the cluster is needed")
+        for kind in ("pod_cidr", "service_cidr"):
+            if cluster.get(kind) is None:
+                if kind == "pod_cidr":
+                    out.append(f"{where}.pod_cidr: needed (cross-cluster traffic is allowed by pod range)")
+                continue
+            try:
+                ipplan.parse(f"{where}.{kind}", cluster[kind])
+                ranges[f"{where}.{kind} ({cluster.get('name')})"] = cluster[kind]
+            except ValidationError as exc:
+                out.append(str(exc))
+        for j, vip in enumerate(cluster.get("vips") or []):
+            try:
+                ipplan.parse(f"{where}.vips[{j}]", vip)
+            except ValidationError as exc:
+                out.append(str(exc))
+        priority = cluster.get("priority", 1)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 255:
+            out.append(f"{where}.priority: {priority!r} must be a whole number 0-255")
+    # Pods and services of every cluster share one routed network: no range may overlap.
+    out += ipplan.conflicts(ranges)
+    if spec.get("host") not in names:
+        out.append(f"kubefed_host: {spec.get('host')!r} is not one of kubefed_clusters "
+                   f"({', '.join(sorted(map(str, names)))})")
+    for i, svc in enumerate(spec.get("services") or []):
+        where = f"kubefed_services[{i}]"
+        if not isinstance(svc, dict):
+            out.append(f"{where}: expected a mapping")
+            continue
+        _label(svc.get("name"), f"{where}.name", out)
+        _label(svc.get("namespace"), f"{where}.namespace", out)
+        _port(svc.get("port"), f"{where}.port", out)
+        _port(svc.get("target_port", svc.get("port")), f"{where}.target_port", out)
+        for name in svc.get("clusters") or []:
+            if name not in names:
+                out.append(f"{where}.clusters: {name!r} is not one of kubefed_clusters")
+    dns = spec.get("global_dns") or {}
+    if dns.get("domain"):
+        for part in str(dns["domain"]).rstrip(".").split("."):
+            _label(part, f"kubefed_global_dns.domain ({dns['domain']})", out)
+    if dns.get("records", "failover") not in globaldns.RECORD_POLICIES:
+        out.append(f"kubefed_global_dns.records: {dns['records']!r} is not one of "
+                   f"{', '.join(globaldns.RECORD_POLICIES)}")
+    return out
+
+
+def runs_in(svc: dict, spec: dict) -> list[str]:
+    return list(svc.get("clusters") or [c["name"] for c in spec["clusters"]])
+
+
+def cluster_objects(spec: dict) -> dict:
+    """Per cluster: the namespaces, Services and ServiceExports of the services that run there."""
+    out = {c["name"]: [] for c in spec["clusters"]}
+    for svc in spec.get("services") or []:
+        for name in runs_in(svc, spec):
+            objects = out[name]
+            if not any(o["kind"] == "Namespace" and o["metadata"]["name"] == svc["namespace"] for o in objects):
+                objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": svc["namespace"]}})
+            objects.append({"apiVersion": "v1", "kind": "Service",
+                            "metadata": {"name": svc["name"], "namespace": svc["namespace"], "labels": {"app": svc["name"]}},
+                            "spec": {"selector": {"app": svc["name"]},
+                                     "ports": [{"name": "http", "port": svc["port"], "protocol": "TCP",
+                                                "targetPort": svc.get("target_port", svc["port"])}]}})
+            objects.append({"apiVersion": MCS_API, "kind": "ServiceExport",
+                            "metadata": {"name": svc["name"], "namespace": svc["namespace"]}})
+    return out
+
+
+def policy_config(spec: dict) -> list[dict]:
+    """network_policies intent (the same in every cluster): default deny, DNS, every cluster's
+    pods to the service's pods on the target port, and the service's pods to every cluster on it."""
+    by_namespace: dict[str, list[dict]] = {}
+    for svc in spec.get("services") or []:
+        port = svc.get("target_port", svc["port"])
+        flows = by_namespace.setdefault(svc["namespace"], [])
+        for cluster in spec["clusters"]:
+            flows.append({"name": f"{cluster['name']}-to-{svc['name']}", "from": {"cidr": cluster["pod_cidr"]},
+                          "to": {"pods": {"app": svc["name"]}}, "ports": [port]})
+            flows.append({"name": f"{svc['name']}-to-{cluster['name']}", "from": {"pods": {"app": svc["name"]}},
+                          "to": {"cidr": cluster["pod_cidr"]}, "ports": [port]})
+    return [{"namespace": ns, "default_deny": True, "allow_dns": True, "flows": flows}
+            for ns, flows in by_namespace.items()]
+
+
+def sites(spec: dict) -> list[dict]:
+    return [{"name": c["name"], "endpoints": list(c.get("vips") or []), "priority": c.get("priority", 1),
+             "weight": c.get("weight", 1)} for c in spec["clusters"]]
+
+
+def records(spec: dict, healthy: dict | None) -> list[dict]:
+    """One DNSEndpoint per service on the host: <service>.<domain> -> the serving clusters' VIPs."""
+    dns = spec.get("global_dns") or {}
+    if not dns.get("domain"):
+        return []
+    serving = globaldns.serving(sites(spec), healthy)
+    return [globaldns.dns_endpoint(f"{svc['name']}-global", svc["namespace"],
+                                   f"{svc['name']}.{dns['domain'].rstrip('.')}", serving,
+                                   dns.get("records", "failover"), dns.get("ttl", 180))
+            for svc in spec.get("services") or []]
+
+
+def workloads(spec: dict) -> list[dict]:
+    out = [{"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": svc["name"], "namespace": svc["namespace"], "labels": {"app": svc["name"]}},
+            "spec": {"containers": [{"name": svc["name"]}]}} for svc in spec.get("services") or []]
+    out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "coredns", "namespace": "kube-system",
+                                                              "labels": {"k8s-app": "kube-dns"}},
+                "spec": {"containers": [{"name": "coredns"}]}})
+    return out
+
+
+def expectations(spec: dict) -> list[dict]:
+    """Every cluster's pods reach each service on its target port and not on another; addresses
+    outside every cluster do not; the service reaches every cluster on that port only."""
+    union = ipplan.parse("pods", spec["clusters"][0]["pod_cidr"])
+    for cluster in spec["clusters"][1:]:
+        union = union | ipplan.parse("pods", cluster["pod_cidr"])
+    outside = str((ipplan.parse("all", "0.0.0.0/0") - ipplan.parse("this", "0.0.0.0/8") - union).iter_cidrs()[0][0])
+    out = []
+    for svc in spec.get("services") or []:
+        target = f"{svc['namespace']}/{svc['name']}"
+        port = svc.get("target_port", svc["port"])
+        other = port + 1 if port < 65535 else port - 1
+        for cluster in spec["clusters"]:
+            probe = str(ipplan.parse("pod", cluster["pod_cidr"]).iter_cidrs()[0][0])
+            out.append({"src": probe, "dst": target, "port": port, "protocol": "TCP", "allowed": True})
+            out.append({"src": probe, "dst": target, "port": other, "protocol": "TCP", "allowed": False})
+            out.append({"src": target, "dst": probe, "port": port, "protocol": "TCP", "allowed": True})
+            out.append({"src": target, "dst": probe, "port": other, "protocol": "TCP", "allowed": False})
+        out.append({"src": outside, "dst": target, "port": port, "protocol": "TCP", "allowed": False})
+        out.append({"src": target, "dst": "kube-system/coredns", "port": 53, "protocol": "UDP", "allowed": True})
+    return out
+
+
+def plan(spec: dict, probed: dict | None = None) -> dict:
+    """The whole plan, or only ``problems``; with net_probe's result, only healthy VIPs are
+    published and none healthy at all is a problem."""
+    found = problems(spec)
+    if found:
+        return {"problems": found}
+    healthy = {str(r["host"]): bool(r.get("ok")) for r in (probed or {}).get("tcp") or []} or None
+    serving = globaldns.serving(sites(spec), healthy)
+    if (spec.get("global_dns") or {}).get("domain") and spec.get("services") and not serving:
+        return {"problems": ["kubefed health checks: no cluster's VIP answers; refusing to publish records "
+                             "without a target (fix the clusters, or switch kubefed_probes.enabled off)"]}
+    port = (spec.get("probes") or {}).get("port", 443)
+    objects = cluster_objects(spec)
+    global_records = records(spec, healthy)
+    for record in global_records:  # the host's records live beside its copy of the service
+        if not any(o["kind"] == "Namespace" and o["metadata"]["name"] == record["metadata"]["namespace"]
+                   for o in objects[spec["host"]]):
+            objects[spec["host"]].append({"apiVersion": "v1", "kind": "Namespace",
+                                          "metadata": {"name": record["metadata"]["namespace"]}})
+        objects[spec["host"]].append(record)
+    return {"problems": [], "host": spec["host"], "serving": [s["name"] for s in serving],
+            "objects": objects,
+            "namespaces": {name: [o["metadata"]["name"] for o in items if o["kind"] == "Namespace"]
+                           for name, items in objects.items()},
+            "context": {c["name"]: c["context"] for c in spec["clusters"]},
+            "policy_config": policy_config(spec), "records": global_records,
+            "probes": {"tcp": [{"host": str(v), "port": port} for c in spec["clusters"] for v in c.get("vips") or []]},
+            "workloads": workloads(spec), "expect": expectations(spec)}

@@ -1,0 +1,160 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: cluster_join
+short_description: Join a member cluster to a KubeFed host (kubefedctl join, with renewed bound tokens)
+version_added: 0.1.0
+description:
+  - On the member (the connection options), converges a ServiceAccount for the host in
+    O(namespace), a ClusterRole granting everything (as C(kubefedctl join) does) and its binding.
+  - On the host (O(host_kubeconfig)/O(host_context)), converges a Secret with a token of that
+    account and the member's CA, and the C(KubeFedCluster) (C(core.kubefed.io/v1beta1)) pointing
+    at the member's API.
+  - The token is a bound token from the TokenRequest API valid O(token_days); a run keeps the
+    host's token while the member still accepts it as the account and more than O(renew_days)
+    remain, and issues a new one otherwise. The token is never returned or logged.
+  - With O(state=absent), removes what a join made on both sides; the namespaces stay.
+author:
+  - k8snet.fabric contributors
+options:
+  name:
+    description: The member's name in the federation (the KubeFedCluster's name).
+    type: str
+    required: true
+  host_name:
+    description: The host cluster's name (part of the member's ServiceAccount name).
+    type: str
+    required: true
+  namespace:
+    description: KubeFed's namespace on the host, and where the member's account lives.
+    type: str
+    default: kube-federation-system
+  api_endpoint:
+    description: How the host reaches the member's API; defaults to the member connection's server.
+    type: str
+  host_kubeconfig:
+    description: Kubeconfig for the host cluster (default the member's O(kubeconfig)).
+    type: path
+  host_context:
+    description: The host cluster's context.
+    type: str
+    required: true
+  token_days:
+    description: Validity of an issued token.
+    type: int
+    default: 365
+  renew_days:
+    description: Issue a new token when fewer days remain.
+    type: int
+    default: 30
+  state:
+    description: C(present) joins, C(absent) unjoins.
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - k8snet.fabric.connection
+attributes:
+  check_mode:
+    support: full
+    description: Dry runs only; no token is issued.
+  diff_mode:
+    support: full
+    description: Before/after of every object on both sides, the Secret's values redacted.
+"""
+
+EXAMPLES = r"""
+- name: Join eu-west to the federation hosted on us-east
+  k8snet.fabric.cluster_join:
+    name: eu-west
+    host_name: us-east
+    context: eu-west
+    host_context: us-east
+"""
+
+RETURN = r"""
+token:
+  description: What happened to the token - C(kept), C(issued) or C(would be issued).
+  returned: state=present
+  type: str
+token_expires:
+  description: When the host's token expires (UTC).
+  returned: state=present
+  type: str
+api_endpoint:
+  description: The member API the host uses.
+  returned: state=present
+  type: str
+service_account:
+  description: The member's account for the host, C(namespace/name).
+  returned: state=present
+  type: str
+member:
+  description: Per-object results on the member.
+  returned: state=present
+  type: list
+  elements: dict
+host:
+  description: Per-object results on the host (the Secret's values never appear).
+  returned: state=present
+  type: list
+  elements: dict
+removed:
+  description: Objects deleted on either side.
+  returned: state=absent
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import federation
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True), host_name=dict(type="str", required=True),
+            namespace=dict(type="str", default="kube-federation-system"), api_endpoint=dict(type="str"),
+            host_kubeconfig=dict(type="path"), host_context=dict(type="str", required=True),
+            token_days=dict(type="int", default=365), renew_days=dict(type="int", default=30),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            **CONNECTION_ARGSPEC),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not 0 < p["renew_days"] < p["token_days"]:
+        module.fail_json(msg=f"renew_days: {p['renew_days']} must be above 0 and below token_days ({p['token_days']})")
+    member = host = None
+    try:
+        member = Client(p)
+        host = Client({"kubeconfig": p["host_kubeconfig"] or p["kubeconfig"], "context": p["host_context"],
+                       "request_timeout": p["request_timeout"]})
+        if p["state"] == "absent":
+            result = federation.unjoin(member, host, p["name"], p["host_name"], p["namespace"],
+                                       check_mode=module.check_mode)
+        else:
+            result = federation.join(member, host, p["name"], p["host_name"], p["namespace"],
+                                     endpoint=p["api_endpoint"], token_seconds=p["token_days"] * 86400,
+                                     renew_seconds=p["renew_days"] * 86400, check_mode=module.check_mode,
+                                     diff=module._diff)
+            result["changed"] = result["changed"] or result["token"] != "kept"
+    except FabricError as exc:
+        module.fail_json(msg=f"{p['name']}: {exc}")
+    finally:
+        for client in (member, host):
+            if client is not None:
+                client.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""kubefed across two real apiservers of the testbed: us-east hosts the federation, eu-west joins.
+The join is proven by using the host's copy of the member token against the member."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from tests.helpers import recap, run_testbed_playbook
+from tests.netstubs import free_port, listening, stop
+
+pytestmark = pytest.mark.testbed
+HOST, MEMBER = "us-east", "eu-west"
+NS = "kube-federation-system"
+
+
+def federation(namespace, vip_port=None, **extra):
+    out = {"kubefed_clusters": [
+               {"name": HOST, "context": HOST, "pod_cidr": "10.0.0.0/14", "service_cidr": "10.96.0.0/16",
+                "vips": ["127.5.0.10"], "priority": 1},
+               {"name": MEMBER, "context": MEMBER, "pod_cidr": "10.4.0.0/14", "service_cidr": "10.97.0.0/16",
+                "vips": ["127.6.0.10"], "priority": 1}],
+           "kubefed_services": [{"name": "financial-app", "namespace": namespace, "port": 80, "target_port": 8080}],
+           "kubefed_probes": {"enabled": vip_port is not None, "port": vip_port or 443, "timeout": 1}}
+    out.update(extra)
+    return out
+
+
+def run(tmp_path, extra, *args):
+    return run_testbed_playbook(tmp_path, "multicluster.yml", extra, *args)
+
+
+def member_token(testbed) -> str:
+    secret = testbed.client(HOST).request("GET", f"/api/v1/namespaces/{NS}/secrets/{MEMBER}-credentials")
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+def whoami(client) -> str:
+    review = client.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    return review["status"]["userInfo"]["username"]
+
+
+def writes(testbed, marks):
+    return [e for cluster, mark in marks.items() for e in testbed.writes(cluster, since=mark)]
+
+
+def test_join_export_idempotence_renewal_and_unjoin(testbed, tmp_path, namespace_name):
+    host, member = testbed.client(HOST), testbed.client(MEMBER)
+    first = run(tmp_path, federation(namespace_name))
+    assert first.returncode == 0, first.stdout[-4000:]
+    cluster = host.request("GET", f"/apis/core.kubefed.io/v1beta1/namespaces/{NS}/kubefedclusters/{MEMBER}")
+    assert cluster["spec"]["apiEndpoint"] == member.server
+    assert base64.b64decode(cluster["spec"]["caBundle"]).decode() == member.ca_pem()
+    # The host's credentials work against the member, as the member's account for the host.
+    as_host = member.with_token(member_token(testbed))
+    assert whoami(as_host) == f"system:serviceaccount:{NS}:{MEMBER}-{HOST}"
+    assert as_host.request("GET", "/api/v1/namespaces")["items"], "kubefed needs to read everything"
+    for client in (host, member):
+        export = client.request("GET", f"/apis/multicluster.x-k8s.io/v1alpha1/namespaces/{namespace_name}"
+                                       f"/serviceexports/financial-app")
+        assert "spec" not in export or not export["spec"]
+    record = host.request("GET", f"/apis/externaldns.k8s.io/v1alpha1/namespaces/{namespace_name}"
+                                 f"/dnsendpoints/financial-app-global")
+    assert record["spec"]["endpoints"][0]["targets"] == ["127.5.0.10", "127.6.0.10"]
+    assert record["spec"]["endpoints"][0]["dnsName"] == "financial-app.global.example.com"
+
+    marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
+    token = member_token(testbed)
+    again = run(tmp_path, federation(namespace_name))
+    assert recap(again.stdout)["changed"] == 0 and writes(testbed, marks) == []
+    assert member_token(testbed) == token, "a token that still has time left is kept"
+
+    # A token with less time left than renew_days is replaced, and the new one works.
+    renewed = run(tmp_path, federation(namespace_name, kubefed_token_days=400, kubefed_renew_days=380))
+    assert renewed.returncode == 0, renewed.stdout[-4000:]
+    assert member_token(testbed) != token
+    assert whoami(member.with_token(member_token(testbed))) == f"system:serviceaccount:{NS}:{MEMBER}-{HOST}"
+
+    only_host = federation(namespace_name, kubefed_unjoin=[{"name": MEMBER, "context": MEMBER}])
+    only_host["kubefed_clusters"] = only_host["kubefed_clusters"][:1]
+    left = run(tmp_path, only_host)
+    assert left.returncode == 0, left.stdout[-4000:]
+    assert host.request("GET", f"/apis/core.kubefed.io/v1beta1/namespaces/{NS}/kubefedclusters/{MEMBER}",
+                        allow=(404,)) is None
+    assert member.request("GET", f"/api/v1/namespaces/{NS}/serviceaccounts/{MEMBER}-{HOST}", allow=(404,)) is None
+    assert member.request("GET", f"/api/v1/namespaces/{NS}")["metadata"].get("deletionTimestamp") is None
+    assert host.request("GET", f"/apis/core.kubefed.io/v1beta1/namespaces/{NS}/kubefedclusters/{HOST}")
+
+
+def test_records_follow_the_clusters_health(testbed, tmp_path, namespace_name):
+    port = free_port()
+    host_vip, member_vip = listening("127.5.0.10", port), listening("127.6.0.10", port)
+    try:
+        result = run(tmp_path, federation(namespace_name, vip_port=port))
+        assert result.returncode == 0, result.stdout[-4000:]
+        stop(member_vip)
+        result = run(tmp_path, federation(namespace_name, vip_port=port))
+        assert result.returncode == 0, result.stdout[-4000:]
+        record = testbed.client(HOST).request(
+            "GET", f"/apis/externaldns.k8s.io/v1alpha1/namespaces/{namespace_name}/dnsendpoints/financial-app-global")
+        assert record["spec"]["endpoints"][0]["targets"] == ["127.5.0.10"]
+        stop(host_vip)
+        marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
+        refused = run(tmp_path, federation(namespace_name, vip_port=port))
+        assert refused.returncode != 0 and "no cluster's VIP answers" in refused.stdout
+        assert writes(testbed, marks) == []
+    finally:
+        stop(host_vip)
+        stop(member_vip)
+
+
+def test_overlapping_pod_ranges_fail_before_any_write(testbed, tmp_path, namespace_name):
+    bad = federation(namespace_name)
+    bad["kubefed_clusters"][1]["pod_cidr"] = "10.2.0.0/16"  # inside us-east's 10.0.0.0/14
+    marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
+    result = run(tmp_path, bad)
+    assert result.returncode != 0
+    assert "kubefed_clusters[1].pod_cidr (eu-west) (10.2.0.0/16) overlaps kubefed_clusters[0].pod_cidr (us-east)" \
+        in " ".join(result.stdout.split()) or "lies inside" in result.stdout
+    assert writes(testbed, marks) == []
+
+
+def test_check_mode_writes_nothing_anywhere(testbed, tmp_path, namespace_name):
+    marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
+    result = run(tmp_path, federation(namespace_name), "--check", "--diff")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert writes(testbed, marks) == []
+    assert "<redacted>" in result.stdout or "credentials" not in result.stdout
