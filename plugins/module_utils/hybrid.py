@@ -245,14 +245,8 @@ def policy_config(spec: dict) -> list[dict]:
 
 
 def workloads(spec: dict) -> list[dict]:
-    """The applications as pods (labels and ports), so the proof needs no running application."""
-    out = [{"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": app["name"], "namespace": app["namespace"], "labels": {"app": app["name"]}},
-            "spec": {"containers": [{"name": app["name"]}]}} for app in spec.get("apps") or []]
-    out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "coredns", "namespace": "kube-system",
-                                                              "labels": {"k8s-app": "kube-dns"}},
-                "spec": {"containers": [{"name": "coredns"}]}})
-    return out
+    """The applications as pods, so the proof needs no running application."""
+    return model.stand_in_pods([(app["namespace"], app["name"]) for app in spec.get("apps") or []])
 
 
 def expectations(spec: dict) -> list[dict]:

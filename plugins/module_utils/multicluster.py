@@ -23,6 +23,7 @@ import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import globaldns, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
 LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MCS_API = "multicluster.x-k8s.io/v1alpha1"
@@ -157,13 +158,8 @@ def records(spec: dict, healthy: dict | None) -> list[dict]:
 
 
 def workloads(spec: dict) -> list[dict]:
-    out = [{"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": svc["name"], "namespace": svc["namespace"], "labels": {"app": svc["name"]}},
-            "spec": {"containers": [{"name": svc["name"]}]}} for svc in spec.get("services") or []]
-    out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "coredns", "namespace": "kube-system",
-                                                              "labels": {"k8s-app": "kube-dns"}},
-                "spec": {"containers": [{"name": "coredns"}]}})
-    return out
+    """The shared services as pods, so the proof needs no running application."""
+    return model.stand_in_pods([(svc["namespace"], svc["name"]) for svc in spec.get("services") or []])
 
 
 def expectations(spec: dict) -> list[dict]:

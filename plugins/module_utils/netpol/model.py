@@ -295,3 +295,14 @@ def _port_text(port: dict) -> str:
     if port.get("endPort"):
         text += f"-{port['endPort']}"
     return f"{text}/{protocol}"
+
+
+def stand_in_pods(workloads: list[tuple[str, str]]) -> list[dict]:
+    """Pods labelled app=<name> for (namespace, name) pairs, and the cluster DNS pod: what a
+    proof over policies needs when no application runs yet."""
+    out = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+            "spec": {"containers": [{"name": name}]}} for namespace, name in workloads]
+    out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "coredns", "namespace": "kube-system",
+                                                              "labels": {"k8s-app": "kube-dns"}},
+                "spec": {"containers": [{"name": "coredns"}]}})
+    return out

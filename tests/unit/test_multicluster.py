@@ -1,0 +1,82 @@
+"""kubefed's plan and the join's pure parts."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+
+import pytest
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import federation, multicluster
+
+SPEC = {"host": "us-east",
+        "clusters": [{"name": "us-east", "context": "us-east", "pod_cidr": "10.0.0.0/14", "service_cidr": "10.96.0.0/16",
+                      "vips": ["203.0.113.10"], "priority": 1},
+                     {"name": "eu-west", "context": "eu-west", "pod_cidr": "10.4.0.0/14", "service_cidr": "10.97.0.0/16",
+                      "vips": ["203.0.113.20"], "priority": 2}],
+        "services": [{"name": "financial-app", "namespace": "prod", "port": 80, "target_port": 8080}],
+        "global_dns": {"domain": "global.example.com", "ttl": 180}, "probes": {"port": 443}}
+
+
+def spec(**changes):
+    out = copy.deepcopy(SPEC)
+    out.update(changes)
+    return out
+
+
+def test_exports_policies_and_records():
+    plan = multicluster.plan(spec())
+    assert plan["problems"] == []
+    for name in ("us-east", "eu-west"):
+        kinds = [(o["apiVersion"], o["kind"]) for o in plan["objects"][name]]
+        assert ("multicluster.x-k8s.io/v1alpha1", "ServiceExport") in kinds
+    export = next(o for o in plan["objects"]["eu-west"] if o["kind"] == "ServiceExport")
+    assert "spec" not in export, "ports come from the Service"
+    [record] = [o for o in plan["objects"]["us-east"] if o["kind"] == "DNSEndpoint"]
+    assert not any(o["kind"] == "DNSEndpoint" for o in plan["objects"]["eu-west"])
+    assert record["spec"]["endpoints"][0] == {"dnsName": "financial-app.global.example.com", "recordType": "A",
+                                              "recordTTL": 180, "targets": ["203.0.113.10"]}
+    flows = plan["policy_config"][0]["flows"]
+    assert flows[2] == {"name": "eu-west-to-financial-app", "from": {"cidr": "10.4.0.0/14"},
+                        "to": {"pods": {"app": "financial-app"}}, "ports": [8080]}
+    assert plan["probes"] == {"tcp": [{"host": "203.0.113.10", "port": 443}, {"host": "203.0.113.20", "port": 443}]}
+
+
+def test_failover_to_the_next_priority_and_refusal_when_none_answers():
+    down = {"tcp": [{"host": "203.0.113.10", "port": 443, "ok": False}, {"host": "203.0.113.20", "port": 443, "ok": True}]}
+    assert multicluster.plan(spec(), down)["records"][0]["spec"]["endpoints"][0]["targets"] == ["203.0.113.20"]
+    dead = {"tcp": [{**t, "ok": False} for t in down["tcp"]]}
+    assert "no cluster's VIP answers" in multicluster.plan(spec(), dead)["problems"][0]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["clusters"][1].update(pod_cidr="10.2.0.0/16"), "lies inside kubefed_clusters[0].pod_cidr (us-east)"),
+    (lambda s: s["clusters"][1].update(service_cidr="10.96.0.0/12"), "overlaps"),
+    (lambda s: s["clusters"][1].update(pod_cidr="10.4.0.0/33"), "kubefed_clusters[1].pod_cidr: '10.4.0.0/33'"),
+    (lambda s: s.update(host="ap-south"), "kubefed_host: 'ap-south' is not one of kubefed_clusters"),
+    (lambda s: s["services"][0].update(clusters=["ap-south"]), "kubefed_services[0].clusters: 'ap-south'"),
+    (lambda s: s["services"][0].update(target_port=70000), "kubefed_services[0].target_port: 70000"),
+    (lambda s: s["clusters"][0].update(context=""), "kubefed_clusters[0].context"),
+    (lambda s: s["clusters"][1].update(name="us-east"), "kubefed_clusters[1].name: 'us-east' is used twice"),
+    (lambda s: s["clusters"][1].update(vips=["203.0.113.300"]), "kubefed_clusters[1].vips[0]"),
+])
+def test_bad_values_are_named(change, message):
+    bad = spec()
+    change(bad)
+    found = multicluster.plan(bad)["problems"]
+    assert any(message in p for p in found), found
+
+
+def test_join_objects_and_token_expiry():
+    member = federation.member_objects("eu-west", "us-east", "kube-federation-system")
+    assert [o["kind"] for o in member] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+    assert member[2]["subjects"] == [{"kind": "ServiceAccount", "name": "eu-west-us-east",
+                                      "namespace": "kube-federation-system"}]
+    host = federation.host_objects("eu-west", "kube-federation-system", "https://eu:6443", "PEM", "tok")
+    assert [o["kind"] for o in host] == ["Secret", "KubeFedCluster"]
+    assert host[1]["spec"] == {"apiEndpoint": "https://eu:6443", "secretRef": {"name": "eu-west-credentials"},
+                               "caBundle": base64.b64encode(b"PEM").decode()}
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": 1800000000}).encode()).decode().rstrip("=")
+    assert federation.token_expiry(f"h.{claims}.s") == 1800000000.0
+    assert federation.token_expiry("not-a-jwt") is None
