@@ -124,3 +124,34 @@ def test_set_names_are_checked():
     check_set_name("edge-factory-1", "kube-system")
     with pytest.raises(ValidationError, match="name: 'Bad_Set'"):
         check_set_name("Bad_Set", "default")
+
+
+def test_a_kind_defined_this_run_is_awaited_until_discovery_serves_it():
+    """Established CRDs show up in discovery a moment later; the engine asks again meanwhile."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.discovery import ResourceType
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import DiscoveryError
+
+    widget = ResourceType("example.com", "v1", "Widget", "widgets", True)
+
+    class LateDiscovery:
+        asked, invalidated = 0, 0
+
+        def resolve(self, api_version, kind):
+            self.asked += 1
+            if self.asked < 3:
+                raise DiscoveryError("not served yet")
+            return widget
+
+        def invalidate(self):
+            self.invalidated += 1
+
+    late = LateDiscovery()
+    engine = Engine(client=None, discovery=late, wait_timeout=5)
+    assert engine.await_kind("example.com/v1", "Widget") is widget
+    assert (late.asked, late.invalidated) == (3, 2)
+    never = Engine(client=None, discovery=type("Never", (), {
+        "resolve": lambda self, *a: (_ for _ in ()).throw(DiscoveryError("gone")),
+        "invalidate": lambda self: None})(), wait_timeout=0.3)
+    with pytest.raises(DiscoveryError, match="gone"):
+        never.await_kind("example.com/v1", "Widget")

@@ -323,6 +323,20 @@ class Engine:
 
         self._map(apply_one, items)
 
+    def await_kind(self, api_version: str, kind: str) -> ResourceType:
+        """The type of a kind a CRD of this run defines. A CRD is Established a moment before
+        discovery lists its kinds (kube-rs#951 documents the gap), so discovery is asked again
+        until the kind is served or wait_timeout passes."""
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            try:
+                return self.discovery.resolve(api_version, kind)
+            except DiscoveryError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+            self.discovery.invalidate()
+
     def _wait_foundation(self, items: list[Item]) -> None:
         """Namespaces Active and CRDs Established before anything depends on them."""
         deadline = time.monotonic() + self.wait_timeout
@@ -451,7 +465,7 @@ class Engine:
             self.discovery.invalidate()
         deferred = [i for i in items if i.deferred]
         for item in deferred:
-            item.rtype = self.discovery.resolve(item.obj["apiVersion"], item.obj["kind"])
+            item.rtype = self.await_kind(item.obj["apiVersion"], item.obj["kind"])
             item.deferred = False
         if deferred:
             self.read_live(deferred)
