@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
@@ -26,9 +26,7 @@ def problems(spec: dict) -> list[str]:
         where = f"ecommerce_net_tiers[{i}]"
         if not NAME.match(str(tier.get("name", ""))):
             out.append(f"{where}.name: {tier.get('name')!r} must be a DNS label")
-        port = tier.get("port")
-        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            out.append(f"{where}.port: {port!r} is not a port (1-65535)")
+        checks.port(tier.get("port"), f"{where}.port", out)
         if tier.get("service_type", "ClusterIP") not in SERVICE_TYPES:
             out.append(f"{where}.service_type: {tier.get('service_type')!r} is not one of {', '.join(SERVICE_TYPES)}")
     for i, flow in enumerate(spec.get("flows") or []):

@@ -45,11 +45,9 @@ def member_objects(member: str, host: str, namespace: str) -> list[dict]:
 def host_objects(member: str, namespace: str, endpoint: str, ca_pem: str | None, token: str) -> list[dict]:
     secret = f"{member}-credentials"
     data = {"token": base64.b64encode(token.encode()).decode()}
-    if ca_pem:
-        data["ca.crt"] = base64.b64encode(ca_pem.encode()).decode()
     cluster = {"apiEndpoint": endpoint, "secretRef": {"name": secret}}
     if ca_pem:
-        cluster["caBundle"] = base64.b64encode(ca_pem.encode()).decode()
+        data["ca.crt"] = cluster["caBundle"] = base64.b64encode(ca_pem.encode()).decode()
     return [{"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": secret, "namespace": namespace},
              "data": data},
             {"apiVersion": KUBEFED_API, "kind": "KubeFedCluster", "metadata": {"name": member, "namespace": namespace},

@@ -18,14 +18,11 @@ What the chapter had and what replaces it:
 
 from __future__ import annotations
 
-import re
-
-from ansible_collections.k8snet.fabric.plugins.module_utils import globaldns, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, globaldns, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 from ansible_collections.k8snet.fabric.plugins.module_utils.probe import server_address
 
-LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 COREDNS_MODES = ("custom", "corefile")
 RECORD_POLICIES = globaldns.RECORD_POLICIES
 MANAGED_BY = "k8snet.fabric hybrid_dns"
@@ -43,55 +40,33 @@ def ranges_of(name: str, values) -> "ipplan.netaddr.IPSet":
     return union
 
 
-def _label_problems(value, where: str) -> list[str]:
-    if not isinstance(value, str) or not LABEL.match(value) or len(value) > 63:
-        return [f"{where}: {value!r} must be a DNS label (lowercase letters, digits, '-')"]
-    return []
-
-
-def _domain_problems(value, where: str) -> list[str]:
-    if not isinstance(value, str) or not value or len(value) > 253:
-        return [f"{where}: {value!r} is not a domain name"]
-    return [p for part in value.rstrip(".").split(".") for p in _label_problems(part, f"{where} ({value})")][:1]
-
-
-def _collect(out: list[str], check, *args):
-    """Run a check that raises ValidationError; keep its message instead, return None."""
-    try:
-        return check(*args)
-    except ValidationError as exc:
-        out.append(str(exc))
-        return None
-
-
 def _location_problems(loc: dict, where: str, out: list[str]):
     """Problems of one location; returns its address ranges (None when they do not parse)."""
-    out += _label_problems(loc.get("name"), f"{where}.name")
-    out += _label_problems(str(loc.get("zone", loc.get("name"))).split(".")[0], f"{where}.zone")
+    checks.label(loc.get("name"), f"{where}.name", out)
+    checks.label(str(loc.get("zone", loc.get("name"))).split(".")[0], f"{where}.zone", out)
     cidrs = loc.get("cidrs")
     if not isinstance(cidrs, list) or not cidrs:
         out.append(f"{where}.cidrs: a location needs a list of its address ranges")
         cidrs = []
-    own = _collect(out, ranges_of, f"{where}.cidrs", cidrs) if cidrs else None
+    own = checks.collect(out, ranges_of, f"{where}.cidrs", cidrs) if cidrs else None
     if not loc.get("dns_servers"):
         out.append(f"{where}.dns_servers: a location's zone needs at least one resolver")
     for j, server in enumerate(loc.get("dns_servers") or []):
-        _collect(out, server_address, server, f"{where}.dns_servers[{j}]")
+        checks.collect(out, server_address, server, f"{where}.dns_servers[{j}]")
     for j, endpoint in enumerate(loc.get("endpoints") or []):
-        address = _collect(out, ipplan.parse, f"{where}.endpoints[{j}]", endpoint)
+        address = checks.collect(out, ipplan.parse, f"{where}.endpoints[{j}]", endpoint)
         if address is not None and own is not None and not address.issubset(own):
             out.append(f"{where}.endpoints[{j}]: {endpoint} is not inside the location's cidrs "
                        f"({', '.join(map(str, cidrs))})")
     for key in ("weight", "priority"):
-        value = loc.get(key, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
-            out.append(f"{where}.{key}: {value!r} must be a whole number 0-255")
+        checks.small_number(loc.get(key, 1), f"{where}.{key}", out)
     return own
 
 
 def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable; empty when all is well."""
-    out = _domain_problems(spec.get("domain"), "hybrid_dns_domain")
+    out: list[str] = []
+    checks.domain(spec.get("domain"), "hybrid_dns_domain", out)
     locations = spec.get("locations") or []
     if not locations:
         out.append("hybrid_dns_locations: at least one location is needed")
@@ -118,7 +93,7 @@ def problems(spec: dict) -> list[str]:
         out.append(f"hybrid_dns_cluster.location: {home!r} is not a location "
                    f"({', '.join(sorted(map(str, location_sets)))})")
     for kind in ("pods", "services"):
-        mine = _collect(out, ranges_of, f"hybrid_dns_cluster.{kind}", cluster[kind]) if cluster.get(kind) else None
+        mine = checks.collect(out, ranges_of, f"hybrid_dns_cluster.{kind}", cluster[kind]) if cluster.get(kind) else None
         for name, theirs in location_sets.items():
             # The cluster's own location contains its ranges; any other must not.
             if mine is not None and theirs is not None and name != home and mine & theirs:
@@ -135,11 +110,11 @@ def problems(spec: dict) -> list[str]:
         if not isinstance(app, dict):
             out.append(f"{where}: expected a mapping")
             continue
-        out += _label_problems(app.get("name"), f"{where}.name")
-        out += _label_problems(app.get("namespace"), f"{where}.namespace")
-        _collect(out, model.port_entry, app.get("port"), f"{where}.port")
+        checks.label(app.get("name"), f"{where}.name", out)
+        checks.label(app.get("namespace"), f"{where}.namespace", out)
+        checks.collect(out, model.port_entry, app.get("port"), f"{where}.port")
         for j, port in enumerate(app.get("egress_ports") or []):
-            _collect(out, model.port_entry, port, f"{where}.egress_ports[{j}]")
+            checks.collect(out, model.port_entry, port, f"{where}.egress_ports[{j}]")
     return out
 
 

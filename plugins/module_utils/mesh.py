@@ -22,19 +22,14 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
-LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h)$")
 LOAD_BALANCERS = ("LEAST_REQUEST", "ROUND_ROBIN", "RANDOM", "PASSTHROUGH")
 MTLS_MODES = ("STRICT", "PERMISSIVE")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 HEADER_MATCHES = ("exact", "prefix", "regex")
-
-
-def _label(value, where: str, out: list[str]) -> None:
-    if not isinstance(value, str) or not LABEL.match(value) or len(value) > 63:
-        out.append(f"{where}: {value!r} must be a DNS label (lowercase letters, digits, '-')")
 
 
 def _duration(value, where: str, out: list[str]) -> None:
@@ -50,24 +45,22 @@ def _percent(value, where: str, out: list[str]) -> None:
 def caller(text, where: str) -> tuple[str, str]:
     """'namespace/serviceaccount' -> (namespace, serviceaccount)."""
     parts = str(text).split("/")
-    if len(parts) != 2 or not all(LABEL.match(p) for p in parts):
+    if len(parts) != 2 or not all(checks.DNS_LABEL.match(p) for p in parts):
         raise ValidationError(f"{where}: {text!r} must be namespace/serviceaccount")
     return parts[0], parts[1]
 
 
 def _service_problems(svc: dict, where: str, out: list[str]) -> None:
-    _label(svc.get("name"), f"{where}.name", out)
-    _label(svc.get("namespace"), f"{where}.namespace", out)
-    port = svc.get("port")
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        out.append(f"{where}.port: {port!r} is not a port (1-65535)")
+    checks.label(svc.get("name"), f"{where}.name", out)
+    checks.label(svc.get("namespace"), f"{where}.namespace", out)
+    checks.port(svc.get("port"), f"{where}.port", out)
     versions = svc.get("versions") or {}
     if not isinstance(versions, dict) or not versions:
         out.append(f"{where}.versions: at least one version (subset name -> pod labels) is needed")
         versions = {}
     seen_labels = {}
     for name, labels in versions.items():
-        _label(name, f"{where}.versions.{name}", out)
+        checks.label(name, f"{where}.versions.{name}", out)
         if not isinstance(labels, dict) or not labels:
             out.append(f"{where}.versions.{name}: pod labels are needed to tell the version apart")
             continue
@@ -123,10 +116,7 @@ def _service_problems(svc: dict, where: str, out: list[str]) -> None:
             out.append(f"{where}.fault.abort.status: {status!r} is not an HTTP status 200-599")
     for a, rule in enumerate(svc.get("allow") or []):
         awhere = f"{where}.allow[{a}]"
-        try:
-            caller(rule.get("from"), f"{awhere}.from")
-        except ValidationError as exc:
-            out.append(str(exc))
+        checks.collect(out, caller, rule.get("from"), f"{awhere}.from")
         for method in rule.get("methods") or []:
             if method not in METHODS:
                 out.append(f"{awhere}.methods: {method!r} is not an HTTP method ({', '.join(METHODS)})")
@@ -142,7 +132,7 @@ def problems(spec: dict) -> list[str]:
         out.append(f"istio_mesh_mtls: {spec['mtls']!r} is not one of {', '.join(MTLS_MODES)}")
     namespaces = {}
     for i, ns in enumerate(spec.get("namespaces") or []):
-        _label(ns.get("name"), f"istio_mesh_namespaces[{i}].name", out)
+        checks.label(ns.get("name"), f"istio_mesh_namespaces[{i}].name", out)
         if ns.get("mtls") is not None and ns["mtls"] not in MTLS_MODES:
             out.append(f"istio_mesh_namespaces[{i}].mtls: {ns['mtls']!r} is not one of {', '.join(MTLS_MODES)}")
         namespaces[ns.get("name")] = ns
@@ -162,17 +152,14 @@ def problems(spec: dict) -> list[str]:
                        f"get no sidecar and none of this applies to them")
     gateway = spec.get("gateway") or {}
     if gateway.get("enabled"):
-        _label(gateway.get("name"), "istio_mesh_gateway.name", out)
+        checks.label(gateway.get("name"), "istio_mesh_gateway.name", out)
         target = gateway.get("routes_to")
         if not any(s.get("name") == target for s in spec.get("services") or [] if isinstance(s, dict)):
             out.append(f"istio_mesh_gateway.routes_to: {target!r} is not one of istio_mesh_services")
         if not gateway.get("hosts"):
             out.append("istio_mesh_gateway.hosts: the gateway needs the host names it serves")
-        try:
-            caller(gateway.get("service_account", "istio-system/istio-ingressgateway-service-account"),
-                   "istio_mesh_gateway.service_account")
-        except ValidationError as exc:
-            out.append(str(exc))
+        checks.collect(out, caller, gateway.get("service_account", "istio-system/istio-ingressgateway-service-account"),
+                       "istio_mesh_gateway.service_account")
     telemetry = spec.get("telemetry") or {}
     if telemetry.get("tracing_sampling") is not None:
         _percent(telemetry["tracing_sampling"], "istio_mesh_telemetry.tracing_sampling", out)

@@ -19,24 +19,10 @@ What the chapter had and what replaces it:
 
 from __future__ import annotations
 
-import re
-
-from ansible_collections.k8snet.fabric.plugins.module_utils import globaldns, ipplan
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, globaldns, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
-LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MCS_API = "multicluster.x-k8s.io/v1alpha1"
-
-
-def _label(value, where: str, out: list[str]) -> None:
-    if not isinstance(value, str) or not LABEL.match(value) or len(value) > 63:
-        out.append(f"{where}: {value!r} must be a DNS label (lowercase letters, digits, '-')")
-
-
-def _port(value, where: str, out: list[str]) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        out.append(f"{where}: {value!r} is not a port (1-65535)")
 
 
 def problems(spec: dict) -> list[str]:
@@ -51,7 +37,7 @@ def problems(spec: dict) -> list[str]:
         if not isinstance(cluster, dict):
             out.append(f"{where}: expected a mapping")
             continue
-        _label(cluster.get("name"), f"{where}.name", out)
+        checks.label(cluster.get("name"), f"{where}.name", out)
         if cluster.get("name") in names:
             out.append(f"{where}.name: {cluster.get('name')!r} is used twice")
         names.add(cluster.get("name"))
@@ -62,19 +48,11 @@ def problems(spec: dict) -> list[str]:
                 if kind == "pod_cidr":
                     out.append(f"{where}.pod_cidr: needed (cross-cluster traffic is allowed by pod range)")
                 continue
-            try:
-                ipplan.parse(f"{where}.{kind}", cluster[kind])
+            if checks.collect(out, ipplan.parse, f"{where}.{kind}", cluster[kind]) is not None:
                 ranges[f"{where}.{kind} ({cluster.get('name')})"] = cluster[kind]
-            except ValidationError as exc:
-                out.append(str(exc))
         for j, vip in enumerate(cluster.get("vips") or []):
-            try:
-                ipplan.parse(f"{where}.vips[{j}]", vip)
-            except ValidationError as exc:
-                out.append(str(exc))
-        priority = cluster.get("priority", 1)
-        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 255:
-            out.append(f"{where}.priority: {priority!r} must be a whole number 0-255")
+            checks.collect(out, ipplan.parse, f"{where}.vips[{j}]", vip)
+        checks.small_number(cluster.get("priority", 1), f"{where}.priority", out)
     # Pods and services of every cluster share one routed network: no range may overlap.
     out += ipplan.conflicts(ranges)
     if spec.get("host") not in names:
@@ -85,17 +63,16 @@ def problems(spec: dict) -> list[str]:
         if not isinstance(svc, dict):
             out.append(f"{where}: expected a mapping")
             continue
-        _label(svc.get("name"), f"{where}.name", out)
-        _label(svc.get("namespace"), f"{where}.namespace", out)
-        _port(svc.get("port"), f"{where}.port", out)
-        _port(svc.get("target_port", svc.get("port")), f"{where}.target_port", out)
+        checks.label(svc.get("name"), f"{where}.name", out)
+        checks.label(svc.get("namespace"), f"{where}.namespace", out)
+        checks.port(svc.get("port"), f"{where}.port", out)
+        checks.port(svc.get("target_port", svc.get("port")), f"{where}.target_port", out)
         for name in svc.get("clusters") or []:
             if name not in names:
                 out.append(f"{where}.clusters: {name!r} is not one of kubefed_clusters")
     dns = spec.get("global_dns") or {}
     if dns.get("domain"):
-        for part in str(dns["domain"]).rstrip(".").split("."):
-            _label(part, f"kubefed_global_dns.domain ({dns['domain']})", out)
+        checks.domain(dns["domain"], "kubefed_global_dns.domain", out)
     if dns.get("records", "failover") not in globaldns.RECORD_POLICIES:
         out.append(f"kubefed_global_dns.records: {dns['records']!r} is not one of "
                    f"{', '.join(globaldns.RECORD_POLICIES)}")

@@ -574,14 +574,13 @@ class Engine:
             if refusal:
                 raise ValidationError(refusal)
             kinds, namespaces = applyset.parent_scope(parent)
-            found = self.members(applyset.applyset_id(name, set_namespace), kinds, namespaces | {set_namespace})
-            targets = found
+            targets = self.members(applyset.applyset_id(name, set_namespace), kinds, namespaces | {set_namespace})
         # Dry runs first: a delete the server would refuse stops the run before any delete.
         self._map(lambda t: self._delete(*t, dry_run=True), targets)
         done = self._delete_in_order(targets, dry_run=self.check_mode)
         results = [_result(obj, "deleted" if outcome else "absent") for (_, obj), outcome in done]
         if not objects and parent is not None and not self.check_mode:
-            self.client.request("DELETE", f"/api/v1/namespaces/{set_namespace}/secrets/{name}", allow=(404,))
+            self.forget(name, set_namespace)
         summary = {"deleted": sum(r["result"] == "deleted" for r in results)}
         out = {"changed": summary["deleted"] > 0 or (not objects and parent is not None),
                "results": results, "summary": summary}
