@@ -12,6 +12,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "collections"))
 
+# The checkers the testbed builds (promtool, istioctl, kwok...) are on PATH for every playbook
+# and molecule run, as they would be on a controller that has them: roles then use them.
+_TOOLS = Path(os.environ.get("K8SNET_TESTBED_CACHE", REPO / ".cache" / "testbed")) / "tools"
+os.environ["PATH"] = f"{_TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@pytest.fixture(scope="session")
+def checker():
+    """The path of one of the ecosystem checkers, built from its pin if needed."""
+    from tests.testbed import build
+
+    return lambda name: str(build.build_tool(name))
+
 
 @pytest.fixture(scope="session")
 def testbed():

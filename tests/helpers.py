@@ -41,3 +41,17 @@ def recap(output: str) -> dict:
         if " : ok=" in line or ": ok=" in line:
             return {k: int(v) for k, v in (p.split("=") for p in line.split(":", 1)[1].split())}
     raise AssertionError("no PLAY RECAP in output:\n" + output[-3000:])
+
+
+def wait_for(condition, what: str, timeout: float = 60.0, interval: float = 0.25):
+    """Poll until condition() returns something truthy; return it, or fail naming what."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

@@ -279,13 +279,16 @@ def site_objects(site: dict) -> list[dict]:
         {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
          "metadata": _meta("edge-alerts", MONITORING_NS, role="edge-alerts"),
          "spec": {"groups": [{"name": "edge.rules", "rules": [
-             {"alert": "EdgeNodeDown", "expr": f'up{{job="edge-node", {SITE_LABEL}="{site["name"]}"}} == 0',
-              "for": "5m", "labels": {"severity": "critical"},
-              "annotations": {"summary": "Edge node {{ $labels.instance }} of " + site["name"] + " is down"}},
+             # The chapter's up{job="edge-node", edge-location=...} does not parse (a label name
+             # cannot hold '-'), and the site's own Prometheus needs no site filter: a node whose
+             # Ready condition is not true, as kube-state-metrics reports it.
+             {"alert": "EdgeNodeDown", "expr": 'kube_node_status_condition{condition="Ready", status="true"} == 0',
+              "for": "5m", "labels": {"severity": "critical", "edge_location": site["name"]},
+              "annotations": {"summary": "Edge node {{ $labels.node }} of " + site["name"] + " is not Ready"}},
              {"alert": "EdgeSyncDelayed",
               "expr": f'time() - kube_cronjob_status_last_successful_time{{namespace="{PROCESSING_NS}", cronjob="data-sync"}}'
                       f' > {sync["max_delay_minutes"] * 60}',
-              "for": "5m", "labels": {"severity": "warning"},
+              "for": "5m", "labels": {"severity": "warning", "edge_location": site["name"]},
               "annotations": {"summary": f"data-sync of {site['name']} has not succeeded for "
                                          f"{sync['max_delay_minutes']} minutes"}}]}]}},
     ]

@@ -4,39 +4,47 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import run_playbook
+from tests.helpers import run_playbook, wait_for
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "us-east"
 
 
-def pod(ns, name, labels, owner=None):
-    meta = {"name": name, "namespace": ns, "labels": labels}
-    if owner:
-        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner, "controller": True,
-                                    "uid": "00000000-0000-0000-0000-000000000001"}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"containers": [{"name": "c", "image": "registry.local/app:v1",
-                                     "ports": [{"name": "http", "containerPort": 8080}]}]}}
+def web_deployment(ns):
+    labels = {"app": "web"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                         {"name": "c", "image": "registry.local/app:v1",
+                          "ports": [{"name": "http", "containerPort": 8080}]}]}}}}
+
+
+def db_pod(ns):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": ns, "labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "c", "image": "registry.local/db:v1",
+                                     "ports": [{"containerPort": 5432}]}]}}
 
 
 @pytest.fixture
 def live_app(testbed, namespace_name):
+    """A Deployment's pods as the controllers and kwok make them, a bare pod, one policy."""
     client = testbed.client(CLUSTER)
     ns = namespace_name
     client.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
                                                         "metadata": {"name": ns, "labels": {"environment": "production"}}})
-    # The testbed runs no controller-manager: create the default ServiceAccount as it would.
-    client.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
-                   body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
-    for p in (pod(ns, "web-5f7d8c9b4-aaaaa", {"app": "web", "pod-template-hash": "5f7d8c9b4"}, "web-5f7d8c9b4"),
-              pod(ns, "web-5f7d8c9b4-bbbbb", {"app": "web", "pod-template-hash": "5f7d8c9b4"}, "web-5f7d8c9b4"),
-              pod(ns, "db", {"app": "db"})):
-        client.request("POST", f"/api/v1/namespaces/{ns}/pods", body=p)
+    wait_for(lambda: client.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default", allow=(404,)),
+             "the default ServiceAccount")
+    client.request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", body=web_deployment(ns))
+    client.request("POST", f"/api/v1/namespaces/{ns}/pods", body=db_pod(ns))
     client.request("POST", f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies", body={
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db"},
         "spec": {"podSelector": {"matchLabels": {"app": "db"}},
                  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 5432}]}]}})
+
+    def all_running():
+        pods = client.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
+        return len([p for p in pods if p["status"].get("phase") == "Running" and p["status"].get("podIP")]) == 3
+    wait_for(all_running, "2 web pods and the db pod Running")
     return ns
 
 

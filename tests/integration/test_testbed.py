@@ -35,6 +35,15 @@ SAMPLES = {
     "L2Advertisement": ("metallb.io/v1beta1", "l2advertisements", {"ipAddressPools": ["p"]}),
     "KubeFedCluster": ("core.kubefed.io/v1beta1", "kubefedclusters",
                        {"apiEndpoint": "https://127.0.0.1:6443", "secretRef": {"name": "c"}}),
+    "Gateway:gateway-api": ("gateway.networking.k8s.io/v1", "gateways",
+                {"gatewayClassName": "example", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP",
+                                                              "allowedRoutes": {"namespaces": {"from": "Same"}}}]}),
+    "HTTPRoute": ("gateway.networking.k8s.io/v1", "httproutes",
+                  {"hostnames": ["shop.example.com"]}),
+    "Gslb": ("k8gb.io/v1beta1", "gslbs",
+             {"resourceRef": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                              "matchLabels": {"app": "web"}},
+              "strategy": {"type": "failover", "primaryGeoTag": "us-east"}}),
 }
 
 
@@ -47,9 +56,12 @@ def test_every_cluster_is_ready(testbed):
 
 
 def test_every_upstream_crd_is_established(testbed):
-    expected = {crd["metadata"]["name"] for src in CRD_SOURCES if not src.unavailable
-                for crd in build.crds_of(src)}
-    assert len(expected) >= 20
+    expected = {crd["metadata"]["name"] for src in CRD_SOURCES for crd in build.crds_of(src)}
+    assert len(expected) >= 25
+    # Gateway API's standard channel and k8gb (from shared/upstream/) among them.
+    assert {"gateways.gateway.networking.k8s.io", "httproutes.gateway.networking.k8s.io",
+            "gatewayclasses.gateway.networking.k8s.io", "referencegrants.gateway.networking.k8s.io",
+            "gslbs.k8gb.io"} <= expected
     for cluster in testbed.clusters:
         items = testbed.client(cluster).request(
             "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]
@@ -59,9 +71,10 @@ def test_every_upstream_crd_is_established(testbed):
         assert expected <= established, expected - established
 
 
-@pytest.mark.parametrize("kind", sorted(SAMPLES))
-def test_an_object_of_each_kind_round_trips(testbed, namespace_name, kind):
-    api_version, plural, spec = SAMPLES[kind]
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_an_object_of_each_kind_round_trips(testbed, namespace_name, sample):
+    api_version, plural, spec = SAMPLES[sample]
+    kind = sample.split(":")[0]
     client = testbed.client("us-east")
     client.request("POST", "/api/v1/namespaces",
                    body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name}})
@@ -114,3 +127,68 @@ def test_clusters_are_isolated(testbed, namespace_name):
         body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name}})
     assert testbed.client("eu-west").request(
         "GET", f"/api/v1/namespaces/{namespace_name}", allow=(404,)) is None
+
+
+# -- fault hooks (later issues build on them) ---------------------------------------------
+
+def _socket_refused(server: str) -> bool:
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server)
+    try:
+        socket.create_connection((url.hostname, url.port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+def test_an_apiserver_stopped_and_started_keeps_its_port_and_its_data(testbed, namespace_name):
+    client = testbed.client("eu-west")
+    client.request("POST", "/api/v1/namespaces",
+                   body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name}})
+    testbed.stop("eu-west")
+    try:
+        assert _socket_refused(client.server)
+        assert testbed.client("us-east").request("GET", "/readyz") is not None, "the other clusters go on"
+    finally:
+        testbed.start("eu-west")
+    assert testbed.client("eu-west").request("GET", f"/api/v1/namespaces/{namespace_name}")["metadata"]["name"] == namespace_name
+
+
+def test_paused_etcd_answers_nothing_until_resumed(testbed):
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ClusterUnreachable
+
+    impatient = Client({**testbed.connection("us-east"), "request_timeout": 2}, retries=0)
+    testbed.pause("etcd")
+    try:
+        with pytest.raises((ClusterUnreachable, ApiError)):
+            # A quorum read: the apiserver must ask etcd, which is frozen.
+            impatient.request("GET", "/api/v1/namespaces/default/configmaps", query={"resourceVersion": ""})
+    finally:
+        testbed.resume("etcd")
+    assert testbed.client("us-east").request("GET", "/api/v1/namespaces/default")["metadata"]["name"] == "default"
+
+
+def test_a_throttled_apiserver_answers_429_and_retries_get_through(testbed):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
+
+    with testbed.throttled("eu-west", inflight=1, mutating=1):
+        # system:masters is exempt from inflight limits: the limited user is throttled.
+        raw = Client(testbed.connection("eu-west", user="limited"), workers=16, retries=0)
+        patient = Client(testbed.connection("eu-west", user="limited"), workers=16, retries=8, backoff=0.05)
+
+        def attempt(client):
+            try:
+                client.request("GET", "/api/v1/configmaps")
+                return 200
+            except ApiError as exc:
+                return exc.status
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda _: attempt(raw), range(64)))
+            assert 429 in statuses, statuses
+            assert set(pool.map(lambda _: attempt(patient), range(32))) == {200}
+    assert testbed.client("eu-west").request("GET", "/readyz") is not None

@@ -37,13 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     testbed = Testbed()
     if args.command == "build":
-        build.build_binaries()
-        for tool in build.GO_TOOLS:
-            build.build_tool(tool)
-        crds, unavailable = build.all_crds()
-        print(f"testbed: binaries in {build.BIN}, {len(crds)} CRDs cached")
-        for project, why in unavailable.items():
-            print(f"testbed: CRDs of {project} not available: {why}")
+        build.build_all()
+        print(f"testbed: binaries in {build.BIN} and {build.CACHE / 'tools'}, "
+              f"{len(build.all_crds())} CRDs cached")
     elif args.command == "up":
         testbed.up()
     elif args.command == "down":

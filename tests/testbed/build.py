@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from .versions import CRD_SOURCES, CrdSource
+from .versions import CRD_SOURCES, KWOK_STAGES, CrdSource
 
 REPO = Path(__file__).resolve().parents[2]
 GO_MODULE = Path(__file__).resolve().parent / "go"
@@ -29,8 +29,11 @@ CRD_CACHE = CACHE / "crds"
 BINARIES = {
     "etcd": "go.etcd.io/etcd/server/v3",
     "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
     "kubectl": "k8s.io/kubernetes/cmd/kubectl",
 }
+UPSTREAM_DIR = Path(os.environ.get("K8SNET_UPSTREAM_DIR", REPO.parent / "shared" / "upstream"))
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -66,11 +69,13 @@ def pin_stamp() -> str:
 
 
 def build_binaries(log=print) -> dict[str, Path]:
-    """Build etcd, kube-apiserver and kubectl unless the cached ones match the pin."""
-    stamp_file = BIN / "stamp"
+    """Build the control plane's binaries; each is rebuilt only when the pin changes, so a
+    binary added to BINARIES does not rebuild the others."""
     stamp = pin_stamp()
     paths = {name: BIN / name for name in BINARIES}
-    if stamp_file.exists() and stamp_file.read_text() == stamp and all(p.exists() for p in paths.values()):
+    stale = [name for name, path in paths.items()
+             if not (path.exists() and _stamp_of(path).exists() and _stamp_of(path).read_text() == stamp)]
+    if not stale:
         return paths
     BIN.mkdir(parents=True, exist_ok=True)
     version = kubernetes_version()
@@ -81,14 +86,18 @@ def build_binaries(log=print) -> dict[str, Path]:
         for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
         for var, value in (("gitVersion", version), ("gitMajor", major), ("gitMinor", minor),
                            ("gitTreeState", "clean"))]
-    for name, package in BINARIES.items():
+    for name in stale:
         started = time.monotonic()
-        log(f"testbed: building {name} from {package} ...")
+        log(f"testbed: building {name} from {BINARIES[name]} ...")
         _run(["go", "build", "-trimpath", f"-ldflags={' '.join(ldflags)}", "-o", str(paths[name]),
-              package], GO_MODULE, env={"CGO_ENABLED": "0"})
+              BINARIES[name]], GO_MODULE, env={"CGO_ENABLED": "0"})
+        _stamp_of(paths[name]).write_text(stamp)
         log(f"testbed: built {name} in {time.monotonic() - started:.0f}s")
-    stamp_file.write_text(stamp)
     return paths
+
+
+def _stamp_of(binary: Path) -> Path:
+    return binary.with_name(binary.name + ".stamp")
 
 
 # Tools built from their own pinned Go modules: name -> (module folder, package, extra env).
@@ -98,6 +107,13 @@ GO_TOOLS = {
                   {"GONOSUMDB": "github.com/np-guard"}),
     # CoreDNS with the plugins cluster Corefiles use, to run the Corefiles hybrid_dns writes.
     "coredns": (Path(__file__).resolve().parent / "coredns", ".", {}),
+    # kwok: Nodes and Pods without kubelets (v0.8.0; its go.mod has no replace lines).
+    "kwok": (Path(__file__).resolve().parent / "tools" / "kwok", "sigs.k8s.io/kwok/cmd/kwok", {}),
+    # The ecosystems' own checkers, run over what the roles write.
+    "promtool": (Path(__file__).resolve().parent / "tools" / "promtool",
+                 "github.com/prometheus/prometheus/cmd/promtool", {}),
+    "istioctl": (Path(__file__).resolve().parent / "tools" / "istioctl",
+                 "istio.io/istio/istioctl/cmd/istioctl", {}),
 }
 
 
@@ -118,13 +134,25 @@ def build_tool(name: str, log=print) -> Path:
     return binary
 
 
-def _module_dir(source: CrdSource) -> Path:
-    out = _run(["go", "mod", "download", "-json", f"{source.module}@{source.version}"],
+def module_dir(module: str, version: str) -> Path:
+    """Where a pinned upstream Go module sits in the module cache (downloaded if needed)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = _run(["go", "mod", "download", "-json", f"{module}@{version}"],
                CACHE, env={"GOFLAGS": "-mod=mod"})
     info = json.loads(out)
     if info.get("Error"):
-        raise BuildError(f"{source.module}@{source.version}: {info['Error']}")
+        raise BuildError(f"{module}@{version}: {info['Error']}")
     return Path(info["Dir"])
+
+
+def _source_dir(source: CrdSource) -> Path:
+    if source.local_dir:
+        folder = UPSTREAM_DIR / source.local_dir
+        if not folder.is_dir():
+            raise BuildError(f"{source.project}: {folder} is missing (shared/upstream/ is expected "
+                             "beside the checkout; K8SNET_UPSTREAM_DIR points elsewhere)")
+        return folder
+    return module_dir(source.module, source.version)
 
 
 def crds_of(source: CrdSource) -> list[dict]:
@@ -133,10 +161,10 @@ def crds_of(source: CrdSource) -> list[dict]:
     if cached.exists():
         return json.loads(cached.read_text())
     CRD_CACHE.mkdir(parents=True, exist_ok=True)
-    module_dir = _module_dir(source)
+    folder = _source_dir(source)
     crds = []
     for rel in source.files:
-        for doc in yaml.load_all((module_dir / rel).read_text(), Loader=_YAML_LOADER):
+        for doc in yaml.load_all((folder / rel).read_text(), Loader=_YAML_LOADER):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             if source.groups and doc["spec"]["group"] not in source.groups:
@@ -148,17 +176,35 @@ def crds_of(source: CrdSource) -> list[dict]:
     return crds
 
 
-def all_crds(log=print) -> tuple[list[dict], dict[str, str]]:
-    """Every available upstream CRD, and the sources that are unavailable with the reason."""
-    crds, unavailable = [], {}
-    for source in CRD_SOURCES:
-        if source.unavailable:
-            unavailable[source.project] = source.unavailable
-            continue
-        crds.extend(crds_of(source))
-    return crds, unavailable
+def all_crds(log=print) -> list[dict]:
+    """Every upstream CRD the testbed installs."""
+    return [crd for source in CRD_SOURCES for crd in crds_of(source)]
+
+
+def kwok_stages() -> list[Path]:
+    """kwok's upstream stage files, from the kwok module the tool pin names."""
+    folder = module_dir("sigs.k8s.io/kwok", _required_version(GO_TOOLS["kwok"][0], "sigs.k8s.io/kwok"))
+    return [folder / rel for rel in KWOK_STAGES]
+
+
+def _required_version(module_folder: Path, module: str) -> str:
+    for line in (module_folder / "go.mod").read_text().splitlines():
+        parts = line.replace("require", "").split()
+        if len(parts) >= 2 and parts[0] == module:
+            return parts[1]
+    raise BuildError(f"{module_folder}/go.mod does not require {module}")
+
+
+def build_all(log=print) -> dict[str, Path]:
+    """Everything the testbed runs: control plane, kwok and the checkers, and the CRDs."""
+    paths = build_binaries(log)
+    for tool in GO_TOOLS:
+        paths[tool] = build_tool(tool, log)
+    all_crds(log)
+    kwok_stages()
+    return paths
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience
-    build_binaries()
-    print(len(all_crds()[0]), "CRDs", file=sys.stderr)
+    build_all()
+    print(len(all_crds()), "CRDs", file=sys.stderr)

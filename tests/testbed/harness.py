@@ -1,4 +1,8 @@
-"""Start, stop and inspect the testbed: one etcd and three real kube-apiservers on loopback.
+"""Start, stop and inspect the testbed: one etcd and three real clusters on loopback.
+
+Each cluster is a kube-apiserver, a kube-controller-manager, a kube-scheduler and kwok (which
+plays the kubelet of every registered Node: Nodes stay Ready, scheduled Pods become Running
+with IPs from their node's podCIDR). Nothing runs containers and no packet flows.
 
 Used by the pytest fixtures (tests/conftest.py), by molecule's create/destroy playbooks and by
 ``python -m tests.testbed up|down|status``. With K8SNET_TEST_KUBECONFIG set, nothing is started:
@@ -8,6 +12,8 @@ the contexts us-east, eu-west and edge-factory-1 of that kubeconfig are used as 
 from __future__ import annotations
 
 import base64
+import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -23,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from . import build, pki
-from .versions import CLUSTERS
+from .versions import CLUSTERS, ClusterSpec, NodeSpec
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -37,6 +43,7 @@ EXTERNAL_KUBECONFIG = os.environ.get("K8SNET_TEST_KUBECONFIG")
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 USERS = ("admin", "limited")
 START_TIMEOUT = 90.0
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
 
 class TestbedError(RuntimeError):
@@ -47,6 +54,26 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go's listeners do
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _nth_subnet(cidr: str, index: int, prefix: int = 24) -> str:
+    network = ipaddress.ip_network(cidr)
+    return str(next(n for i, n in enumerate(network.subnets(new_prefix=prefix)) if i == index))
+
+
+def _node_ready(node: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
 
 
 def context_name(cluster: str, user: str = "admin") -> str:
@@ -63,8 +90,12 @@ def _gone(pid: int) -> bool:
         pass
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
+            if stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                return False
+        # A Go program's main thread turns zombie before its other threads have exited and
+        # released its files (a listening port): gone only once no file is left open.
+        return not os.listdir(f"/proc/{pid}/fd")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
         return True
 
 
@@ -101,7 +132,6 @@ class Testbed:
             "up": self.is_up(),
             "clusters": {c: state.get("servers", {}).get(c) for c in self.clusters},
             "pids": state.get("pids", {}),
-            "unavailable_crds": state.get("unavailable_crds", {}),
             "timings": state.get("timings", {}),
         }
 
@@ -146,19 +176,19 @@ class Testbed:
         if self.external:
             return {}
         self.down(quiet=True)
-        binaries = build.build_binaries(log)
-        crds, unavailable = build.all_crds(log)
+        binaries = build.build_all(log)
+        crds = build.all_crds(log)
+        stages = build.kwok_stages()
         started = time.monotonic()
         shutil.rmtree(self.run_dir, ignore_errors=True)  # every start is a fresh cluster
-        for sub in ("pki", "audit", "logs"):
+        for sub in ("pki", "audit", "logs", "kubeconfigs"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         pki.generate(self.run_dir / "pki")
-        state = {"pids": {}, "servers": {}, "unavailable_crds": unavailable}
+        state = {"pids": {}, "argv": {}, "servers": {}}
         try:
             etcd_url = self._start_etcd(binaries["etcd"], state)
-            for cluster, service_cidr in CLUSTERS.items():
-                self._start_apiserver(binaries["kube-apiserver"], cluster, service_cidr,
-                                      etcd_url, state)
+            for cluster, spec in CLUSTERS.items():
+                self._start_apiserver(binaries["kube-apiserver"], cluster, spec, etcd_url, state)
             self.state_file.write_text(json.dumps(state, indent=1))
             self._write_kubeconfig(state["servers"])
             self._wait(lambda: all(self._ready(c) for c in self.clusters), "apiservers /readyz",
@@ -166,25 +196,31 @@ class Testbed:
             ready_at = time.monotonic()
             with ThreadPoolExecutor(len(self.clusters)) as pool:
                 list(pool.map(lambda c: self._bootstrap(c, crds), self.clusters))
+            crds_at = time.monotonic()
+            for cluster, spec in CLUSTERS.items():
+                self._start_control_plane(binaries, cluster, state["servers"][cluster], stages, state)
+            with ThreadPoolExecutor(len(self.clusters)) as pool:
+                list(pool.map(lambda c: self._settle(c, CLUSTERS[c], state), self.clusters))
         except BaseException:
             self.down(quiet=True)
             raise
         done = time.monotonic()
         state["timings"] = {"apiservers_ready": round(ready_at - started, 1),
-                            "crds_established": round(done - ready_at, 1),
+                            "crds_established": round(crds_at - ready_at, 1),
+                            "control_plane_acting": round(done - crds_at, 1),
                             "total": round(done - started, 1)}
         self.state_file.write_text(json.dumps(state, indent=1))
-        log(f"testbed: 3 clusters up with {len(crds)} CRDs in {state['timings']['total']}s "
-            f"(kubeconfig {self.kubeconfig})")
-        for project, why in unavailable.items():
-            log(f"testbed: CRDs of {project} not installed: {why}")
+        nodes = sum(len(spec.nodes) for spec in CLUSTERS.values())
+        log(f"testbed: 3 clusters up with {len(crds)} CRDs, controllers, schedulers and "
+            f"{nodes} kwok nodes in {state['timings']['total']}s (kubeconfig {self.kubeconfig})")
         return state["timings"]
 
     def _spawn(self, name: str, argv: list[str], state: dict) -> None:
-        logfile = (self.run_dir / "logs" / f"{name}.log").open("wb")
+        logfile = (self.run_dir / "logs" / f"{name}.log").open("ab")
         proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         state["pids"][name] = proc.pid
+        state["argv"][name] = argv
         self.state_file.write_text(json.dumps(state, indent=1))
 
     def _start_etcd(self, binary: Path, state: dict) -> str:
@@ -207,7 +243,7 @@ class Testbed:
         self._wait(healthy, "etcd /health", state)
         return client_url
 
-    def _start_apiserver(self, binary: Path, cluster: str, service_cidr: str, etcd_url: str,
+    def _start_apiserver(self, binary: Path, cluster: str, spec: ClusterSpec, etcd_url: str,
                          state: dict) -> None:
         port = _free_port()
         pki_dir = self.run_dir / "pki"
@@ -225,12 +261,154 @@ class Testbed:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki_dir / 'sa.pub'}",
             f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
-            f"--service-cluster-ip-range={service_cidr}",
+            f"--service-cluster-ip-range={spec.service_cidr}",
             f"--audit-policy-file={HERE / 'audit-policy.yaml'}",
             f"--audit-log-path={self.audit_log(cluster)}", "--audit-log-format=json",
             "--audit-log-mode=blocking",
         ], state)
         state["servers"][cluster] = f"https://127.0.0.1:{port}"
+
+    def _component_kubeconfig(self, cluster: str, server: str, user: str) -> Path:
+        """A kubeconfig for one component of one cluster (kwok has no --context flag)."""
+        pki_dir = self.run_dir / "pki"
+        path = self.run_dir / "kubeconfigs" / f"{cluster}-{user}.yaml"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": cluster, "cluster": {"server": server,
+                                                       "certificate-authority": str(pki_dir / "ca.crt")}}],
+            "users": [{"name": user, "user": {"client-certificate": str(pki_dir / f"{user}.crt"),
+                                              "client-key": str(pki_dir / f"{user}.key")}}],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
+            "current-context": cluster,
+        }))
+        path.chmod(0o600)
+        return path
+
+    def _start_control_plane(self, binaries: dict, cluster: str, server: str, stages: list[Path],
+                             state: dict) -> None:
+        """The cluster's controller-manager, scheduler and kwok."""
+        pki_dir = self.run_dir / "pki"
+        kcm = self._component_kubeconfig(cluster, server, "kube-controller-manager")
+        self._spawn(f"{cluster}-controller-manager", [
+            str(binaries["kube-controller-manager"]), f"--kubeconfig={kcm}",
+            "--bind-address=127.0.0.1", f"--secure-port={_free_port()}",
+            f"--cert-dir={self.run_dir / 'pki' / (cluster + '-controller-manager')}",
+            "--leader-elect=false", "--use-service-account-credentials=true",
+            # Every on-by-default controller; the cloud ones (service LB, routes, cloud node
+            # lifecycle) live in cloud-controller-manager now and are not part of this binary.
+            "--controllers=*",
+            f"--service-account-private-key-file={pki_dir / 'sa.key'}",
+            f"--root-ca-file={pki_dir / 'ca.crt'}",
+            f"--cluster-signing-cert-file={pki_dir / 'ca.crt'}",
+            f"--cluster-signing-key-file={pki_dir / 'ca.key'}",
+            # Node podCIDRs come from the harness, as a cloud's or K3s' IPAM would set them.
+            "--allocate-node-cidrs=false",
+            "--kube-api-qps=100", "--kube-api-burst=200", "--v=1",
+        ], state)
+        scheduler = self._component_kubeconfig(cluster, server, "kube-scheduler")
+        self._spawn(f"{cluster}-scheduler", [
+            str(binaries["kube-scheduler"]), f"--kubeconfig={scheduler}",
+            "--bind-address=127.0.0.1", f"--secure-port={_free_port()}",
+            f"--cert-dir={self.run_dir / 'pki' / (cluster + '-scheduler')}",
+            "--leader-elect=false", "--v=1",
+        ], state)
+        kwok = self._component_kubeconfig(cluster, server, "kwok")
+        self._spawn(f"{cluster}-kwok", [
+            str(binaries["kwok"]), f"--kubeconfig={kwok}",
+            *(f"--config={stage}" for stage in stages),
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
+            "--node-ip=127.0.0.1", f"--node-port={_free_port()}",
+            f"--server-address=127.0.0.1:{_free_port()}",
+            "--v=WARN",
+        ], state)
+
+    def _settle(self, cluster: str, spec: ClusterSpec, state: dict) -> None:
+        """Register the cluster's nodes; wait until they are Ready and untainted by the node
+        lifecycle controller, and the default ServiceAccount exists (controllers act)."""
+        client = self.client(cluster)
+        for index, node in enumerate(spec.nodes):
+            self.register_node(cluster, node, pod_cidr=_nth_subnet(spec.pod_cidr, index))
+
+        def acting() -> bool:
+            nodes = client.request("GET", "/api/v1/nodes", query={
+                "labelSelector": "type=kwok"})["items"]
+            ready = [n for n in nodes if _node_ready(n)
+                     and not any(t["key"].startswith("node.kubernetes.io/") for t in n["spec"].get("taints") or [])]
+            account = client.request("GET", "/api/v1/namespaces/default/serviceaccounts/default",
+                                     allow=(404,))
+            return len(ready) >= len(spec.nodes) and account is not None
+
+        self._wait(acting, f"{cluster}: nodes Ready and controllers acting", state)
+
+    def register_node(self, cluster: str, node: NodeSpec, pod_cidr: str) -> dict:
+        """A Node as a kubelet registers it, kept alive by kwok (tests add their own too)."""
+        body = {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node.name, "annotations": {KWOK_ANNOTATION: "fake"},
+                         "labels": {"kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
+                                    "kubernetes.io/arch": "amd64", "type": "kwok", **node.labels}},
+            "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr], "taints": list(node.taints)},
+            "status": {"capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                       "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"}},
+        }
+        client = self.client(cluster)
+        existing = client.request("GET", f"/api/v1/nodes/{node.name}", allow=(404,))
+        if existing is not None:
+            return existing
+        return client.request("POST", "/api/v1/nodes", body=body)
+
+    # -- fault hooks ---------------------------------------------------------------------
+    def stop(self, name: str) -> None:
+        """Kill one process of the testbed (an apiserver is named by its cluster)."""
+        state = self._state()
+        pid = state["pids"][name]
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 15
+        server = state["servers"].get(name)
+        # The kernel may release a dead process's listening socket a moment after the process
+        # is reported gone; a restart must find its port free.
+        while not _gone(pid) or (server and not _port_free(int(server.rsplit(":", 1)[1]))):
+            if time.monotonic() > deadline:
+                raise TestbedError(f"{name} (pid {pid}) did not exit and free its port after SIGKILL")
+            time.sleep(0.05)
+
+    def start(self, name: str, extra_args: tuple[str, ...] = ()) -> None:
+        """Start a stopped process again with its own arguments (plus extra ones, which later
+        ones override); an apiserver keeps its port, so kubeconfigs stay valid."""
+        state = self._state()
+        argv = state.get("base_argv", {}).get(name) or state["argv"][name]
+        state.setdefault("base_argv", {})[name] = argv
+        self._spawn(name, [*argv, *extra_args], state)
+        if name in self.clusters:
+            self._wait(lambda: self._ready(name), f"{name} /readyz after restart", state)
+
+    def restart(self, name: str, extra_args: tuple[str, ...] = ()) -> None:
+        self.stop(name)
+        self.start(name, extra_args)
+
+    def pause(self, name: str = "etcd") -> None:
+        """Freeze a process (SIGSTOP): it holds its connections and answers nothing."""
+        os.killpg(self._state()["pids"][name], signal.SIGSTOP)
+
+    def resume(self, name: str = "etcd") -> None:
+        os.killpg(self._state()["pids"][name], signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def throttled(self, cluster: str, inflight: int = 1, mutating: int = 1):
+        """The cluster's apiserver with tiny inflight limits (429s under load), then restored.
+        Priority and fairness is off meanwhile: it would queue the excess instead of refusing
+        it, and the plain inflight filter answers 429 with Retry-After at once."""
+        self.restart(cluster, (f"--max-requests-inflight={inflight}",
+                               f"--max-mutating-requests-inflight={mutating}",
+                               "--enable-priority-and-fairness=false"))
+        try:
+            yield
+        finally:
+            self.restart(cluster)
 
     def _ready(self, cluster: str) -> bool:
         try:

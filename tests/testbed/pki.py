@@ -13,9 +13,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # Client identities: file stem -> (common name, organisations). system:masters is the
 # admin; the limited user has only what tests/testbed/rbac/ grants it.
+# The control plane's components use the identities Kubernetes' bootstrap RBAC grants (the
+# controller-manager then acts through per-controller service accounts); kwok plays every
+# kubelet and needs node and pod status everywhere. Their "system:" names keep them out of
+# Testbed.writes().
 CLIENTS = {
     "admin": ("k8snet-admin", ("system:masters",)),
     "limited": ("k8snet-limited", ("k8snet:limited",)),
+    "kube-controller-manager": ("system:kube-controller-manager", ()),
+    "kube-scheduler": ("system:kube-scheduler", ()),
+    "kwok": ("system:kwok", ("system:masters",)),
 }
 
 

@@ -20,8 +20,9 @@ class CrdSource:
     files: tuple[str, ...]
     # When a file holds CRDs of several API groups, install only these groups.
     groups: frozenset[str] = field(default_factory=frozenset)
-    # A project the Go module proxy here does not serve: reported, never faked.
-    unavailable: str = ""
+    # A folder under shared/upstream/ holding the files, for a project the Go module proxy
+    # here does not serve (K8SNET_UPSTREAM_DIR overrides where shared/upstream/ is).
+    local_dir: str = ""
 
 
 CRD_SOURCES: tuple[CrdSource, ...] = (
@@ -55,17 +56,63 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
         ("charts/kubefed/charts/controllermanager/crds/crds.yaml",),
         groups=frozenset({"core.kubefed.io"}),
     ),
+    # Standard channel: Gateway, GatewayClass, HTTPRoute, ReferenceGrant (and GRPCRoute,
+    # BackendTLSPolicy, ListenerSet that v1.6 also ships as standard).
     CrdSource(
-        "k8gb", "github.com/k8gb-io/k8gb", "v0.15.0",
-        ("chart/k8gb/crd/k8gb.absa.oss_gslbs.yaml",),
-        unavailable="the Go module proxy reachable here answers 403 'not available' for "
-                    "github.com/k8gb-io/k8gb at every version (and for its forks)",
+        "gateway-api", "sigs.k8s.io/gateway-api", "v1.6.3",
+        tuple(f"config/crd/standard/gateway.networking.k8s.io_{name}.yaml"
+              for name in ("gatewayclasses", "gateways", "httproutes", "referencegrants")),
+    ),
+    # The Go module proxy refuses github.com/k8gb-io/k8gb; the CRDs come unmodified from
+    # shared/upstream/ (with LICENSE and provenance), read in place, never copied.
+    CrdSource(
+        "k8gb", "github.com/k8gb-io/k8gb", "v0.20.0",
+        ("k8gb.io_gslbs.yaml",),
+        local_dir="k8gb-v0.20.0",
     ),
 )
 
-# The clusters the scenarios name, with the service range each apiserver allocates from.
-CLUSTERS: dict[str, str] = {
-    "us-east": "10.96.0.0/16",
-    "eu-west": "10.97.0.0/16",
-    "edge-factory-1": "10.43.0.0/16",  # K3s' default service CIDR, as in scenario 4
+@dataclass(frozen=True)
+class NodeSpec:
+    """A Node the harness registers (kwok plays its kubelet)."""
+
+    name: str
+    labels: dict = field(default_factory=dict)
+    taints: tuple = ()
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """One testbed cluster: its ranges and the nodes registered on it. Each node gets the
+    next /24 of the pod range as its podCIDR, as the node IPAM controller would."""
+
+    service_cidr: str
+    pod_cidr: str
+    nodes: tuple[NodeSpec, ...]
+
+
+def _zones(region: str, prefix: str) -> tuple[NodeSpec, ...]:
+    return tuple(NodeSpec(f"{prefix}-{zone}", {"topology.kubernetes.io/region": region,
+                                               "topology.kubernetes.io/zone": f"{region}{zone}"})
+                 for zone in "abc")
+
+
+# The clusters the scenarios name. us-east/eu-west use the kubefed role's ranges; the edge
+# site has K3s' defaults and the edge inventory's hosts as nodes (agent-2 tainted as there).
+CLUSTERS: dict[str, ClusterSpec] = {
+    "us-east": ClusterSpec("10.96.0.0/16", "10.0.0.0/14", _zones("us-east-1", "us-east")),
+    "eu-west": ClusterSpec("10.97.0.0/16", "10.4.0.0/14", _zones("eu-west-1", "eu-west")),
+    "edge-factory-1": ClusterSpec("10.43.0.0/16", "10.42.0.0/16", (
+        NodeSpec("factory1-server-1", {"node-role.kubernetes.io/control-plane": "true"}),
+        NodeSpec("factory1-agent-1"),
+        NodeSpec("factory1-agent-2", taints=({"key": "dedicated", "value": "sensors",
+                                              "effect": "NoSchedule"},)),
+    )),
 }
+
+# kwok's upstream stages (files in its module): nodes Ready with heartbeats, pods Running.
+KWOK_STAGES = ("kustomize/stage/node/fast/node-initialize.yaml",
+               "kustomize/stage/node/heartbeat/node-heartbeat.yaml",
+               "kustomize/stage/pod/fast/pod-ready.yaml",
+               "kustomize/stage/pod/fast/pod-complete.yaml",
+               "kustomize/stage/pod/fast/pod-delete.yaml")

@@ -1,0 +1,104 @@
+"""The ecosystems' own checkers, built from their pinned Go modules, and the module that runs
+them before a role writes anything (k8snet.fabric.ecosystem_check)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, run_playbook
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import ecosystem_check
+
+CHAPTER_EXPR = 'up{job="edge-node", edge-location="factory-1"} == 0'
+FIXED_EXPR = 'kube_node_status_condition{condition="Ready", status="true"} == 0'
+
+
+def rule(expr, name="edge-alerts"):
+    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": name, "namespace": "monitoring"},
+            "spec": {"groups": [{"name": "edge.rules", "rules": [
+                {"alert": "EdgeNodeDown", "expr": expr, "for": "5m"}]}]}}
+
+
+def test_promtool_rejects_the_chapters_expression_and_accepts_the_corrected_one(checker):
+    promtool = checker("promtool")
+    bad = ecosystem_check.run("promtool", [rule(CHAPTER_EXPR)], promtool)
+    assert bad["checked"] and bad["checked_objects"] == 1
+    [finding] = bad["findings"]
+    assert finding["object"] == "PrometheusRule monitoring/edge-alerts"
+    assert "EdgeNodeDown" in finding["message"] and "parse" in finding["message"]
+    good = ecosystem_check.run("promtool", [rule(FIXED_EXPR)], promtool)
+    assert good == {"checked": True, "binary": promtool, "checked_objects": 1, "findings": []}
+
+
+def istio_fixture(subset):
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "namespace": "shop"},
+         "spec": {"selector": {"app": "reviews"}, "ports": [{"name": "http", "port": 80}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+         "metadata": {"name": "reviews", "namespace": "shop"},
+         "spec": {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": "reviews", "namespace": "shop"},
+         "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": subset}}]}]}},
+    ]
+
+
+def test_istioctl_analyze_reports_a_route_to_an_undefined_subset(checker):
+    istioctl = checker("istioctl")
+    bad = ecosystem_check.run("istioctl", istio_fixture("v3"), istioctl)
+    codes = {(f["code"], f["level"]) for f in bad["findings"]}
+    assert ("IST0101", "error") in codes, bad["findings"]
+    assert any("VirtualService shop/reviews" in f["object"] for f in bad["findings"] if f["code"] == "IST0101")
+    good = ecosystem_check.run("istioctl", istio_fixture("v1"), istioctl)
+    assert [f for f in good["findings"] if f["level"] in ("error", "warning")] == []
+    assert good["checked_objects"] == 2
+
+
+def check_task(objects, **options):
+    return {"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"k8snet.fabric.ecosystem_check": {"checker": "promtool", "objects": objects, **options},
+         "register": "out"},
+        {"ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": "{{ result_file }}", "mode": "0600"}}]}
+
+
+def test_the_module_fails_naming_the_rule_and_writes_nothing(tmp_path, checker):
+    result = run_playbook(tmp_path, [check_task([rule(CHAPTER_EXPR)], binary=checker("promtool"))],
+                          extra_vars={"result_file": str(tmp_path / "out.json")})
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert "promtool refuses 1 finding(s); nothing was written" in result.stdout
+    assert "PrometheusRule monitoring/edge-alerts" in result.stdout
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_without_promtool_the_module_warns_that_nothing_was_checked(tmp_path):
+    env = {"PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if "testbed" not in p)}
+    result = run_playbook(tmp_path, [check_task([rule(CHAPTER_EXPR)])],
+                          extra_vars={"result_file": str(tmp_path / "out.json")}, env=env)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "promtool is not installed" in result.stderr and "nothing was checked" in result.stderr
+    assert json.loads((tmp_path / "out.json").read_text())["checked"] is False
+    required = run_playbook(tmp_path, [check_task([rule(FIXED_EXPR)], required=True)],
+                            extra_vars={"result_file": str(tmp_path / "out2.json")}, env=env)
+    assert required.returncode == 2 and "promtool is not installed" in required.stdout
+
+
+@pytest.mark.parametrize("playbook, folder", [("edge.yml", "edge/factory-1"), ("ecommerce.yml", "ecommerce")])
+def test_every_rendered_prometheus_rule_passes_promtool(tmp_path, checker, playbook, folder):
+    build_dir = tmp_path / "build"
+    plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
+    result = run_playbook(tmp_path, plays, inventory=str(REPO / "inventories" / "local"),
+                          extra_vars={"fabric_build_dir": str(build_dir)})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Check the site's alert rules" in result.stdout or "Check the alert rules" in result.stdout
+    objects = [o for f in build_dir.joinpath(folder).glob("*.yaml")
+               for o in yaml.safe_load_all(f.read_text()) if o]
+    rules = [o for o in objects if o["kind"] == "PrometheusRule"]
+    assert rules, "the render has alert rules"
+    checked = ecosystem_check.run("promtool", rules, checker("promtool"))
+    assert checked["checked_objects"] == len(rules) and checked["findings"] == []
