@@ -192,3 +192,22 @@ def test_a_throttled_apiserver_answers_429_and_retries_get_through(testbed):
             assert 429 in statuses, statuses
             assert set(pool.map(lambda _: attempt(patient), range(32))) == {200}
     assert testbed.client("eu-west").request("GET", "/readyz") is not None
+
+
+def test_a_second_testbed_comes_up_within_budget_and_down_leaves_no_process(testbed, tmp_path):
+    """A whole testbed of its own (fresh store, own ports): up within 60 s, then down."""
+    from tests.testbed import Testbed
+    from tests.testbed.harness import _gone
+
+    if testbed.external:
+        pytest.skip("an external cluster is not started here")
+    other = Testbed(run_dir=tmp_path / "run")
+    try:
+        timings = other.up(log=lambda *_: None)
+        assert timings["total"] <= 60, timings
+        pids = dict(other._state()["pids"])
+        assert {f"{c}-{part}" for c in other.clusters for part in ("controller-manager", "scheduler", "kwok")} <= set(pids)
+    finally:
+        other.down(quiet=True)
+    assert [name for name, pid in pids.items() if not _gone(pid)] == []
+    assert testbed.client("us-east").request("GET", "/readyz") is not None, "the session's testbed is untouched"
