@@ -42,6 +42,10 @@ def edge_site_objects(site, part="site"):
         raise AnsibleFilterError(f"edge_site_objects: site {site.get('name')!r} lacks {exc}") from exc
 
 
+def edge_site_expectations(site):
+    return edge.expectations(_site(site, "edge_site_expectations"))
+
+
 def edge_k3s_kubeconfig(text, site):
     return edge.site_kubeconfig(text, _site(site, "edge_k3s_kubeconfig"))
 
@@ -50,4 +54,4 @@ class FilterModule:
     def filters(self):
         return {"edge_k3s_problems": edge_k3s_problems, "edge_k3s_config": edge_k3s_config,
                 "edge_k3s_registries": edge_k3s_registries, "edge_site_objects": edge_site_objects,
-                "edge_k3s_kubeconfig": edge_k3s_kubeconfig}
+                "edge_k3s_kubeconfig": edge_k3s_kubeconfig, "edge_site_expectations": edge_site_expectations}

@@ -29,12 +29,64 @@ MONITORING_NS = "edge-monitoring"
 METALLB_NS = "metallb-system"
 
 
+FLANNEL_BACKENDS = ("vxlan", "host-gw", "wireguard-native", "none")
+STORAGE_MODES = ("local-path", "static")
+
+
 # -- validation ----------------------------------------------------------------------------
+def _is_list_of_str(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def shape_problems(site: dict, where: str) -> list[str]:
+    """Values of the wrong shape, refused before they could be spread one entry per character
+    (a string where a list belongs) or doubled (a URL where a host belongs)."""
+    problems = []
+    for var, key in (("edge_k3s_tls_san", "tls_san"), ("edge_k3s_disable", "disable"),
+                     ("edge_k3s_metallb_pool", "metallb_pool"), ("edge_k3s_connected_sites", "connected_sites"),
+                     ("edge_k3s_sensor_cidrs", "sensor_cidrs"),
+                     ("edge_k3s_sync_egress_cidrs", ("sync", "egress_cidrs"))):
+        value = site.get(key) if isinstance(key, str) else (site.get(key[0]) or {}).get(key[1])
+        if value is not None and not _is_list_of_str(value):
+            problems.append(f"{where}: {var} must be a list of strings, got {value!r} "
+                            f"(write [{value!r}] for one entry)" if isinstance(value, str)
+                            else f"{where}: {var} must be a list of strings, got {value!r}")
+    endpoint = site.get("api_endpoint") or ""
+    if not isinstance(endpoint, str) or "://" in endpoint or "/" in endpoint or (
+            endpoint.count(":") == 1) or endpoint.startswith("["):
+        problems.append(f"{where}: edge_k3s_api_endpoint {endpoint!r} must be a host name or address "
+                        f"without scheme or port (the role writes https://<endpoint>:{API_PORT})")
+    mirrors = site.get("registry_mirrors")
+    if mirrors is not None and not isinstance(mirrors, dict):
+        problems.append(f"{where}: edge_k3s_registry_mirrors must map a registry to a list of endpoint URLs, "
+                        f"got {mirrors!r}")
+    for registry, endpoints in (mirrors or {}).items() if isinstance(mirrors, dict) else ():
+        if not _is_list_of_str(endpoints):
+            problems.append(f"{where}: edge_k3s_registry_mirrors[{registry!r}] must be a list of endpoint URLs, "
+                            f"got {endpoints!r} (write [{endpoints!r}] for one mirror)")
+            continue
+        for url in endpoints:
+            if not re.match(r"^https?://[^/\s]+", url):
+                problems.append(f"{where}: edge_k3s_registry_mirrors[{registry!r}] endpoint {url!r} "
+                                "must be an http(s) URL")
+    if site.get("flannel_backend", "vxlan") not in FLANNEL_BACKENDS:
+        problems.append(f"{where}: edge_k3s_flannel_backend {site.get('flannel_backend')!r} is not one of "
+                        f"{', '.join(FLANNEL_BACKENDS)}")
+    for host in site.get("hosts") or []:
+        for var, key in (("edge_k3s_node_labels", "labels"), ("edge_k3s_node_taints", "taints")):
+            if host.get(key) is not None and not _is_list_of_str(host[key]):
+                problems.append(f"host {host.get('name')}: {var} must be a list of strings, got {host[key]!r}")
+    return problems
+
+
 def site_problems(site: dict, sites: list[dict] | None = None) -> list[str]:
     """Everything wrong with one site's plan, each naming the variable (and host) at fault."""
-    problems = []
     name = site.get("name")
     where = f"site {name}"
+    # The other checks read these values as lists and hosts: a wrong shape is reported alone.
+    problems = shape_problems(site, where)
+    if problems:
+        return problems
     if not name or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", str(name)):
         problems.append(f"{where}: edge_k3s_site {name!r} must be a DNS label (lowercase, digits, '-')")
     ranges = {"edge_k3s_cluster_cidr": site.get("cluster_cidr"), "edge_k3s_service_cidr": site.get("service_cidr"),
@@ -59,6 +111,16 @@ def site_problems(site: dict, sites: list[dict] | None = None) -> list[str]:
     for item in site.get("disable") or []:
         if item not in DISABLE_CHOICES:
             problems.append(f"{where}: edge_k3s_disable item {item!r} is not one of {', '.join(DISABLE_CHOICES)}")
+    problems += storage_problems(site, where)
+    for index, receiver in enumerate((site.get("monitoring") or {}).get("receivers") or []):
+        url = receiver.get("webhook_url") if isinstance(receiver, dict) else None
+        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
+            problems.append(f"{where}: edge_k3s_alert_receivers[{index}].webhook_url must be an http(s) URL")
+    for index, cidr in enumerate(site.get("sensor_cidrs") or []):
+        try:
+            ipplan.parse(f"edge_k3s_sensor_cidrs[{index}]", cidr)
+        except ValidationError as exc:
+            problems.append(f"{where}: {exc}")
     hosts = site.get("hosts") or []
     if not any(h.get("role") == "server" for h in hosts):
         problems.append(f"{where}: no host of the site is in edge_servers")
@@ -119,6 +181,9 @@ def k3s_config(site: dict, host_name: str) -> dict:
             "service-cidr": site["service_cidr"],
             "cluster-dns": site["cluster_dns"],
             "disable": list(site.get("disable") or []),
+            # Secrets encrypted at rest in the datastore (the chapter's best practice).
+            "secrets-encryption": bool(site.get("secrets_encryption", True)),
+            "flannel-backend": site.get("flannel_backend") or "vxlan",
             "tls-san": sorted({*(site.get("tls_san") or []), *(h.get("address") for h in servers if h.get("address")),
                                *([site["api_endpoint"]] if site.get("api_endpoint") else [])}),
         })
@@ -197,6 +262,94 @@ def node_objects(site: dict) -> list[dict]:
     return out
 
 
+STATIC_CLASS = "edge-static-local"
+LOCAL_PATH_CLASS = "local-path"  # K3s' bundled local-path provisioner (its local-storage component)
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$")
+_UNITS = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
+
+
+def storage_bytes(value) -> int | None:
+    """A storage quantity (10Gi, 500M, 1e3 not accepted) in bytes, or None when it is not one."""
+    match = _QUANTITY.match(str(value))
+    return int(float(match.group(1)) * _UNITS[match.group(2)]) if match else None
+
+
+def storage_class(site: dict) -> str:
+    return STATIC_CLASS if site.get("storage", {}).get("mode") == "static" else LOCAL_PATH_CLASS
+
+
+def storage_problems(site: dict, where: str) -> list[str]:
+    """The claims must be able to bind: local-path needs K3s' local-storage component; static
+    needs a volume, on a node of the site, at least as large as each claim."""
+    storage = site.get("storage") or {}
+    mode = storage.get("mode", "local-path")
+    if mode not in STORAGE_MODES:
+        return [f"{where}: edge_k3s_storage {mode!r} is not one of {', '.join(STORAGE_MODES)}"]
+    if mode == "local-path":
+        if "local-storage" in (site.get("disable") or []):
+            return [f"{where}: edge_k3s_storage is local-path, but edge_k3s_disable switches off K3s' "
+                    "local-storage (its local-path provisioner): claims would stay Pending; "
+                    "keep it or use edge_k3s_storage: static"]
+        return []
+    problems = []
+    nodes = {h.get("node_name") or h["name"] for h in site.get("hosts") or []}
+    volumes = storage.get("volumes") or []
+    if not volumes:
+        problems.append(f"{where}: edge_k3s_storage is static, but edge_k3s_static_volumes is empty: "
+                        "claims would stay Pending")
+    sizes = []
+    for index, volume in enumerate(volumes):
+        at = f"{where}: edge_k3s_static_volumes[{index}]"
+        if not isinstance(volume, dict):
+            problems.append(f"{at} must be a mapping with node, path and capacity, got {volume!r}")
+            continue
+        if volume.get("node") not in nodes:
+            problems.append(f"{at}.node {volume.get('node')!r} is not a node of the site ({', '.join(sorted(nodes))})")
+        if not str(volume.get("path", "")).startswith("/"):
+            problems.append(f"{at}.path {volume.get('path')!r} must be an absolute path on the node")
+        size = storage_bytes(volume.get("capacity"))
+        if size is None:
+            problems.append(f"{at}.capacity {volume.get('capacity')!r} is not a storage quantity (e.g. 50Gi)")
+        else:
+            sizes.append(size)
+    claims = {"edge_k3s_processor_storage": site["processor"]["storage"],
+              "edge_k3s_prometheus_storage": site["prometheus"]["storage"]}
+    for var, request in sorted(claims.items(), key=lambda item: -(storage_bytes(item[1]) or 0)):
+        wanted = storage_bytes(request)
+        if wanted is None:
+            problems.append(f"{where}: {var} {request!r} is not a storage quantity (e.g. 10Gi)")
+            continue
+        fitting = [size for size in sizes if size >= wanted]
+        if not fitting:
+            problems.append(f"{where}: no edge_k3s_static_volumes entry is free and at least {request} "
+                            f"for the claim of {var}: it would stay Pending")
+            continue
+        sizes.remove(min(fitting))
+    return problems
+
+
+def storage_objects(site: dict) -> list[dict]:
+    """Static mode: a no-provisioner class and one local PersistentVolume per listed disk, pinned
+    to its node (the scheduler then places the claim's pods there). local-path: nothing - K3s'
+    provisioner makes volumes on demand."""
+    storage = site.get("storage") or {}
+    if storage.get("mode") != "static":
+        return []
+    out = [{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": _meta(STATIC_CLASS),
+            "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Retain"}]
+    for volume in storage.get("volumes") or []:
+        name = f"{site['name']}-{volume['node']}-{volume['path'].strip('/').replace('/', '-')}".lower()
+        out.append({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": _meta(name[:253], **{SITE_LABEL: site["name"]}),
+                    "spec": {"capacity": {"storage": str(volume["capacity"])}, "accessModes": ["ReadWriteOnce"],
+                             "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STATIC_CLASS,
+                             "volumeMode": "Filesystem", "local": {"path": volume["path"]},
+                             "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                                 {"key": "kubernetes.io/hostname", "operator": "In", "values": [volume["node"]]}]}]}}}})
+    return out
+
+
 def site_objects(site: dict) -> list[dict]:
     """Every object of one edge site, in the current APIs (see docs for what changed)."""
     proc, sync, prom = site["processor"], site["sync"], site["prometheus"]
@@ -215,11 +368,9 @@ def site_objects(site: dict) -> list[dict]:
              "spec": {"ipAddressPools": [f"{site['name']}-pool"]}},
         ]
     objects += [
-        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": _meta("local-storage"),
-         "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer",
-         "reclaimPolicy": "Retain"},
+        *storage_objects(site),
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta("local-pvc", PROCESSING_NS),
-         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-storage",
+         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class(site),
                   "resources": {"requests": {"storage": proc["storage"]}}}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta("edge-processor", PROCESSING_NS, **app),
          "spec": {"replicas": proc["replicas"], "selector": {"matchLabels": app},
@@ -244,7 +395,9 @@ def site_objects(site: dict) -> list[dict]:
          "spec": {"schedule": sync["schedule"], "concurrencyPolicy": "Forbid",
                   "jobTemplate": {"spec": {"template": {"metadata": {"labels": {"app": "data-sync"}}, "spec": {
                       "restartPolicy": "OnFailure",
-                      "containers": [{"name": "sync", "image": sync["image"], "env": [
+                      "containers": [{"name": "sync", "image": sync["image"],
+                                      "resources": {"requests": dict(sync["requests"]), "limits": dict(sync["limits"])},
+                                      "env": [
                           {"name": "CLOUD_ENDPOINT", "valueFrom": {"configMapKeyRef": {"name": "sync-config", "key": "cloud-endpoint"}}},
                           {"name": "SYNC_TOKEN", "valueFrom": {"secretKeyRef": {"name": "sync-secrets", "key": "token"}}}],
                           "volumeMounts": [{"name": "local-storage", "mountPath": "/data", "readOnly": True}]}],
@@ -270,11 +423,20 @@ def site_objects(site: dict) -> list[dict]:
                   "egress": [{"to": [_ipblock(c) for c in sync["egress_cidrs"]], "ports": [{"protocol": "TCP", "port": 443}]},
                              _dns_egress()]}},
         {"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "metadata": _meta("edge-prometheus", MONITORING_NS),
-         "spec": {"retention": prom["retention"], "resources": {"requests": {"memory": prom["memory"]}},
+         "spec": {"retention": prom["retention"],
+                  "resources": {"requests": {"memory": prom["memory"]}, "limits": {"memory": prom["memory_limit"]}},
+                  "serviceAccountName": "edge-prometheus",
                   "nodeSelector": {SITE_LABEL: site["name"]},
+                  # The site's own monitors and rules, in any namespace of the site.
+                  "serviceMonitorSelector": {"matchLabels": {SITE_LABEL: site["name"]}},
+                  "serviceMonitorNamespaceSelector": {},
+                  "podMonitorSelector": {"matchLabels": {SITE_LABEL: site["name"]}},
+                  "podMonitorNamespaceSelector": {},
                   "ruleSelector": {"matchLabels": {"role": "edge-alerts"}},
+                  "alerting": {"alertmanagers": [{"namespace": MONITORING_NS, "name": "alertmanager-operated",
+                                                  "port": "web"}]},
                   "storage": {"volumeClaimTemplate": {"spec": {
-                      "storageClassName": "local-storage", "accessModes": ["ReadWriteOnce"],
+                      "storageClassName": storage_class(site), "accessModes": ["ReadWriteOnce"],
                       "resources": {"requests": {"storage": prom["storage"]}}}}}}},
         {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
          "metadata": _meta("edge-alerts", MONITORING_NS, role="edge-alerts"),
@@ -285,6 +447,11 @@ def site_objects(site: dict) -> list[dict]:
              {"alert": "EdgeNodeDown", "expr": 'kube_node_status_condition{condition="Ready", status="true"} == 0',
               "for": "5m", "labels": {"severity": "critical", "edge_location": site["name"]},
               "annotations": {"summary": "Edge node {{ $labels.node }} of " + site["name"] + " is not Ready"}},
+             {"alert": "EdgeNodePressure",
+              "expr": 'kube_node_status_condition{condition=~"MemoryPressure|DiskPressure|PIDPressure", status="true"} == 1',
+              "for": "5m", "labels": {"severity": "warning", "edge_location": site["name"]},
+              "annotations": {"summary": "Edge node {{ $labels.node }} of " + site["name"]
+                                         + " reports {{ $labels.condition }}"}},
              {"alert": "EdgeSyncDelayed",
               "expr": f'time() - kube_cronjob_status_last_successful_time{{namespace="{PROCESSING_NS}", cronjob="data-sync"}}'
                       f' > {sync["max_delay_minutes"] * 60}',
@@ -292,10 +459,149 @@ def site_objects(site: dict) -> list[dict]:
               "annotations": {"summary": f"data-sync of {site['name']} has not succeeded for "
                                          f"{sync['max_delay_minutes']} minutes"}}]}]}},
     ]
+    objects += sensor_objects(site) + monitoring_objects(site)
     return objects
+
+
+def sensor_objects(site: dict) -> list[dict]:
+    """The sensors on the factory LAN reach the processor's ingest port through a LoadBalancer
+    address (MetalLB's pool, or K3s' servicelb), and only that port. externalTrafficPolicy Local
+    keeps the sensor's own address as the source, so the LAN ipBlock is what admits it."""
+    cidrs = site.get("sensor_cidrs") or []
+    if not cidrs:
+        return []
+    port = site["processor"]["port"]
+    app = {"app": "data-processor"}
+    meta = _meta("edge-processor-ingest", PROCESSING_NS, **app)
+    if site.get("metallb_pool"):
+        meta["annotations"] = {"metallb.io/address-pool": f"{site['name']}-pool"}
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "selector": app,
+                  "ports": [{"name": "ingest", "port": port, "targetPort": "ingest", "protocol": "TCP"}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta("sensors-from-lan", PROCESSING_NS),
+         "spec": {"podSelector": {"matchLabels": app}, "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [_ipblock(c) for c in cidrs],
+                               "ports": [{"protocol": "TCP", "port": port}]}]}},
+    ]
+
+
+KSM_LABELS = {"app.kubernetes.io/name": "kube-state-metrics"}
+# What kube-state-metrics lists and watches for the alerts (nodes, cron jobs) and the usual set.
+KSM_RULES = [
+    {"apiGroups": [""], "resources": ["configmaps", "secrets", "nodes", "pods", "services", "resourcequotas",
+                                      "replicationcontrollers", "limitranges", "persistentvolumeclaims",
+                                      "persistentvolumes", "namespaces", "endpoints"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["apps"], "resources": ["statefulsets", "daemonsets", "deployments", "replicasets"],
+     "verbs": ["list", "watch"]},
+    {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses", "volumeattachments"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies", "ingresses"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["list", "watch"]},
+]
+PROMETHEUS_RULES = [
+    {"apiGroups": [""], "resources": ["nodes", "nodes/metrics", "services", "endpoints", "pods"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+    {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+]
+
+
+def _reader(name: str, rules: list[dict]) -> list[dict]:
+    """A ServiceAccount in the monitoring namespace bound to a ClusterRole of exactly ``rules``."""
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, MONITORING_NS)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": _meta(name), "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": _meta(name),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": MONITORING_NS}]},
+    ]
+
+
+def monitoring_objects(site: dict) -> list[dict]:
+    """What the Prometheus Operator needs to run the site's monitoring: Prometheus' identity
+    and RBAC, an Alertmanager (its configuration is a Secret, see secret_objects), and
+    kube-state-metrics, which the alerts read."""
+    mon = site["monitoring"]
+    ksm = mon["kube_state_metrics"]
+    site_label = {SITE_LABEL: site["name"]}
+    return [
+        *_reader("edge-prometheus", PROMETHEUS_RULES),
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "Alertmanager", "metadata": _meta("edge-alertmanager", MONITORING_NS),
+         "spec": {"replicas": 1, "nodeSelector": site_label,
+                  "resources": {"requests": dict(mon["alertmanager_requests"]), "limits": dict(mon["alertmanager_limits"])},
+                  "configSecret": "edge-alertmanager-config"}},
+        *_reader("kube-state-metrics", KSM_RULES),
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta("kube-state-metrics", MONITORING_NS, **KSM_LABELS),
+         "spec": {"replicas": 1, "selector": {"matchLabels": KSM_LABELS},
+                  "template": {"metadata": {"labels": KSM_LABELS}, "spec": {
+                      "serviceAccountName": "kube-state-metrics", "nodeSelector": site_label,
+                      "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
+                      "containers": [{
+                          "name": "kube-state-metrics", "image": ksm["image"],
+                          # The node label the alerts group by, exported as label_edge_location.
+                          "args": [f"--metric-labels-allowlist=nodes=[{SITE_LABEL}]"],
+                          "ports": [{"name": "http-metrics", "containerPort": 8080},
+                                    {"name": "telemetry", "containerPort": 8081}],
+                          "resources": {"requests": dict(ksm["requests"]), "limits": dict(ksm["limits"])},
+                          "readinessProbe": {"httpGet": {"path": "/readyz", "port": "telemetry"}},
+                          "livenessProbe": {"httpGet": {"path": "/livez", "port": "http-metrics"}},
+                          "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                              "capabilities": {"drop": ["ALL"]}}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": _meta("kube-state-metrics", MONITORING_NS, **KSM_LABELS),
+         "spec": {"type": "ClusterIP", "selector": KSM_LABELS,
+                  "ports": [{"name": "http-metrics", "port": 8080, "targetPort": "http-metrics"}]}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+         "metadata": _meta("kube-state-metrics", MONITORING_NS, **site_label),
+         "spec": {"selector": {"matchLabels": KSM_LABELS},
+                  "endpoints": [{"port": "http-metrics", "honorLabels": True, "interval": "30s"}]}},
+    ]
+
+
+OUTSIDE_ADDRESS = "198.51.100.10"  # TEST-NET-2: an address on no site's LAN
+
+
+def expectations(site: dict) -> list[dict]:
+    """What the site's proof asserts: a sensor on the LAN reaches the processor's ingest port
+    and nothing else; an address off the LAN reaches nothing."""
+    import netaddr
+
+    out = []
+    port = site["processor"]["port"]
+    processor, sync = f"{PROCESSING_NS}/edge-processor", f"{PROCESSING_NS}/data-sync"
+    for cidr in site.get("sensor_cidrs") or []:
+        network = netaddr.IPNetwork(cidr)
+        sensor = str(network[-2] if network.size > 2 else network[0])
+        out += [{"src": sensor, "dst": processor, "port": port, "protocol": "TCP", "allowed": True},
+                {"src": sensor, "dst": processor, "port": port + 1 if port < 65535 else port - 1,
+                 "protocol": "TCP", "allowed": False},
+                {"src": sensor, "dst": sync, "allowed": False}]
+    out += [{"src": OUTSIDE_ADDRESS, "dst": processor, "allowed": False},
+            {"src": OUTSIDE_ADDRESS, "dst": sync, "allowed": False}]
+    return out
+
+
+def alertmanager_config(site: dict) -> dict:
+    """alertmanager.yaml: every alert of the site to the receivers given as inventory data
+    (webhooks; their URLs may carry tokens, so the whole file is a Secret)."""
+    receivers = site["monitoring"].get("receivers") or []
+    config = {"route": {"receiver": receivers[0]["name"] if receivers else "null",
+                        "group_by": ["alertname", "edge_location"], "group_wait": "30s",
+                        "group_interval": "5m", "repeat_interval": "4h"},
+              "receivers": [{"name": r["name"], "webhook_configs": [{"url": r["webhook_url"], "send_resolved": True}]}
+                            for r in receivers] or [{"name": "null"}]}
+    if len(receivers) > 1:
+        config["route"]["routes"] = [{"receiver": r["name"], "continue": True} for r in receivers[1:]]
+    return config
 
 
 def secret_objects(site: dict) -> list[dict]:
     """The site's Secrets, converged by their own no_log task."""
+    import yaml
+
     return [{"apiVersion": "v1", "kind": "Secret", "metadata": _meta("sync-secrets", PROCESSING_NS),
-             "type": "Opaque", "stringData": {"token": site["sync"]["token"]}}]
+             "type": "Opaque", "stringData": {"token": site["sync"]["token"]}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": _meta("edge-alertmanager-config", MONITORING_NS),
+             "type": "Opaque", "stringData": {"alertmanager.yaml": yaml.safe_dump(alertmanager_config(site), sort_keys=False)}}]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, run_playbook
-from tests.testbed.sshhosts import SshHosts
+from tests.testbed.sshhosts import SshHosts, write_addons
 
 pytestmark = pytest.mark.testbed
 SERVER, AGENT = "factory1-server-1", "factory1-agent-1"
@@ -54,6 +54,7 @@ def inventory(tmp_path, ssh_hosts, artifacts, **site_vars) -> str:
                              "edge_k3s_node_taints": ["dedicated=sensors:NoSchedule"]})
     site = {"edge_k3s_site": "factory-1", "edge_k3s_lan_cidr": "127.0.0.0/8", "edge_k3s_metallb_pool": [],
             "edge_k3s_token": TOKEN, "edge_k3s_artifacts_dir": str(artifacts), "edge_k3s_manage_service": False,
+            "edge_k3s_addons_dir": str(write_addons(tmp_path / "addons")),
             "edge_k3s_min_free_gb": 0, "fabric_mode": "apply",
             "edge_k3s_kubeconfig": str(tmp_path / "controller" / "factory-1.yaml"),
             "edge_k3s_registry_mirrors": {"docker.io": ["https://registry.local:5000"]}, **site_vars}
@@ -103,7 +104,8 @@ def test_install_places_verified_files_with_exact_configs(ssh_hosts, artifacts, 
     assert server_cfg == {"node-label": ["edge-location=factory-1"], "node-name": "factory1-server-1",
                           "write-kubeconfig-mode": "0600", "cluster-cidr": "10.42.0.0/16",
                           "service-cidr": "10.43.0.0/16", "cluster-dns": "10.43.0.10",
-                          "disable": ["traefik", "servicelb", "metrics-server"], "tls-san": ["127.0.0.2"]}
+                          "disable": ["traefik", "servicelb", "metrics-server"],
+                          "secrets-encryption": True, "flannel-backend": "vxlan", "tls-san": ["127.0.0.2"]}
     agent_cfg = yaml.safe_load((agent_root / "etc/rancher/k3s/config.yaml").read_text())
     assert agent_cfg == {"node-label": ["edge-location=factory-1", "edge-zone=line-a"], "node-name": "factory1-agent-1",
                          "node-taint": ["dedicated=sensors:NoSchedule"], "server": "https://127.0.0.2:6443"}
@@ -195,7 +197,10 @@ def test_reset_removes_everything_it_installed(ssh_hosts, artifacts, tmp_path):
     hosts, facts = ssh_hosts
     inv = inventory(tmp_path, ssh_hosts, artifacts)
     assert playbook(tmp_path, "edge.yml", inv).returncode == 0
-    result = playbook(tmp_path, "edge_reset.yml", inv)
+    refused = playbook(tmp_path, "edge_reset.yml", inv)
+    assert refused.returncode != 0 and "confirm with -e edge_k3s_reset_confirm=factory-1" in refused.stdout
+    assert all((Path(f["root"]) / "usr/local/bin/k3s").exists() for f in facts.values()), "nothing removed"
+    result = playbook(tmp_path, "edge_reset.yml", inv, extra_vars={"edge_k3s_reset_confirm": "factory-1"})
     assert result.returncode == 0, result.stdout[-3000:]
     for f in facts.values():
         root = Path(f["root"])
@@ -243,4 +248,31 @@ def test_check_mode_changes_nothing_on_hosts(ssh_hosts, artifacts, tmp_path):
     result = playbook(tmp_path, "edge.yml", inventory(tmp_path, ssh_hosts, artifacts), "--check")
     assert result.returncode == 0, result.stdout[-3000:]
     assert "changed=" in result.stdout
+    assert {name: tree(Path(f["root"])) for name, f in facts.items()} == before
+
+
+def test_addons_are_verified_and_delivered_the_k3s_way(ssh_hosts, artifacts, tmp_path):
+    """MetalLB's and the Prometheus Operator's real release manifests go to the server's K3s
+    manifests folder (K3s applies them), their image archives to every node's images folder."""
+    hosts, facts = ssh_hosts
+    inv = inventory(tmp_path, ssh_hosts, artifacts, edge_k3s_metallb_pool=["127.0.0.240-127.0.0.250"])
+    addons = tmp_path / "addons"
+    result = playbook(tmp_path, "edge.yml", inv)
+    assert result.returncode == 0, result.stdout[-4000:]
+    server, agent = Path(facts[SERVER]["root"]), Path(facts[AGENT]["root"])
+    manifests = server / "var/lib/rancher/k3s/server/manifests"
+    assert sorted(p.name for p in manifests.iterdir()) == ["metallb-native.yaml", "prometheus-operator-bundle.yaml"]
+    for name in ("metallb-native.yaml", "prometheus-operator-bundle.yaml"):
+        assert sha256(manifests / name) == sha256(addons / name)
+    assert "kind: DaemonSet" in (manifests / "metallb-native.yaml").read_text(), "the upstream release manifest"
+    for root in (server, agent):
+        images = {p.name for p in (root / "var/lib/rancher/k3s/agent/images").iterdir()}
+        assert {"metallb-images-amd64.tar", "monitoring-images-amd64.tar"} <= images
+    assert not (agent / "var/lib/rancher/k3s/server/manifests").exists(), "agents apply no manifests"
+    # A manifest that does not match its checksum stops the run before any host changes.
+    (addons / "metallb-native.yaml").write_text("tampered")
+    before = {name: tree(Path(f["root"])) for name, f in facts.items()}
+    bad = playbook(tmp_path, "edge.yml", inv)
+    assert bad.returncode != 0
+    assert f"artifact {addons}/metallb-native.yaml has sha256" in bad.stdout, bad.stdout[-3000:]
     assert {name: tree(Path(f["root"])) for name, f in facts.items()} == before

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.helpers import REPO
@@ -29,6 +30,7 @@ def test_render_writes_every_host_file_and_manifest_and_is_idempotent(tmp_path):
     assert server["disable"] == ["traefik", "servicelb", "metrics-server"] and server["cluster-dns"] == "10.43.0.10"
     agent = yaml.safe_load((site / "hosts/factory1-agent-2/etc/rancher/k3s/config.yaml").read_text())
     assert set(agent) == {"node-label", "node-taint", "server"}
+    assert server["secrets-encryption"] is True and server["flannel-backend"] == "vxlan"
     assert (site / "hosts/factory1-agent-2/etc/systemd/system/k3s-agent.service").exists()
     assert not (site / "hosts/factory1-agent-2/etc/systemd/system/k3s.service").exists()
     env = (site / "hosts/factory1-server-1/etc/systemd/system/k3s.service.env").read_text()
@@ -45,12 +47,56 @@ def test_render_writes_every_host_file_and_manifest_and_is_idempotent(tmp_path):
     assert all("changed=0" in line for line in second.stdout.splitlines() if "ok=" in line)
 
 
-def test_render_rejects_a_bad_plan_before_writing(tmp_path):
+def run_local(playbook, tmp_path, *extra):
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-                             "playbooks/edge.yml", "-e", f"fabric_build_dir={tmp_path}",
-                             "-e", '{"edge_k3s_metallb_pool": ["192.168.9.1-192.168.9.9"]}'],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+                           f"playbooks/{playbook}", "-e", f"fabric_build_dir={tmp_path}", *extra],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("extra, words", [
+    ('{"edge_k3s_metallb_pool": ["192.168.9.1-192.168.9.9"]}',
+     "edge_k3s_metallb_pool[0] (192.168.9.1-192.168.9.9) is not inside edge_k3s_lan_cidr"),
+    # A string where a list belongs would be spread one entry per character.
+    ('{"edge_k3s_tls_san": "api.plant.example"}',
+     "edge_k3s_tls_san must be a list of strings, got 'api.plant.example' (write ['api.plant.example'] for one entry)"),
+    ('{"edge_k3s_registry_mirrors": {"docker.io": "https://mirror.plant:5000"}}',
+     "edge_k3s_registry_mirrors['docker.io'] must be a list of endpoint URLs"),
+    # A URL where a host belongs would be doubled into https://https://...:6443:6443.
+    ('{"edge_k3s_api_endpoint": "https://api.plant.example:6443"}',
+     "edge_k3s_api_endpoint 'https://api.plant.example:6443' must be a host name or address without scheme or port"),
+    ('{"edge_k3s_flannel_backend": "wireguard"}', "edge_k3s_flannel_backend"),
+])
+def test_render_rejects_a_bad_plan_before_writing(tmp_path, extra, words):
+    result = run_local("edge.yml", tmp_path, "-e", extra)
     assert result.returncode != 0
-    assert "edge_k3s_metallb_pool[0] (192.168.9.1-192.168.9.9) is not inside edge_k3s_lan_cidr" in result.stdout
+    assert words in result.stdout, result.stdout[-3000:]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reset_refuses_render_mode_and_changes_nothing(tmp_path):
+    result = run_local("edge_reset.yml", tmp_path, "-e", "edge_k3s_reset_confirm=factory-1")
+    assert result.returncode != 0
+    assert "runs only with fabric_mode: apply (this inventory has fabric_mode: render); nothing was changed" in result.stdout
+    assert "Uninstall K3s" not in result.stdout, "no host reached the reset tasks"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reset_in_apply_mode_needs_the_site_named_and_refuses_the_local_machine(tmp_path):
+    unconfirmed = run_local("edge_reset.yml", tmp_path, "-e", "fabric_mode=apply")
+    assert unconfirmed.returncode != 0
+    assert "confirm with -e edge_k3s_reset_confirm=factory-1" in unconfirmed.stdout
+    local = run_local("edge_reset.yml", tmp_path, "-e", "fabric_mode=apply", "-e", "edge_k3s_reset_confirm=factory-1")
+    assert local.returncode != 0
+    assert "ansible_connection is local, so the reset would remove K3s from the machine that runs Ansible" in local.stdout
+    assert "Uninstall K3s" not in local.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_upgrade_on_the_render_inventory_writes_only_under_the_build_folder(tmp_path):
+    build = tmp_path / "build"
+    result = run_local("edge_upgrade.yml", build)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]
+    assert (build / "edge/factory-1/hosts/factory1-server-1/etc/rancher/k3s/config.yaml").exists()
+    assert not any(p.name == "k3s" and p.parent.name == "bin" for p in build.rglob("*")), "no binary installed"

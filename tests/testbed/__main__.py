@@ -28,10 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         inventory = hosts.run_dir / "inventory.yml"
         vars_ = hosts.inventory_vars(facts, sys.executable)
         artifacts = hosts.write_artifacts(hosts.run_dir / "artifacts")
+        addons = hosts.write_addons(hosts.run_dir / "addons")
         for name, host in vars_.items():
             host.update({"edge_k3s_host_part": True, "edge_k3s_manage_service": False,
                          "edge_k3s_node_name": name, "edge_k3s_min_free_gb": 0,
-                         "edge_k3s_artifacts_dir": str(artifacts)})
+                         "edge_k3s_artifacts_dir": str(artifacts), "edge_k3s_addons_dir": str(addons)})
         inventory.write_text(yaml.safe_dump({"all": {"hosts": vars_}}))
         print(f"testbed: SSH test hosts {', '.join(facts)} up; inventory {inventory}")
         return 0

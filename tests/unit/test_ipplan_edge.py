@@ -50,8 +50,11 @@ def site(**overrides):
                           "limits": {"cpu": "1"}, "storage": "10Gi"},
             "egress": [{"cidr": "10.0.0.0/8", "except": ["10.255.255.255/32"]}],
             "sync": {"endpoint": "https://x", "schedule": "*/15 * * * *", "image": "s:v1", "egress_cidrs": ["10.0.0.0/8"],
-                     "max_delay_minutes": 30, "token": "t"},
-            "prometheus": {"retention": "24h", "storage": "40Gi", "memory": "400Mi"}}
+                     "max_delay_minutes": 30, "token": "t", "requests": {"cpu": "100m"}, "limits": {"cpu": "500m"}},
+            "prometheus": {"retention": "24h", "storage": "40Gi", "memory": "400Mi", "memory_limit": "800Mi"},
+            "storage": {"mode": "local-path", "volumes": []}, "sensor_cidrs": ["192.168.1.0/24"],
+            "monitoring": {"receivers": [], "alertmanager_requests": {"cpu": "50m"}, "alertmanager_limits": {"cpu": "200m"},
+                           "kube_state_metrics": {"image": "ksm:v2", "requests": {"cpu": "50m"}, "limits": {"cpu": "200m"}}}}
     base.update(overrides)
     return base
 
@@ -104,3 +107,68 @@ def test_site_objects_use_current_apis():
                    for o in edge.site_objects(site()))
     assert all(o["kind"] != "IPAddressPool" for o in edge.site_objects(site(metallb_pool=[])))
     assert edge.secret_objects(site())[0]["stringData"] == {"token": "t"}
+
+
+def test_a_string_where_a_list_belongs_and_a_url_where_a_host_belongs_are_refused_alone():
+    problems = edge.site_problems(site(tls_san="api.plant.example", api_endpoint="https://api.plant.example:6443",
+                                       registry_mirrors={"docker.io": "https://m:5000"}))
+    assert problems == [
+        "site factory-1: edge_k3s_tls_san must be a list of strings, got 'api.plant.example' "
+        "(write ['api.plant.example'] for one entry)",
+        "site factory-1: edge_k3s_api_endpoint 'https://api.plant.example:6443' must be a host name or address "
+        "without scheme or port (the role writes https://<endpoint>:6443)",
+        "site factory-1: edge_k3s_registry_mirrors['docker.io'] must be a list of endpoint URLs, got "
+        "'https://m:5000' (write ['https://m:5000'] for one mirror)"]
+    assert edge.site_problems(site(api_endpoint="api.plant.example")) == []
+    assert edge.site_problems(site(api_endpoint="2001:db8::10")) == [], "an IPv6 address is a host"
+
+
+def test_servers_encrypt_secrets_and_take_the_flannel_backend():
+    server = edge.k3s_config(site(flannel_backend="wireguard-native"), "s1")
+    assert server["secrets-encryption"] is True and server["flannel-backend"] == "wireguard-native"
+    assert "flannel-backend" not in edge.k3s_config(site(), "a1")
+
+
+def test_storage_must_be_able_to_bind():
+    assert edge.storage_problems(site(), "s") == []
+    assert "switches off K3s' local-storage" in edge.storage_problems(site(disable=["local-storage"]), "s")[0]
+    static = {"mode": "static", "volumes": [{"node": "a1", "path": "/data/p", "capacity": "20Gi"}]}
+    problems = edge.storage_problems(site(storage=static), "s")
+    # Largest claim first: the 20Gi disk serves the 10Gi claim; Prometheus' 40Gi has none.
+    assert problems == ["s: no edge_k3s_static_volumes entry is free and at least 40Gi for the claim of "
+                        "edge_k3s_prometheus_storage: it would stay Pending"]
+    static["volumes"].append({"node": "s1", "path": "/data/m", "capacity": "50Gi"})
+    assert edge.storage_problems(site(storage=static), "s") == []
+    bad = {"mode": "static", "volumes": [{"node": "nope", "path": "data", "capacity": "lots"}]}
+    words = "\n".join(edge.storage_problems(site(storage=bad), "s"))
+    assert "node 'nope' is not a node of the site (a1, s1)" in words and "must be an absolute path" in words
+    assert "'lots' is not a storage quantity" in words
+    objects = edge.site_objects(site(storage=static))
+    volumes = [o for o in objects if o["kind"] == "PersistentVolume"]
+    assert [v["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+            for v in volumes] == [["a1"], ["s1"]]
+    claim = next(o for o in objects if o["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["storageClassName"] == "edge-static-local"
+
+
+def test_every_container_has_limits_and_the_sensors_reach_only_the_ingest_port():
+    objects = edge.site_objects(site())
+    for obj in objects:
+        spec = obj.get("spec") or {}
+        template = (spec.get("jobTemplate") or {}).get("spec", spec).get("template")
+        for container in (template or {}).get("spec", {}).get("containers", []):
+            assert container["resources"].get("limits"), f"{obj['kind']} {obj['metadata']['name']}"
+    service = next(o for o in objects if o["metadata"]["name"] == "edge-processor-ingest")
+    assert service["spec"]["type"] == "LoadBalancer" and service["spec"]["externalTrafficPolicy"] == "Local"
+    assert service["metadata"]["annotations"] == {"metallb.io/address-pool": "factory-1-pool"}
+    assert [p["port"] for p in service["spec"]["ports"]] == [8080]
+    expect = edge.expectations(site())
+    assert {"src": "192.168.1.254", "dst": "edge-processing/edge-processor", "port": 8080, "protocol": "TCP",
+            "allowed": True} in expect
+
+
+def test_alertmanager_routes_to_the_receivers():
+    config = edge.alertmanager_config(site(monitoring={**site()["monitoring"], "receivers": [
+        {"name": "ops", "webhook_url": "https://hooks.example/ops"}, {"name": "plant", "webhook_url": "https://p"}]}))
+    assert config["route"]["receiver"] == "ops" and config["route"]["routes"] == [{"receiver": "plant", "continue": True}]
+    assert edge.alertmanager_config(site())["receivers"] == [{"name": "null"}]
