@@ -60,6 +60,13 @@ options:
     description: Seconds to wait for declared Namespaces to be Active and CRDs Established.
     type: float
     default: 60
+  await_kinds:
+    description:
+      - Seconds to wait for kinds the cluster does not serve yet because another installer is
+        creating their CRDs (K3s applying a release manifest, an operator starting). C(0) makes
+        a kind that is not served an error at once. Objects are still validated before any write.
+    type: float
+    default: 0
   dest:
     description: With O(state=rendered), the file the objects are written to (Secret values redacted).
     type: path

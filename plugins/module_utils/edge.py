@@ -263,6 +263,10 @@ def node_objects(site: dict) -> list[dict]:
 
 
 STATIC_CLASS = "edge-static-local"
+# The claims a static volume is reserved for (PersistentVolume claimRef): the processor's claim,
+# and the one the Prometheus Operator makes for the site's Prometheus (its naming scheme).
+STATIC_CLAIMS = {"processor": (PROCESSING_NS, "local-pvc"),
+                 "prometheus": (MONITORING_NS, "prometheus-edge-prometheus-db-prometheus-edge-prometheus-0")}
 LOCAL_PATH_CLASS = "local-path"  # K3s' bundled local-path provisioner (its local-storage component)
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$")
 _UNITS = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
@@ -281,7 +285,7 @@ def storage_class(site: dict) -> str:
 
 def storage_problems(site: dict, where: str) -> list[str]:
     """The claims must be able to bind: local-path needs K3s' local-storage component; static
-    needs a volume, on a node of the site, at least as large as each claim."""
+    needs, for each claim, a volume reserved for it, on a node of the site, at least as large."""
     storage = site.get("storage") or {}
     mode = storage.get("mode", "local-path")
     if mode not in STORAGE_MODES:
@@ -308,24 +312,25 @@ def storage_problems(site: dict, where: str) -> list[str]:
             problems.append(f"{at}.node {volume.get('node')!r} is not a node of the site ({', '.join(sorted(nodes))})")
         if not str(volume.get("path", "")).startswith("/"):
             problems.append(f"{at}.path {volume.get('path')!r} must be an absolute path on the node")
+        if volume.get("claim") not in STATIC_CLAIMS:
+            problems.append(f"{at}.claim {volume.get('claim')!r} is not one of {', '.join(STATIC_CLAIMS)}")
         size = storage_bytes(volume.get("capacity"))
         if size is None:
             problems.append(f"{at}.capacity {volume.get('capacity')!r} is not a storage quantity (e.g. 50Gi)")
         else:
-            sizes.append(size)
-    claims = {"edge_k3s_processor_storage": site["processor"]["storage"],
-              "edge_k3s_prometheus_storage": site["prometheus"]["storage"]}
-    for var, request in sorted(claims.items(), key=lambda item: -(storage_bytes(item[1]) or 0)):
+            sizes.append((size, volume.get("claim")))
+    for claim, (var, request) in {"processor": ("edge_k3s_processor_storage", site["processor"]["storage"]),
+                                  "prometheus": ("edge_k3s_prometheus_storage", site["prometheus"]["storage"])}.items():
         wanted = storage_bytes(request)
         if wanted is None:
             problems.append(f"{where}: {var} {request!r} is not a storage quantity (e.g. 10Gi)")
             continue
-        fitting = [size for size in sizes if size >= wanted]
-        if not fitting:
-            problems.append(f"{where}: no edge_k3s_static_volumes entry is free and at least {request} "
-                            f"for the claim of {var}: it would stay Pending")
-            continue
-        sizes.remove(min(fitting))
+        sized = [size for size, for_claim in sizes if for_claim == claim]
+        if not sized:
+            problems.append(f"{where}: no edge_k3s_static_volumes entry has claim: {claim}: its claim would stay Pending")
+        elif max(sized) < wanted:
+            problems.append(f"{where}: the edge_k3s_static_volumes entry for claim {claim} is smaller than {var} "
+                            f"({request}): the claim would stay Pending")
     return problems
 
 
@@ -343,6 +348,10 @@ def storage_objects(site: dict) -> list[dict]:
         name = f"{site['name']}-{volume['node']}-{volume['path'].strip('/').replace('/', '-')}".lower()
         out.append({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": _meta(name[:253], **{SITE_LABEL: site["name"]}),
                     "spec": {"capacity": {"storage": str(volume["capacity"])}, "accessModes": ["ReadWriteOnce"],
+                             # Reserved for its claim: the scheduler would otherwise give any claim
+                             # the first volume that fits and leave the other claim without one.
+                             "claimRef": {"namespace": STATIC_CLAIMS[volume["claim"]][0],
+                                          "name": STATIC_CLAIMS[volume["claim"]][1]},
                              "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STATIC_CLASS,
                              "volumeMode": "Filesystem", "local": {"path": volume["path"]},
                              "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from tests.helpers import REPO, recap, run_playbook
+from tests.helpers import REPO, recap, run_playbook, wait_for
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "edge-factory-1"
@@ -20,20 +20,32 @@ def edge(tmp_path, *args, extra_vars=None):
                         inventory=str(REPO / "inventories" / "testbed"))
 
 
+class GoYamlLoader(yaml.SafeLoader):
+    """PyYAML reads a bare `=` as YAML 1.1's value tag and fails; Go's YAML (kubectl, K3s)
+    reads it as the string it is (the operator's CRDs list `=` among operators)."""
+
+
+GoYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 @pytest.fixture(scope="module")
-def edge_cluster(testbed):
-    """Node objects for the site's hosts, registered the way a kubelet would."""
-    client = testbed.client(CLUSTER)
-    # What the MetalLB installation provides (the role configures MetalLB, it does not own it).
-    if client.request("GET", "/api/v1/namespaces/metallb-system", allow=(404,)) is None:
-        client.request("POST", "/api/v1/namespaces",
-                       body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "metallb-system"}})
-    for name in NODES:
-        if client.request("GET", f"/api/v1/nodes/{name}", allow=(404,)) is None:
-            client.request("POST", "/api/v1/nodes", body={
-                "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}}})
-    return client
+def edge_cluster(testbed, tmp_path_factory):
+    """What K3s does with the add-on manifests the host part places in its manifests folder:
+    apply them. The real upstream files (MetalLB's metallb-native.yaml, the Prometheus
+    Operator's bundle.yaml) go through the engine; MetalLB's validating webhook is left out
+    because no request reaches a pod here (kwok runs pods, nothing serves)."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
+    from tests.testbed.sshhosts import write_addons
+
+    addons = write_addons(tmp_path_factory.mktemp("addons"))
+    engine = Engine(testbed.client(CLUSTER), force_conflicts=True)
+    for name in ("metallb-native.yaml", "prometheus-operator-bundle.yaml"):
+        objects = [d for d in yaml.load_all((addons / name).read_text(), Loader=GoYamlLoader)
+                   if d and d["kind"] != "ValidatingWebhookConfiguration"]
+        engine.converge(name.split(".")[0], "kube-system", objects, "overridden")
+    return testbed.client(CLUSTER)
 
 
 def get(client, path):
@@ -48,9 +60,9 @@ def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_clust
     assert pool["spec"]["addresses"] == ["192.168.1.240-192.168.1.250"]
     l2 = get(c, "/apis/metallb.io/v1beta1/namespaces/metallb-system/l2advertisements/factory-1-l2")
     assert l2["spec"]["ipAddressPools"] == ["factory-1-pool"]
-    sc = get(c, "/apis/storage.k8s.io/v1/storageclasses/local-storage")
+    sc = get(c, "/apis/storage.k8s.io/v1/storageclasses/edge-static-local")
     assert sc["provisioner"] == "kubernetes.io/no-provisioner" and sc["volumeBindingMode"] == "WaitForFirstConsumer"
-    assert get(c, "/api/v1/namespaces/edge-processing/persistentvolumeclaims/local-pvc")["spec"]["storageClassName"] == "local-storage"
+    assert get(c, "/api/v1/namespaces/edge-processing/persistentvolumeclaims/local-pvc")["spec"]["storageClassName"] == "edge-static-local"
     deploy = get(c, "/apis/apps/v1/namespaces/edge-processing/deployments/edge-processor")
     term = deploy["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
         "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"][0]
@@ -76,16 +88,57 @@ def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_clust
     assert prom["retention"] == "24h"
     assert prom["storage"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "40Gi"
     rules = get(c, "/apis/monitoring.coreos.com/v1/namespaces/edge-monitoring/prometheusrules/edge-alerts")
-    assert [r["alert"] for r in rules["spec"]["groups"][0]["rules"]] == ["EdgeNodeDown", "EdgeSyncDelayed"]
+    assert [r["alert"] for r in rules["spec"]["groups"][0]["rules"]] == ["EdgeNodeDown", "EdgeNodePressure", "EdgeSyncDelayed"]
     for name in NODES:
         assert get(c, f"/api/v1/nodes/{name}")["metadata"]["labels"]["edge-location"] == "factory-1"
     assert get(c, "/api/v1/nodes/factory1-agent-1")["metadata"]["labels"]["edge-zone"] == "line-a"
+
+    # The site works once booted: storage binds, pods land where they belong.
+    claim = wait_for(lambda: (lambda c_: c_ if c_["status"].get("phase") == "Bound" else None)(
+        get(c, "/api/v1/namespaces/edge-processing/persistentvolumeclaims/local-pvc")), "the processor's claim Bound")
+    volume = get(c, f"/api/v1/persistentvolumes/{claim['spec']['volumeName']}")
+    assert volume["spec"]["local"]["path"] == "/var/lib/edge/processor"
+    processors = wait_for(lambda: running(c, "edge-processing", "app=data-processor", 2), "2 processor pods Running")
+    assert {p["spec"]["nodeName"] for p in processors} == {"factory1-agent-1"}, "on the node that holds the volume"
+    for pod in processors:
+        node = get(c, f"/api/v1/nodes/{pod['spec']['nodeName']}")
+        assert node["metadata"]["labels"]["edge-location"] == "factory-1"
+    assert wait_for(lambda: running(c, "edge-monitoring", "app.kubernetes.io/name=kube-state-metrics", 1), "kube-state-metrics")
+    ingest = get(c, "/api/v1/namespaces/edge-processing/services/edge-processor-ingest")
+    assert ingest["spec"]["type"] == "LoadBalancer" and [p["port"] for p in ingest["spec"]["ports"]] == [8080]
+    assert ingest["metadata"]["annotations"]["metallb.io/address-pool"] == "factory-1-pool"
+    lan = get(c, "/apis/networking.k8s.io/v1/namespaces/edge-processing/networkpolicies/sensors-from-lan")["spec"]
+    assert lan["ingress"] == [{"from": [{"ipBlock": {"cidr": "192.168.1.0/24"}}], "ports": [{"protocol": "TCP", "port": 8080}]}]
+    assert get(c, "/apis/monitoring.coreos.com/v1/namespaces/edge-monitoring/alertmanagers/edge-alertmanager")
+    assert prom["serviceAccountName"] == "edge-prometheus" and prom["serviceMonitorSelector"] == {
+        "matchLabels": {"edge-location": "factory-1"}}
+    # MetalLB from its release manifest: controller and speakers run (kwok), speakers not on the
+    # node tainted for sensors (the manifest tolerates only control-plane taints).
+    assert wait_for(lambda: running(c, "metallb-system", "component=controller", 1), "MetalLB's controller")
+    speakers = wait_for(lambda: running(c, "metallb-system", "component=speaker", 2), "MetalLB's speakers")
+    assert {p["spec"]["nodeName"] for p in speakers} == {"factory1-server-1", "factory1-agent-1"}
+    assert "factory-1 : " not in result.stdout or "should be" not in result.stdout
+    assert "expectations hold" in result.stdout or "Prove that the LAN reaches" in result.stdout
 
     mark = testbed.audit_mark(CLUSTER)
     again = edge(tmp_path)
     assert again.returncode == 0 and recap_of(again.stdout, "edge-factory-1")["changed"] == 0, again.stdout[-3000:]
     assert testbed.writes(CLUSTER, since=mark) == []
     assert "testbed-sync-token" not in again.stdout + result.stdout
+
+
+def running(client, namespace, selector, count):
+    pods = client.request("GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector})["items"]
+    live = [p for p in pods if p["status"].get("phase") == "Running"]
+    return live if len(live) == count else None
+
+
+def test_node_readiness_names_the_nodes_that_are_not_ready(testbed, tmp_path):
+    task = {"k8snet.fabric.node_readiness": {"names": ["factory1-server-1", "factory1-agent-9"], "timeout": 2,
+                                             **testbed.connection(CLUSTER)}}
+    result = run_playbook(tmp_path, [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}])
+    assert result.returncode == 2
+    assert "1 of 2 nodes not Ready after 2s: factory1-agent-9: not registered" in result.stdout, result.stdout[-2000:]
 
 
 def recap_of(output: str, host: str) -> dict:

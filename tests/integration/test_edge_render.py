@@ -37,7 +37,8 @@ def test_render_writes_every_host_file_and_manifest_and_is_idempotent(tmp_path):
     assert "K3S_TOKEN=<redacted>" in env
     docs = list(yaml.safe_load_all((site / "manifests.yaml").read_text()))
     kinds = [d["kind"] for d in docs]
-    assert kinds.count("NetworkPolicy") == 4 and "IPAddressPool" in kinds and "CronJob" in kinds
+    assert kinds.count("NetworkPolicy") == 5 and "IPAddressPool" in kinds and "CronJob" in kinds
+    assert {"Alertmanager", "ServiceMonitor", "ClusterRole"} <= set(kinds)
     assert next(d for d in docs if d["kind"] == "Secret")["stringData"] == {"token": "<redacted>"}
     assert "schema-checked offline" in first.stdout and "run k3s server" in first.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build"], "nothing outside the build folder"

@@ -422,3 +422,36 @@ def test_overridden_diff_of_an_update_is_plain_data(testbed, engine, namespace_n
     assert [r["result"] for r in result["results"]] == ["unchanged", "configured"]
     text = yaml.safe_dump(result["diff"])
     assert "new" in text and "ResourceType" not in text
+
+
+def test_await_kinds_waits_for_a_crd_another_installer_creates(testbed, engine, namespace_name):
+    """K3s applies a release manifest's CRDs on its own time: with await_kinds the set waits for
+    the kind instead of failing, and still validates before writing; without it, it fails at once."""
+    import threading
+    import time as clock
+
+    group = f"{namespace_name}.example.net"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"gadgets.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                      "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}}
+    gadget = {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g", "namespace": namespace_name},
+              "spec": {"size": 3}}
+    with pytest.raises(ValidationError, match="not served|no kind"):
+        engine().converge("gadgets", namespace_name, [ns(namespace_name), gadget], "overridden")
+    client = testbed.client(CLUSTER)
+    installer = threading.Timer(2.0, lambda: client.request(
+        "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=crd))
+    started = clock.monotonic()
+    installer.start()
+    try:
+        result = engine(await_kinds=30).converge("gadgets", namespace_name, [ns(namespace_name), gadget], "overridden")
+    finally:
+        installer.join()
+    assert clock.monotonic() - started >= 2.0
+    assert client.request("GET", f"/apis/{group}/v1/namespaces/{namespace_name}/gadgets/g")["spec"] == {"size": 3}
+    assert result["changed"]
+    client.request("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}")

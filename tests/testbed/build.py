@@ -157,7 +157,9 @@ def _source_dir(source: CrdSource) -> Path:
 
 def crds_of(source: CrdSource) -> list[dict]:
     """The CRD objects of one source, exactly as upstream ships them."""
-    cached = CRD_CACHE / f"{source.project}-{source.version}.json"
+    # The file list is part of the key: adding a CRD to a source must not read a stale cache.
+    files = hashlib.sha256("\n".join(source.files).encode()).hexdigest()[:12]
+    cached = CRD_CACHE / f"{source.project}-{source.version}-{files}.json"
     if cached.exists():
         return json.loads(cached.read_text())
     CRD_CACHE.mkdir(parents=True, exist_ok=True)

@@ -132,21 +132,24 @@ def test_servers_encrypt_secrets_and_take_the_flannel_backend():
 def test_storage_must_be_able_to_bind():
     assert edge.storage_problems(site(), "s") == []
     assert "switches off K3s' local-storage" in edge.storage_problems(site(disable=["local-storage"]), "s")[0]
-    static = {"mode": "static", "volumes": [{"node": "a1", "path": "/data/p", "capacity": "20Gi"}]}
-    problems = edge.storage_problems(site(storage=static), "s")
-    # Largest claim first: the 20Gi disk serves the 10Gi claim; Prometheus' 40Gi has none.
-    assert problems == ["s: no edge_k3s_static_volumes entry is free and at least 40Gi for the claim of "
-                        "edge_k3s_prometheus_storage: it would stay Pending"]
-    static["volumes"].append({"node": "s1", "path": "/data/m", "capacity": "50Gi"})
+    static = {"mode": "static", "volumes": [{"node": "a1", "path": "/data/p", "capacity": "5Gi", "claim": "processor"}]}
+    assert edge.storage_problems(site(storage=static), "s") == [
+        "s: the edge_k3s_static_volumes entry for claim processor is smaller than edge_k3s_processor_storage (10Gi): "
+        "the claim would stay Pending",
+        "s: no edge_k3s_static_volumes entry has claim: prometheus: its claim would stay Pending"]
+    static["volumes"] = [{"node": "a1", "path": "/data/p", "capacity": "20Gi", "claim": "processor"},
+                         {"node": "s1", "path": "/data/m", "capacity": "50Gi", "claim": "prometheus"}]
     assert edge.storage_problems(site(storage=static), "s") == []
-    bad = {"mode": "static", "volumes": [{"node": "nope", "path": "data", "capacity": "lots"}]}
+    bad = {"mode": "static", "volumes": [{"node": "nope", "path": "data", "capacity": "lots", "claim": "db"}]}
     words = "\n".join(edge.storage_problems(site(storage=bad), "s"))
     assert "node 'nope' is not a node of the site (a1, s1)" in words and "must be an absolute path" in words
-    assert "'lots' is not a storage quantity" in words
+    assert "'lots' is not a storage quantity" in words and "claim 'db' is not one of processor, prometheus" in words
     objects = edge.site_objects(site(storage=static))
     volumes = [o for o in objects if o["kind"] == "PersistentVolume"]
     assert [v["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
             for v in volumes] == [["a1"], ["s1"]]
+    assert [v["spec"]["claimRef"]["name"] for v in volumes] == [
+        "local-pvc", "prometheus-edge-prometheus-db-prometheus-edge-prometheus-0"]
     claim = next(o for o in objects if o["kind"] == "PersistentVolumeClaim")
     assert claim["spec"]["storageClassName"] == "edge-static-local"
 

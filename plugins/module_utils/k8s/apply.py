@@ -95,7 +95,7 @@ class Engine:
     def __init__(self, client, *, workers: int = 8, force_conflicts: bool = False,
                  check_mode: bool = False, want_diff: bool = False, wait_timeout: float = 60.0,
                  field_manager: str = FIELD_MANAGER, discovery: Discovery | None = None,
-                 only_existing: bool = False):
+                 only_existing: bool = False, await_kinds: float = 0.0):
         self.client = client
         self.discovery = discovery or Discovery(client)
         self.workers = max(1, workers)
@@ -105,6 +105,9 @@ class Engine:
         self.wait_timeout = wait_timeout
         self.field_manager = field_manager
         self.only_existing = only_existing  # patch what exists, never create (Node labels)
+        # Seconds to wait for kinds another installer is defining (K3s applying a release
+        # manifest with CRDs); 0: a kind that is not served is an error at once.
+        self.await_kinds = await_kinds
         self.timings: dict[str, float] = {}
         self._secrets: set[str] = set()
         self._patch_type: dict[ResourceType, str] = {}
@@ -179,6 +182,13 @@ class Engine:
             except DiscoveryError as exc:
                 if (obj["apiVersion"], obj["kind"]) in crd_kinds:
                     item.deferred = True
+                elif self.await_kinds > 0:
+                    try:
+                        item.rtype = self.await_kind(obj["apiVersion"], obj["kind"], self.await_kinds)
+                    except DiscoveryError as late:
+                        problems.append(f"{where} {diff.describe(obj)}: {late} (still not served after "
+                                        f"waiting {self.await_kinds:g}s for its CRD to be installed)")
+                        continue
                 else:
                     problems.append(f"{where} {diff.describe(obj)}: {exc}")
                     continue
@@ -323,11 +333,12 @@ class Engine:
 
         self._map(apply_one, items)
 
-    def await_kind(self, api_version: str, kind: str) -> ResourceType:
-        """The type of a kind a CRD of this run defines. A CRD is Established a moment before
-        discovery lists its kinds (kube-rs#951 documents the gap), so discovery is asked again
-        until the kind is served or wait_timeout passes."""
-        deadline = time.monotonic() + self.wait_timeout
+    def await_kind(self, api_version: str, kind: str, timeout: float | None = None) -> ResourceType:
+        """The type of a kind a CRD defines (of this run, or of another installer). A CRD is
+        Established a moment before discovery lists its kinds (kube-rs#951 documents the gap),
+        so discovery is asked again until the kind is served or the timeout (wait_timeout by
+        default) passes."""
+        deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
         while True:
             try:
                 return self.discovery.resolve(api_version, kind)

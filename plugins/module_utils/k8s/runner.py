@@ -35,6 +35,7 @@ SET_ARGSPEC = dict(
     force_conflicts=dict(type="bool", default=False),
     only_existing=dict(type="bool", default=False),
     wait_timeout=dict(type="float", default=60.0),
+    await_kinds=dict(type="float", default=0.0),
     dest=dict(type="path"),
     kubernetes_version=dict(type="str", default="1.37"),
     **CONNECTION_ARGSPEC,
@@ -55,7 +56,8 @@ def run(module, objects: list[dict]) -> dict:
     client = Client(params, workers=params["workers"])
     engine = Engine(client, workers=params["workers"], force_conflicts=params["force_conflicts"],
                     check_mode=module.check_mode, want_diff=module._diff,
-                    wait_timeout=params["wait_timeout"], only_existing=params["only_existing"])
+                    wait_timeout=params["wait_timeout"], only_existing=params["only_existing"],
+                    await_kinds=params["await_kinds"])
     try:
         if state == "gathered":
             result = engine.gather(params["name"], params["set_namespace"])
