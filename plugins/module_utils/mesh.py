@@ -105,7 +105,24 @@ def _service_problems(svc: dict, where: str, out: list[str]) -> None:
     _duration(svc.get("timeout"), f"{where}.timeout", out)
     retries = svc.get("retries") or {}
     _duration(retries.get("per_try_timeout"), f"{where}.retries.per_try_timeout", out)
-    fault = svc.get("fault") or {}
+    if svc.get("fault"):
+        out.append(f"{where}.fault: fault injection belongs to the route it tests (routes[i].fault); "
+                   "on the service it would hit every route and switch off their timeout and retries")
+    for r, route in enumerate(routes):
+        _fault_problems(route, svc, f"{where}.routes[{r}]", out)
+    for a, rule in enumerate(svc.get("allow") or []):
+        _allow_problems(rule, f"{where}.allow[{a}]", out)
+
+
+ALLOW_KEYS = ("from", "namespaces", "methods", "not_methods", "paths", "not_paths", "ports")
+
+
+def _fault_problems(route: dict, svc: dict, where: str, out: list[str]) -> None:
+    fault = route.get("fault") or {}
+    if not fault:
+        return
+    if set(fault) - {"delay", "abort"}:
+        out.append(f"{where}.fault: {sorted(set(fault) - {'delay', 'abort'})} unknown; use delay and/or abort")
     if fault.get("delay"):
         _percent(fault["delay"].get("percent"), f"{where}.fault.delay.percent", out)
         _duration(fault["delay"].get("fixed"), f"{where}.fault.delay.fixed", out)
@@ -114,15 +131,42 @@ def _service_problems(svc: dict, where: str, out: list[str]) -> None:
         status = fault["abort"].get("status")
         if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
             out.append(f"{where}.fault.abort.status: {status!r} is not an HTTP status 200-599")
-    for a, rule in enumerate(svc.get("allow") or []):
-        awhere = f"{where}.allow[{a}]"
-        checks.collect(out, caller, rule.get("from"), f"{awhere}.from")
-        for method in rule.get("methods") or []:
+    for key in ("timeout", "retries"):
+        if route.get(key):
+            # Istio: "timeouts or retries will not be enabled when faults are enabled" on a route.
+            out.append(f"{where}: {key} and fault on one route - Istio does not apply timeouts or retries "
+                       f"to a route with fault injection; drop {key} here or test the fault on another route")
+
+
+def _pattern_ok(value) -> bool:
+    """Istio's string match: exact, 'prefix*', '*suffix' or '*'."""
+    return isinstance(value, str) and value != "" and "*" not in value.strip("*") and value.count("*") <= 1
+
+
+def _allow_problems(rule, where: str, out: list[str]) -> None:
+    if not isinstance(rule, dict):
+        out.append(f"{where}: expected a mapping with from/namespaces and methods, paths, ports")
+        return
+    unknown = sorted(set(rule) - set(ALLOW_KEYS))
+    if unknown:
+        out.append(f"{where}: unknown keys {unknown}; known: {', '.join(ALLOW_KEYS)}")
+    if not rule.get("from") and not rule.get("namespaces"):
+        out.append(f"{where}: from (namespace/serviceaccount) or namespaces is needed: whom it lets in")
+    if rule.get("from"):
+        checks.collect(out, caller, rule["from"], f"{where}.from")
+    for ns in rule.get("namespaces") or []:
+        checks.label(ns, f"{where}.namespaces", out)
+    for key in ("methods", "not_methods"):
+        for method in rule.get(key) or []:
             if method not in METHODS:
-                out.append(f"{awhere}.methods: {method!r} is not an HTTP method ({', '.join(METHODS)})")
-        for path in rule.get("paths") or []:
-            if not isinstance(path, str) or not (path.startswith("/") or path == "*" or path.startswith("*")):
-                out.append(f"{awhere}.paths: {path!r} must start with '/' (or '*' for a suffix match)")
+                out.append(f"{where}.{key}: {method!r} is not an HTTP method ({', '.join(METHODS)})")
+    for key in ("paths", "not_paths"):
+        for path in rule.get(key) or []:
+            if not _pattern_ok(path) or not (path.startswith("/") or path.startswith("*")):
+                out.append(f"{where}.{key}: {path!r} must be an exact path (/x), a prefix (/x/*), a suffix "
+                           f"(*.json) or '*'")
+    for port in rule.get("ports") or []:
+        checks.port(port, f"{where}.ports", out)
 
 
 def problems(spec: dict) -> list[str]:
@@ -160,6 +204,14 @@ def problems(spec: dict) -> list[str]:
             out.append("istio_mesh_gateway.hosts: the gateway needs the host names it serves")
         checks.collect(out, caller, gateway.get("service_account", "istio-system/istio-ingressgateway-service-account"),
                        "istio_mesh_gateway.service_account")
+    alerts = spec.get("alerts") or {}
+    for key in ("latency_p95_ms", "error_ratio"):
+        value = alerts.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+                                  or (key == "error_ratio" and value >= 1)):
+            out.append(f"istio_mesh_alerts.{key}: {value!r} must be a number above 0"
+                       + (" and below 1" if key == "error_ratio" else ""))
+    _duration(alerts.get("for"), "istio_mesh_alerts.for", out)
     telemetry = spec.get("telemetry") or {}
     if telemetry.get("tracing_sampling") is not None:
         _percent(telemetry["tracing_sampling"], "istio_mesh_telemetry.tracing_sampling", out)
@@ -206,14 +258,14 @@ def _http_route(svc: dict, host: str, route: dict) -> dict:
         out["match"] = [{"headers": {h: dict(m) for h, m in headers.items()}}]
     out["route"] = [{"destination": {"host": host, "subset": version, "port": {"number": svc["port"]}},
                      "weight": weight} for version, weight in route["split"].items() if weight > 0]
-    if svc.get("timeout"):
+    fault = route.get("fault") or {}
+    if svc.get("timeout") and not fault:
         out["timeout"] = svc["timeout"]
-    retries = svc.get("retries") or {}
+    retries = {} if fault else svc.get("retries") or {}
     if retries:
         out["retries"] = {k: v for k, v in (("attempts", retries.get("attempts", 2)),
                                             ("perTryTimeout", retries.get("per_try_timeout")),
                                             ("retryOn", retries.get("retry_on"))) if v is not None}
-    fault = svc.get("fault") or {}
     if fault:
         out["fault"] = {}
         if fault.get("delay"):
@@ -223,6 +275,20 @@ def _http_route(svc: dict, host: str, route: dict) -> dict:
             out["fault"]["abort"] = {"percentage": {"value": float(fault["abort"]["percent"])},
                                      "httpStatus": fault["abort"]["status"]}
     return out
+
+
+def authorization_rule(rule: dict, trust_domain: str) -> dict:
+    """One caller rule as Istio writes it: source (principals, namespaces) and operation
+    (methods, notMethods, paths, notPaths, ports as strings)."""
+    source = {}
+    if rule.get("from"):
+        source["principals"] = [principal(rule["from"], trust_domain)]
+    if rule.get("namespaces"):
+        source["namespaces"] = list(rule["namespaces"])
+    operation = {field: [str(v) for v in rule[key]] for key, field in (
+        ("methods", "methods"), ("not_methods", "notMethods"), ("paths", "paths"), ("not_paths", "notPaths"),
+        ("ports", "ports")) if rule.get(key)}
+    return {"from": [{"source": source}], **({"to": [{"operation": operation}]} if operation else {})}
 
 
 def objects(spec: dict) -> list[dict]:
@@ -265,9 +331,7 @@ def objects(spec: dict) -> list[dict]:
                     "metadata": {"name": svc["name"], "namespace": svc["namespace"]}, "spec": vs_spec})
         rules = []
         for rule in svc.get("allow") or []:
-            to = {k: list(v) for k, v in (("methods", rule.get("methods")), ("paths", rule.get("paths"))) if v}
-            rules.append({"from": [{"source": {"principals": [principal(rule["from"], trust)]}}],
-                          **({"to": [{"operation": to}]} if to else {})})
+            rules.append(authorization_rule(rule, trust))
         if through_gateway:
             rules.append({"from": [{"source": {"principals": [principal(
                 gateway.get("service_account", "istio-system/istio-ingressgateway-service-account"), trust)]}}]})
@@ -299,7 +363,52 @@ def objects(spec: dict) -> list[dict]:
                     "metadata": {"name": "istiod", "namespace": root},
                     "spec": {"selector": {"matchLabels": {"istio": "pilot"}},
                              "endpoints": [{"port": "http-monitoring", "interval": "15s"}]}})
+        out += observability_objects(spec)
     return out
+
+
+def _service_filter(spec: dict) -> str:
+    namespaces = sorted({s["namespace"] for s in spec.get("services") or []})
+    return f'reporter="destination", destination_service_namespace=~"{"|".join(namespaces) or ".*"}"'
+
+
+def observability_objects(spec: dict) -> list[dict]:
+    """The chapter's dashboard and alerts from Istio's standard metrics: request rate, p95
+    latency (istio_request_duration_milliseconds_bucket) and the share of 5xx answers."""
+    root = spec.get("root_namespace", "istio-system")
+    alerts = spec.get("alerts") or {}
+    where = _service_filter(spec)
+    rate = f"sum by (destination_service) (rate(istio_requests_total{{{where}}}[5m]))"
+    errors = f'sum by (destination_service) (rate(istio_requests_total{{{where}, response_code=~"5.."}}[5m]))'
+    p95 = (f"histogram_quantile(0.95, sum by (le, destination_service) "
+           f"(rate(istio_request_duration_milliseconds_bucket{{{where}}}[5m])))")
+    panels = [{"id": i + 1, "title": title, "type": "timeseries",
+               "gridPos": {"h": 8, "w": 8, "x": 8 * i, "y": 0},
+               "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+               "targets": [{"expr": expr, "legendFormat": "{{destination_service}}", "refId": "A"}]}
+              for i, (title, expr, unit) in enumerate((
+                  ("Request rate", rate, "reqps"), ("p95 latency", p95, "ms"),
+                  ("Error rate (5xx share)", f"{errors} / {rate}", "percentunit")))]
+    dashboard = {"title": "Istio mesh - services", "uid": "k8snet-istio-mesh", "schemaVersion": 39,
+                 "time": {"from": "now-1h", "to": "now"}, "panels": panels}
+    import json
+
+    return [
+        # Grafana's dashboard sidecar loads ConfigMaps labelled grafana_dashboard=1.
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "istio-mesh-dashboard", "namespace": root, "labels": {"grafana_dashboard": "1"}},
+         "data": {"istio-mesh-dashboard.json": json.dumps(dashboard, indent=2, sort_keys=True)}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+         "metadata": {"name": "istio-mesh-alerts", "namespace": root, "labels": {"role": "mesh-alerts"}},
+         "spec": {"groups": [{"name": "istio-mesh.rules", "rules": [
+             {"alert": "IstioHighLatencyP95", "expr": f"{p95} > {alerts.get('latency_p95_ms', 1000)}",
+              "for": alerts.get("for", "5m"), "labels": {"severity": "warning"},
+              "annotations": {"summary": "p95 latency of {{ $labels.destination_service }} is {{ $value }} ms"}},
+             {"alert": "IstioHighErrorRate", "expr": f"{errors} / {rate} > {alerts.get('error_ratio', 0.05)}",
+              "for": alerts.get("for", "5m"), "labels": {"severity": "critical"},
+              "annotations": {"summary": "{{ $labels.destination_service }} answers {{ $value | humanizePercentage }} "
+                                         "of requests with 5xx"}}]}]}},
+    ]
 
 
 def namespace_objects(spec: dict, owned: bool) -> list[dict]:
@@ -342,7 +451,7 @@ def _matches(values: list[str] | None, value: str) -> bool:
 
 
 SUPPORTED_SOURCE = {"principals", "notPrincipals", "namespaces", "notNamespaces"}
-SUPPORTED_OPERATION = {"methods", "notMethods", "paths", "notPaths"}
+SUPPORTED_OPERATION = {"methods", "notMethods", "paths", "notPaths", "ports", "notPorts"}
 
 
 def _field_ok(spec: dict, key: str, value: str) -> bool:
@@ -367,6 +476,7 @@ def _rule_matches(rule: dict, request: dict) -> bool:
     from_ok = not sources or any(_field_ok(s, "principals", request["principal"])
                                  and _field_ok(s, "namespaces", request["namespace"]) for s in sources)
     to_ok = not operations or any(_field_ok(o, "methods", request["method"]) and _field_ok(o, "paths", request["path"])
+                                  and _field_ok(o, "ports", str(request.get("port", "")))
                                   for o in operations)
     return from_ok and to_ok
 
@@ -393,22 +503,52 @@ def authorize(policies: list[dict], request: dict, root_namespace: str = "istio-
     return False, "no ALLOW policy matches"
 
 
+def _sample(patterns: list[str] | None, fallback: str) -> str:
+    """A concrete value the first pattern matches: '/api/v1/*' -> '/api/v1/probe'."""
+    pattern = (patterns or [fallback])[0]
+    if pattern == "*":
+        return fallback
+    if pattern.endswith("*"):
+        return pattern[:-1] + "probe"
+    if pattern.startswith("*"):
+        return "/probe" + pattern[1:]
+    return pattern
+
+
+def _outside(patterns: list[str] | None, candidates: tuple[str, ...]) -> str | None:
+    return next((c for c in candidates if not _matches(patterns, c)), None)
+
+
 def expectations(spec: dict) -> list[dict]:
-    """What every run proves: each declared caller gets in with an allowed method, not with a
-    method it was not given, and an undeclared caller of the same namespace does not."""
+    """What every run proves for each caller rule: the caller gets in with a method and path the
+    rule allows; not with a method or a path it was not given; an undeclared caller of the same
+    namespace and a caller of another namespace do not."""
     out = []
     for svc in spec.get("services") or []:
-        target = {"to": f"{svc['namespace']}/{svc['name']}"}
+        target = {"to": f"{svc['namespace']}/{svc['name']}", "port": svc["port"]}
         for rule in svc.get("allow") or []:
-            method = (rule.get("methods") or ["GET"])[0]
-            path = next((p for p in rule.get("paths") or [] if p.startswith("/") and not p.endswith("*")), "/")
-            out.append({**target, "from": rule["from"], "method": method, "path": path, "allowed": True})
-            if rule.get("methods"):
-                other = next(m for m in METHODS if m not in rule["methods"])
-                out.append({**target, "from": rule["from"], "method": other, "path": path, "allowed": False})
-            namespace = caller(rule["from"], "from")[0]
-            out.append({**target, "from": f"{namespace}/undeclared-caller", "method": method, "path": path,
-                        "allowed": False})
+            who = rule.get("from") or f"{rule['namespaces'][0]}/any-caller"
+            method = next((m for m in rule.get("methods") or METHODS if m not in (rule.get("not_methods") or [])), "GET")
+            path = _sample(rule.get("paths"), "/")
+            if _matches(rule.get("not_paths"), path):
+                path = _sample(None, "/") if not _matches(rule.get("not_paths"), "/") else path
+            allowed = {**target, "from": who, "method": method, "path": path}
+            out.append({**allowed, "allowed": True})
+            if rule.get("methods") or rule.get("not_methods"):
+                other = _outside(rule.get("methods") or [], METHODS) if rule.get("methods") else rule["not_methods"][0]
+                if other:
+                    out.append({**allowed, "method": other, "allowed": False})
+            if rule.get("paths") or rule.get("not_paths"):
+                denied_path = (_outside(rule.get("paths"), ("/admin", "/k8snet-not-allowed")) if rule.get("paths")
+                               else _sample(rule["not_paths"], "/admin"))
+                if denied_path:
+                    out.append({**allowed, "path": denied_path, "allowed": False})
+            namespace = caller(who, "from")[0]
+            if rule.get("from"):
+                out.append({**allowed, "from": f"{namespace}/undeclared-caller", "allowed": False})
+            outsider = "k8snet-elsewhere" if namespace != "k8snet-elsewhere" else "k8snet-elsewhere-2"
+            if outsider not in (rule.get("namespaces") or []):
+                out.append({**allowed, "from": f"{outsider}/{caller(who, 'from')[1]}", "allowed": False})
     return out
 
 
@@ -420,7 +560,7 @@ def verdicts(policies: list[dict], expect: list[dict], trust_domain: str = "clus
         namespace, _ = caller(item["from"], "from")
         to_ns, to_name = item["to"].split("/", 1)
         request = {"principal": principal(item["from"], trust_domain), "namespace": namespace,
-                   "method": item.get("method", "GET"), "path": item.get("path", "/"),
+                   "method": item.get("method", "GET"), "path": item.get("path", "/"), "port": item.get("port", ""),
                    "to_namespace": to_ns, "to_labels": (workload_labels or {}).get(item["to"], {"app": to_name})}
         allowed, why = authorize(policies, request, root_namespace)
         expected = item.get("allowed", True)

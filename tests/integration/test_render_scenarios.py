@@ -50,9 +50,9 @@ def test_istio_mesh_renders_objects_and_the_install_file(tmp_path):
     operator = yaml.safe_load((out / "istio-operator.yaml").read_text())
     assert operator["kind"] == "IstioOperator" and "mtls" not in operator["spec"]["values"]["global"]
     kinds = sorted(m["kind"] for m in yaml.safe_load_all((out / "manifests.yaml").read_text()))
-    assert kinds == ["AuthorizationPolicy", "AuthorizationPolicy", "DestinationRule", "Gateway", "Namespace",
-                     "PeerAuthentication", "PodMonitor", "ServiceMonitor", "Telemetry", "VirtualService"]
-    assert "3 authorization expectations hold" in " ".join(result.stdout.split())
+    assert kinds == ["AuthorizationPolicy", "AuthorizationPolicy", "ConfigMap", "DestinationRule", "Gateway", "Namespace",
+                     "PeerAuthentication", "PodMonitor", "PrometheusRule", "ServiceMonitor", "Telemetry", "VirtualService"]
+    assert "5 authorization expectations hold" in " ".join(result.stdout.split())
     assert recap(render(tmp_path, "mesh.yml").stdout)["changed"] == 0
 
 

@@ -16,11 +16,11 @@ SPEC = {
         "versions": {"v1": {"version": "v1"}, "v2": {"version": "v2"}},
         "traffic_policy": {"load_balancer": "LEAST_REQUEST", "max_connections": 100, "max_pending_requests": 1024,
                            "outlier": {"consecutive_5xx": 5, "interval": "30s", "base_ejection_time": "30s"}},
-        "routes": [{"match": {"headers": {"user-type": {"exact": "premium"}}}, "split": {"v2": 90, "v1": 10}},
+        "routes": [{"match": {"headers": {"user-type": {"exact": "premium"}}}, "split": {"v2": 90, "v1": 10},
+                    "fault": {"abort": {"percent": 1, "status": 503}}},
                    {"split": {"v1": 100}}],
         "timeout": "10s", "retries": {"attempts": 3, "per_try_timeout": "2s", "retry_on": "5xx"},
-        "fault": {"abort": {"percent": 1, "status": 503}},
-        "allow": [{"from": "shop/service-a", "methods": ["GET"]}]}],
+        "allow": [{"from": "shop/service-a", "methods": ["GET"], "paths": ["/api/v1/*"]}]}],
     "gateway": {"enabled": True, "name": "microservice-gateway", "hosts": ["microservice.example.com"],
                 "routes_to": "microservice", "tls_secret": "microservice-tls"},
     "telemetry": {"access_logging": True, "tracing_sampling": 1.0},
@@ -42,7 +42,13 @@ def test_the_chapters_mesh_corrected():
     assert plan["problems"] == []
     objects = plan["objects"]
     assert {o["apiVersion"] for o in objects} == {"networking.istio.io/v1", "security.istio.io/v1",
-                                                 "telemetry.istio.io/v1", "monitoring.coreos.com/v1"}
+                                                 "telemetry.istio.io/v1", "monitoring.coreos.com/v1", "v1"}
+    [dashboard] = kinds(objects, "ConfigMap")
+    assert dashboard["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    [rules] = kinds(objects, "PrometheusRule")
+    exprs = [r["expr"] for r in rules["spec"]["groups"][0]["rules"]]
+    assert exprs[0].startswith("histogram_quantile(0.95, sum by (le, destination_service) "
+                               "(rate(istio_request_duration_milliseconds_bucket{")
     [dr] = kinds(objects, "DestinationRule")
     assert dr["spec"]["host"] == "microservice.shop.svc.cluster.local"
     assert dr["spec"]["subsets"] == [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}]
@@ -57,7 +63,11 @@ def test_the_chapters_mesh_corrected():
     assert premium["match"] == [{"headers": {"user-type": {"exact": "premium"}}}]
     assert [(r["destination"]["subset"], r["weight"]) for r in premium["route"]] == [("v2", 90), ("v1", 10)]
     assert premium["fault"] == {"abort": {"percentage": {"value": 1.0}, "httpStatus": 503}}
-    assert "match" not in vs["spec"]["http"][1]
+    # Istio applies no timeout or retries to a route with fault injection: none are written there,
+    # and the other routes keep theirs.
+    assert "timeout" not in premium and "retries" not in premium
+    assert "match" not in vs["spec"]["http"][1] and "fault" not in vs["spec"]["http"][1]
+    assert vs["spec"]["http"][1]["timeout"] == "10s" and vs["spec"]["http"][1]["retries"]["attempts"] == 3
     [gateway] = kinds(objects, "Gateway")
     assert gateway["spec"]["servers"][0]["tls"] == {"mode": "SIMPLE", "credentialName": "microservice-tls"}
     assert gateway["spec"]["servers"][1]["tls"] == {"httpsRedirect": True}
@@ -78,11 +88,15 @@ def test_callers_and_the_gateway_are_the_only_ones_allowed_in():
     [callers] = [p for p in kinds(objects, "AuthorizationPolicy") if p["metadata"]["name"] == "microservice-callers"]
     assert callers["spec"]["rules"] == [
         {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/service-a"]}}],
-         "to": [{"operation": {"methods": ["GET"]}}]},
+         "to": [{"operation": {"methods": ["GET"], "paths": ["/api/v1/*"]}}]},
         {"from": [{"source": {"principals": ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]}}]}]
     verdicts = mesh.verdicts(objects, mesh.expectations(spec()))
-    assert [(v["from"], v["method"], v["verdict"]) for v in verdicts] == [
-        ("shop/service-a", "GET", True), ("shop/service-a", "HEAD", False), ("shop/undeclared-caller", "GET", False)]
+    # The chapter's rule: GET /api/v1/... from service-a in; another method, /admin, an undeclared
+    # caller and a caller of another namespace out.
+    assert [(v["from"], v["method"], v["path"], v["verdict"]) for v in verdicts] == [
+        ("shop/service-a", "GET", "/api/v1/probe", True), ("shop/service-a", "HEAD", "/api/v1/probe", False),
+        ("shop/service-a", "GET", "/admin", False), ("shop/undeclared-caller", "GET", "/api/v1/probe", False),
+        ("k8snet-elsewhere/service-a", "GET", "/api/v1/probe", False)]
     assert all(v["holds"] for v in verdicts)
 
 
@@ -98,7 +112,16 @@ def test_callers_and_the_gateway_are_the_only_ones_allowed_in():
     (lambda s: s["services"][0]["versions"].update(v2={"version": "v1"}),
      "istio_mesh_services[0].versions.v2: same labels as version 'v1'"),
     (lambda s: s["services"][0].update(timeout="10 seconds"), "istio_mesh_services[0].timeout: '10 seconds' is not a duration"),
-    (lambda s: s["services"][0]["fault"]["abort"].update(status=700), "fault.abort.status: 700 is not an HTTP status"),
+    (lambda s: s["services"][0]["routes"][0]["fault"]["abort"].update(status=700),
+     "istio_mesh_services[0].routes[0].fault.abort.status: 700 is not an HTTP status"),
+    (lambda s: s["services"][0].update(fault={"delay": {"percent": 5, "fixed": "1s"}}),
+     "istio_mesh_services[0].fault: fault injection belongs to the route it tests (routes[i].fault)"),
+    (lambda s: s["services"][0]["routes"][0].update(timeout="3s"),
+     "istio_mesh_services[0].routes[0]: timeout and fault on one route - Istio does not apply timeouts"),
+    (lambda s: s["services"][0]["allow"][0].update(paths=["/api/*/orders"]),
+     "istio_mesh_services[0].allow[0].paths: '/api/*/orders' must be an exact path (/x), a prefix (/x/*)"),
+    (lambda s: s["services"][0]["allow"][0].update(path=["/x"]), "istio_mesh_services[0].allow[0]: unknown keys ['path']"),
+    (lambda s: s["services"][0]["allow"][0].update(ports=[70000]), "istio_mesh_services[0].allow[0].ports: 70000 is not a port"),
     (lambda s: s["services"][0]["allow"][0].update({"from": "service-a"}),
      "istio_mesh_services[0].allow[0].from: 'service-a' must be namespace/serviceaccount"),
     (lambda s: s["services"][0]["allow"][0].update(methods=["FETCH"]), "'FETCH' is not an HTTP method"),
@@ -167,3 +190,28 @@ def test_fields_it_cannot_evaluate_are_refused():
         mesh.authorize([policy("p", "shop", rules=rules)], request())
     with pytest.raises(ValidationError, match=r"rule fields \['when'\] are not evaluated"):
         mesh.authorize([policy("p", "shop", rules=[{"when": []}])], request())
+
+
+def test_authorization_fields_as_istio_writes_them_and_evaluates_them():
+    rule = {"namespaces": ["shop"], "not_methods": ["DELETE"], "paths": ["*.json"], "not_paths": ["/private.json"],
+            "ports": [8080]}
+    assert mesh.authorization_rule(rule, "cluster.local") == {
+        "from": [{"source": {"namespaces": ["shop"]}}],
+        "to": [{"operation": {"notMethods": ["DELETE"], "paths": ["*.json"], "notPaths": ["/private.json"],
+                              "ports": ["8080"]}}]}
+    policy = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+              "metadata": {"name": "p", "namespace": "shop"},
+              "spec": {"selector": {"matchLabels": {"app": "api"}}, "action": "ALLOW",
+                       "rules": [mesh.authorization_rule(rule, "cluster.local")]}}
+
+    def allowed(namespace="shop", method="GET", path="/a.json", port=8080):
+        return mesh.authorize([policy], {"principal": f"cluster.local/ns/{namespace}/sa/x", "namespace": namespace,
+                                         "method": method, "path": path, "port": port, "to_namespace": "shop",
+                                         "to_labels": {"app": "api"}})[0]
+    assert allowed()
+    assert not allowed(namespace="other") and not allowed(method="DELETE") and not allowed(path="/a.xml")
+    assert not allowed(path="/private.json") and not allowed(port=9090)
+    # Truth table of Istio's string match (its documentation: exact, prefix*, *suffix, *).
+    for patterns, value, expected in ((["/a"], "/a", True), (["/a"], "/a/b", False), (["/a/*"], "/a/b", True),
+                                      (["/a/*"], "/a", False), (["*.json"], "/x.json", True), (["*"], "/", True)):
+        assert mesh._matches(patterns, value) is expected, (patterns, value)
