@@ -30,6 +30,19 @@ LOAD_BALANCERS = ("LEAST_REQUEST", "ROUND_ROBIN", "RANDOM", "PASSTHROUGH")
 MTLS_MODES = ("STRICT", "PERMISSIVE")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 HEADER_MATCHES = ("exact", "prefix", "regex")
+# istio: an Istio Gateway on the ingress gateway install's pods; gateway-api: a Gateway API
+# Gateway (class istio) for which Istio deploys the gateway itself - Istio's recommended path.
+GATEWAY_APIS = ("istio", "gateway-api")
+
+
+def gateway_account(gateway: dict, root: str) -> str:
+    """The identity of the gateway's pods: the install's ingress gateway account, or the one
+    Istio creates for a Gateway API Gateway (<name>-istio in its namespace)."""
+    if gateway.get("service_account"):
+        return gateway["service_account"]
+    if gateway.get("api", "istio") == "gateway-api":
+        return f"{gateway.get('namespace', root)}/{gateway['name']}-istio"
+    return "istio-system/istio-ingressgateway-service-account"
 
 
 def _duration(value, where: str, out: list[str]) -> None:
@@ -202,8 +215,10 @@ def problems(spec: dict) -> list[str]:
             out.append(f"istio_mesh_gateway.routes_to: {target!r} is not one of istio_mesh_services")
         if not gateway.get("hosts"):
             out.append("istio_mesh_gateway.hosts: the gateway needs the host names it serves")
-        checks.collect(out, caller, gateway.get("service_account", "istio-system/istio-ingressgateway-service-account"),
+        checks.collect(out, caller, gateway_account(gateway, spec.get("root_namespace", "istio-system")),
                        "istio_mesh_gateway.service_account")
+        if gateway.get("api", "istio") not in GATEWAY_APIS:
+            out.append(f"istio_mesh_gateway.api: {gateway.get('api')!r} is not one of {', '.join(GATEWAY_APIS)}")
     alerts = spec.get("alerts") or {}
     for key in ("latency_p95_ms", "error_ratio"):
         value = alerts.get(key)
@@ -277,6 +292,40 @@ def _http_route(svc: dict, host: str, route: dict) -> dict:
     return out
 
 
+def gateway_api_objects(spec: dict) -> list[dict]:
+    """Gateway API for the mesh ingress: a Gateway of class istio (HTTPS terminating with the TLS
+    Secret, HTTP) and HTTPRoutes - one redirecting HTTP to HTTPS, one to the service. Weighted
+    version splits stay in the VirtualService for traffic inside the mesh; an HTTPRoute routes to
+    Services, so splitting at the ingress would need a Service per version."""
+    root = spec.get("root_namespace", "istio-system")
+    gateway = spec["gateway"]
+    namespace = gateway.get("namespace", root)
+    svc = next(s for s in spec.get("services") or [] if s["name"] == gateway["routes_to"])
+    listeners = [{"name": f"https-{i}", "hostname": host, "port": 443, "protocol": "HTTPS",
+                  "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": gateway.get("tls_secret", gateway["name"])}]},
+                  "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
+                      "kubernetes.io/metadata.name": svc["namespace"]}}}}}
+                 for i, host in enumerate(gateway["hosts"])]
+    listeners.append({"name": "http", "port": 80, "protocol": "HTTP",
+                      "allowedRoutes": {"namespaces": {"from": "Same"}}})
+    parent = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway["name"], "namespace": namespace}
+    return [
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+         "metadata": {"name": gateway["name"], "namespace": namespace},
+         "spec": {"gatewayClassName": gateway.get("class", "istio"), "listeners": listeners}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+         "metadata": {"name": f"{gateway['name']}-https-redirect", "namespace": namespace},
+         "spec": {"parentRefs": [{**parent, "sectionName": "http"}], "hostnames": list(gateway["hosts"]),
+                  "rules": [{"filters": [{"type": "RequestRedirect",
+                                          "requestRedirect": {"scheme": "https", "statusCode": 301}}]}]}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+         "metadata": {"name": svc["name"], "namespace": svc["namespace"]},
+         "spec": {"parentRefs": [{**parent, "sectionName": f"https-{i}"} for i in range(len(gateway["hosts"]))],
+                  "hostnames": list(gateway["hosts"]),
+                  "rules": [{"backendRefs": [{"name": svc["name"], "port": svc["port"]}]}]}},
+    ]
+
+
 def authorization_rule(rule: dict, trust_domain: str) -> dict:
     """One caller rule as Istio writes it: source (principals, namespaces) and operation
     (methods, notMethods, paths, notPaths, ports as strings)."""
@@ -308,22 +357,23 @@ def objects(spec: dict) -> list[dict]:
             # ALLOW with no rules: every workload of the namespace refuses what no policy allows.
             out.append({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
                         "metadata": {"name": "allow-nothing", "namespace": ns["name"]}, "spec": {}})
-    if gateway.get("enabled"):
-        gw = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
-              "metadata": {"name": gateway["name"], "namespace": gateway.get("namespace", root)},
-              "spec": {"selector": dict(gateway.get("selector") or {"istio": "ingressgateway"}),
-                       "servers": [{"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
-                                    "tls": {"mode": "SIMPLE", "credentialName": gateway.get("tls_secret", gateway["name"])},
-                                    "hosts": list(gateway["hosts"])},
-                                   {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
-                                    "tls": {"httpsRedirect": True}, "hosts": list(gateway["hosts"])}]}}
-        out.append(gw)
+    if gateway.get("enabled") and gateway.get("api", "istio") == "istio":
+        out.append({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+                    "metadata": {"name": gateway["name"], "namespace": gateway.get("namespace", root)},
+                    "spec": {"selector": dict(gateway.get("selector") or {"istio": "ingressgateway"}),
+                             "servers": [{"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                                          "tls": {"mode": "SIMPLE", "credentialName": gateway.get("tls_secret", gateway["name"])},
+                                          "hosts": list(gateway["hosts"])},
+                                         {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                                          "tls": {"httpsRedirect": True}, "hosts": list(gateway["hosts"])}]}})
+    elif gateway.get("enabled"):
+        out += gateway_api_objects(spec)
     for svc in spec.get("services") or []:
         host = fqdn(svc, domain)
         routes = svc.get("routes") or [{"split": {sorted(svc["versions"])[0]: 100}}]
         vs_spec = {"hosts": [host], "http": [_http_route(svc, host, r) for r in routes]}
         through_gateway = gateway.get("enabled") and gateway.get("routes_to") == svc["name"]
-        if through_gateway:
+        if through_gateway and gateway.get("api", "istio") == "istio":
             vs_spec["hosts"] += list(gateway["hosts"])
             vs_spec["gateways"] = ["mesh", f"{gateway.get('namespace', root)}/{gateway['name']}"]
         out.append(_destination_rule(svc, host))
@@ -333,8 +383,7 @@ def objects(spec: dict) -> list[dict]:
         for rule in svc.get("allow") or []:
             rules.append(authorization_rule(rule, trust))
         if through_gateway:
-            rules.append({"from": [{"source": {"principals": [principal(
-                gateway.get("service_account", "istio-system/istio-ingressgateway-service-account"), trust)]}}]})
+            rules.append({"from": [{"source": {"principals": [principal(gateway_account(gateway, root), trust)]}}]})
         if rules:
             out.append({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
                         "metadata": {"name": f"{svc['name']}-callers", "namespace": svc["namespace"]},

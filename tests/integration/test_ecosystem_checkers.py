@@ -148,14 +148,16 @@ def test_istioctl_generates_an_install_from_the_roles_file_that_the_testbed_runs
             "istio-install", "istio-system", [o for o in objects if o["kind"] != "CustomResourceDefinition"])
 
 
-@pytest.mark.parametrize("inventory", ["local", "testbed"])
-def test_every_mesh_render_passes_istioctl_analyze(tmp_path, checker, inventory):
+@pytest.mark.parametrize("inventory, gateway_api", [("local", "istio"), ("testbed", "istio"), ("local", "gateway-api")])
+def test_every_mesh_render_passes_istioctl_analyze(tmp_path, checker, inventory, gateway_api):
     """What every Istio user runs: `istioctl analyze -A` finds no error and no warning in what
     istio_mesh renders, for each of the project's inventories."""
     build_dir = tmp_path / "build"
     plays = yaml.safe_load((REPO / "playbooks" / "mesh.yml").read_text())
+    gateway = yaml.safe_load((REPO / "roles" / "istio_mesh" / "defaults" / "main.yml").read_text())["istio_mesh_gateway"]
     result = run_playbook(tmp_path, plays, inventory=str(REPO / "inventories" / inventory),
-                          extra_vars={"fabric_build_dir": str(build_dir), "fabric_mode": "render"})
+                          extra_vars={"fabric_build_dir": str(build_dir), "fabric_mode": "render",
+                                      "istio_mesh_gateway": {**gateway, "api": gateway_api}})
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Istio's own analysis of the mesh configuration" in result.stdout
     objects = [o for o in yaml.safe_load_all((build_dir / "mesh" / "manifests.yaml").read_text()) if o]

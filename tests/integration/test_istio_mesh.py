@@ -91,3 +91,22 @@ def test_bad_routes_fail_before_any_write(testbed, tmp_path, namespace_name):
     assert "istio_mesh_services[0].routes[0].split: version 'v3' is not one of the service's versions (v1, v2)" in output
     assert "weights add up to 110, not 100" in output
     assert testbed.writes(CLUSTER, since=mark) == []
+
+
+def test_gateway_api_ingress_converges_and_is_idempotent(testbed, tmp_path, namespace_name):
+    """The Gateway API path (Istio's recommended ingress) against the testbed's upstream
+    gateway.networking.k8s.io CRDs (v1.6.3 standard channel)."""
+    gateway = {"enabled": True, "api": "gateway-api", "name": f"gw-{namespace_name}", "namespace": "istio-system",
+               "hosts": ["api.example.com"], "tls_secret": "api-tls", "routes_to": "api"}
+    first = run_role(tmp_path, mesh_vars(namespace_name, istio_mesh_gateway=gateway))
+    assert first.returncode == 0, first.stdout[-4000:]
+    gw = get(testbed, f"/apis/gateway.networking.k8s.io/v1/namespaces/istio-system/gateways/gw-{namespace_name}")
+    assert gw["spec"]["gatewayClassName"] == "istio"
+    assert gw["spec"]["listeners"][0]["tls"]["certificateRefs"] == [{"group": "", "kind": "Secret", "name": "api-tls"}]
+    route = get(testbed, f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace_name}/httproutes/api")
+    assert route["spec"]["parentRefs"][0]["name"] == f"gw-{namespace_name}"
+    assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "api"
+    assert get(testbed, f"/apis/networking.istio.io/v1/namespaces/istio-system/gateways/gw-{namespace_name}") is None
+    mark = testbed.audit_mark(CLUSTER)
+    again = run_role(tmp_path, mesh_vars(namespace_name, istio_mesh_gateway=gateway))
+    assert recap(again.stdout)["changed"] == 0 and testbed.writes(CLUSTER, since=mark) == []

@@ -215,3 +215,24 @@ def test_authorization_fields_as_istio_writes_them_and_evaluates_them():
     for patterns, value, expected in ((["/a"], "/a", True), (["/a"], "/a/b", False), (["/a/*"], "/a/b", True),
                                       (["/a/*"], "/a", False), (["*.json"], "/x.json", True), (["*"], "/", True)):
         assert mesh._matches(patterns, value) is expected, (patterns, value)
+
+
+def test_gateway_api_as_the_mesh_ingress():
+    gateway = {**SPEC["gateway"], "api": "gateway-api", "namespace": "istio-ingress"}
+    objects = mesh.objects(spec(gateway=gateway))
+    assert not [o for o in objects if o["apiVersion"] == "networking.istio.io/v1" and o["kind"] == "Gateway"]
+    [gw] = [o for o in objects if o["apiVersion"] == "gateway.networking.k8s.io/v1" and o["kind"] == "Gateway"]
+    assert gw["spec"]["gatewayClassName"] == "istio"
+    https = gw["spec"]["listeners"][0]
+    assert https["tls"] == {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": "microservice-tls"}]}
+    routes = {o["metadata"]["name"]: o for o in objects if o["kind"] == "HTTPRoute"}
+    assert routes["microservice-gateway-https-redirect"]["spec"]["rules"][0]["filters"][0]["requestRedirect"] == {
+        "scheme": "https", "statusCode": 301}
+    assert routes["microservice"]["spec"]["rules"][0]["backendRefs"] == [{"name": "microservice", "port": 8080}]
+    [vs] = kinds(objects, "VirtualService")
+    assert "gateways" not in vs["spec"], "the VirtualService governs mesh traffic only"
+    [callers] = [p for p in kinds(objects, "AuthorizationPolicy") if p["metadata"]["name"] == "microservice-callers"]
+    assert callers["spec"]["rules"][-1] == {"from": [{"source": {"principals": [
+        "cluster.local/ns/istio-ingress/sa/microservice-gateway-istio"]}}]}
+    assert mesh.plan(spec(gateway={**gateway, "api": "nginx"}))["problems"] == [
+        "istio_mesh_gateway.api: 'nginx' is not one of istio, gateway-api"]
