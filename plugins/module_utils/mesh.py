@@ -227,6 +227,8 @@ def problems(spec: dict) -> list[str]:
             out.append(f"istio_mesh_alerts.{key}: {value!r} must be a number above 0"
                        + (" and below 1" if key == "error_ratio" else ""))
     _duration(alerts.get("for"), "istio_mesh_alerts.for", out)
+    if spec.get("istioctl_install") and not spec.get("revision"):
+        out.append("istio_mesh_istioctl_install: installs are pinned to a revision; set istio_mesh_revision (e.g. 1-30)")
     telemetry = spec.get("telemetry") or {}
     if telemetry.get("tracing_sampling") is not None:
         _percent(telemetry["tracing_sampling"], "istio_mesh_telemetry.tracing_sampling", out)

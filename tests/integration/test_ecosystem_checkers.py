@@ -177,3 +177,38 @@ def test_the_mesh_role_refuses_what_istioctl_would_flag_first_naming_the_variabl
     assert result.returncode != 0
     assert "istio_mesh_services[0].routes[0].split: version 'v3' is not one of the service's versions" in result.stdout
     assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.testbed
+def test_istio_install_runs_istioctl_once_per_file_and_revision_and_verifies(testbed, tmp_path, checker):
+    install_file = tmp_path / "istio-operator.yaml"
+    plays = yaml.safe_load((REPO / "playbooks" / "mesh.yml").read_text())
+    assert run_playbook(tmp_path, plays, inventory=str(REPO / "inventories" / "local"),
+                        extra_vars={"fabric_build_dir": str(tmp_path / "build")}).returncode == 0
+    install_file.write_text((tmp_path / "build" / "mesh" / "istio-operator.yaml").read_text())
+    import uuid
+
+    revision = f"r{uuid.uuid4().hex[:6]}"  # a fresh control plane per run of this test
+    task = {"k8snet.fabric.istio_install": {"file": str(install_file), "revision": revision, "timeout": 90,
+                                            "istioctl": checker("istioctl"), **testbed.connection("eu-west")},
+            "register": "out"}
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        task, {"ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": "{{ result_file }}", "mode": "0600"}}]}]
+    client = testbed.client("eu-west")
+    try:
+        first = run_playbook(tmp_path, play, extra_vars={"result_file": str(tmp_path / "1.json")})
+        assert first.returncode == 0, first.stdout[-3000:]
+        out = json.loads((tmp_path / "1.json").read_text())
+        assert out["installed"] is True and out["changed"] is True
+        assert out["verified"]["istiod"] == f"istio-system/istiod-{revision}" and out["verified"]["crds_established"] >= 10
+        again = run_playbook(tmp_path, play, extra_vars={"result_file": str(tmp_path / "2.json")})
+        out = json.loads((tmp_path / "2.json").read_text())
+        assert again.returncode == 0 and out["installed"] is False and out["changed"] is False
+        checked = run_playbook(tmp_path, [{**play[0], "tasks": [task]}], "--check")
+        assert checked.returncode == 0 and "changed=0" in checked.stdout, checked.stdout[-2000:]
+    finally:
+        # No request reaches istiod here: its webhooks would stall this cluster's Istio objects.
+        for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+            for hook in client.request("GET", f"/apis/admissionregistration.k8s.io/v1/{kind}")["items"]:
+                if revision in hook["metadata"]["name"]:
+                    client.request("DELETE", f"/apis/admissionregistration.k8s.io/v1/{kind}/{hook['metadata']['name']}")

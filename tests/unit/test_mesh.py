@@ -236,3 +236,9 @@ def test_gateway_api_as_the_mesh_ingress():
         "cluster.local/ns/istio-ingress/sa/microservice-gateway-istio"]}}]}
     assert mesh.plan(spec(gateway={**gateway, "api": "nginx"}))["problems"] == [
         "istio_mesh_gateway.api: 'nginx' is not one of istio, gateway-api"]
+
+
+def test_an_istioctl_install_is_pinned_to_a_revision():
+    assert mesh.plan(spec(istioctl_install=True))["problems"] == [
+        "istio_mesh_istioctl_install: installs are pinned to a revision; set istio_mesh_revision (e.g. 1-30)"]
+    assert mesh.plan(spec(istioctl_install=True, revision="1-30"))["problems"] == []
