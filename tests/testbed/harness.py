@@ -284,16 +284,21 @@ class Testbed:
         path.chmod(0o600)
         return path
 
+    def _component_flags(self, binaries: dict, cluster: str, server: str, component: str) -> list[str]:
+        """What kube-controller-manager and kube-scheduler share: the binary, its own kubeconfig,
+        a loopback serving port with a self-signed certificate, and no leader election (one each)."""
+        kubeconfig = self._component_kubeconfig(cluster, server, component)
+        return [str(binaries[component]), f"--kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1", f"--secure-port={_free_port()}",
+                f"--cert-dir={self.run_dir / 'pki' / f'{cluster}-{component}'}", "--leader-elect=false"]
+
     def _start_control_plane(self, binaries: dict, cluster: str, server: str, stages: list[Path],
                              state: dict) -> None:
         """The cluster's controller-manager, scheduler and kwok."""
         pki_dir = self.run_dir / "pki"
-        kcm = self._component_kubeconfig(cluster, server, "kube-controller-manager")
         self._spawn(f"{cluster}-controller-manager", [
-            str(binaries["kube-controller-manager"]), f"--kubeconfig={kcm}",
-            "--bind-address=127.0.0.1", f"--secure-port={_free_port()}",
-            f"--cert-dir={self.run_dir / 'pki' / (cluster + '-controller-manager')}",
-            "--leader-elect=false", "--use-service-account-credentials=true",
+            *self._component_flags(binaries, cluster, server, "kube-controller-manager"),
+            "--use-service-account-credentials=true",
             # Every on-by-default controller; the cloud ones (service LB, routes, cloud node
             # lifecycle) live in cloud-controller-manager now and are not part of this binary.
             "--controllers=*",
@@ -305,13 +310,8 @@ class Testbed:
             "--allocate-node-cidrs=false",
             "--kube-api-qps=100", "--kube-api-burst=200", "--v=1",
         ], state)
-        scheduler = self._component_kubeconfig(cluster, server, "kube-scheduler")
         self._spawn(f"{cluster}-scheduler", [
-            str(binaries["kube-scheduler"]), f"--kubeconfig={scheduler}",
-            "--bind-address=127.0.0.1", f"--secure-port={_free_port()}",
-            f"--cert-dir={self.run_dir / 'pki' / (cluster + '-scheduler')}",
-            "--leader-elect=false", "--v=1",
-        ], state)
+            *self._component_flags(binaries, cluster, server, "kube-scheduler"), "--v=1"], state)
         kwok = self._component_kubeconfig(cluster, server, "kwok")
         self._spawn(f"{cluster}-kwok", [
             str(binaries["kwok"]), f"--kubeconfig={kwok}",
