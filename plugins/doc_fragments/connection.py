@@ -17,28 +17,28 @@ options:
     type: path
     aliases: [kubeconfig_path]
   context:
-    description: The kubeconfig context to use.
+    description: The kubeconfig context to use. Defaults to E(K8S_AUTH_CONTEXT) (as kubernetes.core; AWX's Kubernetes credential sets it).
     type: str
   host:
-    description: API server URL, overriding the kubeconfig's.
+    description: API server URL, overriding the kubeconfig's. Defaults to E(K8S_AUTH_HOST) (as kubernetes.core; AWX's Kubernetes credential sets it).
     type: str
   api_key:
-    description: Bearer token, overriding the kubeconfig's.
+    description: Bearer token, overriding the kubeconfig's. Defaults to E(K8S_AUTH_API_KEY) (as kubernetes.core; AWX's Kubernetes credential sets it).
     type: str
   ca_cert:
-    description: CA bundle that verifies the API server.
+    description: CA bundle that verifies the API server. Defaults to E(K8S_AUTH_SSL_CA_CERT) (as kubernetes.core; AWX's Kubernetes credential sets it).
     type: path
     aliases: [ssl_ca_cert]
   client_cert:
-    description: Client certificate file.
+    description: Client certificate file. Defaults to E(K8S_AUTH_CERT_FILE) (as kubernetes.core; AWX's Kubernetes credential sets it).
     type: path
     aliases: [cert_file]
   client_key:
-    description: Client key file.
+    description: Client key file. Defaults to E(K8S_AUTH_KEY_FILE) (as kubernetes.core; AWX's Kubernetes credential sets it).
     type: path
     aliases: [key_file]
   validate_certs:
-    description: Verify the API server's certificate.
+    description: Verify the API server's certificate. Defaults to E(K8S_AUTH_VERIFY_SSL) (as kubernetes.core; AWX's Kubernetes credential sets it).
     type: bool
     aliases: [verify_ssl]
   request_timeout:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import run_playbook
+
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError, ClusterUnreachable
 
@@ -219,3 +221,23 @@ def test_a_kept_alive_connection_that_died_is_replaced(testbed):
     idle.sock.shutdown(socket.SHUT_RDWR)  # as when the server or a middlebox drops it
     assert whoami(client) == "k8snet-admin"
     assert client.counts["POST"] == 3, "the dead connection cost one retry, on a new connection"
+
+
+def test_awx_credential_environment_alone_reaches_the_cluster(testbed, sa_token, tmp_path):
+    """What AWX's Kubernetes credential injects - K8S_AUTH_HOST, K8S_AUTH_API_KEY,
+    K8S_AUTH_SSL_CA_CERT, K8S_AUTH_VERIFY_SSL - is all the module gets: no kubeconfig anywhere
+    (HOME is empty, KUBECONFIG unset), no connection option in the task."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "KUBECONFIG": "", "K8S_AUTH_KUBECONFIG": "",
+           "K8S_AUTH_HOST": testbed._state()["servers"][CLUSTER],
+           "K8S_AUTH_API_KEY": sa_token, "K8S_AUTH_SSL_CA_CERT": str(testbed.run_dir / "pki" / "ca.crt"),
+           "K8S_AUTH_VERIFY_SSL": "true"}
+    task = {"k8snet.fabric.netpol_analyze": {"from_cluster": True, "namespaces": ["client-auth"]}, "register": "out"}
+    result = run_playbook(tmp_path, [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}], "-vvv", env=env)
+    # The reader account may not list pods: a 403 naming it proves who the cluster saw.
+    assert SA_USER in result.stdout, result.stdout[-3000:]
+    assert sa_token not in result.stdout + result.stderr, "the token never reaches the output"
+    env["K8S_AUTH_VERIFY_SSL"] = "maybe"
+    bad = run_playbook(tmp_path, [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}], env=env)
+    assert bad.returncode != 0 and "K8S_AUTH_VERIFY_SSL: 'maybe' is not a boolean" in bad.stdout

@@ -4,6 +4,7 @@ run changes nothing."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from tests.helpers import REPO, recap, run_playbook
@@ -62,3 +63,11 @@ def test_istio_mesh_proof_fails_on_an_expectation_that_does_not_hold(tmp_path):
     assert result.returncode != 0
     assert ("shop/service-b -> shop/microservice GET /: expected allowed, denied (no ALLOW policy matches)"
             in " ".join(result.stdout.split()))
+
+
+@pytest.mark.parametrize("playbook", ["edge.yml", "ecommerce.yml", "multicluster.yml", "mesh.yml", "hybrid.yml"])
+def test_a_mistyped_fabric_mode_fails_naming_it_and_writes_nothing(tmp_path, playbook):
+    result = render(tmp_path, playbook, {"fabric_mode": "rendr"})
+    assert result.returncode != 0
+    assert "value of fabric_mode must be one of: render, apply, got: rendr" in result.stdout + result.stderr
+    assert not (tmp_path / "build").exists()

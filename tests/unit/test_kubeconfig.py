@@ -110,3 +110,14 @@ def test_unknown_context_lists_the_known_ones(tmp_path):
         kubeconfig.resolve({"kubeconfig": path}, {})
     with pytest.raises(ClusterUnreachable, match="does not exist"):
         kubeconfig.resolve({"kubeconfig": str(tmp_path / "nope")}, {})
+
+
+def test_k8s_auth_environment_fills_only_missing_options():
+    kc = kubeconfig
+    env = {"K8S_AUTH_HOST": "https://env:6443", "K8S_AUTH_API_KEY": "t0ken", "K8S_AUTH_VERIFY_SSL": "no",
+           "K8S_AUTH_CONTEXT": "ctx"}
+    merged = kc.with_environment({"host": "https://option:6443", "api_key": None, "validate_certs": None}, env)
+    assert merged["host"] == "https://option:6443", "an option wins over the environment"
+    assert merged["api_key"] == "t0ken" and merged["validate_certs"] is False and merged["context"] == "ctx"
+    creds = kc.resolve({}, {"K8S_AUTH_HOST": "https://env:6443/", "K8S_AUTH_API_KEY": "t0ken"})
+    assert (creds.server, creds.token) == ("https://env:6443", "t0ken")

@@ -89,9 +89,33 @@ class Credentials:
                                      f"returned neither a token nor a client certificate")
 
 
+# What kubernetes.core reads from the environment when the option is not given; AWX's
+# Kubernetes/OpenShift credential injects K8S_AUTH_HOST, _API_KEY, _VERIFY_SSL, _SSL_CA_CERT.
+ENV_OPTIONS = {"context": "K8S_AUTH_CONTEXT", "host": "K8S_AUTH_HOST", "api_key": "K8S_AUTH_API_KEY",
+               "ca_cert": "K8S_AUTH_SSL_CA_CERT", "client_cert": "K8S_AUTH_CERT_FILE",
+               "client_key": "K8S_AUTH_KEY_FILE", "validate_certs": "K8S_AUTH_VERIFY_SSL"}
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on", "y"), ("0", "false", "no", "off", "n")
+
+
+def with_environment(params: dict, environ) -> dict:
+    """The options, each missing one taken from its K8S_AUTH_* variable (options win)."""
+    merged = dict(params)
+    for option, variable in ENV_OPTIONS.items():
+        value = environ.get(variable)
+        if merged.get(option) is not None or value in (None, ""):
+            continue
+        if option == "validate_certs":
+            if value.lower() not in TRUE_WORDS + FALSE_WORDS:
+                raise ClusterUnreachable(f"{variable}: {value!r} is not a boolean (true/false)")
+            value = value.lower() in TRUE_WORDS
+        merged[option] = value
+    return merged
+
+
 def resolve(params: dict, environ: dict | None = None) -> Credentials:
     """Credentials from module parameters (kubernetes.core names) and the environment."""
     environ = os.environ if environ is None else environ
+    params = with_environment(params, environ)
     kubeconfig = params.get("kubeconfig") or environ.get("K8S_AUTH_KUBECONFIG") or environ.get("KUBECONFIG")
     default_path = os.path.expanduser("~/.kube/config")
     if kubeconfig or (not params.get("host") and os.path.exists(default_path)):
