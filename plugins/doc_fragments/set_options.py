@@ -68,7 +68,8 @@ options:
     type: float
     default: 0
   dest:
-    description: With O(state=rendered), the file the objects are written to (Secret values redacted).
+    description: With O(state=rendered), the file the objects are written to (Secret values redacted); in
+      check mode it is not written, and with C(--diff) the change to it is shown.
     type: path
   kubernetes_version:
     description: With O(state=rendered), the Kubernetes version whose schemas validate built-in kinds.

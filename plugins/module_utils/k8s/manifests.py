@@ -82,21 +82,25 @@ def for_file(obj: dict) -> dict:
     return obj
 
 
-def write(objects: list[dict], dest: str) -> bool:
-    """Write the objects as one multi-document YAML file; True when the file changed."""
+def write(objects: list[dict], dest: str, check_mode: bool = False) -> dict:
+    """Write the objects as one multi-document YAML file (Secret values redacted). Returns
+    ``changed`` and the file's text ``before`` (None when new) and ``after``; in check mode
+    nothing is written, the answer says what a run would do."""
     text = dump([for_file(o) for o in objects])
     try:
         with open(dest, encoding="utf-8") as handle:
-            if handle.read() == text:
-                return False
+            before = handle.read()
     except OSError:
-        pass
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    tmp = dest + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, dest)
-    return True
+        before = None
+    if before == text:
+        return {"changed": False, "before": before, "after": text}
+    if not check_mode:
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        tmp = dest + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, dest)
+    return {"changed": True, "before": before, "after": text}
 
 
 def validate_offline(objects: list[dict], kubernetes_version: str) -> list[dict]:

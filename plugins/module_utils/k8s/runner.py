@@ -50,7 +50,7 @@ def run(module, objects: list[dict]) -> dict:
     if state == "parsed":
         return {"changed": False, "parsed": [diff.redact(o) for o in objects]}
     if state == "rendered":
-        return _rendered(params, objects)
+        return _rendered(params, objects, module.check_mode, module._diff)
     if not params.get("name"):
         raise ValidationError(f"name: required with state={state} (it names the set)")
     client = Client(params, workers=params["workers"])
@@ -75,13 +75,20 @@ def run(module, objects: list[dict]) -> dict:
     return result
 
 
-def _rendered(params: dict, objects: list[dict]) -> dict:
+def _rendered(params: dict, objects: list[dict], check_mode: bool, want_diff: bool) -> dict:
     problems = [p for i, o in enumerate(objects) if (p := shape_problem(o, f"objects[{i}]"))]
     if problems:
         raise ValidationError("invalid objects:\n- " + "\n- ".join(problems))
     report = manifests.validate_offline(objects, params["kubernetes_version"])
-    changed = manifests.write(objects, params["dest"]) if params.get("dest") else False
-    return {"changed": changed, "rendered": [diff.redact(o) for o in objects], "validation": report}
+    result = {"changed": False, "rendered": [diff.redact(o) for o in objects], "validation": report}
+    if params.get("dest"):
+        # Check mode writes nothing, not even the build folder; --diff shows the file's change.
+        written = manifests.write(objects, params["dest"], check_mode)
+        result["changed"] = written["changed"]
+        if want_diff and written["changed"]:
+            result["diff"] = {"before": written["before"] or "", "after": written["after"],
+                              "before_header": params["dest"], "after_header": params["dest"]}
+    return result
 
 
 def main_for(module, objects_of) -> None:
