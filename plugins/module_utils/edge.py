@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
 # What `k3s server --disable` accepts.
@@ -34,6 +35,10 @@ STORAGE_MODES = ("local-path", "static")
 
 
 # -- validation ----------------------------------------------------------------------------
+def _is_http_url(value) -> bool:
+    return isinstance(value, str) and re.match(r"^https?://[^/\s]+", value) is not None
+
+
 def _is_list_of_str(value) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
@@ -66,7 +71,7 @@ def shape_problems(site: dict, where: str) -> list[str]:
                             f"got {endpoints!r} (write [{endpoints!r}] for one mirror)")
             continue
         for url in endpoints:
-            if not re.match(r"^https?://[^/\s]+", url):
+            if not _is_http_url(url):
                 problems.append(f"{where}: edge_k3s_registry_mirrors[{registry!r}] endpoint {url!r} "
                                 "must be an http(s) URL")
     if site.get("flannel_backend", "vxlan") not in FLANNEL_BACKENDS:
@@ -114,7 +119,7 @@ def site_problems(site: dict, sites: list[dict] | None = None) -> list[str]:
     problems += storage_problems(site, where)
     for index, receiver in enumerate((site.get("monitoring") or {}).get("receivers") or []):
         url = receiver.get("webhook_url") if isinstance(receiver, dict) else None
-        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
+        if not _is_http_url(url):
             problems.append(f"{where}: edge_k3s_alert_receivers[{index}].webhook_url must be an http(s) URL")
     for index, cidr in enumerate(site.get("sensor_cidrs") or []):
         try:
@@ -268,15 +273,11 @@ STATIC_CLASS = "edge-static-local"
 STATIC_CLAIMS = {"processor": (PROCESSING_NS, "local-pvc"),
                  "prometheus": (MONITORING_NS, "prometheus-edge-prometheus-db-prometheus-edge-prometheus-0")}
 LOCAL_PATH_CLASS = "local-path"  # K3s' bundled local-path provisioner (its local-storage component)
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$")
-_UNITS = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
-
-
-def storage_bytes(value) -> int | None:
-    """A storage quantity (10Gi, 500M, 1e3 not accepted) in bytes, or None when it is not one."""
-    match = _QUANTITY.match(str(value))
-    return int(float(match.group(1)) * _UNITS[match.group(2)]) if match else None
+def storage_bytes(value):
+    """A storage size as Kubernetes reads quantities (10Gi, 500M, 1e9), or None when it is not
+    a positive one."""
+    size = diff.quantity(value)
+    return size if size is not None and size > 0 else None
 
 
 def storage_class(site: dict) -> str:

@@ -87,7 +87,8 @@ def declared_hash(obj: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _quantity(value) -> Decimal | None:
+def quantity(value) -> Decimal | None:
+    """A Kubernetes resource quantity (10Gi, 500m, 1e3, 2k) as a number, or None when it is not one."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -118,7 +119,7 @@ def _scalar_equal(want, have) -> bool:
         return want == have
     # Resource quantities are canonicalised by the server ("1000m" -> "1", "0.5" -> "500m").
     if isinstance(want, (str, int, float)) and isinstance(have, str):
-        a, b = _quantity(want), _quantity(have)
+        a, b = quantity(want), quantity(have)
         return a is not None and b is not None and a == b
     return False
 
