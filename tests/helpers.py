@@ -55,3 +55,14 @@ def wait_for(condition, what: str, timeout: float = 60.0, interval: float = 0.25
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def pods(client, namespace: str, selector: str = "") -> list[dict]:
+    return client.request("GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector})["items"]
+
+
+def running(client, namespace: str, selector: str, count: int):
+    """The pods once exactly `count` of them are Running with an IP (kwok's doing), else None."""
+    live = [p for p in pods(client, namespace, selector)
+            if p["status"].get("phase") == "Running" and p["status"].get("podIP")]
+    return live if len(live) == count else None

@@ -581,8 +581,8 @@ def expectations(spec: dict) -> list[dict]:
             who = rule.get("from") or f"{rule['namespaces'][0]}/any-caller"
             method = next((m for m in rule.get("methods") or METHODS if m not in (rule.get("not_methods") or [])), "GET")
             path = _sample(rule.get("paths"), "/")
-            if _matches(rule.get("not_paths"), path):
-                path = _sample(None, "/") if not _matches(rule.get("not_paths"), "/") else path
+            if _matches(rule.get("not_paths"), path) and not _matches(rule.get("not_paths"), "/"):
+                path = "/"
             allowed = {**target, "from": who, "method": method, "path": path}
             out.append({**allowed, "allowed": True})
             if rule.get("methods") or rule.get("not_methods"):
@@ -594,12 +594,12 @@ def expectations(spec: dict) -> list[dict]:
                                else _sample(rule["not_paths"], "/admin"))
                 if denied_path:
                     out.append({**allowed, "path": denied_path, "allowed": False})
-            namespace = caller(who, "from")[0]
+            namespace, account = caller(who, "from")
             if rule.get("from"):
                 out.append({**allowed, "from": f"{namespace}/undeclared-caller", "allowed": False})
             outsider = "k8snet-elsewhere" if namespace != "k8snet-elsewhere" else "k8snet-elsewhere-2"
             if outsider not in (rule.get("namespaces") or []):
-                out.append({**allowed, "from": f"{outsider}/{caller(who, 'from')[1]}", "allowed": False})
+                out.append({**allowed, "from": f"{outsider}/{account}", "allowed": False})
     return out
 
 

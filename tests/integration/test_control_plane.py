@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import pods, running, wait_for
 from tests.testbed.versions import CLUSTERS
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
@@ -29,18 +29,6 @@ def deployment(name, ns, replicas=2, labels=None, **pod_spec):
                                   "spec": {"containers": [{"name": "app", "image": IMAGE,
                                                            "ports": [{"containerPort": 8080}]}],
                                            **pod_spec}}}}
-
-
-def pods(client, ns, selector):
-    return client.request("GET", f"/api/v1/namespaces/{ns}/pods",
-                          query={"labelSelector": selector})["items"]
-
-
-def running(client, ns, selector, count):
-    """The pods once `count` of them are Running with an IP, else None."""
-    items = [p for p in pods(client, ns, selector)
-             if p["status"].get("phase") == "Running" and p["status"].get("podIP")]
-    return items if len(items) == count else None
 
 
 def node_cidrs(client):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import run_playbook, wait_for
+from tests.helpers import run_playbook, running, wait_for
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "us-east"
@@ -40,11 +40,7 @@ def live_app(testbed, namespace_name):
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db"},
         "spec": {"podSelector": {"matchLabels": {"app": "db"}},
                  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 5432}]}]}})
-
-    def all_running():
-        pods = client.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
-        return len([p for p in pods if p["status"].get("phase") == "Running" and p["status"].get("podIP")]) == 3
-    wait_for(all_running, "2 web pods and the db pod Running")
+    wait_for(lambda: running(client, ns, "", 3), "2 web pods and the db pod Running")
     return ns
 
 
