@@ -45,6 +45,14 @@ options:
     description: Objects that replace (same kind, namespace, name) or join the live ones (what-if).
     type: list
     elements: dict
+  stand_ins:
+    description:
+      - Workloads (usually Pods) that join the analysis only where no workload of the other inputs
+        in their namespace carries all their labels - what an application's plan says will run,
+        for the parts not deployed yet. The ones used are returned in RV(stand_ins_used).
+    type: list
+    elements: dict
+    default: []
   output_format:
     description: Report formats; C(txt) is np-guard's line format (src => dst, then the connections).
     type: list
@@ -56,9 +64,11 @@ options:
     type: path
   expect:
     description:
-      - Flows that must be allowed or denied. Each has C(src) and C(dst) (C(ns/name),
-        C(ns/name[Kind]) or an IP address), optional C(protocol) (TCP) and C(port), and
-        C(allowed) (default true). Without a port, any connection counts.
+      - "Flows that must be allowed or denied. Each has C(src) and C(dst) (C(ns/name),
+        C(ns/name[Kind]), an IP address, or a selector C({namespace: ns, pods: {labels}}) - or
+        C(namespaces: {labels}) - that stands for every workload it matches and fails when it
+        matches none), optional C(protocol) (TCP) and C(port), C(allowed) (default true), and
+        C(why), the sentence a violation message starts with. Without a port, any connection counts."
     type: list
     elements: dict
   fail_on_findings:
@@ -85,6 +95,10 @@ EXAMPLES = r"""
     expect:
       - {src: 0.0.0.0, dst: ecommerce-prod/frontend, port: 80}
       - {src: ecommerce-prod/frontend, dst: ecommerce-prod/database, port: 5432, allowed: false}
+      - src: {namespace: monitoring, pods: {app.kubernetes.io/name: prometheus}}
+        dst: {namespace: ecommerce-prod, pods: {app: api}}
+        port: 9090
+        why: Prometheus scrapes the api's metrics
 
 - name: What would this policy change on the live cluster?
   k8snet.fabric.netpol_analyze:
@@ -120,6 +134,11 @@ paths:
   description: Report file per format.
   returned: when dest is set
   type: dict
+stand_ins_used:
+  description: The O(stand_ins) that joined the analysis (C(ns/name)); the others were live.
+  returned: always
+  type: list
+  elements: str
 summary:
   description: Counts of workloads, equivalence classes, policies, connections, findings, violations.
   returned: always
@@ -142,6 +161,7 @@ def main() -> None:
             from_cluster=dict(type="bool", default=False),
             namespaces=dict(type="list", elements="str"),
             proposed=dict(type="list", elements="dict"),
+            stand_ins=dict(type="list", elements="dict", default=[]),
             output_format=dict(type="list", elements="str", default=["txt"],
                                choices=["txt", "json", "csv", "md", "dot", "mermaid", "html"]),
             dest=dict(type="path"),
@@ -161,8 +181,10 @@ def main() -> None:
             finally:
                 client.close()
         objects = runner.overlay(objects, params["proposed"] or [])
+        objects, stand_ins_used = runner.with_stand_ins(objects, params["stand_ins"])
         result = runner.analyse(objects, params["output_format"], params["expect"] or [],
                                 None if module.check_mode else params["dest"])
+        result["stand_ins_used"] = stand_ins_used
     except FabricError as exc:
         module.fail_json(msg=str(exc))
     failing = [f for f in result["findings"] if f["kind"] in params["fail_on_findings"]]

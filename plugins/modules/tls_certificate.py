@@ -13,7 +13,8 @@ version_added: 0.1.0
 description:
   - With O(state=checked), verifies that O(key_path) is the private key of the certificate in
     O(cert_path), and reports its expiry and SANs, warning below O(warn_days) or when a host in
-    O(hosts) is not covered.
+    O(hosts) is not covered, and failing below O(min_days) (a certificate that would expire
+    before anyone reads the warning).
   - With O(state=present), generates a key (0600) and a certificate for O(hosts) when the files
     do not exist - self-signed, or signed by O(ca_cert_path)/O(ca_key_path) - then checks them.
   - Key material is never returned or logged; only paths and facts.
@@ -52,6 +53,12 @@ options:
     description: Warn when the certificate expires in fewer days.
     type: int
     default: 30
+  min_days:
+    description:
+      - Fail when the certificate expires in fewer days (an expired one has a negative count).
+        V(0) fails only on an expired certificate.
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -103,7 +110,8 @@ def main() -> None:
                            hosts=dict(type="list", elements="str", default=[]),
                            state=dict(type="str", choices=["checked", "present"], default="checked"),
                            days=dict(type="int", default=365), ca_cert_path=dict(type="path"),
-                           ca_key_path=dict(type="path", no_log=False), warn_days=dict(type="int", default=30)),
+                           ca_key_path=dict(type="path", no_log=False), warn_days=dict(type="int", default=30),
+                           min_days=dict(type="int", default=0)),
         required_together=[("ca_cert_path", "ca_key_path")],
         supports_check_mode=True,
     )
@@ -121,7 +129,11 @@ def main() -> None:
         facts = tls.inspect(p["cert_path"], p["key_path"], p["hosts"], p["warn_days"])
     except FabricError as exc:
         module.fail_json(msg=str(exc))
-    for warning in facts.pop("warnings"):
+    warnings = facts.pop("warnings")
+    if facts["days_left"] < p["min_days"]:
+        module.fail_json(msg=f"certificate {p['cert_path']} expires in {facts['days_left']} days ({facts['not_after']}), "
+                             f"fewer than min_days {p['min_days']}: renew it before deploying", **facts)
+    for warning in warnings:
         module.warn(warning)
     module.exit_json(changed=changed, **facts)
 

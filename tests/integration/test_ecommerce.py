@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 
 import pytest
 import yaml
 
-from tests.helpers import REPO, run_playbook
+from tests.helpers import REPO, pods, run_playbook, running, wait_for
 
 CLUSTER = "us-east"
-CART = {"ecommerce_net_tiers": [
-    {"name": "frontend", "port": 80, "service_type": "LoadBalancer", "metrics_port": 9090},
-    {"name": "api", "port": 8080, "service_type": "ClusterIP", "metrics_port": 9090},
-    {"name": "cart", "port": 8081},
-    {"name": "database", "port": 5432, "service_type": "ClusterIP", "headless": True}],
-    "ecommerce_net_flows": [
-    {"from": "internet", "to": "frontend", "port": 80}, {"from": "frontend", "to": "api", "port": 8080},
-    {"from": "api", "to": "cart", "port": 8081}, {"from": "api", "to": "database", "port": 5432}]}
+TEST_WORKLOADS = "ecommerce-test-workloads"
+DEFAULTS = yaml.safe_load((REPO / "roles" / "ecommerce_net" / "defaults" / "main.yml").read_text())
+CART = {"ecommerce_net_tiers": DEFAULTS["ecommerce_net_tiers"] + [{"name": "cart", "port": 8081}],
+        "ecommerce_net_flows": DEFAULTS["ecommerce_net_flows"] + [{"from": "api", "to": "cart", "port": 8081}]}
+
+
+def deployment(namespace: str, name: str, labels: dict, ports=()) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+                "metadata": {"labels": labels}, "spec": {"containers": [
+                    {"name": "main", "image": f"example.com/{name}:1",
+                     "ports": [{"containerPort": p} for p in ports]}]}}}}
+
+
+def tls_vars(tmp_path, **changes) -> dict:
+    """A whole ecommerce_net_tls (partial dicts are refused by the argument specs)."""
+    return {"ecommerce_net_tls": {"mode": "generated", "cert_file": str(tmp_path / "build" / "tls" / "shop.crt"),
+                                  "key_file": str(tmp_path / "build" / "tls" / "shop.key"), "ca_cert_file": "",
+                                  "ca_key_file": "", "days": 365, "warn_days": 30, "min_days": 7, **changes}}
 
 
 def ecommerce(tmp_path, *args, inventory="local", extra=None):
@@ -39,32 +50,51 @@ def test_render_mode_writes_validates_and_proves(tmp_path):
     policies = list(yaml.safe_load_all((out / "network-policies.yaml").read_text()))
     names = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in policies}
     assert ("ecommerce-prod", "default-deny") in names and ("ecommerce-staging", "internet-to-frontend-in") in names
+    assert ("ecommerce-prod", "gateway-to-frontend-in") in names and ("ecommerce-prod", "monitoring-to-api-in") in names
+    assert {ns for ns, _ in names} == {"ecommerce-prod", "ecommerce-staging"}, "policies only in the app's namespaces"
     manifests = list(yaml.safe_load_all((out / "manifests.yaml").read_text()))
     secret = next(m for m in manifests if m["kind"] == "Secret")
     assert secret["type"] == "kubernetes.io/tls" and secret["stringData"] == {"tls.crt": "<redacted>", "tls.key": "<redacted>"}
+    frontend = next(m for m in manifests if m["kind"] == "Service" and m["metadata"]["name"] == "frontend")
+    assert [p["port"] for p in frontend["spec"]["ports"]] == [80], "the LB publishes the public port only"
+    assert {m["kind"] for m in manifests} >= {"Gateway", "HTTPRoute", "BackendTrafficPolicy"}
+    assert not any(m["kind"] == "Ingress" for m in manifests)
     key_text = (tmp_path / "build" / "tls" / "shop.key").read_text()
     assert key_text.split("\n")[1] not in result.stdout, "the key never reaches the log"
     lines = (out / "report" / "connlist.txt").read_text().splitlines()
     assert "ecommerce-prod/frontend[Pod] => ecommerce-prod/api[Pod] : TCP 8080" in lines
+    assert "envoy-gateway-system/gateway[Pod] => ecommerce-prod/frontend[Pod] : TCP 80" in lines
+    assert "monitoring/monitoring[Pod] => ecommerce-prod/api[Pod] : TCP 9090" in lines
+    assert "0.0.0.0-9.255.255.255 => ecommerce-prod/frontend[Pod] : TCP 80" in lines
     assert not any("ecommerce-prod" in l and "ecommerce-staging" in l for l in lines), "environments never meet"
     assert (out / "report" / "connlist.html").read_text().startswith("<!doctype html>")
-    assert "44 expectations hold" in result.stdout
+    held = re.search(r"(\d+) expectations hold over \d+ allowed connections \(plan stand-ins for ",
+                     " ".join(result.stdout.split()))
+    assert held and int(held.group(1)) > 80, result.stdout[-2000:]
     again = ecommerce(tmp_path)
     assert host_recap(again.stdout)["changed"] == 0
 
 
 @pytest.mark.parametrize("extra,words", [
     ({"ecommerce_net_tiers": [{"name": "frontend", "port": 70000}]}, ["ecommerce_net_tiers[0].port: 70000"]),
-    ({"ecommerce_net_internet": {"cidr": "10.0.0.0/33"}}, ["ecommerce_net_internet.cidr: '10.0.0.0/33'"]),
+    ({"ecommerce_net_peers": {**DEFAULTS["ecommerce_net_peers"], "internet": {"cidr": "10.0.0.0/33"}}},
+     ["ecommerce_net_peers.internet.cidr: '10.0.0.0/33'"]),
     ({"ecommerce_net_flows": [{"from": "frontend", "to": "payments", "port": 443}]},
      ["ecommerce_net_flows[0].to: 'payments' is not a tier"]),
+    # A change that would cut the platform's own traffic: refused, in words, before any write.
+    ({"ecommerce_net_flows": [f for f in DEFAULTS["ecommerce_net_flows"] if f["from"] != "monitoring"]},
+     ["Prometheus (ecommerce_net_peers.monitoring) scrapes frontend's metrics on 9090",
+      "monitoring/monitoring[Pod] => ecommerce-prod/api[Pod] TCP 9090 should be allowed but is denied"]),
+    ({"ecommerce_net_ingress": {"host": "shop.example.org"}}, ["missing required arguments: backend"]),
+    ({"ecommerce_net_lb": {**DEFAULTS["ecommerce_net_lb"], "external_trafic_policy": "Local"}},
+     ["external_trafic_policy"]),
 ])
 def test_bad_variables_fail_naming_them(tmp_path, extra, words):
     result = ecommerce(tmp_path, extra=extra)
     assert result.returncode != 0
     for word in words:
         assert word in result.stdout, result.stdout[-2000:]
-    assert not (tmp_path / "build" / "ecommerce").exists(), "nothing rendered"
+    assert not (tmp_path / "build").exists(), "nothing rendered, no key generated"
 
 
 def test_tls_key_that_does_not_match_its_certificate(tmp_path):
@@ -74,45 +104,107 @@ def test_tls_key_that_does_not_match_its_certificate(tmp_path):
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                         "-keyout", str(tls / f"{name}.key"), "-out", str(tls / f"{name}.crt"), "-days", "2",
                         "-subj", "/CN=shop.example.com"], check=True, capture_output=True)
-    result = ecommerce(tmp_path, extra={"ecommerce_net_tls": {
-        "mode": "provided", "cert_file": str(tls / "a.crt"), "key_file": str(tls / "b.key"), "days": 1, "warn_days": 30}})
+    provided = {"mode": "provided", "cert_file": str(tls / "a.crt"), "min_days": 0}
+    result = ecommerce(tmp_path, extra=tls_vars(tmp_path, **provided, key_file=str(tls / "b.key")))
     assert result.returncode != 0
     assert "does not match the certificate" in result.stdout
-    ok = ecommerce(tmp_path, extra={"ecommerce_net_tls": {
-        "mode": "provided", "cert_file": str(tls / "a.crt"), "key_file": str(tls / "a.key"), "days": 1, "warn_days": 30}})
+    ok = ecommerce(tmp_path, extra=tls_vars(tmp_path, **provided, key_file=str(tls / "a.key")))
     assert ok.returncode == 0, ok.stdout[-2000:]
     assert "expires in 1 days" in ok.stdout + ok.stderr or "expires in 2 days" in ok.stdout + ok.stderr
     assert "does not cover shop.example.com, staging.shop.example.com (SANs: none)" in ok.stdout + ok.stderr
+    # Below min_days the warning becomes an error, before anything is rendered.
+    later = tmp_path / "soon"
+    later.mkdir()
+    soon = ecommerce(later, extra=tls_vars(later, **{**provided, "min_days": 7}, key_file=str(tls / "a.key")))
+    assert soon.returncode != 0
+    assert re.search(r"expires in [12] days \(.*\), fewer than min_days 7: renew it before deploying", soon.stdout), soon.stdout[-2000:]
+    assert not (tmp_path / "soon" / "build").exists()
 
 
 @pytest.mark.testbed
-def test_apply_on_the_testbed(testbed, tmp_path):
+def test_apply_on_the_testbed_and_prove_over_live_pods(testbed, tmp_path):
     c = testbed.client(CLUSTER)
+    remove_test_workloads(c)
+    try:
+        applied_and_proved(testbed, c, tmp_path)
+    finally:
+        remove_test_workloads(c)
+
+
+def remove_test_workloads(c):
+    """The Deployments this test runs as the application and the platform, gone with their pods."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
+    Engine(c).converge(TEST_WORKLOADS, "default", [], "overridden")
+    for namespace in ("ecommerce-prod", "ecommerce-staging", "envoy-gateway-system", "monitoring"):
+        wait_for(lambda: not pods(c, namespace), f"no pods left in {namespace}", timeout=120)
+
+
+def applied_and_proved(testbed, c, tmp_path):
     result = ecommerce(tmp_path, inventory="testbed")
     assert result.returncode == 0, result.stdout[-4000:]
     ns = c.request("GET", "/api/v1/namespaces/ecommerce-prod")
     assert ns["metadata"]["labels"]["environment"] == "production"
     frontend = c.request("GET", "/api/v1/namespaces/ecommerce-prod/services/frontend")
-    assert frontend["spec"]["type"] == "LoadBalancer"
+    assert frontend["spec"]["type"] == "LoadBalancer" and frontend["spec"]["externalTrafficPolicy"] == "Local"
+    assert [p["port"] for p in frontend["spec"]["ports"]] == [80], "metrics never on the LoadBalancer"
     assert frontend["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-type"] == "nlb"
-    assert c.request("GET", "/api/v1/namespaces/ecommerce-prod/services/database")["spec"]["clusterIP"] == "None"
-    ingress = c.request("GET", "/apis/networking.k8s.io/v1/namespaces/ecommerce-prod/ingresses/shop")
-    assert ingress["spec"]["tls"] == [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]
-    annotations = ingress["metadata"]["annotations"]
-    assert annotations["nginx.ingress.kubernetes.io/enable-modsecurity"] == "true"
-    assert annotations["nginx.ingress.kubernetes.io/limit-rps"] == "20"
+    assert c.request("GET", "/api/v1/namespaces/ecommerce-prod/services/frontend-metrics")["spec"]["type"] == "ClusterIP"
+    assert c.request("GET", "/api/v1/namespaces/ecommerce-prod/services/userdb")["spec"]["clusterIP"] == "None"
+    gateway = c.request("GET", "/apis/gateway.networking.k8s.io/v1/namespaces/ecommerce-prod/gateways/shop")
+    assert gateway["spec"]["listeners"][1]["tls"]["certificateRefs"] == [{"group": "", "kind": "Secret", "name": "shop-tls"}]
+    route = c.request("GET", "/apis/gateway.networking.k8s.io/v1/namespaces/ecommerce-staging/httproutes/shop")
+    assert route["spec"]["hostnames"] == ["staging.shop.example.com"]
+    assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "frontend"
+    assert c.request("GET", "/apis/gateway.networking.k8s.io/v1/namespaces/ecommerce-prod/httproutes/shop-https-redirect")
+    limit = c.request("GET", "/apis/gateway.envoyproxy.io/v1alpha1/namespaces/ecommerce-prod/backendtrafficpolicies/shop-rate-limit")
+    assert limit["spec"]["rateLimit"]["local"]["rules"][0]["limit"] == {"requests": 20, "unit": "Second"}
     assert c.request("GET", "/api/v1/namespaces/ecommerce-staging/secrets/shop-tls")["type"] == "kubernetes.io/tls"
     rules = c.request("GET", "/apis/monitoring.coreos.com/v1/namespaces/ecommerce-prod/prometheusrules/network-alerts")
     assert [r["alert"] for r in rules["spec"]["groups"][0]["rules"]] == ["HighLatency", "HighErrorRate"]
     assert c.request("GET", "/apis/monitoring.coreos.com/v1/namespaces/ecommerce-prod/servicemonitors/ecommerce")
     policies = {i["metadata"]["name"] for i in c.request(
         "GET", "/apis/networking.k8s.io/v1/namespaces/ecommerce-prod/networkpolicies")["items"]}
-    assert {"default-deny", "allow-dns", "api-to-database-in", "api-to-database-out"} <= policies
+    assert {"default-deny", "allow-dns", "api-to-database-in", "api-to-database-out", "gateway-to-frontend-in",
+            "monitoring-to-frontend-in", "api-to-userdb-in"} <= policies
+    assert "plan stand-ins for" in " ".join(result.stdout.split()), "no application runs yet: the plan's pods stand in"
+
+    # The application and the platform run (the controllers and kwok make their pods); the proof
+    # now reads them, under names the role never chose.
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
+    running_objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "envoy-gateway-system"}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}},
+        deployment("envoy-gateway-system", "envoy-ecommerce-prod-shop-1a2b3c",
+                   {"app.kubernetes.io/component": "proxy", "app.kubernetes.io/managed-by": "envoy-gateway",
+                    "app.kubernetes.io/name": "envoy"}, [10080, 10443]),
+        deployment("monitoring", "prometheus-k8s", {"app.kubernetes.io/name": "prometheus"}, [9090]),
+        deployment("kube-system", "coredns", {"k8s-app": "kube-dns"}, [53]),
+    ] + [deployment(env, f"shop-{tier['name']}", {"app": tier["name"]}, [tier["port"]] + (
+        [tier["metrics_port"]] if tier.get("metrics_port") else []))
+        for env in ("ecommerce-prod", "ecommerce-staging") for tier in DEFAULTS["ecommerce_net_tiers"]]
+    Engine(c).converge(TEST_WORKLOADS, "default", running_objects, "overridden")
+    for namespace, selector, count in (("ecommerce-prod", "app", 4), ("ecommerce-staging", "app", 4),
+                                       ("envoy-gateway-system", "app.kubernetes.io/component=proxy", 1),
+                                       ("monitoring", "app.kubernetes.io/name=prometheus", 1),
+                                       ("kube-system", "k8s-app=kube-dns", 1)):
+        wait_for(lambda: running(c, namespace, selector, count), f"{count} pod(s) Running in {namespace}")
 
     mark = testbed.audit_mark(CLUSTER)
+    live = ecommerce(tmp_path, inventory="testbed")
+    assert live.returncode == 0 and host_recap(live.stdout)["changed"] == 1, "only the report changes"
+    assert "live pods only" in " ".join(live.stdout.split()), live.stdout[-3000:]
     again = ecommerce(tmp_path, inventory="testbed")
     assert again.returncode == 0 and host_recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
     assert testbed.writes(CLUSTER, since=mark) == []
+    lines = (tmp_path / "build" / "ecommerce" / "report" / "connlist.txt").read_text().splitlines()
+    assert ("envoy-gateway-system/envoy-ecommerce-prod-shop-1a2b3c[Deployment] => ecommerce-prod/shop-frontend[Deployment]"
+            " : TCP 80") in lines
+    assert "monitoring/prometheus-k8s[Deployment] => ecommerce-prod/shop-api[Deployment] : TCP 9090" in lines
+    assert "ecommerce-prod/shop-api[Deployment] => ecommerce-prod/shop-userdb[Deployment] : TCP 5432" in lines
+    into_app = [l for l in lines if "=> ecommerce-" in l]
+    assert len(into_app) == 2 * (2 + 2 + 3 + 1), into_app  # per env: internet x2 ranges, gateway, 3 tier flows, monitoring x2 - and nothing else
+    assert not [l for l in into_app if "coredns" in l.split(" => ")[0]]
+
     checked = ecommerce(tmp_path, "--check", inventory="testbed", extra=CART)
     assert checked.returncode == 0, checked.stdout[-3000:]
     assert testbed.writes(CLUSTER, since=mark) == [], "check mode writes nothing"
@@ -132,12 +224,17 @@ def test_apply_on_the_testbed(testbed, tmp_path):
     assert bad.returncode != 0 and testbed.writes(CLUSTER, since=mark) == []
 
 
-def test_services_without_readiness_probes_are_reported(tmp_path):
+def test_supplied_workloads_get_budgets_and_warnings(tmp_path):
     workloads = [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "ecommerce-prod"},
-                  "spec": {"template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
-                      {"name": name, "image": "shop/" + name, **probe}]}}}}
+                  "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                           "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
+                               {"name": name, "image": "shop/" + name, **probe}]}}}}
                  for name, probe in (("api", {}), ("frontend", {"readinessProbe": {"httpGet": {"path": "/health", "port": 80}}}))]
     result = ecommerce(tmp_path, extra={"ecommerce_net_workloads": workloads})
     assert result.returncode == 0, result.stdout[-2000:]
-    assert "WARNING: no readinessProbe on api:" in result.stdout
-    assert "readinessProbe on api, frontend" not in result.stdout
+    words = " ".join(result.stdout.split())  # the callback wraps long lines
+    assert "WARNING: Deployment ecommerce-prod/api: a container has no readinessProbe" in words
+    assert "Deployment ecommerce-prod/frontend: a container has no readinessProbe" not in words
+    assert "WARNING: Deployment ecommerce-prod/frontend: 2 replicas with no topologySpreadConstraints" in words
+    manifests = list(yaml.safe_load_all((tmp_path / "build" / "ecommerce" / "manifests.yaml").read_text()))
+    assert sorted(m["metadata"]["name"] for m in manifests if m["kind"] == "PodDisruptionBudget") == ["api", "frontend"]

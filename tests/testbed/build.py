@@ -166,7 +166,10 @@ def crds_of(source: CrdSource) -> list[dict]:
     folder = _source_dir(source)
     crds = []
     for rel in source.files:
-        for doc in yaml.load_all((folder / rel).read_text(), Loader=_YAML_LOADER):
+        text = (folder / rel).read_text()
+        if source.helm_guarded:
+            text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("{{"))
+        for doc in yaml.load_all(text, Loader=_YAML_LOADER):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             if source.groups and doc["spec"]["group"] not in source.groups:

@@ -23,6 +23,8 @@ class CrdSource:
     # A folder under shared/upstream/ holding the files, for a project the Go module proxy
     # here does not serve (K8SNET_UPSTREAM_DIR overrides where shared/upstream/ is).
     local_dir: str = ""
+    # Helm chart templates that guard the CRD with `{{- if ... }}` lines: those lines are dropped.
+    helm_guarded: bool = False
 
 
 CRD_SOURCES: tuple[CrdSource, ...] = (
@@ -62,6 +64,12 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
         "gateway-api", "sigs.k8s.io/gateway-api", "v1.6.3",
         tuple(f"config/crd/standard/gateway.networking.k8s.io_{name}.yaml"
               for name in ("gatewayclasses", "gateways", "httproutes", "referencegrants")),
+    ),
+    # Envoy Gateway's own policy CRDs (rate limits for ecommerce_net's Gateway), from its CRD chart.
+    CrdSource(
+        "envoy-gateway", "github.com/envoyproxy/gateway", "v1.9.1",
+        ("charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_backendtrafficpolicies.yaml",),
+        helm_guarded=True,
     ),
     # The Go module proxy refuses github.com/k8gb-io/k8gb; the CRDs come unmodified from
     # shared/upstream/ (with LICENSE and provenance), read in place, never copied.

@@ -81,7 +81,25 @@ def test_expectations_name_every_violation():
     ])
     assert violations == [
         "expect[4]: ecommerce/database => ecommerce/api TCP 8080 should be denied but is allowed (allowed: All Connections)",
-        "expect[5]: ecommerce/nope or ecommerce/api is not a known workload or address"]
+        "expect[5]: src ecommerce/nope is not a known workload or address"]
+
+
+def test_selector_expectations_cover_every_matched_workload_and_say_why():
+    objects = CHAPTER + [dep("ecommerce", "frontend-canary", {"app": "frontend", "track": "canary"})]
+    analysis = Analysis(objects)
+    violations = report.check_expectations(analysis, analysis.connections(), [
+        {"src": {"namespace": "ecommerce", "pods": {"app": "frontend"}}, "dst": "ecommerce/database", "port": 5432,
+         "allowed": False},
+        {"src": {"namespace": "ecommerce", "pods": {"app": "frontend"}}, "dst": "ecommerce/database", "port": 5432,
+         "why": "the frontend reads the database"},
+        {"src": {"namespace": "ecommerce", "pods": {"app": "ghost"}}, "dst": "ecommerce/api", "why": "ghosts"},
+    ])
+    assert violations == [
+        "expect[1] (the frontend reads the database): ecommerce/frontend-canary[Deployment] => "
+        "ecommerce/database TCP 5432 should be allowed but is denied (allowed: No Connections)",
+        "expect[1] (the frontend reads the database): ecommerce/frontend[Deployment] => "
+        "ecommerce/database TCP 5432 should be allowed but is denied (allowed: No Connections)",
+        "expect[2] (ghosts): src pods app=ghost in namespace ecommerce is not a known workload or address"]
 
 
 def test_findings_of_the_chapter():

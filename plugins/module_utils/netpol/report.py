@@ -164,24 +164,57 @@ td.all{{background:#f8d7da}} td.some{{background:#fff3cd}} td.none{{background:#
 # -- expectations ---------------------------------------------------------------------------
 def check_expectations(analysis: Analysis, connections, expect: list[dict]) -> list[str]:
     """Every violated expectation, in words. An expectation: src, dst (workload ``ns/name`` or
-    ``ns/name[Kind]``, or an IP address), optional protocol (TCP) and port, and allowed (bool)."""
+    ``ns/name[Kind]``, an IP address, or a selector ``{namespace: ns, pods: {labels}}`` (or
+    ``namespaces: {labels}``) that stands for every workload it matches), optional protocol (TCP) and port, allowed (bool), and why (the
+    sentence a violation starts with)."""
     violations = []
     known = {w.id for w in analysis.workloads} | {f"{w.namespace}/{w.name}" for w in analysis.workloads}
     for index, exp in enumerate(expect):
-        src, dst = str(exp["src"]), str(exp["dst"])
         protocol, port = str(exp.get("protocol") or "TCP").upper(), exp.get("port")
         want = bool(exp.get("allowed", True))
-        conn = _lookup(connections, src, dst, known)
-        if conn is None:
-            violations.append(f"expect[{index}]: {src} or {dst} is not a known workload or address")
-            continue
-        have = conn.allows(protocol, int(port)) if port is not None else bool(conn)
-        if have != want:
-            what = f"{protocol} {port}" if port is not None else "any connection"
-            violations.append(f"expect[{index}]: {src} => {dst} {what} should be "
-                              f"{'allowed' if want else 'denied'} but is {'allowed' if have else 'denied'}"
-                              f" (allowed: {conn})")
+        lead = f"expect[{index}]" + (f" ({exp['why']})" if exp.get("why") else "")
+        sides = []
+        for side in ("src", "dst"):
+            refs = _refs(analysis, exp.get(side), known)
+            if not refs:
+                violations.append(f"{lead}: {side} {_show(exp.get(side))} is not a known workload or address")
+                break
+            sides.append(refs)
+        else:
+            for src in sides[0]:
+                for dst in sides[1]:
+                    if src == dst and any(isinstance(exp.get(k), dict) for k in ("src", "dst")):
+                        continue  # a selector on both sides: a workload to itself is not a flow
+                    conn = _lookup(connections, src, dst)
+                    have = conn.allows(protocol, int(port)) if port is not None else bool(conn)
+                    if have != want:
+                        what = f"{protocol} {port}" if port is not None else "any connection"
+                        violations.append(f"{lead}: {src} => {dst} {what} should be "
+                                          f"{'allowed' if want else 'denied'} but is {'allowed' if have else 'denied'}"
+                                          f" (allowed: {conn})")
     return violations
+
+
+def _refs(analysis: Analysis, ref, known: set[str]) -> list[str]:
+    """The entities an expectation side stands for: one name or address, or every workload a
+    selector matches."""
+    if isinstance(ref, dict):
+        labels, ns_labels = ref.get("pods") or {}, ref.get("namespaces")
+        in_namespace = (lambda ns: ns == ref.get("namespace")) if ns_labels is None else (
+            lambda ns: all(analysis.namespaces.get(ns, {}).get(k) == v for k, v in ns_labels.items()))
+        return sorted(w.id for w in analysis.workloads
+                      if in_namespace(w.namespace) and all(w.labels.get(k) == v for k, v in labels.items()))
+    ref = str(ref)
+    return [ref] if ref in known or _is_ip(ref) else []
+
+
+def _show(ref) -> str:
+    if isinstance(ref, dict):
+        labels = ",".join(f"{k}={v}" for k, v in (ref.get("pods") or {}).items())
+        where = (f"namespace {ref.get('namespace')}" if "namespaces" not in ref else
+                 "namespaces " + ",".join(f"{k}={v}" for k, v in ref["namespaces"].items()))
+        return f"pods {labels or '(all)'} in {where}"
+    return str(ref)
 
 
 def _matches_entity(name: str, ref: str) -> bool:
@@ -195,10 +228,8 @@ def _matches_entity(name: str, ref: str) -> bool:
     return ref == name or ref == name.split("[", 1)[0]
 
 
-def _lookup(connections, src: str, dst: str, known: set[str]) -> ConnSet | None:
-    """The connections from src to dst; None when either is neither a workload nor an address."""
-    if not all(ref in known or _is_ip(ref) for ref in (src, dst)):
-        return None
+def _lookup(connections, src: str, dst: str) -> ConnSet:
+    """The connections from src to dst (each a workload or an address)."""
     for s, d, conn in connections:
         if _matches_entity(s, src) and _matches_entity(d, dst):
             return conn

@@ -10,7 +10,7 @@ import os
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report
-from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import WORKLOAD_KINDS, Analysis
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import WORKLOAD_KINDS, Analysis, workload_of
 
 LIVE_PATHS = ("/api/v1/namespaces", "/apis/networking.k8s.io/v1/networkpolicies", "/api/v1/pods")
 RELEVANT = set(WORKLOAD_KINDS) | {"Namespace", "NetworkPolicy"}
@@ -35,6 +35,21 @@ def overlay(base: list[dict], proposed: list[dict]) -> list[dict]:
     """What-if: proposed objects replace live ones of the same identity, or join them."""
     replaced = {diff.identity(o) for o in proposed}
     return [o for o in base if diff.identity(o) not in replaced] + list(proposed)
+
+
+def with_stand_ins(objects: list[dict], stand_ins: list[dict]) -> tuple[list[dict], list[str]]:
+    """Stand-in workloads join the objects only where no workload in their namespace carries
+    their labels yet (an application not deployed yet is proved from its plan); returns the
+    objects and the stand-ins used, as ``ns/name``."""
+    present = [workload_of(o) for o in objects if isinstance(o, dict) and o.get("kind") in WORKLOAD_KINDS]
+    used, out = [], list(objects)
+    for obj in stand_ins:
+        stand_in = workload_of(obj)
+        if not any(w.namespace == stand_in.namespace and all(w.labels.get(k) == v for k, v in stand_in.labels.items())
+                   for w in present):
+            out.append(obj)
+            used.append(f"{stand_in.namespace}/{stand_in.name}")
+    return out, used
 
 
 def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: str | None = None) -> dict:
