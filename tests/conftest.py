@@ -44,3 +44,13 @@ def testbed():
 def namespace_name():
     """A fresh namespace name per test, so tests never see each other's objects."""
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def installed_collection(tmp_path_factory):
+    """The collection as users get it: built tarball, installed read-only outside the checkout."""
+    from tests.helpers import install_collection, writable_again
+
+    installed = install_collection(tmp_path_factory.mktemp("installed"))
+    yield installed
+    writable_again(installed)

@@ -66,3 +66,31 @@ def running(client, namespace: str, selector: str, count: int):
     live = [p for p in pods(client, namespace, selector)
             if p["status"].get("phase") == "Running" and p["status"].get("podIP")]
     return live if len(live) == count else None
+
+
+def run_clean(cmd, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
+    """A command as a user's project runs it: no ANSIBLE_* settings of this repository."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    return subprocess.run(cmd, cwd=cwd, env={**base, "ANSIBLE_NOCOLOR": "1", **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def install_collection(root: Path) -> dict:
+    """Build the collection's tarball and install it under root/collections, read-only (as in an
+    execution environment image). Returns the tarball, the collections path and the install."""
+    galaxy = str(Path(sys.executable).parent / "ansible-galaxy")
+    built = run_clean([galaxy, "collection", "build", "--force", "--output-path", str(root), str(REPO)], root)
+    assert built.returncode == 0, built.stdout + built.stderr
+    tarball = next(root.glob("k8snet-fabric-*.tar.gz"))
+    collections = root / "collections"
+    done = run_clean([galaxy, "collection", "install", "--force", "-p", str(collections), str(tarball)], root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    home = collections / "ansible_collections" / "k8snet" / "fabric"
+    for path in [home, *home.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    return {"root": root, "tarball": tarball, "collections": collections, "home": home}
+
+
+def writable_again(installed: dict) -> None:
+    for path in [installed["home"], *installed["home"].rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)

@@ -6,6 +6,7 @@ or signed by a given CA), with the hosts as SANs. Keys are written 0600 and neve
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import ipaddress
@@ -75,6 +76,27 @@ def _covers(name: str, host: str) -> bool:
     if name.startswith("*."):
         return host.count(".") == name.count(".") and host.endswith(name[1:])
     return name == host
+
+
+def pair_from_secret(client, namespace: str, name: str) -> tuple[bytes, bytes] | None:
+    """tls.crt and tls.key of a kubernetes.io/tls Secret, or None when there is no such pair."""
+    secret = client.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", allow=(404,))
+    data = (secret or {}).get("data") or {}
+    if not data.get("tls.crt") or not data.get("tls.key"):
+        return None
+    return base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"])
+
+
+def write_pair(cert_path: str, key_path: str, cert_pem: bytes, key_pem: bytes) -> None:
+    """Write a certificate and its key (0600) - material read back from a cluster's Secret."""
+    os.makedirs(os.path.dirname(os.path.abspath(key_path)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(cert_path)), exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key_pem)
+    os.chmod(key_path, 0o600)
+    with open(cert_path, "wb") as handle:
+        handle.write(cert_pem)
 
 
 def generate(cert_path: str, key_path: str, hosts: list[str], days: int,

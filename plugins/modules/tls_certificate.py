@@ -17,6 +17,9 @@ description:
     before anyone reads the warning).
   - With O(state=present), generates a key (0600) and a certificate for O(hosts) when the files
     do not exist - self-signed, or signed by O(ca_cert_path)/O(ca_key_path) - then checks them.
+  - With O(reuse_secret), missing files are first taken from that C(kubernetes.io/tls) Secret on
+    the cluster the connection options name, so a job in a fresh folder (AWX, CI) keeps the
+    certificate the cluster already serves instead of rotating it on every run.
   - Key material is never returned or logged; only paths and facts.
 author:
   - k8snet.fabric contributors
@@ -59,10 +62,27 @@ options:
         V(0) fails only on an expired certificate.
     type: int
     default: 0
+  reuse_secret:
+    description:
+      - A Secret (C(namespace), C(name)) whose C(tls.crt)/C(tls.key) are written to O(cert_path)
+        and O(key_path) when those files do not exist and the Secret does. Only with
+        O(state=present); a Secret that is absent or not a TLS pair falls back to generating.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
+extends_documentation_fragment:
+  - k8snet.fabric.connection
 attributes:
   check_mode:
     support: full
-    description: Nothing is generated in check mode.
+    description: Nothing is generated or written in check mode.
 requirements:
   - cryptography
 """
@@ -85,6 +105,10 @@ days_left:
   description: Days until expiry.
   returned: success
   type: int
+source:
+  description: Where the pair came from - C(files) (already there), C(secret) (read back from O(reuse_secret)) or C(generated).
+  returned: success
+  type: str
 sans:
   description: Names the certificate covers.
   returned: success
@@ -101,6 +125,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import tls
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
 
 
@@ -111,21 +136,35 @@ def main() -> None:
                            state=dict(type="str", choices=["checked", "present"], default="checked"),
                            days=dict(type="int", default=365), ca_cert_path=dict(type="path"),
                            ca_key_path=dict(type="path", no_log=False), warn_days=dict(type="int", default=30),
-                           min_days=dict(type="int", default=0)),
+                           min_days=dict(type="int", default=0),
+                           reuse_secret=dict(type="dict", options=dict(namespace=dict(type="str", required=True),
+                                                                       name=dict(type="str", required=True))),
+                           **CONNECTION_ARGSPEC),
         required_together=[("ca_cert_path", "ca_key_path")],
         supports_check_mode=True,
     )
     p = module.params
-    changed = False
+    changed, source = False, "files"
     try:
         missing = not (os.path.exists(p["cert_path"]) and os.path.exists(p["key_path"]))
         if missing and p["state"] == "present":
             if not p["hosts"]:
                 module.fail_json(msg="hosts: at least one name is needed to generate a certificate")
             changed = True
+            pair = None
+            if p["reuse_secret"]:
+                client = Client(p)
+                try:
+                    pair = tls.pair_from_secret(client, p["reuse_secret"]["namespace"], p["reuse_secret"]["name"])
+                finally:
+                    client.close()
+            source = "secret" if pair else "generated"
             if module.check_mode:
-                module.exit_json(changed=True, msg="would generate a key and certificate")
-            tls.generate(p["cert_path"], p["key_path"], p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"])
+                module.exit_json(changed=True, source=source, msg=f"would write the pair ({source})")
+            if pair:
+                tls.write_pair(p["cert_path"], p["key_path"], *pair)
+            else:
+                tls.generate(p["cert_path"], p["key_path"], p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"])
         facts = tls.inspect(p["cert_path"], p["key_path"], p["hosts"], p["warn_days"])
     except FabricError as exc:
         module.fail_json(msg=str(exc))
@@ -135,7 +174,7 @@ def main() -> None:
                              f"fewer than min_days {p['min_days']}: renew it before deploying", **facts)
     for warning in warnings:
         module.warn(warning)
-    module.exit_json(changed=changed, **facts)
+    module.exit_json(changed=changed, source=source, **facts)
 
 
 if __name__ == "__main__":

@@ -5,27 +5,18 @@ written inside the installed collection."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_clean as run
 
 BIN = Path(sys.executable).parent
 PLAYBOOKS = {"edge": "edge", "ecommerce": "ecommerce", "multicluster": "multicluster", "mesh": "mesh", "hybrid": "hybrid"}
 DEV_ONLY = ("tests", "molecule", "bench", "inventories/testbed", "requirements.txt", "ansible.cfg", "Makefile")
-
-
-def run(cmd, cwd, env=None, timeout=600):
-    # No ANSIBLE_CONFIG: a user's project has its own settings (here Ansible's defaults).
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    return subprocess.run(cmd, cwd=cwd, env={**base, "ANSIBLE_NOCOLOR": "1", **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -37,21 +28,9 @@ def tree(root: Path) -> dict[str, str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("installed")
-    built = run([str(BIN / "ansible-galaxy"), "collection", "build", "--force", "--output-path", str(root), str(REPO)], root)
-    assert built.returncode == 0, built.stdout + built.stderr
-    tarball = next(root.glob("k8snet-fabric-*.tar.gz"))
-    collections = root / "collections"
-    done = run([str(BIN / "ansible-galaxy"), "collection", "install", "--force", "-p", str(collections), str(tarball)], root)
-    assert done.returncode == 0, done.stdout + done.stderr
-    home = collections / "ansible_collections" / "k8snet" / "fabric"
-    for path in [home, *home.rglob("*")]:  # read-only, as in an execution environment image
-        path.chmod(path.stat().st_mode & ~0o222)
-    yield {"root": root, "tarball": tarball, "collections": collections, "home": home}
-    for path in [home, *home.rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o200)
+@pytest.fixture
+def installed(installed_collection):
+    return installed_collection
 
 
 def test_the_tarball_holds_what_users_need_and_no_dev_files(installed):

@@ -159,13 +159,15 @@ class Testbed:
             handle.seek(since)
             return [json.loads(line) for line in handle if line.strip()]
 
-    def writes(self, cluster: str, since: int = 0) -> list[dict]:
+    def writes(self, cluster: str, since: int = 0, user: str | None = None) -> list[dict]:
         """Write requests made by the testbed's users (not the apiserver itself), without
-        dry runs: what check mode and failed validation must never produce."""
+        dry runs: what check mode and failed validation must never produce. With ``user``,
+        only that user's (a service account's, for instance)."""
+        def made_by(event):
+            name = event.get("user", {}).get("username", "")
+            return name == user if user else not name.startswith("system:")
         return [e for e in self.audit_events(cluster, since)
-                if e.get("verb") in WRITE_VERBS
-                and not e.get("user", {}).get("username", "").startswith("system:")
-                and "dryRun=All" not in e.get("requestURI", "")]
+                if e.get("verb") in WRITE_VERBS and made_by(e) and "dryRun=All" not in e.get("requestURI", "")]
 
     # -- up ------------------------------------------------------------------------------
     def up(self, log=print) -> dict:
