@@ -143,8 +143,9 @@ def resolve(params: dict, environ: dict | None = None) -> Credentials:
     return creds
 
 
-def from_kubeconfig(paths: list[str], context: str | None) -> Credentials:
-    """Merge the files kubectl's way and resolve one context."""
+def merge(paths: list[str]) -> tuple[dict, str | None]:
+    """The files merged kubectl's way (first definition of a name wins): clusters, users and
+    contexts by name, each as (entry, folder of its file); and the first current-context."""
     merged: dict[str, dict] = {"clusters": {}, "users": {}, "contexts": {}}
     current = None
     for path in paths:
@@ -165,6 +166,12 @@ def from_kubeconfig(paths: list[str], context: str | None) -> Credentials:
             for entry in doc.get(section) or []:
                 if isinstance(entry, dict) and entry.get("name") not in merged[section]:
                     merged[section][entry.get("name")] = (dict(entry.get(inner) or {}), base)
+    return merged, current
+
+
+def from_kubeconfig(paths: list[str], context: str | None) -> Credentials:
+    """Merge the files kubectl's way and resolve one context."""
+    merged, current = merge(paths)
     name = context or current
     where = f"kubeconfig {os.pathsep.join(paths)}"
     if not name:
