@@ -37,10 +37,10 @@ def cluster(pods: int, policies: int) -> list[dict]:
     """Namespaces of 10 pods: 5 apps x 2 replicas; per namespace a default deny, a DNS egress
     rule, and allow rules along the app chain until the policy budget is spent."""
     namespaces = max(1, pods // 10)
-    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}},
-               {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "coredns", "namespace": "kube-system",
-                                                              "labels": {"k8s-app": "kube-dns"}},
-                "spec": {"containers": [{"name": "c", "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"}]}]}}]
+    dns_pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+               "spec": {"containers": [{"name": "c", "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"}]}]}}
+    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}, dns_pod]
     budget = policies
     for n in range(namespaces):
         ns = f"team-{n:03d}"
@@ -116,7 +116,7 @@ def main() -> int:
                                                        "--pod_list", str(folder), "--ns_list", str(folder),
                                                        "--output_format", "txt", "--file_out", str(WORK / f"nca-{pods}.txt")])):
             try:
-                seconds, proc = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT))
+                seconds, proc = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False))
                 results[name] = (seconds, "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr[-200:]}")
             except subprocess.TimeoutExpired:
                 results[name] = (float(TIMEOUT), f"timed out after {TIMEOUT}s")

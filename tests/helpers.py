@@ -26,7 +26,7 @@ def run_playbook(tmp_path: Path, plays: list[dict], *args: str, extra_vars: dict
     full_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                     ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_DEPRECATION_WARNINGS="0",
                     **(env or {}))
-    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def run_testbed_playbook(tmp_path: Path, playbook: str, extra_vars: dict, *args: str) -> subprocess.CompletedProcess:
@@ -68,11 +68,16 @@ def running(client, namespace: str, selector: str, count: int):
     return live if len(live) == count else None
 
 
+def phase_is(obj: dict | None, phase: str):
+    """The object once its status.phase is phase, else None (for wait_for)."""
+    return obj if obj and (obj.get("status") or {}).get("phase") == phase else None
+
+
 def run_clean(cmd, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
     """A command as a user's project runs it: no ANSIBLE_* settings of this repository."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     return subprocess.run(cmd, cwd=cwd, env={**base, "ANSIBLE_NOCOLOR": "1", **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def install_collection(root: Path) -> dict:

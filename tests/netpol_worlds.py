@@ -44,7 +44,7 @@ def _ports(rng):
     if rng.random() < 0.3:
         return None
     out = []
-    for _ in range(rng.randint(1, 2)):
+    for _unused in range(rng.randint(1, 2)):
         entry = {}
         if rng.random() < 0.7:
             entry["protocol"] = rng.choice(PROTOCOLS)
@@ -82,10 +82,10 @@ def world(seed: int, namespaces: int = 3, workloads: int = 6, policies: int = 4)
         for direction, key in (("ingress", "from"), ("egress", "to")):
             if rng.random() < 0.6:
                 rules = []
-                for _ in range(rng.randint(0, 2)):
+                for _unused in range(rng.randint(0, 2)):
                     rule = {}
                     if rng.random() < 0.8:
-                        rule[key] = [_peer(rng, names) for _ in range(rng.randint(1, 2))]
+                        rule[key] = [_peer(rng, names) for _unused in range(rng.randint(1, 2))]
                     ports = _ports(rng)
                     if ports:
                         rule["ports"] = ports

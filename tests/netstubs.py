@@ -27,7 +27,7 @@ def listening(address: str, port: int) -> socket.socket:
     def accept():
         while True:
             try:
-                conn, _ = sock.accept()
+                conn, _unused = sock.accept()
                 conn.close()
             except OSError:
                 return

@@ -20,7 +20,7 @@ description:
   - Credentials stay in the kubeconfig; the plugin never reads or copies users' secrets.
   - An AWX inventory source of type "Sourced from a Project" can point at such a file.
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 extends_documentation_fragment:
   - constructed
 options:
@@ -114,8 +114,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         for name in sorted(merged["contexts"]):
             if (wanted and name not in wanted) or (regex and not regex.search(name)):
                 continue
-            context, _ = merged["contexts"][name]
-            cluster, _ = merged["clusters"].get(context.get("cluster"), ({}, None))
+            context, _unused = merged["contexts"][name]
+            cluster, _unused = merged["clusters"].get(context.get("cluster"), ({}, None))
             host = name if self.get_option("host_name") == "context" else str(context.get("cluster") or name)
             self.inventory.add_host(host, group=group)
             variables = {"ansible_connection": "local", "fabric_kubeconfig": joined, "fabric_context": name,

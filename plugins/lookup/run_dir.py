@@ -19,7 +19,7 @@ description:
     (a C(MANIFEST.json) of C(k8snet.fabric) above it); start the run from your project
     directory or set C(fabric_build_dir).
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options: {}
 """
 

@@ -326,7 +326,8 @@ def _monitoring(spec: dict, ns: str) -> list[dict]:
         {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "network-alerts", "namespace": ns},
          "spec": {"groups": [{"name": "network", "rules": [
              {"alert": "HighLatency",
-              "expr": f'histogram_quantile(0.95, sum by (le, service) (rate(http_request_duration_seconds_bucket{{namespace="{ns}"}}[5m]))) > {mon["latency_threshold_seconds"]}',
+              "expr": 'histogram_quantile(0.95, sum by (le, service) '
+                      f'(rate(http_request_duration_seconds_bucket{{namespace="{ns}"}}[5m]))) > {mon["latency_threshold_seconds"]}',
               "for": mon["latency_for"], "labels": {"severity": "warning"},
               "annotations": {"summary": "p95 latency of {{ $labels.service }} above " + f"{mon['latency_threshold_seconds']}s"}},
              {"alert": "HighErrorRate",

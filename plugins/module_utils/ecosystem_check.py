@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import tempfile
 
-import yaml
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
@@ -43,13 +42,15 @@ def object_name(obj: dict) -> str:
 def _run(argv: list[str], cwd: str) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ValidationError(f"{os.path.basename(argv[0])} did not finish within {TIMEOUT}s") from exc
 
 
 def promtool(binary: str, objects: list[dict]) -> tuple[int, list[dict]]:
     """Check every PrometheusRule; (how many were checked, findings naming rule and error)."""
+    import yaml  # ansible-core's own dependency, needed only when a checker runs
+
     rules = [o for o in objects if o.get("kind") == "PrometheusRule"
              and str(o.get("apiVersion", "")).startswith("monitoring.coreos.com/")]
     findings = []
@@ -74,6 +75,8 @@ ISTIO_GROUPS = ("networking.istio.io", "security.istio.io", "telemetry.istio.io"
 def istioctl(binary: str, objects: list[dict]) -> tuple[int, list[dict]]:
     """``istioctl analyze -A --use-kube=false`` over the objects (all namespaces: without -A it
     looks at `default` only); findings carry Istio's code (IST0101, ...) and level."""
+    import yaml  # ansible-core's own dependency, needed only when a checker runs
+
     with tempfile.TemporaryDirectory(prefix="k8snet-istioctl-") as tmp:
         path = os.path.join(tmp, "objects.yaml")
         with open(path, "w", encoding="utf-8") as handle:
@@ -85,7 +88,7 @@ def istioctl(binary: str, objects: list[dict]) -> tuple[int, list[dict]]:
         except ValueError:
             raise ValidationError(f"istioctl analyze failed ({proc.returncode}): "
                                   f"{(proc.stderr or proc.stdout).strip()[-2000:]}") from None
-    checked = sum(1 for o in objects if str(o.get("apiVersion", "")).split("/")[0] in ISTIO_GROUPS)
+    checked = sum(1 for o in objects if str(o.get("apiVersion", "")).split("/", maxsplit=1)[0] in ISTIO_GROUPS)
     findings = [{"object": (m.get("origin") or "").strip(), "level": (m.get("level") or "").lower(),
                  "code": m.get("code"), "message": m.get("message", "")} for m in messages or []]
     return checked, findings

@@ -199,8 +199,9 @@ def k3s_config(site: dict, host_name: str) -> dict:
                 config["server"] = server_url(site)
     else:
         config["server"] = server_url(site)
-    for key in SERVER_ONLY_KEYS:
-        assert host.get("role") == "server" or key not in config, key
+    stray = [key for key in SERVER_ONLY_KEYS if key in config] if host.get("role") != "server" else []
+    if stray:
+        raise ValidationError(f"{host.get('name')}: server-only keys {', '.join(stray)} in an agent's config")
     return config
 
 
@@ -273,6 +274,8 @@ STATIC_CLASS = "edge-static-local"
 STATIC_CLAIMS = {"processor": (PROCESSING_NS, "local-pvc"),
                  "prometheus": (MONITORING_NS, "prometheus-edge-prometheus-db-prometheus-edge-prometheus-0")}
 LOCAL_PATH_CLASS = "local-path"  # K3s' bundled local-path provisioner (its local-storage component)
+
+
 def storage_bytes(value):
     """A storage size as Kubernetes reads quantities (10Gi, 500M, 1e9), or None when it is not
     a positive one."""

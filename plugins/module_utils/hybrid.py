@@ -43,7 +43,7 @@ def ranges_of(name: str, values) -> "ipplan.netaddr.IPSet":
 def _location_problems(loc: dict, where: str, out: list[str]):
     """Problems of one location; returns its address ranges (None when they do not parse)."""
     checks.label(loc.get("name"), f"{where}.name", out)
-    checks.label(str(loc.get("zone", loc.get("name"))).split(".")[0], f"{where}.zone", out)
+    checks.label(str(loc.get("zone", loc.get("name"))).split(".", maxsplit=1)[0], f"{where}.zone", out)
     cidrs = loc.get("cidrs")
     if not isinstance(cidrs, list) or not cidrs:
         out.append(f"{where}.cidrs: a location needs a list of its address ranges")

@@ -608,7 +608,7 @@ def verdicts(policies: list[dict], expect: list[dict], trust_domain: str = "clus
     """Each expectation with the evaluator's answer and ``holds``."""
     out = []
     for item in expect:
-        namespace, _ = caller(item["from"], "from")
+        namespace, _unused = caller(item["from"], "from")
         to_ns, to_name = item["to"].split("/", 1)
         request = {"principal": principal(item["from"], trust_domain), "namespace": namespace,
                    "method": item.get("method", "GET"), "path": item.get("path", "/"), "port": item.get("port", ""),

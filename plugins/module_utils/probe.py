@@ -24,18 +24,19 @@ try:
 except ImportError:  # reported by the module when DNS probes are asked for
     HAS_DNSPYTHON = False
 
+
 def server_address(value, where: str) -> tuple[str, int]:
     """'10.0.0.53', '10.0.0.53:5353', 'fd00::53' or '[fd00::53]:53' -> (address, port)."""
     text = str(value).strip()
     host, port = text, 53
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        host, _unused, rest = text[1:].partition("]")
         if rest:
             if not rest.startswith(":") or not rest[1:].isdigit():
                 raise ValidationError(f"{where}: {value!r} is not an address[:port]")
             port = int(rest[1:])
     elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
+        host, _unused, port_text = text.partition(":")
         if not port_text.isdigit():
             raise ValidationError(f"{where}: {value!r} has no numeric port")
         port = int(port_text)

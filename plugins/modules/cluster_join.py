@@ -21,7 +21,7 @@ description:
     remain, and issues a new one otherwise. The token is never returned or logged.
   - With O(state=absent), removes what a join made on both sides; the namespaces stay.
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options:
   name:
     description: The member's name in the federation (the KubeFedCluster's name).
@@ -125,7 +125,7 @@ def main() -> None:
             name=dict(type="str", required=True), host_name=dict(type="str", required=True),
             namespace=dict(type="str", default="kube-federation-system"), api_endpoint=dict(type="str"),
             host_kubeconfig=dict(type="path"), host_context=dict(type="str", required=True),
-            token_days=dict(type="int", default=365), renew_days=dict(type="int", default=30),
+            token_days=dict(type="int", default=365, no_log=False), renew_days=dict(type="int", default=30),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             **CONNECTION_ARGSPEC),
         supports_check_mode=True,

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: ecosystem_check
 short_description: Run an ecosystem's own checker (promtool, istioctl analyze) over objects before they are written
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - C(promtool) runs C(promtool check rules) over the rule groups of every
     C(monitoring.coreos.com) PrometheusRule in O(objects), the way the Prometheus Operator hands
@@ -21,7 +21,7 @@ description:
     dependency of the collection - when it is not installed the task warns that nothing was
     checked (or fails with O(required)); it never reports an unchecked object as passed.
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options:
   checker:
     description: Which ecosystem's checker to run.
@@ -88,7 +88,7 @@ findings:
   elements: dict
   contains:
     object: {description: The object the finding is about., type: str}
-    level: {description: C(error), C(warning) or C(info)., type: str}
+    level: {description: "C(error), C(warning) or C(info).", type: str}
     code: {description: Istio's analyzer code (for example C(IST0101))., type: str}
     message: {description: The checker's own message., type: str}
 """

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: istio_install
 short_description: Install Istio with istioctl from an install file, pinned to a revision, and verify it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs C(istioctl install -f O(file) --revision O(revision) -y) against the cluster of O(kubeconfig)
     and O(context) when that file at that revision has not been installed there yet (a digest of
@@ -20,7 +20,7 @@ description:
     configured - and fails naming what is not.
   - C(istioctl) is not a dependency of the collection; the task fails saying so when it is missing.
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options:
   file:
     description: The install file (IstioOperator format) the istio_mesh role renders.

@@ -17,7 +17,7 @@ description:
     endpoint is C(ok) when it accepts the connection. Every result says why it is not.
   - Reads only; the task fails only with O(require_all) and a probe that is not C(ok).
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options:
   dns:
     description: DNS questions.

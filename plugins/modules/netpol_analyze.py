@@ -23,7 +23,7 @@ description:
     traffic, and pod IPs inside ipBlocks (ipBlock peers are treated as external addresses).
   - Fails when an O(expect) entry is violated, listing every violation.
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options:
   objects:
     description: Namespaces, workloads and NetworkPolicies as mappings.

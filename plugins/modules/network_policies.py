@@ -22,7 +22,7 @@ description:
     CIDR, except outside its CIDR, a peer or port list that would silently allow everything.
   - C(gathered) and C(parsed) turn NetworkPolicies back into this intent model.
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options:
   config:
     description: One entry per namespace.

@@ -9,14 +9,14 @@ DOCUMENTATION = r"""
 ---
 module: node_readiness
 short_description: Wait until the named Nodes are registered and Ready, and name the ones that are not
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Polls the cluster's Nodes until every node in O(names) has joined and reports C(Ready=True),
     or O(timeout) passes. Then fails naming each node that is not Ready and why (not registered,
     C(Ready=False) or C(Unknown) with the kubelet's reason).
   - Reads only.
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options:
   names:
     description: Node names, as the kubelets (K3s nodes) register them.

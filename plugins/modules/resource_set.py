@@ -27,7 +27,7 @@ description:
     C(kubectl apply --prune --applyset=<name> -n <set_namespace>).
   - Secret C(data)/C(stringData) and token-like fields are redacted in diffs, results and errors.
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options:
   objects:
     description: The objects of the set, as mappings.

@@ -22,7 +22,7 @@ description:
     certificate the cluster already serves instead of rotating it on every run.
   - Key material is never returned or logged; only paths and facts.
 author:
-  - k8snet.fabric contributors
+  - k8snet.fabric contributors (@k8snet)
 options:
   cert_path:
     description: PEM certificate file.
@@ -137,8 +137,9 @@ def main() -> None:
                            days=dict(type="int", default=365), ca_cert_path=dict(type="path"),
                            ca_key_path=dict(type="path", no_log=False), warn_days=dict(type="int", default=30),
                            min_days=dict(type="int", default=0),
-                           reuse_secret=dict(type="dict", options=dict(namespace=dict(type="str", required=True),
-                                                                       name=dict(type="str", required=True))),
+                           reuse_secret=dict(type="dict", no_log=False,
+                                             options=dict(namespace=dict(type="str", required=True),
+                                                          name=dict(type="str", required=True))),
                            **CONNECTION_ARGSPEC),
         required_together=[("ca_cert_path", "ca_key_path")],
         supports_check_mode=True,

@@ -192,7 +192,7 @@ def connect_proxy():
     def serve():
         while True:
             try:
-                client, _ = listener.accept()
+                client, _unused = listener.accept()
             except OSError:
                 return
             threading.Thread(target=handle, args=(client,), daemon=True).start()

@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 
-from tests.helpers import pods, running, wait_for
+from tests.helpers import phase_is, pods, running, wait_for
 from tests.testbed.versions import CLUSTERS
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
@@ -87,6 +87,7 @@ def test_deployment_pods_run_on_the_nodes_affinity_allows_with_ips_in_their_podc
         assert ipaddress.ip_address(pod["status"]["podIP"]) in cidrs[node]
     # A ReplicaSet made them (Deployment -> ReplicaSet -> Pods).
     assert {p["metadata"]["ownerReferences"][0]["kind"] for p in live} == {"ReplicaSet"}
+
     # The EndpointSlice controller lists exactly those IPs.
     def slice_ips():
         slices = client.request("GET", f"/apis/discovery.k8s.io/v1/namespaces/{namespace_name}/endpointslices",
@@ -139,8 +140,8 @@ def test_a_claim_binds_to_a_local_volume_and_its_pod_follows_the_volume(testbed,
                  [namespace(namespace_name), klass, volume, claim, app])
         pod = wait_for(lambda: running(client, namespace_name, "app=store", 1), "the pod using the claim")[0]
         assert pod["spec"]["nodeName"] == "factory1-agent-1"
-        bound = wait_for(lambda: (lambda c: c if c["status"].get("phase") == "Bound" else None)(
-            client.request("GET", f"/api/v1/namespaces/{namespace_name}/persistentvolumeclaims/data")), "Bound")
+        bound = wait_for(lambda: phase_is(client.request(
+            "GET", f"/api/v1/namespaces/{namespace_name}/persistentvolumeclaims/data"), "Bound"), "Bound")
         assert bound["spec"]["volumeName"] == f"pv-{namespace_name}"
     finally:
         Engine(testbed.client("edge-factory-1")).delete("storage", namespace_name, [])

@@ -51,7 +51,7 @@ def test_render_mode_writes_validates_and_proves(tmp_path):
     names = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in policies}
     assert ("ecommerce-prod", "default-deny") in names and ("ecommerce-staging", "internet-to-frontend-in") in names
     assert ("ecommerce-prod", "gateway-to-frontend-in") in names and ("ecommerce-prod", "monitoring-to-api-in") in names
-    assert {ns for ns, _ in names} == {"ecommerce-prod", "ecommerce-staging"}, "policies only in the app's namespaces"
+    assert {ns for ns, _unused in names} == {"ecommerce-prod", "ecommerce-staging"}, "policies only in the app's namespaces"
     manifests = list(yaml.safe_load_all((out / "manifests.yaml").read_text()))
     secret = next(m for m in manifests if m["kind"] == "Secret")
     assert secret["type"] == "kubernetes.io/tls" and secret["stringData"] == {"tls.crt": "<redacted>", "tls.key": "<redacted>"}

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
 
-from tests.helpers import REPO, recap, run_playbook, running, wait_for
+from tests.helpers import REPO, phase_is, run_playbook, running, wait_for
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "edge-factory-1"
@@ -44,7 +42,7 @@ def edge_cluster(testbed, tmp_path_factory):
     for name in ("metallb-native.yaml", "prometheus-operator-bundle.yaml"):
         objects = [d for d in yaml.load_all((addons / name).read_text(), Loader=GoYamlLoader)
                    if d and d["kind"] != "ValidatingWebhookConfiguration"]
-        engine.converge(name.split(".")[0], "kube-system", objects, "overridden")
+        engine.converge(name.split(".", maxsplit=1)[0], "kube-system", objects, "overridden")
     return testbed.client(CLUSTER)
 
 
@@ -94,8 +92,8 @@ def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_clust
     assert get(c, "/api/v1/nodes/factory1-agent-1")["metadata"]["labels"]["edge-zone"] == "line-a"
 
     # The site works once booted: storage binds, pods land where they belong.
-    claim = wait_for(lambda: (lambda c_: c_ if c_["status"].get("phase") == "Bound" else None)(
-        get(c, "/api/v1/namespaces/edge-processing/persistentvolumeclaims/local-pvc")), "the processor's claim Bound")
+    claim = wait_for(lambda: phase_is(get(c, "/api/v1/namespaces/edge-processing/persistentvolumeclaims/local-pvc"),
+                                      "Bound"), "the processor's claim Bound")
     volume = get(c, f"/api/v1/persistentvolumes/{claim['spec']['volumeName']}")
     assert volume["spec"]["local"]["path"] == "/var/lib/edge/processor"
     processors = wait_for(lambda: running(c, "edge-processing", "app=data-processor", 2), "2 processor pods Running")

@@ -10,7 +10,6 @@ import yaml
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import applyset, diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine, SetError
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
-    ApiError,
     ClusterUnreachable,
     ValidationError,
 )
@@ -160,7 +159,6 @@ def test_overridden_prunes_what_is_no_longer_declared(testbed, engine, namespace
     assert live(testbed, f"/api/v1/namespaces/{namespace_name}/configmaps/keep") is not None
     parent = live(testbed, f"/api/v1/namespaces/{namespace_name}/secrets/pr")
     assert parent["metadata"]["annotations"][applyset.GROUP_KINDS_ANNOTATION] == "ConfigMap,Namespace"
-
 
 
 def test_an_object_still_being_deleted_is_not_pruned_again(testbed, engine, audit, namespace_name):

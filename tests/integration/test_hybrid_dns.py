@@ -73,7 +73,7 @@ def resolvers(tmp_path_factory):
     }}
 }}
 """)
-    server = CoreDNS(tmp_path_factory.mktemp("resolvers"), "".join(blocks), next(iter(ports.values())))
+    server = CoreDNS(tmp_path_factory.mktemp("resolvers"), "".join(blocks), list(ports.values())[0])
     yield {name: (f"127.0.0.1:{port}", f"203.0.113.{i}") for i, (name, port) in enumerate(ports.items(), 1)}
     server.stop()
 
@@ -199,7 +199,7 @@ def test_nothing_is_written_when_no_endpoint_answers(testbed, tmp_path, resolver
 
 
 def test_nothing_is_written_when_a_zone_has_no_resolver(testbed, tmp_path, resolvers, listeners, namespace_name):
-    port, _ = listeners
+    port, _unused = listeners
     dead = dict(resolvers)
     dead["aws"] = (f"127.0.0.1:{free_port()}", None)  # nothing listens there
     refused_without_writes(testbed, tmp_path, role_vars(dead, port, namespace_name),
@@ -207,7 +207,7 @@ def test_nothing_is_written_when_a_zone_has_no_resolver(testbed, tmp_path, resol
 
 
 def test_bad_plan_fails_before_probes_and_writes(testbed, tmp_path, resolvers, listeners, namespace_name):
-    port, _ = listeners
+    port, _unused = listeners
     extra = role_vars(resolvers, port, namespace_name)
     extra["hybrid_dns_locations"] = copy.deepcopy(extra["hybrid_dns_locations"])
     extra["hybrid_dns_locations"][2]["cidrs"] = ["127.2.0.0/15"]  # swallows aws's range
@@ -218,7 +218,7 @@ def test_bad_plan_fails_before_probes_and_writes(testbed, tmp_path, resolvers, l
 
 
 def test_check_mode_writes_nothing(testbed, tmp_path, resolvers, listeners, namespace_name):
-    port, _ = listeners
+    port, _unused = listeners
     mark = testbed.audit_mark(CLUSTER)
     result = run_role(tmp_path, role_vars(resolvers, port, namespace_name), "--check", "--diff")
     assert result.returncode == 0, result.stdout[-4000:]
@@ -227,7 +227,7 @@ def test_check_mode_writes_nothing(testbed, tmp_path, resolvers, listeners, name
 
 
 def test_net_probe_tells_answers_from_silence_and_open_from_closed(tmp_path, resolvers, listeners):
-    port, _ = listeners
+    port, _unused = listeners
     on_prem = resolvers["on-prem"][0]
     silent = f"127.0.0.1:{free_port()}"
     plays = [{"hosts": "localhost", "gather_facts": False, "tasks": [

@@ -16,13 +16,14 @@ NS = "kube-federation-system"
 
 
 def federation(namespace, vip_port=None, **extra):
-    out = {"kubefed_clusters": [
-               {"name": HOST, "context": HOST, "pod_cidr": "10.0.0.0/14", "service_cidr": "10.96.0.0/16",
-                "vips": ["127.5.0.10"], "priority": 1},
-               {"name": MEMBER, "context": MEMBER, "pod_cidr": "10.4.0.0/14", "service_cidr": "10.97.0.0/16",
-                "vips": ["127.6.0.10"], "priority": 1}],
-           "kubefed_services": [{"name": "financial-app", "namespace": namespace, "port": 80, "target_port": 8080}],
-           "kubefed_probes": {"enabled": vip_port is not None, "port": vip_port or 443, "timeout": 1}}
+    out = {
+        "kubefed_clusters": [
+            {"name": HOST, "context": HOST, "pod_cidr": "10.0.0.0/14", "service_cidr": "10.96.0.0/16",
+             "vips": ["127.5.0.10"], "priority": 1},
+            {"name": MEMBER, "context": MEMBER, "pod_cidr": "10.4.0.0/14", "service_cidr": "10.97.0.0/16",
+             "vips": ["127.6.0.10"], "priority": 1}],
+        "kubefed_services": [{"name": "financial-app", "namespace": namespace, "port": 80, "target_port": 8080}],
+        "kubefed_probes": {"enabled": vip_port is not None, "port": vip_port or 443, "timeout": 1}}
     out.update(extra)
     return out
 

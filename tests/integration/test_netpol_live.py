@@ -30,8 +30,8 @@ def live_app(testbed, namespace_name):
     """A Deployment's pods as the controllers and kwok make them, a bare pod, one policy."""
     client = testbed.client(CLUSTER)
     ns = namespace_name
-    client.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
-                                                        "metadata": {"name": ns, "labels": {"environment": "production"}}})
+    client.request("POST", "/api/v1/namespaces", body={
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"environment": "production"}}})
     wait_for(lambda: client.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default", allow=(404,)),
              "the default ServiceAccount")
     client.request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", body=web_deployment(ns))

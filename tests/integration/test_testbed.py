@@ -35,9 +35,9 @@ SAMPLES = {
     "L2Advertisement": ("metallb.io/v1beta1", "l2advertisements", {"ipAddressPools": ["p"]}),
     "KubeFedCluster": ("core.kubefed.io/v1beta1", "kubefedclusters",
                        {"apiEndpoint": "https://127.0.0.1:6443", "secretRef": {"name": "c"}}),
-    "Gateway:gateway-api": ("gateway.networking.k8s.io/v1", "gateways",
-                {"gatewayClassName": "example", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP",
-                                                              "allowedRoutes": {"namespaces": {"from": "Same"}}}]}),
+    "Gateway:gateway-api": ("gateway.networking.k8s.io/v1", "gateways", {
+        "gatewayClassName": "example",
+        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]}),
     "HTTPRoute": ("gateway.networking.k8s.io/v1", "httproutes",
                   {"hostnames": ["shop.example.com"]}),
     "Gslb": ("k8gb.io/v1beta1", "gslbs",

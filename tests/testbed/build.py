@@ -44,7 +44,7 @@ class BuildError(RuntimeError):
 
 def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BuildError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc.stdout

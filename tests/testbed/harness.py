@@ -36,7 +36,6 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client  # noqa: E402
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError  # noqa: E402
 
 RUN = Path(os.environ.get("K8SNET_TESTBED_RUN", build.CACHE / "run"))
 EXTERNAL_KUBECONFIG = os.environ.get("K8SNET_TEST_KUBECONFIG")
@@ -458,7 +457,7 @@ class Testbed:
     def _bootstrap(self, cluster: str, crds: list[dict]) -> None:
         """RBAC for the limited user, then every CRD, waiting until all are Established."""
         client = self.client(cluster, workers=4)
-        rbac = [d for d in yaml.safe_load_all((HERE / "rbac" / "limited.yaml").read_text()) if d]
+        rbac = yaml.safe_load((HERE / "rbac" / "limited.yaml").read_text())["items"]
         for doc in rbac:
             plural = doc["kind"].lower() + "s"
             self._apply(client, f"/apis/rbac.authorization.k8s.io/v1/{plural}/{doc['metadata']['name']}", doc)

@@ -80,6 +80,7 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
     ),
 )
 
+
 @dataclass(frozen=True)
 class NodeSpec:
     """A Node the harness registers (kwok plays its kubelet)."""

@@ -151,7 +151,7 @@ def test_a_kind_defined_this_run_is_awaited_until_discovery_serves_it():
     assert engine.await_kind("example.com/v1", "Widget") is widget
     assert (late.asked, late.invalidated) == (3, 2)
     never = Engine(client=None, discovery=type("Never", (), {
-        "resolve": lambda self, *a: (_ for _ in ()).throw(DiscoveryError("gone")),
+        "resolve": lambda self, *a: (_unused for _unused in ()).throw(DiscoveryError("gone")),
         "invalidate": lambda self: None})(), wait_timeout=0.3)
     with pytest.raises(DiscoveryError, match="gone"):
         never.await_kind("example.com/v1", "Widget")

@@ -18,7 +18,7 @@ OTHERS = [(kind, p.stem) for kind in ("lookup", "inventory") for p in (REPO / "p
 
 def test_ansible_lint_production_profile():
     proc = subprocess.run([str(BIN / "ansible-lint"), "--nocolor"], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"))
+                          timeout=600, env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"), check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "Profile 'production' was required, and it passed" in proc.stderr + proc.stdout
 
@@ -26,7 +26,7 @@ def test_ansible_lint_production_profile():
 @pytest.mark.parametrize("kind,name", [("module", m) for m in MODULES] + [("filter", f) for f in FILTERS] + OTHERS)
 def test_ansible_doc_renders(kind, name):
     proc = subprocess.run([str(BIN / "ansible-doc"), "-t", kind, "--json", f"k8snet.fabric.{name}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and "ERROR" not in proc.stderr, proc.stderr
     assert f'"k8snet.fabric.{name}"' in proc.stdout and '"doc"' in proc.stdout
     if kind in ("module", "lookup"):

@@ -41,8 +41,8 @@ def test_the_chapters_mesh_corrected():
     plan = mesh.plan(spec())
     assert plan["problems"] == []
     objects = plan["objects"]
-    assert {o["apiVersion"] for o in objects} == {"networking.istio.io/v1", "security.istio.io/v1",
-                                                 "telemetry.istio.io/v1", "monitoring.coreos.com/v1", "v1"}
+    assert {o["apiVersion"] for o in objects} == {
+        "networking.istio.io/v1", "security.istio.io/v1", "telemetry.istio.io/v1", "monitoring.coreos.com/v1", "v1"}
     [dashboard] = kinds(objects, "ConfigMap")
     assert dashboard["metadata"]["labels"] == {"grafana_dashboard": "1"}
     [rules] = kinds(objects, "PrometheusRule")

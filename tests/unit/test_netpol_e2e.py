@@ -7,8 +7,6 @@ expected reachability for one port/protocol, as the upstream tests' truth tables
 
 from __future__ import annotations
 
-import pytest
-
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis
 
 NAMESPACES = ("x", "y", "z")

@@ -378,7 +378,7 @@ class Engine:
             raise SetError(f"the set's parent cannot be read: {self.explain(ref, exc)}", []) from exc
 
     def _type_of(self, group_kind: str) -> ResourceType | None:
-        kind, _, group = group_kind.partition(".")
+        kind, _unused, group = group_kind.partition(".")
         for (api_version, k), rtype in self.discovery._index().items():  # noqa: SLF001
             if k == kind and rtype.group == group:
                 return rtype
@@ -464,7 +464,7 @@ class Engine:
             stale = [(rtype, o) for rtype, o in self.members(set_id, old_kinds, scope_ns)
                      if diff.identity(o) not in declared and not o["metadata"].get("deletionTimestamp")]
         if self.check_mode:
-            return self._report(items, [o for _, o in stale])
+            return self._report(items, [o for _unused, o in stale])
 
         started = time.monotonic()
         foundation = [i for i in items if diff.is_foundation(i.obj) and i.action in ("create", "update")]
@@ -503,7 +503,7 @@ class Engine:
 
     def _prune(self, stale: list[tuple]) -> list[dict]:
         """Delete what the set no longer declares."""
-        return [obj for (_, obj), _ in self._delete_in_order(stale, dry_run=False)]
+        return [obj for (_unused, obj), _unused in self._delete_in_order(stale, dry_run=False)]
 
     def _delete_in_order(self, targets: list[tuple], dry_run: bool) -> list[tuple[tuple, str | None]]:
         """Delete (type, object) pairs in parallel, namespaces and CRDs after what lives in them;
@@ -589,14 +589,14 @@ class Engine:
         # Dry runs first: a delete the server would refuse stops the run before any delete.
         self._map(lambda t: self._delete(*t, dry_run=True), targets)
         done = self._delete_in_order(targets, dry_run=self.check_mode)
-        results = [_result(obj, "deleted" if outcome else "absent") for (_, obj), outcome in done]
+        results = [_result(obj, "deleted" if outcome else "absent") for (_unused, obj), outcome in done]
         if not objects and parent is not None and not self.check_mode:
             self.forget(name, set_namespace)
         summary = {"deleted": sum(r["result"] == "deleted" for r in results)}
         out = {"changed": summary["deleted"] > 0 or (not objects and parent is not None),
                "results": results, "summary": summary}
         if self.want_diff:
-            out["diff"] = [diff.object_diff(obj, None) for (_, obj), _ in done]
+            out["diff"] = [diff.object_diff(obj, None) for (_unused, obj), _unused in done]
         return out
 
     def forget(self, name: str, set_namespace: str) -> bool:
@@ -612,8 +612,8 @@ class Engine:
         parent = self._parent(name, set_namespace)
         kinds, namespaces = applyset.parent_scope(parent)
         found = self.members(applyset.applyset_id(name, set_namespace), kinds, namespaces | {set_namespace})
-        objects = [diff.redact(diff.clean_live(obj)) for _, obj in found]
-        objects.sort(key=lambda o: diff.identity(o))
+        objects = [diff.redact(diff.clean_live(obj)) for _unused, obj in found]
+        objects.sort(key=diff.identity)
         return {"changed": False, "gathered": objects}
 
 
@@ -631,7 +631,7 @@ def shape_problem(raw, where: str) -> str | None:
 
 
 def _group_kind(obj: dict) -> str:
-    group, _ = split_api_version(obj["apiVersion"])
+    group, _unused = split_api_version(obj["apiVersion"])
     return f"{obj['kind']}.{group}" if group else obj["kind"]
 
 

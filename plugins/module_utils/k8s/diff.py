@@ -41,7 +41,7 @@ def identity(obj: dict) -> tuple[str, str, str, str]:
 
 def describe(obj: dict) -> str:
     """``Kind namespace/name`` for messages."""
-    _, kind, namespace, name = identity(obj)
+    _unused, kind, namespace, name = identity(obj)
     return f"{kind} {namespace + '/' if namespace else ''}{name}"
 
 
@@ -50,7 +50,7 @@ FOUNDATION_KINDS = frozenset({("", "Namespace"), ("apiextensions.k8s.io", "Custo
 
 
 def is_foundation(obj: dict) -> bool:
-    group, kind, _, _ = identity(obj)
+    group, kind, _unused, _unused = identity(obj)
     return (group, kind) in FOUNDATION_KINDS
 
 

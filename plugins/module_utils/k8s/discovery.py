@@ -64,7 +64,7 @@ class ResourceType:
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:
-    group, _, version = api_version.rpartition("/")
+    group, _unused, version = api_version.rpartition("/")
     return group, version
 
 

@@ -27,7 +27,6 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 
-import yaml
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ClusterUnreachable
 
@@ -146,6 +145,8 @@ def resolve(params: dict, environ: dict | None = None) -> Credentials:
 def merge(paths: list[str]) -> tuple[dict, str | None]:
     """The files merged kubectl's way (first definition of a name wins): clusters, users and
     contexts by name, each as (entry, folder of its file); and the first current-context."""
+    import yaml  # ansible-core's own dependency; imported here so importing the engine never needs it
+
     merged: dict[str, dict] = {"clusters": {}, "users": {}, "contexts": {}}
     current = None
     for path in paths:
@@ -179,7 +180,7 @@ def from_kubeconfig(paths: list[str], context: str | None) -> Credentials:
     if name not in merged["contexts"]:
         known = ", ".join(sorted(str(n) for n in merged["contexts"])) or "none"
         raise ClusterUnreachable(f"{where}: context {name!r} not found (contexts: {known})")
-    ctx, _ = merged["contexts"][name]
+    ctx, _unused = merged["contexts"][name]
     if ctx.get("cluster") not in merged["clusters"]:
         raise ClusterUnreachable(f"{where}: context {name!r} names cluster {ctx.get('cluster')!r}, "
                                  f"which is not defined")

@@ -30,7 +30,7 @@ def _yaml():
 
 def parse(text: str, origin: str = "content") -> list[dict]:
     """Every non-empty document; a ``kind: List`` is flattened into its items."""
-    yaml, loader, _ = _yaml()
+    yaml, loader, _unused = _yaml()
     try:
         docs = list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as exc:
@@ -53,7 +53,7 @@ def load(paths: list[str]) -> list[dict]:
     objects = []
     for path in paths:
         if os.path.isdir(path):
-            files = sorted(os.path.join(root, f) for root, _, names in os.walk(path)
+            files = sorted(os.path.join(root, f) for root, _unused, names in os.walk(path)
                            for f in names if f.endswith(MANIFEST_SUFFIXES))
         elif os.path.exists(path):
             files = [path]
@@ -66,7 +66,7 @@ def load(paths: list[str]) -> list[dict]:
 
 
 def dump(objects: list[dict]) -> str:
-    yaml, _, dumper = _yaml()
+    yaml, _unused, dumper = _yaml()
     return "".join("---\n" + yaml.dump(o, Dumper=dumper, sort_keys=False, default_flow_style=False)
                    for o in objects)
 

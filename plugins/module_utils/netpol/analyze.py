@@ -155,8 +155,8 @@ class Analysis:
         self.ingress_isolated = [False] * n
         self.egress_isolated = [False] * n
         # Per class: the (peer classes or None for 'any', ipBlocks, ports) of every rule that applies.
-        self.in_rules: list[list] = [[] for _ in range(n)]
-        self.out_rules: list[list] = [[] for _ in range(n)]
+        self.in_rules: list[list] = [[] for _unused in range(n)]
+        self.out_rules: list[list] = [[] for _unused in range(n)]
         for p, selected in zip(self.policies, self.selected):
             types = policy_types(p.spec)
             if "Ingress" in types:
@@ -203,7 +203,7 @@ class Analysis:
         if not isolated:
             return ConnSet.all()
         out = ConnSet.none()
-        for classes, _, ports, _ in rules:
+        for classes, _unused, ports, _unused in rules:
             if classes is None or peer in classes:
                 out = out | rule_conns(ports, named_ports, self.strict)
         return out
@@ -268,7 +268,7 @@ class Analysis:
         if not isolated:
             return ConnSet.all()
         out = ConnSet.none()
-        for classes, blocks, ports, _ in rules:
+        for classes, blocks, ports, _unused in rules:
             if classes is None or self._in_block(segment, blocks):
                 out = out | rule_conns(ports, named_ports, self.strict)
         return out
@@ -278,7 +278,7 @@ class Analysis:
         """Every allowed (src, dst, connections), workloads and merged IP ranges, sorted."""
         out = []
         n = len(self.classes)
-        members: list[list[int]] = [[] for _ in range(n)]
+        members: list[list[int]] = [[] for _unused in range(n)]
         for i, c in enumerate(self.class_of):
             members[c].append(i)
         everyone = range(n)
@@ -336,4 +336,4 @@ def _merge_segments(segments: list, conns: list) -> list[tuple[str, ConnSet]]:
         current = (version, lo, hi, conn)
     if current and current[3]:
         out.append(current)
-    return [(f"{ipaddress.ip_address(lo)}-{ipaddress.ip_address(hi)}", conn) for _, lo, hi, conn in out]
+    return [(f"{ipaddress.ip_address(lo)}-{ipaddress.ip_address(hi)}", conn) for _unused, lo, hi, conn in out]

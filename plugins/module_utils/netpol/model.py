@@ -73,10 +73,11 @@ def port_entry(value, where: str) -> dict:
             entry["endPort"] = high
         return entry
     match = NAMED_PORT.match(text)
-    if match and len(text.split("/")[0]) <= 15 and re.search("[a-z]", text.split("/")[0]):
+    name = text.split("/", maxsplit=1)[0]
+    if match and len(name) <= 15 and re.search("[a-z]", name):
         protocol = (match["proto"] or "TCP").upper()
         _check_protocol(protocol, where, value)
-        return {"protocol": protocol, "port": text.split("/")[0]}
+        return {"protocol": protocol, "port": name}
     _fail(where, f"{value!r} is not a port (use 80, \"53/UDP\", \"8000-8100/TCP\" or a named port)")
 
 
@@ -302,7 +303,7 @@ def stand_in_pods(workloads: list[tuple[str, str]]) -> list[dict]:
     proof over policies needs when no application runs yet."""
     out = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
             "spec": {"containers": [{"name": name}]}} for namespace, name in workloads]
-    out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "coredns", "namespace": "kube-system",
-                                                              "labels": {"k8s-app": "kube-dns"}},
+    out.append({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
                 "spec": {"containers": [{"name": "coredns"}]}})
     return out

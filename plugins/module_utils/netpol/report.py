@@ -122,7 +122,7 @@ def _svg(data, names) -> str:
 
 def _html(data, findings) -> str:
     """One self-contained page: a src x dst matrix, a graph, the findings, the list. No external assets."""
-    names, _ = _nodes(data)
+    names, _unused = _nodes(data)
     cell = {(r["src"], r["dst"]): r["conn"] for r in data}
     head = "".join(f'<th class="v"><div>{html.escape(n)}</div></th>' for n in names)
     body = []
@@ -260,7 +260,7 @@ def findings(analysis: Analysis, connections) -> list[dict]:
     for p in a.policies:
         for direction, key in (("ingress", "from"), ("egress", "to")):
             for index, rule in enumerate(p.spec.get(direction) or []):
-                classes, blocks, _, _ = a._rule(p, rule.get(key), rule.get("ports"))
+                classes, blocks, _unused, _unused = a._rule(p, rule.get(key), rule.get("ports"))
                 if classes is not None and not classes and not blocks:
                     add("peer-matches-nothing", f"policy {p.id}: {direction} rule {index} has peers that match "
                                                 f"no workload", policy=p.id)
@@ -306,8 +306,8 @@ def findings(analysis: Analysis, connections) -> list[dict]:
         for direction in ("ingress", "egress"):
             rules = p.spec.get(direction) or []
             compiled = [a._rule(p, r.get("from" if direction == "ingress" else "to"), r.get("ports")) for r in rules]
-            for i, (ci, bi, pi, _) in enumerate(compiled):
-                for j, (cj, bj, pj, _) in enumerate(compiled):
+            for i, (ci, bi, pi, _unused) in enumerate(compiled):
+                for j, (cj, bj, pj, _unused) in enumerate(compiled):
                     if i == j or (j > i and _same_rule(compiled[i], compiled[j])):
                         continue
                     if (ci is None or ci or bi) and _subsumes(ci, bi, cj, bj) and \

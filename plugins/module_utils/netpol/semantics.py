@@ -162,7 +162,7 @@ def rule_conns(ports: list | None, named_ports: dict, strict: bool = True) -> Co
         else:
             number = named_ports.get((port, protocol))
             if number is None and not strict:
-                number = next((n for (name, _), n in sorted(named_ports.items()) if name == port), None)
+                number = next((n for (name, _unused), n in sorted(named_ports.items()) if name == port), None)
             if number is not None:
                 out = out | ConnSet.ports(protocol, number, number)
     return out
