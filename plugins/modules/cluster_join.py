@@ -112,9 +112,12 @@ removed:
   elements: dict
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import federation
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
 
@@ -136,8 +139,11 @@ def main() -> None:
     member = host = None
     try:
         member = Client(p)
-        host = Client({"kubeconfig": p["host_kubeconfig"] or p["kubeconfig"], "context": p["host_context"],
-                       "request_timeout": p["request_timeout"]})
+        # The K8S_AUTH_* variables (AWX's credential) describe the member's connection only.
+        host_params = {"kubeconfig": p["host_kubeconfig"] or p["kubeconfig"], "context": p["host_context"],
+                       "request_timeout": p["request_timeout"]}
+        host = Client(host_params, credentials=kubeconfig.resolve(
+            host_params, kubeconfig.without_cluster_environment(os.environ)))
         if p["state"] == "absent":
             result = federation.unjoin(member, host, p["name"], p["host_name"], p["namespace"],
                                        check_mode=module.check_mode)

@@ -74,6 +74,18 @@ def test_host_alone_needs_no_kubeconfig(tmp_path, monkeypatch):
     assert (creds.server, creds.token) == ("https://h:6443", "secret")
 
 
+def test_a_second_cluster_ignores_the_variables_that_name_the_first(tmp_path):
+    """cluster_join's host connection: AWX's K8S_AUTH_HOST/API_KEY describe the member only."""
+    path = write(tmp_path / "config", clusters=[("host", {"server": "https://host:6443"})],
+                 users=[("u", {"token": "host-token"})], contexts=[("host", {"cluster": "host", "user": "u"})])
+    environ = {"K8S_AUTH_HOST": "https://member:6443", "K8S_AUTH_API_KEY": "member-token",
+               "K8S_AUTH_CONTEXT": "member", "K8S_AUTH_KUBECONFIG": path}
+    as_member = kubeconfig.resolve({"context": "host"}, environ)
+    assert (as_member.server, as_member.token) == ("https://member:6443", "member-token")
+    as_host = kubeconfig.resolve({"context": "host"}, kubeconfig.without_cluster_environment(environ))
+    assert (as_host.server, as_host.token) == ("https://host:6443", "host-token"), "the kubeconfig list still counts"
+
+
 def test_in_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "token").write_text("sa-token")

@@ -96,6 +96,13 @@ ENV_OPTIONS = {"context": "K8S_AUTH_CONTEXT", "host": "K8S_AUTH_HOST", "api_key"
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on", "y"), ("0", "false", "no", "off", "n")
 
 
+def without_cluster_environment(environ) -> dict:
+    """The environment minus the K8S_AUTH_* variables that name one cluster (host, token, CA,
+    client certificate, context, verify): for a module's second cluster, which those variables
+    describe no more than they describe any other (K8S_AUTH_KUBECONFIG stays: it lists files)."""
+    return {k: v for k, v in environ.items() if k not in ENV_OPTIONS.values()}
+
+
 def with_environment(params: dict, environ) -> dict:
     """The options, each missing one taken from its K8S_AUTH_* variable (options win)."""
     merged = dict(params)
