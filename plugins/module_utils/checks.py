@@ -48,3 +48,62 @@ def collect(out: list[str], check, *args):
     except ValidationError as exc:
         out.append(str(exc))
         return None
+
+
+# -- shapes -------------------------------------------------------------------------------------
+# A plan filter can be called with anything (a partial -e override, a typo'd inventory); before a
+# plan reads a field it checks the shape, so a wrong type is a problem naming the variable, never
+# a TypeError from deep inside. Schemas: "str", "int", "bool", "number", "any",
+# ("list", item), ("map", value) for name -> value mappings, ("opt", schema) for None allowed,
+# and {key: schema} for a mapping with those keys; a key written "name!" must be present.
+TYPE_WORDS = {"str": "a string", "int": "a whole number", "bool": "true or false", "number": "a number"}
+
+
+def shape(value, schema, where: str, out: list[str]) -> bool:
+    """Append a message for every value of the wrong type; True when the shape is right."""
+    before = len(out)
+    _shape(value, schema, where, out)
+    return len(out) == before
+
+
+def _shape(value, schema, where: str, out: list[str]) -> None:
+    if schema == "any":
+        return
+    if isinstance(schema, tuple) and schema[0] == "opt":
+        if value is not None:
+            _shape(value, schema[1], where, out)
+        return
+    if isinstance(schema, str):
+        ok = {"str": isinstance(value, str),
+              "int": isinstance(value, int) and not isinstance(value, bool),
+              "bool": isinstance(value, bool),
+              "number": isinstance(value, (int, float)) and not isinstance(value, bool)}[schema]
+        if not ok:
+            out.append(f"{where}: {value!r} must be {TYPE_WORDS[schema]}")
+        return
+    if isinstance(schema, tuple) and schema[0] == "list":
+        if not isinstance(value, list):
+            out.append(f"{where}: {value!r} must be a list")
+            return
+        for index, item in enumerate(value):
+            _shape(item, schema[1], f"{where}[{index}]", out)
+        return
+    if isinstance(schema, tuple) and schema[0] == "map":
+        if not isinstance(value, dict):
+            out.append(f"{where}: {value!r} must be a mapping")
+            return
+        for key, item in value.items():
+            if not isinstance(key, str):
+                out.append(f"{where}: key {key!r} must be a string")
+                continue
+            _shape(item, schema[1], f"{where}.{key}", out)
+        return
+    if not isinstance(value, dict):
+        out.append(f"{where}: {value!r} must be a mapping")
+        return
+    for key, inner in schema.items():
+        name = key.rstrip("!")
+        if name in value:
+            _shape(value[name], inner, f"{where}.{name}", out)
+        elif key.endswith("!"):
+            out.append(f"{where}: {name} is missing")

@@ -31,9 +31,39 @@ AWS_SSL_PORTS = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"
 
 
 # -- validation -------------------------------------------------------------------------------
+PORT = ("opt", "any")  # ports are checked by value (numbers, "53/UDP", named ports)
+SHAPES = {
+    "environments": ("list", {"name!": "str", "namespace!": "str"}),
+    "tiers": ("list", {"name!": "str", "port!": "any", "service_type": "str", "metrics_port": PORT,
+                       "headless": "bool", "port_name": "str"}),
+    "peers": ("map", {"cidr": "str", "except": ("list", "str"), "namespace": "str", "namespaces": ("map", "str"),
+                      "pods": ("opt", ("map", "str"))}),
+    "flows": ("list", {"from!": "str", "to!": "str", "port!": PORT}),
+    "dns_egress": "bool",
+    "lb": {"external_traffic_policy!": "str", "node_cidrs": ("opt", ("list", "str")),
+           "annotations": ("opt", ("map", "str")), "tls_certificate_arn": ("opt", "str")},
+    "ingress_api": "str",
+    "ingress": {"enabled!": "bool", "host!": "str", "backend!": "str", "ssl_redirect": "bool",
+                "gateway_class_name": "str", "implementation": "str", "rate_limit_rps": ("opt", "int"),
+                "class_name": "str", "waf": "bool"},
+    "monitoring": {"enabled!": "bool", "interval": "str", "latency_threshold_seconds!": "number",
+                   "latency_for!": "str", "error_rate_threshold!": "number"},
+    "workloads": ("list", {"kind!": "str", "metadata!": {"name!": "str", "namespace": "str"},
+                           "spec": {"replicas": ("opt", "int"), "selector": ("opt", "any"),
+                                    "template": {"metadata": ("opt", {"labels": ("opt", ("map", "str"))}),
+                                                 "spec": ("opt", {"containers": ("opt", ("list", {"name": "str"}))})}}}),
+    "spread_topology_key": "str",
+}
+
+
 def problems(spec: dict) -> list[str]:
-    """Every bad value in the role's variables, naming the variable and the value."""
+    """Every bad value in the role's variables, naming the variable and the value. Shapes first:
+    nothing below reads a field of the wrong type."""
     out: list[str] = []
+    for key, schema in SHAPES.items():
+        checks.shape(spec.get(key), schema, f"ecommerce_net_{key}", out)
+    if out:
+        return out
     tiers = spec.get("tiers") or []
     if not tiers:
         out.append("ecommerce_net_tiers: at least one tier is needed")
@@ -345,12 +375,18 @@ def tier_workloads(spec: dict) -> list[dict]:
             and ((((w.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}).get("app") in names]
 
 
+def _replicas(workload: dict) -> int:
+    """spec.replicas; the API's default (1) when it is not given."""
+    replicas = (workload.get("spec") or {}).get("replicas")
+    return 1 if replicas is None else replicas
+
+
 def _disruption_budgets(spec: dict) -> list[dict]:
     """A PodDisruptionBudget per supplied tier workload with more than one replica: node drains
     take at most one pod of a tier at a time."""
     out = []
     for workload in tier_workloads(spec):
-        if int((workload.get("spec") or {}).get("replicas", 1)) < 2:
+        if _replicas(workload) < 2:
             continue
         meta = workload["metadata"]
         selector = workload["spec"].get("selector") or {"matchLabels": {"app": workload["spec"]["template"]["metadata"]["labels"]["app"]}}
@@ -372,7 +408,7 @@ def workload_warnings(spec: dict) -> list[str]:
         if not all(c.get("readinessProbe") for c in pod_spec.get("containers") or []):
             out.append(f"{name}: a container has no readinessProbe; its Service will send traffic to pods that are not ready")
         spread = [c.get("topologyKey") for c in pod_spec.get("topologySpreadConstraints") or []]
-        if int(workload["spec"].get("replicas", 1)) > 1 and key not in spread:
+        if _replicas(workload) > 1 and key not in spread:
             out.append(f"{name}: {workload['spec']['replicas']} replicas with no topologySpreadConstraints over {key}; "
                        "they may all land in one zone")
     return out

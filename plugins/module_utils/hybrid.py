@@ -63,9 +63,30 @@ def _location_problems(loc: dict, where: str, out: list[str]):
     return own
 
 
+SHAPES = {
+    "domain": "str",
+    "locations": ("list", {"name!": "str", "zone": ("opt", "str"), "cidrs": ("opt", ("list", "str")),
+                           "dns_servers": ("opt", ("list", "str")), "endpoints": ("opt", ("list", "str")),
+                           "weight": ("opt", "int"), "priority": ("opt", "int"), "tls_server_name": ("opt", "str")}),
+    "cluster": {"location": "str", "pods": ("opt", "str"), "services": ("opt", "str")},
+    "apps": ("list", {"name!": "str", "namespace!": "str", "port!": "int", "egress_ports": ("opt", ("list", "int")),
+                      "create_namespace": ("opt", "bool")}),
+    "records": "str",
+    "record_ttl": "int",
+    "coredns": {"mode": "str", "namespace": "str", "port": "int", "cache_seconds": ("opt", "int"),
+                "health_check": ("opt", "str"), "cluster_domain": ("opt", "str"), "upstream": ("opt", "str")},
+    "probe_port": ("opt", "int"),
+}
+
+
 def problems(spec: dict) -> list[str]:
-    """Every bad value in the role's variables, naming the variable; empty when all is well."""
+    """Every bad value in the role's variables, naming the variable; empty when all is well.
+    Shapes first: nothing below reads a field of the wrong type."""
     out: list[str] = []
+    for key, schema in SHAPES.items():
+        checks.shape(spec.get(key), schema, "hybrid_dns_probes.port" if key == "probe_port" else f"hybrid_dns_{key}", out)
+    if out:
+        return out
     checks.domain(spec.get("domain"), "hybrid_dns_domain", out)
     locations = spec.get("locations") or []
     if not locations:

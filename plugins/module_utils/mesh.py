@@ -182,9 +182,45 @@ def _allow_problems(rule, where: str, out: list[str]) -> None:
         checks.port(port, f"{where}.ports", out)
 
 
+PERCENT = ("opt", "number")
+FAULT = {"delay": ("opt", {"percent": PERCENT, "fixed": ("opt", "str")}),
+         "abort": ("opt", {"percent": PERCENT, "status": ("opt", "any")})}
+ROUTE = {"match": ("opt", {"headers": ("opt", ("map", ("opt", ("map", "str")))), "uri": ("opt", ("map", "str"))}),
+         "split": ("opt", ("map", "any")), "fault": ("opt", FAULT), "timeout": ("opt", "str"), "retries": ("opt", "any")}
+SHAPES = {
+    "root_namespace": "str", "trust_domain": "str", "cluster_domain": "str", "revision": ("opt", "str"), "mtls": "str",
+    "namespaces": ("list", {"name!": "str", "create": ("opt", "bool"), "mtls": ("opt", "str")}),
+    "services": ("list", {"name!": "str", "namespace!": "str", "port!": "int",
+                          "versions": ("opt", ("map", ("opt", ("map", "str")))),
+                          "traffic_policy": ("opt", {"load_balancer": ("opt", "str"), "max_connections": ("opt", "int"),
+                                                     "max_pending_requests": ("opt", "int"),
+                                                     "outlier": ("opt", ("map", "any"))}),
+                          "routes": ("opt", ("list", ROUTE)), "timeout": ("opt", "str"),
+                          "retries": ("opt", {"attempts": ("opt", "int"), "per_try_timeout": ("opt", "str"),
+                                              "retry_on": ("opt", "str")}),
+                          "fault": ("opt", "any"), "allow": ("opt", ("list", "any"))}),
+    "authz_default_deny": "bool",
+    "gateway": {"enabled": "bool", "api": ("opt", "str"), "name": ("opt", "str"), "namespace": ("opt", "str"),
+                "hosts": ("opt", ("list", "str")), "tls_secret": ("opt", "str"), "routes_to": ("opt", "str"),
+                "service_account": ("opt", "str")},
+    "telemetry": {"access_logging": ("opt", "bool"), "tracing_sampling": PERCENT},
+    "monitoring": "bool",
+    "alerts": {"latency_p95_ms": ("opt", "any"), "error_ratio": ("opt", "any"), "for": ("opt", "str")},
+    "istioctl_install": "bool",
+    "install": {"profile": ("opt", "str"), "ingress_gateway": ("opt", "bool"), "pilot_resources": ("opt", "any"),
+                "gateway_resources": ("opt", "any"), "proxy_resources": ("opt", "any")},
+    "expect": ("list", "any"),
+}
+
+
 def problems(spec: dict) -> list[str]:
-    """Every bad value in the role's variables, naming the variable; empty when all is well."""
+    """Every bad value in the role's variables, naming the variable; empty when all is well.
+    Shapes first: nothing below reads a field of the wrong type."""
     out: list[str] = []
+    for key, schema in SHAPES.items():  # absent keys take the plan's defaults
+        checks.shape(spec.get(key), ("opt", schema), f"istio_mesh_{key}", out)
+    if out:
+        return out
     if spec.get("mtls", "STRICT") not in MTLS_MODES:
         out.append(f"istio_mesh_mtls: {spec['mtls']!r} is not one of {', '.join(MTLS_MODES)}")
     namespaces = {}

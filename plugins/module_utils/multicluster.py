@@ -25,9 +25,26 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 MCS_API = "multicluster.x-k8s.io/v1alpha1"
 
 
+SHAPES = {
+    "host": "str",
+    "clusters": ("list", {"name!": "str", "context": "str", "region": ("opt", "str"), "pod_cidr": ("opt", "str"),
+                          "service_cidr": ("opt", "str"), "vips": ("opt", ("list", "str")), "priority": ("opt", "int"),
+                          "weight": ("opt", "int")}),
+    "services": ("list", {"name!": "str", "namespace!": "str", "port!": "int", "target_port": ("opt", "int"),
+                          "clusters": ("opt", ("list", "str"))}),
+    "global_dns": {"domain": ("opt", "str"), "ttl": ("opt", "int"), "records": ("opt", "str")},
+    "probes": ("opt", {"enabled": "bool", "port": "int", "timeout": "number"}),
+}
+
+
 def problems(spec: dict) -> list[str]:
-    """Every bad value in the role's variables, naming the variable; empty when all is well."""
+    """Every bad value in the role's variables, naming the variable; empty when all is well.
+    Shapes first: nothing below reads a field of the wrong type."""
     out: list[str] = []
+    for key, schema in SHAPES.items():
+        checks.shape(spec.get(key), schema, f"kubefed_{key}", out)
+    if out:
+        return out
     clusters = spec.get("clusters") or []
     if not clusters:
         out.append("kubefed_clusters: at least one cluster is needed")

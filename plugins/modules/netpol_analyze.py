@@ -30,7 +30,12 @@ options:
     type: list
     elements: dict
   src:
-    description: Manifest files or directories to read objects from.
+    description:
+      - "Manifest files or directories to read objects from. Kubernetes lists are read as their
+        items - C(kind: List) and the API's typed lists (C(PodList), C(NetworkPolicyList), ...,
+        whose items carry no kind) - so C(kubectl get -o yaml) output and raw API dumps work."
+      - Files in a directory that are not Kubernetes YAML (values files, kustomizations) are
+        skipped with a warning; a file named here directly must be Kubernetes.
     type: list
     elements: path
   from_cluster:
@@ -45,6 +50,14 @@ options:
     description: Objects that replace (same kind, namespace, name) or join the live ones (what-if).
     type: list
     elements: dict
+  host_network:
+    description:
+      - C(exclude) leaves hostNetwork pods out (policies do not apply to them) and reports each as
+        a C(host-network) finding; C(include) analyses them as ordinary pods, as np-guard's
+        netpol-analyzer does.
+    type: str
+    choices: [exclude, include]
+    default: exclude
   stand_ins:
     description:
       - Workloads (usually Pods) that join the analysis only where no workload of the other inputs
@@ -162,6 +175,7 @@ def main() -> None:
             namespaces=dict(type="list", elements="str"),
             proposed=dict(type="list", elements="dict"),
             stand_ins=dict(type="list", elements="dict", default=[]),
+            host_network=dict(type="str", choices=["exclude", "include"], default="exclude"),
             output_format=dict(type="list", elements="str", default=["txt"],
                                choices=["txt", "json", "csv", "md", "dot", "mermaid", "html"]),
             dest=dict(type="path"),
@@ -173,7 +187,10 @@ def main() -> None:
     )
     params = module.params
     try:
-        objects = list(params["objects"] or []) + manifests.load(params["src"] or [])
+        skipped: list[str] = []
+        objects = list(params["objects"] or []) + manifests.load(params["src"] or [], warnings=skipped)
+        for warning in skipped:
+            module.warn(warning)
         if params["from_cluster"]:
             client = Client(params)
             try:
@@ -183,7 +200,8 @@ def main() -> None:
         objects = runner.overlay(objects, params["proposed"] or [])
         objects, stand_ins_used = runner.with_stand_ins(objects, params["stand_ins"])
         result = runner.analyse(objects, params["output_format"], params["expect"] or [],
-                                None if module.check_mode else params["dest"])
+                                None if module.check_mode else params["dest"],
+                                include_host_network=params["host_network"] == "include")
         result["stand_ins_used"] = stand_ins_used
     except FabricError as exc:
         module.fail_json(msg=str(exc))

@@ -41,18 +41,36 @@ def parse(text: str, origin: str = "content") -> list[dict]:
             continue
         if not isinstance(doc, dict):
             raise ValidationError(f"{origin}: document {index} is a {type(doc).__name__}, not an object")
-        if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
-            out.extend(doc["items"])
-        else:
-            out.append(doc)
+        out.extend(_items(doc))
     return out
 
 
-def load(paths: list[str]) -> list[dict]:
-    """Objects from files and directories (sorted walk, YAML/JSON files only)."""
+def _items(doc: dict) -> list[dict]:
+    """A document's objects: ``kind: List`` (kubectl) and the API's typed lists (``PodList``,
+    ``NetworkPolicyList``, ...), whose items carry no kind or apiVersion, are flattened."""
+    kind = str(doc.get("kind") or "")
+    if not (kind.endswith("List") and isinstance(doc.get("items"), list)):
+        return [doc]
+    if kind == "List":
+        return list(doc["items"])
+    item_kind = kind[: -len("List")]
+    return [{"apiVersion": doc.get("apiVersion"), "kind": item_kind, **item} if isinstance(item, dict) else item
+            for item in doc["items"]]
+
+
+def is_kubernetes(doc) -> bool:
+    return isinstance(doc, dict) and bool(doc.get("kind")) and bool(doc.get("apiVersion"))
+
+
+def load(paths: list[str], warnings: list[str] | None = None) -> list[dict]:
+    """Objects from files and directories (sorted walk, YAML/JSON files only). With a
+    ``warnings`` list, a file found in a directory that is not Kubernetes YAML (a values file,
+    a kustomization, broken YAML) is skipped with a warning there instead of failing the load;
+    a file named explicitly must always be Kubernetes."""
     objects = []
     for path in paths:
-        if os.path.isdir(path):
+        walked = os.path.isdir(path)
+        if walked:
             files = sorted(os.path.join(root, f) for root, _unused, names in os.walk(path)
                            for f in names if f.endswith(MANIFEST_SUFFIXES))
         elif os.path.exists(path):
@@ -61,7 +79,19 @@ def load(paths: list[str]) -> list[dict]:
             raise ValidationError(f"src: {path!r} does not exist")
         for name in files:
             with open(name, encoding="utf-8") as handle:
-                objects.extend(parse(handle.read(), origin=name))
+                text = handle.read()
+            try:
+                found = parse(text, origin=name)
+            except ValidationError as exc:
+                if not (walked and warnings is not None):
+                    raise
+                warnings.append(f"skipped {name}: {exc}")
+                continue
+            foreign = [doc for doc in found if not is_kubernetes(doc)]
+            if foreign and walked and warnings is not None:
+                warnings.append(f"skipped {len(foreign)} non-Kubernetes document(s) in {name} (no kind/apiVersion)")
+                found = [doc for doc in found if is_kubernetes(doc)]
+            objects.extend(found)
     return objects
 
 

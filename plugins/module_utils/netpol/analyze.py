@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (
     ConnSet,
     policy_types,
@@ -53,12 +54,16 @@ def _template(obj: dict) -> dict:
 def workload_of(obj: dict) -> Workload:
     template = _template(obj)
     pod_spec = template.get("spec") or {}
+    meta = obj.get("metadata") or {}
     named = {}
     for container in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or []):
-        for port in container.get("ports") or []:
+        for index, port in enumerate(container.get("ports") or []):
+            if not isinstance(port, dict) or not isinstance(port.get("containerPort"), int):
+                raise ValidationError(
+                    f"{obj.get('kind')} {meta.get('namespace') or 'default'}/{meta.get('name', '?')}: container "
+                    f"{container.get('name')!r} ports[{index}] has no containerPort number ({port!r})")
             if port.get("name"):
-                named[(port["name"], port.get("protocol") or "TCP")] = int(port["containerPort"])
-    meta = obj.get("metadata") or {}
+                named[(port["name"], port.get("protocol") or "TCP")] = port["containerPort"]
     return Workload(meta.get("namespace") or "default", meta.get("name", "?"), obj["kind"],
                     dict((template.get("metadata") or {}).get("labels") or {}), named,
                     bool(pod_spec.get("hostNetwork")))
@@ -69,9 +74,11 @@ def owner_name(pod: dict) -> tuple[str, str] | None:
     <deployment>-<pod-template-hash> stands for its Deployment. Other owners are taken as they are."""
     meta = pod.get("metadata") or {}
     owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
-    if not owner:
+    # Static and mirror pods are "owned" by their Node: each is a workload of its own. An owner
+    # without a kind or name names nothing the analysis can stand the pod for.
+    if not owner or owner.get("kind") in (None, "", "Node") or not owner.get("name"):
         return None
-    kind, name = owner.get("kind"), owner.get("name", "")
+    kind, name = owner["kind"], owner["name"]
     template_hash = (meta.get("labels") or {}).get("pod-template-hash")
     if kind == "ReplicaSet" and template_hash and name.endswith("-" + template_hash):
         return "Deployment", name[: -len(template_hash) - 1]
@@ -92,7 +99,10 @@ class Policy:
 class Analysis:
     """The connectivity of one set of namespaces, workloads and policies."""
 
-    def __init__(self, objects: list[dict], strict_named_ports: bool = True):
+    def __init__(self, objects: list[dict], strict_named_ports: bool = True, include_host_network: bool = False):
+        """``include_host_network`` analyses hostNetwork pods as ordinary pods (as np-guard's
+        netpol-analyzer does); by default they are left out and reported, since policies do not
+        apply to them."""
         self.strict = strict_named_ports
         self.namespaces: dict[str, dict] = {}
         self.workloads: list[Workload] = []
@@ -117,7 +127,7 @@ class Analysis:
                     workload.kind, workload.name = okind, oname
                 else:
                     workload = workload_of(obj)
-                if workload.host_network:
+                if workload.host_network and not include_host_network:
                     self.host_network.append(workload)
                 else:
                     self.workloads.append(workload)

@@ -52,13 +52,14 @@ def with_stand_ins(objects: list[dict], stand_ins: list[dict]) -> tuple[list[dic
     return out, used
 
 
-def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: str | None = None) -> dict:
+def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: str | None = None,
+            include_host_network: bool = False) -> dict:
     for fmt in formats:
         if fmt not in report.FORMATS:
             raise ValidationError(f"output_format: {fmt!r} is not one of {', '.join(report.FORMATS)}")
     relevant = [o for o in objects if isinstance(o, dict) and o.get("kind") in RELEVANT]
     try:
-        analysis = Analysis(relevant)
+        analysis = Analysis(relevant, include_host_network=include_host_network)
         connections = analysis.connections()
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationError(f"objects: cannot analyse ({type(exc).__name__}: {exc})") from exc
