@@ -79,5 +79,34 @@ def test_connection_resets_are_retried(scripted):
 
 
 def test_unreachable_server_is_a_clear_error():
-    with pytest.raises(ClusterUnreachable, match="cannot reach the API server"):
+    with pytest.raises(ClusterUnreachable, match="the API server http://127.0.0.1:9 cannot be reached"):
         make("http://127.0.0.1:9", retries=1).request("GET", "/x")
+
+
+def test_a_server_that_went_away_fails_every_later_request_at_once():
+    client = make("http://127.0.0.1:9", retries=3)
+    with pytest.raises(ClusterUnreachable):
+        client.request("GET", "/x")
+    sent = sum(client.counts.values())
+    assert sent == 4 and client.gone
+    for path in ("/y", "/z"):  # other workers' requests: no attempts of their own
+        with pytest.raises(ClusterUnreachable, match="cannot be reached"):
+            client.request("GET", path)
+    assert sum(client.counts.values()) == sent
+
+
+def test_throttling_is_waited_out_beyond_the_retry_count_within_the_budget(scripted):
+    url, script, seen = scripted
+    script += [(429, {})] * 12 + [(200, {"ok": 1})]
+    assert make(url, retries=2).request("GET", "/x") == {"ok": 1}
+    assert len(seen) == 13
+    script += [(503, {})] * 12
+    with pytest.raises(ApiError):
+        make(url, retries=2).request("GET", "/x")
+
+
+def test_the_request_budget_bounds_connection_retries():
+    client = Client({"host": "http://127.0.0.1:9", "kubeconfig": None, "request_timeout": 0.5}, retries=50, backoff=0.2)
+    with pytest.raises(ClusterUnreachable, match=r"tried \d+ times in 0s"):
+        client.request("GET", "/x")
+    assert sum(client.counts.values()) < 10

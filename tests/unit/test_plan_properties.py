@@ -17,6 +17,7 @@ from ansible_collections.k8snet.fabric.plugins.filter.multicluster import kubefe
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
 from tests.helpers import REPO
 
+
 def defaults(role: str) -> dict:
     return yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text())
 

@@ -55,7 +55,7 @@ class SetError(FabricError):
 class Item:
     """One declared object on its way through the plan."""
 
-    __slots__ = ("obj", "rtype", "deferred", "live", "action", "after", "error", "stand_in")
+    __slots__ = ("obj", "rtype", "deferred", "live", "action", "after", "written", "error", "stand_in")
 
     def __init__(self, obj: dict):
         self.obj = obj
@@ -63,7 +63,8 @@ class Item:
         self.deferred = False  # its kind is defined by a CRD in this same set
         self.live: dict | None = None
         self.action = "unchanged"
-        self.after: dict | None = None
+        self.after: dict | None = None  # the server's answer: of the dry run, then of the write
+        self.written = False  # the real write went through
         self.error: str | None = None
         self.stand_in = False
 
@@ -328,6 +329,7 @@ class Engine:
         def apply_one(item: Item) -> None:
             try:
                 item.after = self._write(item, state, dry_run=False)
+                item.written = True
             except FabricError as exc:
                 item.error = self.explain(item.obj, exc)
 
@@ -448,6 +450,7 @@ class Engine:
         self._refuse_adoption(items, set_id)
         creating_namespaces = {i.name for i in items if i.obj["kind"] == "Namespace" and not i.live}
         failed = self.validate(items, state, creating_namespaces)
+        self._abort_if_gone(items, "during validation (nothing was changed)")
         if failed:
             raise SetError(f"{len(failed)} of {len(items)} objects failed server-side validation; "
                            f"nothing was changed:\n- " + "\n- ".join(i.error for i in failed),
@@ -537,7 +540,19 @@ class Engine:
                            f"(set force_conflicts: true to move them into this one):\n- " + "\n- ".join(claimed),
                            [self._item_result(i) for i in items])
 
+    def _abort_if_gone(self, items: list[Item], when: str) -> None:
+        """The cluster stopped answering: say so once, with what was written, instead of one
+        line per object that could not be sent."""
+        if not self.client.gone:
+            return
+        written = [i for i in items if i.written]
+        raise SetError(f"{self.client.gone}\nThe cluster went away {when}: {len(written)} of {len(items)} objects "
+                       f"were written before it did; the rest were not sent. Nothing is left half-claimed: run "
+                       f"again once it answers and the set converges from where it stopped.",
+                       [self._item_result(i) for i in items])
+
     def _abort_on_errors(self, items: list[Item], when: str) -> None:
+        self._abort_if_gone(items, when)
         failed = [i for i in items if i.error]
         if failed:
             raise SetError(f"{len(failed)} objects failed {when}:\n- " + "\n- ".join(i.error for i in failed),
@@ -550,7 +565,7 @@ class Engine:
             return _result(item.obj, "unchanged")
         if item.action == "absent":
             return _result(item.obj, "skipped", "does not exist; only_existing leaves it absent")
-        if item.after is None:
+        if item.after is None or (self.client.gone and not item.written):
             return _result(item.obj, "skipped", "not applied: the run stopped before it")
         return _result(item.obj, "created" if item.action == "create" else "configured")
 

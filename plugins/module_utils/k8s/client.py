@@ -113,6 +113,11 @@ class Client:
             self._creds.run_exec()
         self._tls = tls_context(self._creds) if self._https else None
         self.timeout = params.get("request_timeout") or 30.0
+        self.name = params.get("context") or self.server  # how messages name the cluster
+        # Set once the server has stopped answering (connection refused, reset, timed out for the
+        # whole request budget): every later request of every worker fails at once instead of
+        # retrying on its own, so a run fails within one budget of the cluster going away.
+        self.gone: str | None = None
         self.retries = retries
         self.backoff = backoff
         self._idle: queue.LifoQueue = queue.LifoQueue()  # keep-alive connections, newest first
@@ -183,7 +188,8 @@ class Client:
 
         Retries 429 and 5xx answers and dropped connections with exponential backoff and
         jitter (Retry-After is honoured); an exec credential is renewed once on 401. Other
-        error statuses raise ApiError.
+        error statuses raise ApiError. A server that cannot be reached within the request
+        budget (``request_timeout``, retries included) marks the client gone (see ``gone``).
         """
         target = self._base_path + path + (("?" + urlencode(query, doseq=True)) if query else "")
         payload = None
@@ -193,7 +199,10 @@ class Client:
             payload = body if isinstance(body, bytes) else (
                 body.encode() if isinstance(body, str) else json.dumps(body).encode())
         attempt, renewed = 0, False
+        started = time.monotonic()
         while True:
+            if self.gone:
+                raise ClusterUnreachable(self.gone)
             self._count(method, query)
             conn = self._connection()
             reused = conn.sock is not None
@@ -211,11 +220,15 @@ class Client:
                 continue
             except CONNECTION_ERRORS as exc:
                 conn.close()
-                if attempt >= self.retries:
-                    raise ClusterUnreachable(
-                        f"{method} {self.server}{path}: cannot reach the API server ({exc!r})") from exc
+                delay = self._delay(attempt + 1, None)
+                if attempt >= self.retries or time.monotonic() - started + delay > self.timeout:
+                    message = (f"{self.name}: the API server {self.server} cannot be reached ({method} {path}: "
+                               f"{exc!r}; tried {attempt + 1} times in {time.monotonic() - started:.0f}s)")
+                    with self._lock:
+                        self.gone = self.gone or message
+                    raise ClusterUnreachable(self.gone) from exc
                 attempt += 1
-                time.sleep(self._delay(attempt, None))
+                time.sleep(delay)
                 continue
             if resp.will_close:
                 conn.close()
@@ -225,11 +238,16 @@ class Client:
             if warning:
                 self._warn(warning, about or path)
             data = _decode(raw)
-            if resp.status in RETRY_STATUSES and attempt < self.retries and not (
+            delay = self._delay(attempt + 1, resp.getheader("Retry-After"))
+            # A 429 is the server asking to wait (Retry-After), not failing: a retrying client
+            # waits for as long as the request budget lasts. Other statuses get `retries` attempts.
+            throttled = (self.retries > 0 and resp.status == 429
+                         and time.monotonic() - started + delay <= self.timeout)
+            if resp.status in RETRY_STATUSES and (attempt < self.retries or throttled) and not (
                     resp.status == 500 and isinstance(data, dict)
                     and str(data.get("message", "")).startswith(NOT_TRANSIENT_500)):
                 attempt += 1
-                time.sleep(self._delay(attempt, resp.getheader("Retry-After")))
+                time.sleep(delay)
                 continue
             if resp.status == 401 and self._creds.exec_config and not renewed:
                 renewed = True
