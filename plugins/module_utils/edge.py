@@ -84,6 +84,70 @@ def shape_problems(site: dict, where: str) -> list[str]:
     return problems
 
 
+K3S_VERSION = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
+PROM_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?|[a-z]{3}(-[a-z]{3})?)(/\d+)?(,(\*|\d+(-\d+)?|[a-z]{3})(/\d+)?)*$", re.I)
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+WHOLE_NUMBER_HINT = "with -e, pass JSON so it stays a number: -e '{{\"{var}\": {example}}}'"
+
+
+def _whole(value, var: str, low: int, high: int, where: str, out: list[str], example: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = f" ({WHOLE_NUMBER_HINT.format(var=var, example=example)})" if isinstance(value, str) else ""
+        out.append(f"{where}: {var} {value!r} must be a whole number{hint}")
+    elif not low <= value <= high:
+        out.append(f"{where}: {var} {value!r} must be {low}-{high}")
+
+
+def _cron(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value.strip() in CRON_MACROS:
+        return True
+    fields = value.split()
+    return len(fields) == 5 and all(CRON_FIELD.match(f) for f in fields)
+
+
+def workload_problems(site: dict, where: str) -> list[str]:
+    """Values the cluster (or K3s, or Prometheus) would refuse, named by their variable: a pod
+    that never starts is found here, before any host or cluster changes."""
+    out: list[str] = []
+    if site.get("version") is not None and not K3S_VERSION.match(str(site["version"])):
+        out.append(f"{where}: edge_k3s_version {site['version']!r} must be a K3s release like v1.37.2+k3s1 "
+                   "(air-gapped artifacts are per release)")
+    processor = site.get("processor") or {}
+    _whole(processor.get("replicas", 1), "edge_k3s_processor_replicas", 0, 1000, where, out, 2)
+    _whole(processor.get("port", 8080), "edge_k3s_processor_port", 1, 65535, where, out, 8080)
+    sync = site.get("sync") or {}
+    resources = {"edge_k3s_processor_requests": processor.get("requests"), "edge_k3s_processor_limits": processor.get("limits"),
+                 "edge_k3s_sync_requests": sync.get("requests"), "edge_k3s_sync_limits": sync.get("limits")}
+    monitoring = site.get("monitoring") or {}
+    resources.update({"edge_k3s_alertmanager_requests": monitoring.get("alertmanager_requests"),
+                      "edge_k3s_alertmanager_limits": monitoring.get("alertmanager_limits"),
+                      "edge_k3s_kube_state_metrics_requests": (monitoring.get("kube_state_metrics") or {}).get("requests"),
+                      "edge_k3s_kube_state_metrics_limits": (monitoring.get("kube_state_metrics") or {}).get("limits")})
+    for var, value in resources.items():
+        for key, amount in (value or {}).items() if isinstance(value, dict) else ():
+            if diff.quantity(amount) is None or diff.quantity(amount) < 0:
+                out.append(f"{where}: {var}.{key} {amount!r} is not a Kubernetes quantity (500m, 1, 512Mi)")
+    prometheus = site.get("prometheus") or {}
+    for var, value in (("edge_k3s_processor_storage", processor.get("storage")),
+                       ("edge_k3s_prometheus_storage", prometheus.get("storage")),
+                       ("edge_k3s_prometheus_memory", prometheus.get("memory")),
+                       ("edge_k3s_prometheus_memory_limit", prometheus.get("memory_limit"))):
+        if value is not None and storage_bytes(value) is None:
+            out.append(f"{where}: {var} {value!r} is not a positive Kubernetes quantity (10Gi, 400Mi)")
+    retention = prometheus.get("retention")
+    if retention is not None and not (isinstance(retention, str) and PROM_DURATION.match(retention)):
+        out.append(f"{where}: edge_k3s_prometheus_retention {retention!r} is not a Prometheus duration (24h, 15d)")
+    if sync.get("endpoint") is not None and not _is_http_url(sync["endpoint"]):
+        out.append(f"{where}: edge_k3s_sync_endpoint {sync['endpoint']!r} must be an http(s) URL")
+    if sync.get("schedule") is not None and not _cron(sync["schedule"]):
+        out.append(f"{where}: edge_k3s_sync_schedule {sync['schedule']!r} is not a cron schedule "
+                   "(five fields, e.g. '*/15 * * * *')")
+    return out
+
+
 def site_problems(site: dict, sites: list[dict] | None = None) -> list[str]:
     """Everything wrong with one site's plan, each naming the variable (and host) at fault."""
     name = site.get("name")
@@ -117,6 +181,7 @@ def site_problems(site: dict, sites: list[dict] | None = None) -> list[str]:
         if item not in DISABLE_CHOICES:
             problems.append(f"{where}: edge_k3s_disable item {item!r} is not one of {', '.join(DISABLE_CHOICES)}")
     problems += storage_problems(site, where)
+    problems += workload_problems(site, where)
     for index, receiver in enumerate((site.get("monitoring") or {}).get("receivers") or []):
         url = receiver.get("webhook_url") if isinstance(receiver, dict) else None
         if not _is_http_url(url):

@@ -121,6 +121,13 @@ def problems(spec: dict) -> list[str]:
                 out.append(f"hybrid_dns_cluster.{kind}: {cluster[kind]} overlaps location {name!r} "
                            f"({ipplan.describe(mine & theirs)}): traffic to that location would stay in the cluster")
 
+    if cluster.get("pods") and cluster.get("services"):
+        out += [f"hybrid_dns_cluster: {c}" for c in ipplan.conflicts(
+            {"hybrid_dns_cluster.pods": cluster["pods"], "hybrid_dns_cluster.services": cluster["services"]})]
+    checks.port((spec.get("coredns") or {}).get("port", 53), "hybrid_dns_coredns.port", out)
+    ttl = spec.get("record_ttl", 60)
+    if not 1 <= ttl <= 86400:
+        out.append(f"hybrid_dns_record_ttl: {ttl!r} must be 1-86400 seconds")
     mode = (spec.get("coredns") or {}).get("mode", "custom")
     if mode not in COREDNS_MODES:
         out.append(f"hybrid_dns_coredns.mode: {mode!r} is not one of {', '.join(COREDNS_MODES)}")

@@ -1,0 +1,180 @@
+"""The project's bad-input suite: realistic mistakes across the five roles, each run through its
+real playbook. Every case must exit non-zero, say what is wrong naming the variable (or the
+field), and write nothing: the build folder is compared before and after. Values are given as
+JSON extra vars, or as `-e name=value` strings where that is how the mistake happens."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, run_playbook
+
+
+def defaults(role: str) -> dict:
+    return yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text())
+
+
+EC, MESH, HY, KF, EDGE = (defaults(r) for r in ("ecommerce_net", "istio_mesh", "hybrid_dns", "kubefed", "edge_k3s"))
+
+
+def changed(role_defaults: dict, variable: str, path: tuple, value):
+    """The variable's default with one nested place changed (a realistic typo or value)."""
+    out = copy.deepcopy(role_defaults[variable])
+    target = out
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return {variable: out}
+
+
+SVC = ("istio_mesh_services",)
+CASES = [
+    # -- ecommerce_net -------------------------------------------------------------------------
+    ("ecommerce", changed(EC, "ecommerce_net_tiers", (0, "port"), 70000), "ecommerce_net_tiers[0].port: 70000"),
+    ("ecommerce", changed(EC, "ecommerce_net_tiers", (1, "name"), "Api_Tier"), "ecommerce_net_tiers[1].name: 'Api_Tier'"),
+    ("ecommerce", changed(EC, "ecommerce_net_tiers", (0, "service_type"), "External"), "service_type"),
+    ("ecommerce", changed(EC, "ecommerce_net_tiers", (1, "metrics_port"), 8080), "ecommerce_net_tiers[1].metrics_port: 8080 is the tier's port"),
+    ("ecommerce", {"ecommerce_net_tiers": []}, "ecommerce_net_tiers: at least one tier is needed"),
+    ("ecommerce", {"ecommerce_net_tiers": [{"name": "web"}]}, "missing required arguments: port"),
+    ("ecommerce", changed(EC, "ecommerce_net_flows", (2, "from"), "frontnd"), "ecommerce_net_flows[2].from: 'frontnd' is neither a tier"),
+    ("ecommerce", changed(EC, "ecommerce_net_flows", (2, "to"), "payments"), "ecommerce_net_flows[2].to: 'payments' is not a tier"),
+    ("ecommerce", changed(EC, "ecommerce_net_flows", (2, "port"), "80/TCPX"), "ecommerce_net_flows[2].port"),
+    ("ecommerce", changed(EC, "ecommerce_net_flows", (2, "port"), 0), "ecommerce_net_flows[2].port"),
+    ("ecommerce", changed(EC, "ecommerce_net_peers", ("internet", "cidr"), "10.0.0.0/33"), "ecommerce_net_peers.internet.cidr: '10.0.0.0/33'"),
+    ("ecommerce", {"ecommerce_net_peers": {**EC["ecommerce_net_peers"], "gateway": {"pods": {"app": "gw"}}}},
+     "ecommerce_net_peers.gateway: platform peers live in their own namespace"),
+    ("ecommerce", {"ecommerce_net_ingress": {"host": "shop.example.org"}}, "missing required arguments"),
+    ("ecommerce", changed(EC, "ecommerce_net_ingress", ("host",), "shop_1.example.com"), "ecommerce_net_ingress.host: 'shop_1.example.com'"),
+    ("ecommerce", changed(EC, "ecommerce_net_ingress", ("waf",), True), "ecommerce_net_ingress.waf: Gateway API and Envoy Gateway have no WAF"),
+    ("ecommerce", changed(EC, "ecommerce_net_ingress", ("rate_limit_rps",), -5), "ecommerce_net_ingress.rate_limit_rps: -5"),
+    ("ecommerce", changed(EC, "ecommerce_net_ingress", ("implementation",), "nginx-gateway"), "implementation"),
+    ("ecommerce", changed(EC, "ecommerce_net_ingress", ("backend",), "shop"), "ecommerce_net_ingress.backend: 'shop' is not a tier"),
+    ("ecommerce", changed(EC, "ecommerce_net_lb", ("external_traffic_policy",), "Global"), "external_traffic_policy"),
+    ("ecommerce", changed(EC, "ecommerce_net_lb", ("external_traffic_policy",), "Cluster"), "ecommerce_net_lb.node_cidrs: with external_traffic_policy Cluster"),
+    ("ecommerce", {"ecommerce_net_lb": {**EC["ecommerce_net_lb"], "externl_traffic_policy": "Local"}}, "externl_traffic_policy"),
+    ("ecommerce", changed(EC, "ecommerce_net_monitoring", ("latency_for",), 5), "ecommerce_net_monitoring.latency_for"),
+    ("ecommerce", changed(EC, "ecommerce_net_environments", (1, "namespace"), "ecommerce-prod"), "two environments share a namespace"),
+    ("ecommerce", {"ecommerce_net_ingress_api": "nginx"}, "ecommerce_net_ingress_api"),
+    ("ecommerce", changed(EC, "ecommerce_net_tls", ("mode",), "self-signed"), "mode"),
+    ("ecommerce", "ecommerce_net_dns_egress=maybe", "ecommerce_net_dns_egress"),
+    ("ecommerce", "fabric_mode=rendr", "fabric_mode"),
+    ("ecommerce", {"ecommerce_net_flows": [f for f in EC["ecommerce_net_flows"] if f["from"] != "gateway"]},
+     "the gateway (ecommerce_net_peers.gateway) must reach frontend:80"),
+    # -- istio_mesh ---------------------------------------------------------------------------
+    ("mesh", {"istio_mesh_mtls": "strict"}, "istio_mesh_mtls"),
+    ("mesh", changed(MESH, *SVC, (0, "routes", 0, "split"), {"v2": 90, "v1": 20}), "weights add up to 110"),
+    ("mesh", changed(MESH, *SVC, (0, "routes", 1, "split"), {"v3": 100}), "version 'v3' is not one of the service's versions"),
+    ("mesh", changed(MESH, *SVC, (0, "routes", 0, "match"), {"headers": {"user-type": {"equals": "premium"}}}),
+     "istio_mesh_services[0].routes[0].match.headers.user-type"),
+    ("mesh", changed(MESH, *SVC, (0, "timeout"), "10 seconds"), "istio_mesh_services[0].timeout"),
+    ("mesh", changed(MESH, *SVC, (0, "allow", 0, "paths"), ["api/v1/*"]), "istio_mesh_services[0].allow[0].paths: 'api/v1/*'"),
+    ("mesh", changed(MESH, *SVC, (0, "allow", 0, "methods"), ["FETCH"]), "istio_mesh_services[0].allow[0].methods: 'FETCH'"),
+    ("mesh", changed(MESH, *SVC, (0, "routes", 1, "fault"), {"abort": {"percent": 10, "status": 700}}),
+     "istio_mesh_services[0].routes[1].fault.abort.status: 700"),
+    ("mesh", changed(MESH, *SVC, (0, "routes", 1, "fault"), {"delay": {"percent": 150, "fixed": "2s"}}),
+     "istio_mesh_services[0].routes[1].fault.delay.percent"),
+    ("mesh", changed(MESH, "istio_mesh_namespaces", (0, "name"), "Shop"), "istio_mesh_namespaces[0].name: 'Shop'"),
+    ("mesh", changed(MESH, "istio_mesh_alerts", ("error_ratio",), 2), "istio_mesh_alerts.error_ratio: 2"),
+    ("mesh", changed(MESH, "istio_mesh_telemetry", ("tracing_sampling",), 150), "istio_mesh_telemetry.tracing_sampling"),
+    ("mesh", {"istio_mesh_istioctl_install": True}, "istio_mesh_istioctl_install: installs are pinned to a revision"),
+    ("mesh", changed(MESH, *SVC, (0, "namespace"), "payments"), "istio_mesh_services[0].namespace: 'payments' is not in istio_mesh_namespaces"),
+    ("mesh", changed(MESH, "istio_mesh_gateway", ("routes_to",), "checkout"), "istio_mesh_gateway.routes_to: 'checkout'"),
+    ("mesh", changed(MESH, "istio_mesh_gateway", ("api",), "nginx"), "api"),
+    ("mesh", changed(MESH, *SVC, (0, "port"), 0), "istio_mesh_services[0].port"),
+    ("mesh", "istio_mesh_monitoring=maybe", "istio_mesh_monitoring"),
+    ("mesh", changed(MESH, *SVC, (0, "retries", "per_try_timeout"), "2"), "istio_mesh_services[0].retries.per_try_timeout"),
+    ("mesh", {"istio_mesh_gateway": {"hosts": ["shop.example.com"]}}, "missing required arguments: enabled"),
+    ("mesh", {"istio_mesh_telemetry": {"tracing_sampling": 10}}, "missing required arguments: access_logging"),
+    ("mesh", changed(MESH, *SVC, (0, "fault"), {"abort": {"percent": 10, "status": 503}}),
+     "istio_mesh_services[0].fault: fault injection belongs to the route"),
+    ("mesh", changed(MESH, *SVC, (0, "traffic_policy", "max_connections"), "many"), "istio_mesh_services[0].traffic_policy.max_connections"),
+    ("mesh", {"istio_mesh_services": [MESH["istio_mesh_services"][0], MESH["istio_mesh_services"][0]]}, "is declared twice"),
+    ("mesh", changed(MESH, "istio_mesh_gateway", ("service_account",), "no-slash"), "istio_mesh_gateway.service_account"),
+    # -- hybrid_dns ---------------------------------------------------------------------------
+    ("hybrid", {"hybrid_dns_domain": "bad_domain.example.com"}, "hybrid_dns_domain"),
+    ("hybrid", changed(HY, "hybrid_dns_locations", (1, "cidrs"), ["10.1.0.0/16"]), "overlap"),
+    ("hybrid", changed(HY, "hybrid_dns_locations", (0, "dns_servers"), ["dns.example.com"]), "hybrid_dns_locations[0].dns_servers"),
+    ("hybrid", {"hybrid_dns_records": "random"}, "hybrid_dns_records"),
+    ("hybrid", {"hybrid_dns_record_ttl": -1}, "hybrid_dns_record_ttl"),
+    ("hybrid", changed(HY, "hybrid_dns_cluster", ("location",), "gcp"), "hybrid_dns_cluster.location: 'gcp'"),
+    ("hybrid", changed(HY, "hybrid_dns_apps", (0, "port"), 70000), "hybrid_dns_apps[0].port: port 70000"),
+    ("hybrid", changed(HY, "hybrid_dns_coredns", ("mode",), "weird"), "mode"),
+    ("hybrid", "hybrid_dns_record_ttl=abc", "hybrid_dns_record_ttl"),
+    ("hybrid", {"hybrid_dns_locations": []}, "hybrid_dns_locations: at least one location is needed"),
+    ("hybrid", changed(HY, "hybrid_dns_locations", (2, "name"), "aws"), "aws"),
+    ("hybrid", changed(HY, "hybrid_dns_cluster", ("pods",), "10.43.0.0/16"), "overlap"),
+    ("hybrid", changed(HY, "hybrid_dns_coredns", ("port",), 0), "hybrid_dns_coredns.port"),
+    ("hybrid", changed(HY, "hybrid_dns_locations", (0, "weight"), 300), "hybrid_dns_locations[0].weight"),
+    ("hybrid", {"hybrid_dns_coredns": {"mode": "corefile"}}, "missing required arguments"),
+    ("hybrid", changed(HY, "hybrid_dns_locations", (0, "endpoints"), ["not-an-ip"]), "hybrid_dns_locations[0].endpoints"),
+    ("hybrid", changed(HY, "hybrid_dns_locations", (0, "cidrs"), ["10.0.0.0/8", "300.1.0.0/16"]), "hybrid_dns_locations[0].cidrs"),
+    ("hybrid", changed(HY, "hybrid_dns_apps", (0, "name"), "Hybrid App"), "hybrid_dns_apps[0].name"),
+    # -- kubefed ------------------------------------------------------------------------------
+    ("multicluster", changed(KF, "kubefed_clusters", (1, "pod_cidr"), "10.2.0.0/16"), "overlap"),
+    ("multicluster", {"kubefed_host": "ap-south"}, "kubefed_host: 'ap-south' is not one of kubefed_clusters"),
+    ("multicluster", changed(KF, "kubefed_services", (0, "port"), 0), "kubefed_services[0].port: 0"),
+    ("multicluster", changed(KF, "kubefed_global_dns", ("domain",), "global_example.com"), "kubefed_global_dns.domain"),
+    ("multicluster", changed(KF, "kubefed_global_dns", ("records",), "nearest"), "records"),
+    ("multicluster", changed(KF, "kubefed_clusters", (0, "name"), "US_EAST"), "kubefed_clusters[0].name: 'US_EAST'"),
+    ("multicluster", changed(KF, "kubefed_clusters", (0, "vips"), ["203.0.113.300"]), "kubefed_clusters[0].vips[0]"),
+    ("multicluster", changed(KF, "kubefed_clusters", (0, "priority"), 300), "kubefed_clusters[0].priority: 300"),
+    ("multicluster", {"kubefed_clusters": []}, "kubefed_clusters: at least one cluster is needed"),
+    ("multicluster", changed(KF, "kubefed_clusters", (1, "context"), ""), "kubefed_clusters[1].context"),
+    ("multicluster", changed(KF, "kubefed_services", (0, "clusters"), ["ap-south"]), "kubefed_services[0].clusters: 'ap-south'"),
+    ("multicluster", "kubefed_token_days=abc", "kubefed_token_days"),
+    ("multicluster", {"kubefed_probes": {"enabled": True}}, "missing required arguments"),
+    ("multicluster", changed(KF, "kubefed_services", (0, "namespace"), "Prod"), "kubefed_services[0].namespace: 'Prod'"),
+    ("multicluster", changed(KF, "kubefed_clusters", (0, "service_cidr"), "10.96.0.0/33"), "kubefed_clusters[0].service_cidr"),
+    # -- edge_k3s -----------------------------------------------------------------------------
+    ("edge", "edge_k3s_processor_replicas=three", "edge_k3s_processor_replicas"),
+    ("edge", {"edge_k3s_lan_cidr": "192.168.1.0/33"}, "edge_k3s_lan_cidr"),
+    ("edge", {"edge_k3s_metallb_pool": ["10.9.9.1-10.9.9.9"]}, "edge_k3s_metallb_pool"),
+    ("edge", {"edge_k3s_cluster_cidr": "10.43.0.0/16"}, "overlap"),
+    ("edge", {"edge_k3s_version": "latest"}, "edge_k3s_version"),
+    ("edge", {"edge_k3s_node_taints": ["dedicated=sensors:Sometimes"]}, "edge_k3s_node_taints"),
+    ("edge", {"edge_k3s_sync_schedule": "every 15 minutes"}, "edge_k3s_sync_schedule"),
+    ("edge", {"edge_k3s_processor_requests": {"cpu": "half", "memory": "512Mi"}}, "edge_k3s_processor_requests.cpu"),
+    ("edge", {"edge_k3s_storage": "nfs"}, "edge_k3s_storage"),
+    ("edge", {"edge_k3s_processor_port": 70000}, "edge_k3s_processor_port"),
+    ("edge", {"edge_k3s_node_labels": ["edge zone=line a"]}, "edge_k3s_node_labels"),
+    ("edge", {"edge_k3s_flannel_backend": "weird"}, "edge_k3s_flannel_backend"),
+    ("edge", {"edge_k3s_registry_mirrors": {"docker.io": ["registry.local:5000"]}}, "edge_k3s_registry_mirrors"),
+    ("edge", {"edge_k3s_prometheus_retention": "1 day"}, "edge_k3s_prometheus_retention"),
+    ("edge", {"edge_k3s_processor_storage": "10 Gigs"}, "edge_k3s_processor_storage"),
+    ("edge", {"edge_k3s_arch": "x86"}, "edge_k3s_arch"),
+    ("edge", {"edge_k3s_site": "Factory 1"}, "edge_k3s_site"),
+    ("edge", {"edge_k3s_sync_endpoint": "ftp://sync.example.com"}, "edge_k3s_sync_endpoint"),
+    ("edge", {"edge_k3s_processor_requests": {"cpu": "500m", "memroy": "512Mi"}}, "memroy"),
+    ("edge", "edge_k3s_secrets_encryption=perhaps", "edge_k3s_secrets_encryption"),
+]
+
+
+def _id(case) -> str:
+    playbook, given, _words = case
+    name = given if isinstance(given, str) else ",".join(given)
+    return f"{playbook}:{name}"
+
+
+@pytest.mark.parametrize("playbook,given,words", CASES, ids=[_id(c) for c in CASES])
+def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, playbook, given, words):
+    build = tmp_path / "build"
+    plays = yaml.safe_load((REPO / "playbooks" / f"{playbook}.yml").read_text())
+    args, extra = (("-e", given), {}) if isinstance(given, str) else ((), given)
+    result = run_playbook(tmp_path, plays, *args, extra_vars={"fabric_build_dir": str(build), **extra},
+                          inventory=str(REPO / "inventories" / "local"))
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, f"accepted: {output[-1500:]}"
+    assert " ".join(words.split()) in output, output[-2500:]
+    assert "Traceback" not in output and "object has no attribute" not in output, output[-2500:]
+    written = sorted(str(p.relative_to(build)) for p in build.rglob("*") if p.is_file()) if build.exists() else []
+    assert written == [], f"wrote {written[:5]} before failing"
+
+
+def test_the_suite_covers_every_role_with_at_least_a_hundred_cases():
+    per_playbook = {}
+    for playbook, _given, _words in CASES:
+        per_playbook[playbook] = per_playbook.get(playbook, 0) + 1
+    assert len(CASES) >= 100 and set(per_playbook) == {"ecommerce", "mesh", "hybrid", "multicluster", "edge"}, per_playbook
