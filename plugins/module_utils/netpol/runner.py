@@ -17,17 +17,29 @@ RELEVANT = set(WORKLOAD_KINDS) | {"Namespace", "NetworkPolicy"}
 
 
 def live_objects(client, namespaces: list[str] | None = None) -> list[dict]:
-    """Namespaces, NetworkPolicies and Pods of a cluster (pods stand for their controllers)."""
+    """Namespaces, NetworkPolicies and Pods of a cluster (pods stand for their controllers).
+    With ``namespaces``, only those are read, each by its own requests: what a namespaced Role
+    allows, and no cluster-wide LIST on a large cluster."""
     kinds = {"/api/v1/namespaces": "Namespace", "/apis/networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
              "/api/v1/pods": "Pod"}
+    found = []
+    if namespaces:
+        for ns in namespaces:
+            namespace = client.request("GET", f"/api/v1/namespaces/{ns}", allow=(404,))
+            if namespace is None:
+                continue
+            found.append(("Namespace", namespace))
+            for path, kind in (("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies", "NetworkPolicy"),
+                               ("/api/v1/namespaces/{ns}/pods", "Pod")):
+                found += [(kind, item) for item in client.request("GET", path.format(ns=ns)).get("items", [])]
+    else:
+        for path in LIVE_PATHS:
+            found += [(kinds[path], item) for item in client.request("GET", path).get("items", [])]
     out = []
-    for path in LIVE_PATHS:
-        for item in client.request("GET", path).get("items", []):
-            item["kind"] = kinds[path]
-            ns = item["metadata"].get("namespace") or item["metadata"]["name"]
-            if not namespaces or ns in namespaces:
-                if item["kind"] != "Pod" or (item.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-                    out.append(item)
+    for kind, item in found:
+        item["kind"] = kind
+        if kind != "Pod" or (item.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            out.append(item)
     return out
 
 
