@@ -59,6 +59,17 @@ def collect(out: list[str], check, *args):
 TYPE_WORDS = {"str": "a string", "int": "a whole number", "bool": "true or false", "number": "a number"}
 
 
+def shapes(spec: dict, schemas: dict, prefix: str, out: list[str], absent_ok: bool = False,
+           names: dict | None = None) -> bool:
+    """Every variable of a role's spec against its schema (``<prefix><key>`` names it, unless
+    ``names`` says otherwise); True when all are right. ``absent_ok``: missing keys take the
+    plan's defaults."""
+    before = len(out)
+    for key, schema in schemas.items():
+        shape(spec.get(key), ("opt", schema) if absent_ok else schema, (names or {}).get(key, prefix + key), out)
+    return len(out) == before
+
+
 def shape(value, schema, where: str, out: list[str]) -> bool:
     """Append a message for every value of the wrong type; True when the shape is right."""
     before = len(out)

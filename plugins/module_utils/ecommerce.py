@@ -60,9 +60,7 @@ def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable and the value. Shapes first:
     nothing below reads a field of the wrong type."""
     out: list[str] = []
-    for key, schema in SHAPES.items():
-        checks.shape(spec.get(key), schema, f"ecommerce_net_{key}", out)
-    if out:
+    if not checks.shapes(spec, SHAPES, "ecommerce_net_", out):
         return out
     tiers = spec.get("tiers") or []
     if not tiers:

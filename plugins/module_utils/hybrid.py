@@ -83,9 +83,7 @@ def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable; empty when all is well.
     Shapes first: nothing below reads a field of the wrong type."""
     out: list[str] = []
-    for key, schema in SHAPES.items():
-        checks.shape(spec.get(key), schema, "hybrid_dns_probes.port" if key == "probe_port" else f"hybrid_dns_{key}", out)
-    if out:
+    if not checks.shapes(spec, SHAPES, "hybrid_dns_", out, names={"probe_port": "hybrid_dns_probes.port"}):
         return out
     checks.domain(spec.get("domain"), "hybrid_dns_domain", out)
     locations = spec.get("locations") or []

@@ -217,9 +217,7 @@ def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable; empty when all is well.
     Shapes first: nothing below reads a field of the wrong type."""
     out: list[str] = []
-    for key, schema in SHAPES.items():  # absent keys take the plan's defaults
-        checks.shape(spec.get(key), ("opt", schema), f"istio_mesh_{key}", out)
-    if out:
+    if not checks.shapes(spec, SHAPES, "istio_mesh_", out, absent_ok=True):
         return out
     if spec.get("mtls", "STRICT") not in MTLS_MODES:
         out.append(f"istio_mesh_mtls: {spec['mtls']!r} is not one of {', '.join(MTLS_MODES)}")

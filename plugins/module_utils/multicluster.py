@@ -41,9 +41,7 @@ def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable; empty when all is well.
     Shapes first: nothing below reads a field of the wrong type."""
     out: list[str] = []
-    for key, schema in SHAPES.items():
-        checks.shape(spec.get(key), schema, f"kubefed_{key}", out)
-    if out:
+    if not checks.shapes(spec, SHAPES, "kubefed_", out):
         return out
     clusters = spec.get("clusters") or []
     if not clusters:

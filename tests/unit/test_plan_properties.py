@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -72,11 +73,6 @@ def mutate(spec: dict, path: tuple, value):
     return out
 
 
-def mutations(base: dict):
-    places = [p for p in paths(base) if p]
-    return st.lists(st.tuples(st.sampled_from(places), VALUES), min_size=1, max_size=3)
-
-
 def check_plan(plan_filter, base, changes):
     spec = base
     for path, value in changes:
@@ -97,25 +93,11 @@ def test_the_defaults_plan_cleanly():
         assert plan_filter(copy.deepcopy(base))["problems"] == [], name
 
 
+@pytest.mark.parametrize("name", sorted(PLANS))
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutations(ECOMMERCE_SPEC))
-def test_ecommerce_plan_never_crashes(changes):
-    check_plan(ecommerce_net_plan, ECOMMERCE_SPEC, changes)
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutations(KUBEFED_SPEC))
-def test_kubefed_plan_never_crashes(changes):
-    check_plan(kubefed_plan, KUBEFED_SPEC, changes)
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutations(HYBRID_SPEC))
-def test_hybrid_plan_never_crashes(changes):
-    check_plan(hybrid_dns_plan, HYBRID_SPEC, changes)
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutations(MESH_SPEC))
-def test_mesh_plan_never_crashes(changes):
-    check_plan(istio_mesh_plan, MESH_SPEC, changes)
+@given(data=st.data())
+def test_a_plan_never_crashes(name, data):
+    plan_filter, base = PLANS[name]
+    places = [p for p in paths(base) if p]
+    changes = data.draw(st.lists(st.tuples(st.sampled_from(places), VALUES), min_size=1, max_size=3))
+    check_plan(plan_filter, base, changes)
