@@ -42,7 +42,14 @@ options:
     type: bool
     aliases: [verify_ssl]
   request_timeout:
-    description: Seconds before one request times out (it is then retried with backoff).
+    description:
+      - Seconds one request may take, retries included; a server that cannot be reached within it
+        fails the task (and every later request of the task at once), naming the cluster.
     type: float
     default: 30
+  permissions_file:
+    description:
+      - The RBAC file that lists what the caller needs (the roles pass their C(files/rbac.yml));
+        a request the server refuses with 403 names it.
+    type: str
 """

@@ -69,7 +69,7 @@ def test_the_shipped_rbac_is_enough_and_one_rule_less_fails_before_any_write(tes
     text = " ".join(refused.stdout.split())
     assert 'resource "servicemonitors" in API group "monitoring.coreos.com"' in text, refused.stdout[-3000:]
     assert "cannot list" in text or "cannot patch" in text or "cannot create" in text
-    assert "/roles/ecommerce_net/files/rbac.yml: apply it and bind the identity the role runs as" in text
+    assert "the permissions this needs are in " in text and "/roles/ecommerce_net/files/rbac.yml: apply it and bind" in text
     assert testbed.writes(CLUSTER, since=mark, user=user) == [], "nothing written before the refusal"
 
     user, token = bound_account(testbed, role)

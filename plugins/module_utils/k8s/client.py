@@ -43,6 +43,7 @@ CONNECTION_ARGSPEC = dict(
     client_key=dict(type="path", aliases=["key_file"], no_log=False),
     validate_certs=dict(type="bool", aliases=["verify_ssl"]),
     request_timeout=dict(type="float", default=30.0),
+    permissions_file=dict(type="str"),
 )
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -114,6 +115,7 @@ class Client:
         self._tls = tls_context(self._creds) if self._https else None
         self.timeout = params.get("request_timeout") or 30.0
         self.name = params.get("context") or self.server  # how messages name the cluster
+        self.permissions_file = params.get("permissions_file")  # named when the server says 403
         # Set once the server has stopped answering (connection refused, reset, timed out for the
         # whole request budget): every later request of every worker fails at once instead of
         # retrying on its own, so a run fails within one budget of the cluster going away.
@@ -260,7 +262,11 @@ class Client:
                 return data
             if resp.status in allow:
                 return None
-            raise _api_error(resp.status, resp.reason, data, method, path)
+            error = _api_error(resp.status, resp.reason, data, method, path)
+            if resp.status == 403 and self.permissions_file:
+                error.message += (f" - the permissions this needs are in {self.permissions_file}: apply it and bind "
+                                  "the identity the run uses")
+            raise error
 
     def _delay(self, attempt: int, retry_after) -> float:
         if retry_after:
