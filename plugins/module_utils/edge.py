@@ -128,7 +128,8 @@ def workload_problems(site: dict, where: str) -> list[str]:
                       "edge_k3s_kube_state_metrics_limits": (monitoring.get("kube_state_metrics") or {}).get("limits")})
     for var, value in resources.items():
         for key, amount in (value or {}).items() if isinstance(value, dict) else ():
-            if diff.quantity(amount) is None or diff.quantity(amount) < 0:
+            parsed = diff.quantity(amount)
+            if parsed is None or parsed < 0:
                 out.append(f"{where}: {var}.{key} {amount!r} is not a Kubernetes quantity (500m, 1, 512Mi)")
     prometheus = site.get("prometheus") or {}
     for var, value in (("edge_k3s_processor_storage", processor.get("storage")),

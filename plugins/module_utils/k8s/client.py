@@ -240,17 +240,18 @@ class Client:
             if warning:
                 self._warn(warning, about or path)
             data = _decode(raw)
-            delay = self._delay(attempt + 1, resp.getheader("Retry-After"))
-            # A 429 is the server asking to wait (Retry-After), not failing: a retrying client
-            # waits for as long as the request budget lasts. Other statuses get `retries` attempts.
-            throttled = (self.retries > 0 and resp.status == 429
-                         and time.monotonic() - started + delay <= self.timeout)
-            if resp.status in RETRY_STATUSES and (attempt < self.retries or throttled) and not (
+            if resp.status in RETRY_STATUSES and not (
                     resp.status == 500 and isinstance(data, dict)
                     and str(data.get("message", "")).startswith(NOT_TRANSIENT_500)):
-                attempt += 1
-                time.sleep(delay)
-                continue
+                delay = self._delay(attempt + 1, resp.getheader("Retry-After"))
+                # A 429 is the server asking to wait (Retry-After), not failing: a retrying client
+                # waits for as long as the request budget lasts. Other statuses get `retries` attempts.
+                throttled = (self.retries > 0 and resp.status == 429
+                             and time.monotonic() - started + delay <= self.timeout)
+                if attempt < self.retries or throttled:
+                    attempt += 1
+                    time.sleep(delay)
+                    continue
             if resp.status == 401 and self._creds.exec_config and not renewed:
                 renewed = True
                 self._creds.run_exec()  # the plugin's credential expired: ask it again

@@ -199,11 +199,10 @@ def _refs(analysis: Analysis, ref, known: set[str]) -> list[str]:
     """The entities an expectation side stands for: one name or address, or every workload a
     selector matches."""
     if isinstance(ref, dict):
-        labels, ns_labels = ref.get("pods") or {}, ref.get("namespaces")
+        pods, ns_labels = {"matchLabels": ref.get("pods") or {}}, ref.get("namespaces")
         in_namespace = (lambda ns: ns == ref.get("namespace")) if ns_labels is None else (
-            lambda ns: all(analysis.namespaces.get(ns, {}).get(k) == v for k, v in ns_labels.items()))
-        return sorted(w.id for w in analysis.workloads
-                      if in_namespace(w.namespace) and all(w.labels.get(k) == v for k, v in labels.items()))
+            lambda ns: selector_matches({"matchLabels": ns_labels}, analysis.namespaces.get(ns, {})))
+        return sorted(w.id for w in analysis.workloads if in_namespace(w.namespace) and selector_matches(pods, w.labels))
     ref = str(ref)
     return [ref] if ref in known or _is_ip(ref) else []
 

@@ -11,8 +11,10 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import WORKLOAD_KINDS, Analysis, workload_of
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import selector_matches
 
-LIVE_PATHS = ("/api/v1/namespaces", "/apis/networking.k8s.io/v1/networkpolicies", "/api/v1/pods")
+LIVE_PATHS = {"/api/v1/namespaces": "Namespace", "/apis/networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
+              "/api/v1/pods": "Pod"}
 RELEVANT = set(WORKLOAD_KINDS) | {"Namespace", "NetworkPolicy"}
 
 
@@ -20,8 +22,6 @@ def live_objects(client, namespaces: list[str] | None = None) -> list[dict]:
     """Namespaces, NetworkPolicies and Pods of a cluster (pods stand for their controllers).
     With ``namespaces``, only those are read, each by its own requests: what a namespaced Role
     allows, and no cluster-wide LIST on a large cluster."""
-    kinds = {"/api/v1/namespaces": "Namespace", "/apis/networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
-             "/api/v1/pods": "Pod"}
     found = []
     if namespaces:
         for ns in namespaces:
@@ -33,8 +33,8 @@ def live_objects(client, namespaces: list[str] | None = None) -> list[dict]:
                                ("/api/v1/namespaces/{ns}/pods", "Pod")):
                 found += [(kind, item) for item in client.request("GET", path.format(ns=ns)).get("items", [])]
     else:
-        for path in LIVE_PATHS:
-            found += [(kinds[path], item) for item in client.request("GET", path).get("items", [])]
+        for path, kind in LIVE_PATHS.items():
+            found += [(kind, item) for item in client.request("GET", path).get("items", [])]
     out = []
     for kind, item in found:
         item["kind"] = kind
@@ -57,7 +57,7 @@ def with_stand_ins(objects: list[dict], stand_ins: list[dict]) -> tuple[list[dic
     used, out = [], list(objects)
     for obj in stand_ins:
         stand_in = workload_of(obj)
-        if not any(w.namespace == stand_in.namespace and all(w.labels.get(k) == v for k, v in stand_in.labels.items())
+        if not any(w.namespace == stand_in.namespace and selector_matches({"matchLabels": stand_in.labels}, w.labels)
                    for w in present):
             out.append(obj)
             used.append(f"{stand_in.namespace}/{stand_in.name}")
