@@ -187,6 +187,9 @@ FAULT = {"delay": ("opt", {"percent": PERCENT, "fixed": ("opt", "str")}),
          "abort": ("opt", {"percent": PERCENT, "status": ("opt", "any")})}
 ROUTE = {"match": ("opt", {"headers": ("opt", ("map", ("opt", ("map", "str")))), "uri": ("opt", ("map", "str"))}),
          "split": ("opt", ("map", "any")), "fault": ("opt", FAULT), "timeout": ("opt", "str"), "retries": ("opt", "any")}
+ALLOW = {"from": ("opt", "str"), "namespaces": ("opt", ("list", "str")), "methods": ("opt", ("list", "str")),
+         "not_methods": ("opt", ("list", "str")), "paths": ("opt", ("list", "str")), "not_paths": ("opt", ("list", "str")),
+         "ports": ("opt", ("list", "any"))}
 SHAPES = {
     "root_namespace": "str", "trust_domain": "str", "cluster_domain": "str", "revision": ("opt", "str"), "mtls": "str",
     "namespaces": ("list", {"name!": "str", "create": ("opt", "bool"), "mtls": ("opt", "str")}),
@@ -198,7 +201,7 @@ SHAPES = {
                           "routes": ("opt", ("list", ROUTE)), "timeout": ("opt", "str"),
                           "retries": ("opt", {"attempts": ("opt", "int"), "per_try_timeout": ("opt", "str"),
                                               "retry_on": ("opt", "str")}),
-                          "fault": ("opt", "any"), "allow": ("opt", ("list", "any"))}),
+                          "fault": ("opt", "any"), "allow": ("opt", ("list", ALLOW))}),
     "authz_default_deny": "bool",
     "gateway": {"enabled": "bool", "api": ("opt", "str"), "name": ("opt", "str"), "namespace": ("opt", "str"),
                 "hosts": ("opt", ("list", "str")), "tls_secret": ("opt", "str"), "routes_to": ("opt", "str"),

@@ -4,6 +4,7 @@ variable, or raises the project's own error - never a Python exception from deep
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import yaml
@@ -94,7 +95,7 @@ def test_the_defaults_plan_cleanly():
 
 
 @pytest.mark.parametrize("name", sorted(PLANS))
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("K8SNET_PROPERTY_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_plan_never_crashes(name, data):
     plan_filter, base = PLANS[name]
