@@ -179,3 +179,41 @@ def test_the_suite_covers_every_role_with_at_least_a_hundred_cases():
     for playbook, _given, _words in CASES:
         per_playbook[playbook] = per_playbook.get(playbook, 0) + 1
     assert len(CASES) >= 100 and set(per_playbook) == {"ecommerce", "mesh", "hybrid", "multicluster", "edge"}, per_playbook
+
+
+@pytest.mark.parametrize("playbook,group", [("ecommerce", "clusters"), ("hybrid", "clusters"), ("mesh", "clusters"),
+                                            ("multicluster", "federations"), ("edge", "edge_clusters")])
+def test_an_inventory_that_does_not_parse_fails_instead_of_running_no_host(tmp_path, playbook, group):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n\tclusters:\n      hosts:\n        us-east:\n")  # a tab
+    plays = yaml.safe_load((REPO / "playbooks" / f"{playbook}.yml").read_text())
+    result = run_playbook(tmp_path, plays, extra_vars={"fabric_build_dir": str(tmp_path / "build")}, inventory=str(inventory))
+    output = " ".join(result.stdout.split())
+    assert result.returncode != 0, output[-1500:]
+    assert f"the inventory ({inventory}) has no hosts in group {group}" in output, output[-1500:]
+    assert not (tmp_path / "build").exists()
+
+
+def test_an_edge_site_without_its_cluster_entry_is_refused(tmp_path):
+    """A second site whose hosts are listed but whose cluster entry was forgotten would have its
+    cluster objects silently skipped."""
+    inventory = yaml.safe_load((REPO / "inventories" / "local" / "hosts.yml").read_text())
+    groups = inventory["all"]["children"]
+    groups["edge_factory_2"] = {"vars": {**groups["edge_factory_1"]["vars"], "edge_k3s_site": "factory-2",
+                                         "edge_k3s_lan_cidr": "192.168.2.0/24",
+                                         "edge_k3s_metallb_pool": ["192.168.2.240-192.168.2.250"]},
+                                "hosts": {"factory2-server-1": {"ansible_host": "192.168.2.10"}}}
+    groups["edge_servers"]["hosts"]["factory2-server-1"] = None
+    folder = tmp_path / "inventory"
+    folder.mkdir()
+    (folder / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    for extra in ("group_vars", "host_vars"):
+        if (REPO / "inventories" / "local" / extra).exists():
+            (folder / extra).symlink_to(REPO / "inventories" / "local" / extra)
+    build = tmp_path / "build"
+    plays = yaml.safe_load((REPO / "playbooks" / "edge.yml").read_text())
+    result = run_playbook(tmp_path, plays, extra_vars={"fabric_build_dir": str(build)}, inventory=str(folder))
+    output = " ".join(result.stdout.split())
+    assert result.returncode != 0, output[-1500:]
+    assert "site factory-2 (factory2-server-1) has no host in both edge_clusters and edge_factory_2" in output, output[-2000:]
+    assert not build.exists()
