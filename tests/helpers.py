@@ -36,11 +36,16 @@ def run_testbed_playbook(tmp_path: Path, playbook: str, extra_vars: dict, *args:
 
 
 def recap(output: str) -> dict:
-    """The PLAY RECAP counters of the single host, e.g. {'ok': 2, 'changed': 0, ...}."""
+    """The PLAY RECAP counters summed over every host, e.g. {'ok': 12, 'changed': 0, ...}
+    (playbooks start with a localhost play that checks the inventory)."""
+    totals: dict = {}
     for line in output[output.rfind("PLAY RECAP"):].splitlines():
-        if " : ok=" in line or ": ok=" in line:
-            return {k: int(v) for k, v in (p.split("=") for p in line.split(":", 1)[1].split())}
-    raise AssertionError("no PLAY RECAP in output:\n" + output[-3000:])
+        if ": ok=" in line or " : ok=" in line:
+            for key, value in (p.split("=") for p in line.split(":", 1)[1].split()):
+                totals[key] = totals.get(key, 0) + int(value)
+    if not totals:
+        raise AssertionError("no PLAY RECAP in output:\n" + output[-3000:])
+    return totals
 
 
 def wait_for(condition, what: str, timeout: float = 60.0, interval: float = 0.25):

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Joining a member cluster to a KubeFed host, as ``kubefedctl join`` does, through the engine:
 
-member: a ServiceAccount for the host, a ClusterRole (everything, as kubefedctl
-grants) bound to it; host: a Secret with a token of that account and the member's CA, and the
+member: a ServiceAccount for the host, a ClusterRole bound to it - the federated types only (what
+KubeFed's sync controller reads and writes, namespaces read, /healthz), or everything as kubefedctl
+grants when the types are ``["*"]``; host: a Secret with a token of that account and the member's CA, and the
 KubeFedCluster (core.kubefed.io/v1beta1) pointing at the member's API.
 
 Unlike kubefedctl (a legacy token Secret the token controller fills, never renewed), the token is
@@ -30,13 +31,33 @@ def account_name(member: str, host: str) -> str:
     return f"{member}-{host}"
 
 
-def member_objects(member: str, host: str, namespace: str) -> list[dict]:
+# What KubeFed's sync controller does to a federated type in a member (kubefed#687).
+SYNC_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+
+
+def member_rules(federated_types: list[str]) -> list[dict]:
+    """The member ClusterRole's rules for federated types written ``resource[.group]``
+    (``deployments.apps``, ``services``); ``["*"]`` is kubefedctl's grant of everything."""
+    if "*" in federated_types:
+        rules = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    else:
+        by_group: dict[str, list[str]] = {}
+        for name in sorted(set(federated_types)):
+            resource, _, group = name.partition(".")
+            by_group.setdefault(group, []).append(resource)
+        rules = [{"apiGroups": [group], "resources": resources, "verbs": SYNC_VERBS} for group, resources in sorted(by_group.items())]
+        if "namespaces" not in federated_types:
+            # Placement and the namespace-scoped types need to see the member's namespaces.
+            rules.append({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]})
+    return rules + [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]
+
+
+def member_objects(member: str, host: str, namespace: str, federated_types: list[str]) -> list[dict]:
     account = account_name(member, host)
     role = f"kubefed-controller-manager:{account}"
     return [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": namespace}},
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
-             "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                       {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]},
+             "rules": member_rules(federated_types)},
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": role},
              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
              "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]}]
@@ -91,14 +112,25 @@ def authenticates_as(member: Client, token: str, username: str) -> bool:
 
 
 def join(member: Client, host: Client, name: str, host_name: str, namespace: str, *, endpoint: str | None,
-         token_seconds: int, renew_seconds: int, check_mode: bool, diff: bool) -> dict:
-    """Converge one member's join; returns changed, what happened to the token, and per-side results."""
+         federated_types: list[str], token_seconds: int, renew_seconds: int, check_mode: bool, diff: bool) -> dict:
+    """Converge one member's join; returns changed, what happened to the token, and per-side results.
+    Both sides are dry-run before either is written: a refusal on the host (a missing permission,
+    an invalid object) must not leave the member half-joined."""
+    args = (member, host, name, host_name, namespace)
+    kwargs = dict(endpoint=endpoint, federated_types=federated_types, token_seconds=token_seconds,
+                  renew_seconds=renew_seconds, diff=diff)
+    planned = _join_pass(*args, check_mode=True, **kwargs)
+    return planned if check_mode else _join_pass(*args, check_mode=False, **kwargs)
+
+
+def _join_pass(member: Client, host: Client, name: str, host_name: str, namespace: str, *, endpoint: str | None,
+               federated_types: list[str], token_seconds: int, renew_seconds: int, check_mode: bool, diff: bool) -> dict:
     account = account_name(name, host_name)
     member_extra = ensure_namespace(member, namespace, check_mode)
     host_extra = ensure_namespace(host, namespace, check_mode)
     member_engine = Engine(member, check_mode=check_mode, want_diff=diff)
     member_result = member_engine.converge(f"kubefed-member-{host_name}", namespace,
-                                           member_extra + member_objects(name, host_name, namespace), "replaced")
+                                           member_extra + member_objects(name, host_name, namespace, federated_types), "replaced")
     current = host.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}-credentials", allow=(404,))
     token = None
     if current and (current.get("data") or {}).get("token"):
@@ -131,7 +163,7 @@ def unjoin(member: Client, host: Client, name: str, host_name: str, namespace: s
     removed = []
     for client, set_name, objects in (
             (host, f"kubefed-join-{name}", host_objects(name, namespace, "", None, "")),
-            (member, f"kubefed-member-{host_name}", member_objects(name, host_name, namespace))):
+            (member, f"kubefed-member-{host_name}", member_objects(name, host_name, namespace, ["*"]))):
         engine = Engine(client, check_mode=check_mode)
         result = engine.delete(set_name, namespace, objects)
         removed += [r for r in result["results"] if r["result"] == "deleted"]

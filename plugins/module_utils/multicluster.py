@@ -34,6 +34,7 @@ SHAPES = {
                           "clusters": ("opt", ("list", "str"))}),
     "global_dns": {"domain": ("opt", "str"), "ttl": ("opt", "int"), "records": ("opt", "str")},
     "probes": ("opt", {"enabled": "bool", "port": "int", "timeout": "number"}),
+    "federated_types": ("opt", ("list", "str")),
 }
 
 
@@ -46,6 +47,11 @@ def problems(spec: dict) -> list[str]:
     clusters = spec.get("clusters") or []
     if not clusters:
         out.append("kubefed_clusters: at least one cluster is needed")
+    for i, name in enumerate(spec.get("federated_types") or []):
+        resource, _, group = name.partition(".")
+        if name != "*" and not (checks.DNS_LABEL.match(resource) and all(checks.DNS_LABEL.match(g) for g in group.split(".") if group)):
+            out.append(f"kubefed_federated_types[{i}]: {name!r} is not a type written resource[.group] "
+                       "(deployments.apps, services) or '*'")
     names, ranges = set(), {}
     for i, cluster in enumerate(clusters):
         where = f"kubefed_clusters[{i}]"

@@ -12,7 +12,7 @@ short_description: Join a member cluster to a KubeFed host (kubefedctl join, wit
 version_added: 0.1.0
 description:
   - On the member (the connection options), converges a ServiceAccount for the host in
-    O(namespace), a ClusterRole granting everything (as C(kubefedctl join) does) and its binding.
+    O(namespace), a ClusterRole for the O(federated_types) and its binding.
   - On the host (O(host_kubeconfig)/O(host_context)), converges a Secret with a token of that
     account and the member's CA, and the C(KubeFedCluster) (C(core.kubefed.io/v1beta1)) pointing
     at the member's API.
@@ -53,6 +53,16 @@ options:
     description: Issue a new token when fewer days remain.
     type: int
     default: 30
+  federated_types:
+    description:
+      - The types KubeFed propagates to the member, C(resource) or C(resource.group)
+        (C(deployments.apps)); the member's ClusterRole grants get, list, watch, create, update,
+        patch and delete on them, read on namespaces and C(/healthz), nothing else.
+      - C([*]) grants everything, as C(kubefedctl join) does.
+      - The identity running the join must itself hold what it grants (RBAC escalation prevention).
+    type: list
+    elements: str
+    default: ['*']
   state:
     description: C(present) joins, C(absent) unjoins.
     type: str
@@ -76,6 +86,8 @@ EXAMPLES = r"""
     host_name: us-east
     context: eu-west
     host_context: us-east
+    # What KubeFed propagates here, instead of kubefedctl's grant of everything
+    federated_types: [namespaces, configmaps, services, deployments.apps]
 """
 
 RETURN = r"""
@@ -129,6 +141,7 @@ def main() -> None:
             namespace=dict(type="str", default="kube-federation-system"), api_endpoint=dict(type="str"),
             host_kubeconfig=dict(type="path"), host_context=dict(type="str", required=True),
             token_days=dict(type="int", default=365, no_log=False), renew_days=dict(type="int", default=30),
+            federated_types=dict(type="list", elements="str", default=["*"]),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             **CONNECTION_ARGSPEC),
         supports_check_mode=True,
@@ -141,7 +154,7 @@ def main() -> None:
         member = Client(p)
         # The K8S_AUTH_* variables (AWX's credential) describe the member's connection only.
         host_params = {"kubeconfig": p["host_kubeconfig"] or p["kubeconfig"], "context": p["host_context"],
-                       "request_timeout": p["request_timeout"]}
+                       "request_timeout": p["request_timeout"], "permissions_file": p["permissions_file"]}
         host = Client(host_params, credentials=kubeconfig.resolve(
             host_params, kubeconfig.without_cluster_environment(os.environ)))
         if p["state"] == "absent":
@@ -149,7 +162,7 @@ def main() -> None:
                                        check_mode=module.check_mode)
         else:
             result = federation.join(member, host, p["name"], p["host_name"], p["namespace"],
-                                     endpoint=p["api_endpoint"], token_seconds=p["token_days"] * 86400,
+                                     endpoint=p["api_endpoint"], federated_types=p["federated_types"], token_seconds=p["token_days"] * 86400,
                                      renew_seconds=p["renew_days"] * 86400, check_mode=module.check_mode,
                                      diff=module._diff)
             result["changed"] = result["changed"] or result["token"] != "kept"

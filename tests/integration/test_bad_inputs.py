@@ -114,6 +114,7 @@ CASES = [
     ("hybrid", changed(HY, "hybrid_dns_locations", (0, "cidrs"), ["10.0.0.0/8", "300.1.0.0/16"]), "hybrid_dns_locations[0].cidrs"),
     ("hybrid", changed(HY, "hybrid_dns_apps", (0, "name"), "Hybrid App"), "hybrid_dns_apps[0].name"),
     # -- kubefed ------------------------------------------------------------------------------
+    ("multicluster", {"kubefed_federated_types": ["services", "Deployments.apps"]}, "kubefed_federated_types[1]: 'Deployments.apps'"),
     ("multicluster", changed(KF, "kubefed_clusters", (1, "pod_cidr"), "10.2.0.0/16"), "overlap"),
     ("multicluster", {"kubefed_host": "ap-south"}, "kubefed_host: 'ap-south' is not one of kubefed_clusters"),
     ("multicluster", changed(KF, "kubefed_services", (0, "port"), 0), "kubefed_services[0].port: 0"),

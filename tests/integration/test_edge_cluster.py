@@ -178,3 +178,25 @@ def test_bad_inventory_values_fail_before_any_change(testbed, edge_cluster, tmp_
         assert word in result.stdout, result.stdout[-3000:]
     assert testbed.writes(CLUSTER, since=mark) == []
     assert "Converge the site" not in result.stdout, "validation stops the run before the cluster play"
+
+
+def test_the_cluster_part_runs_with_exactly_the_rbac_it_ships(testbed, edge_cluster, tmp_path):
+    """roles/edge_k3s/files/rbac.yml is enough (the site's Prometheus and kube-state-metrics roles
+    are granted through escalate/bind on their two names, not by holding their reads); without
+    MetalLB's rules the run fails before any write, naming the resource and the file."""
+    from tests.rbac import assert_least_privilege
+
+    (tmp_path / "admin").mkdir()
+    assert edge(tmp_path / "admin").returncode == 0
+    # Taken away as admin, so that the bound account's first run has something to write.
+    for path in ("/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools/factory-1-pool",
+                 "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/edge-prometheus",
+                 "/apis/rbac.authorization.k8s.io/v1/clusterroles/edge-prometheus"):
+        edge_cluster.request("DELETE", path)
+
+    def run(kubeconfig, folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        return edge(folder, extra_vars={"fabric_testbed_kubeconfig": str(kubeconfig)})
+
+    assert_least_privilege(testbed, tmp_path, "edge_k3s", [CLUSTER], run, take_away="metallb.io", resource="ipaddresspools")
+    assert get(edge_cluster, "/apis/rbac.authorization.k8s.io/v1/clusterroles/edge-prometheus")["rules"]

@@ -453,3 +453,31 @@ def test_await_kinds_waits_for_a_crd_another_installer_creates(testbed, engine, 
     assert client.request("GET", f"/apis/{group}/v1/namespaces/{namespace_name}/gadgets/g")["spec"] == {"size": 3}
     assert result["changed"]
     client.request("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}")
+
+
+def test_a_role_and_its_binding_in_one_set_as_an_account_without_bind(testbed, namespace_name):
+    """The apiserver checks a binding against its role's rules, so an identity without ``bind``
+    can create the binding only once the role exists: the engine writes the role first, then
+    validates and writes the binding (before, the dry run of the binding failed: 404)."""
+    from tests.rbac import bound_account
+
+    granter = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "granter"}, "rules": [
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings"],
+         "verbs": ["get", "list", "create", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": ["get", "list", "create", "patch"]}]}
+    _user, token = bound_account(testbed, "us-east", granter)
+    admin = testbed.client("us-east")
+    admin.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name}})
+    role = f"reader-{namespace_name}"
+    objects = [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]},
+               {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": role},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace_name}]}]
+    as_granter = admin.with_token(token)
+    checked = Engine(as_granter, check_mode=True).converge("granted", namespace_name, objects, "replaced")
+    assert [r["result"] for r in checked["results"]] == ["created", "created"]
+    result = Engine(as_granter).converge("granted", namespace_name, objects, "replaced")
+    assert [r["result"] for r in result["results"]] == ["created", "created"]
+    assert admin.request("GET", f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{role}")["roleRef"]["name"] == role
+    assert Engine(as_granter).converge("granted", namespace_name, objects, "replaced")["changed"] is False

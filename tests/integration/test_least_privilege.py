@@ -1,83 +1,97 @@
-"""ecommerce_net in apply mode as an identity bound to exactly the RBAC the role ships
-(roles/ecommerce_net/files/rbac.yml): it converges and re-runs with no change; with one rule
-taken away it fails before writing anything, naming the verb, the resource and the file."""
+"""Least privilege per role: each apply-mode role runs as identities bound to exactly the RBAC it
+ships (roles/<role>/files/rbac.yml): it converges and re-runs with no change; with one API group's
+rules taken away it fails before writing anything, naming the verb, the resource and the file.
+The edge site's cluster part is proven in test_edge_cluster.py (it needs the site's add-ons)."""
 
 from __future__ import annotations
 
-import copy
 import sys
-import uuid
 
 import pytest
 import yaml
 
-from tests.helpers import REPO, recap, run_playbook
+from tests.helpers import REPO, run_playbook
+from tests.integration.test_hybrid_dns import CLUSTER
+from tests.integration.test_istio_mesh import mesh_vars
+from tests.integration.test_kubefed import HOST, MEMBER, federation
+from tests.rbac import assert_least_privilege, bound_account, shipped_role, without, writes_by
 
 pytestmark = pytest.mark.testbed
-CLUSTER = "us-east"
-RBAC = REPO / "roles" / "ecommerce_net" / "files" / "rbac.yml"
 
 
-def bound_account(testbed, role: dict) -> tuple[str, str]:
-    """A fresh service account bound to the given ClusterRole; (username, token)."""
-    admin = testbed.client(CLUSTER)
-    ns, name = "rbac-tests", f"sa-{uuid.uuid4().hex[:8]}"
-    admin.request("POST", "/api/v1/namespaces", allow=(409,),
-                  body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    admin.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
-                  body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}})
-    role = {**role, "metadata": {**role["metadata"], "name": f"{role['metadata']['name']}-{name}"}}
-    admin.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", body=role)
-    admin.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", body={
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": role["metadata"]["name"]},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]})
-    token = admin.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token", body={
-        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})["status"]["token"]
-    return f"system:serviceaccount:{ns}:{name}", token
+def runner_for(playbook: str, extra: dict):
+    """A runner of one of playbooks/ on inventories/testbed with the given kubeconfig."""
+    plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
+
+    def run(kubeconfig, folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        return run_playbook(folder, plays, inventory=str(REPO / "inventories" / "testbed"), extra_vars={
+            "fabric_testbed_kubeconfig": str(kubeconfig), "fabric_build_dir": str(folder / "build"), **extra})
+    return run
 
 
-def run_as(testbed, tmp_path, token: str, namespace: str):
-    """playbooks/ecommerce.yml on us-east with nothing but the token (AWX's credential variables)."""
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {"HOME": str(home), "KUBECONFIG": "", "K8S_AUTH_HOST": testbed._state()["servers"][CLUSTER],
-           "K8S_AUTH_API_KEY": token, "K8S_AUTH_SSL_CA_CERT": str(testbed.run_dir / "pki" / "ca.crt")}
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"vars": {"ansible_connection": "local",
-                                                          "ansible_python_interpreter": sys.executable},
-                                                 "children": {"clusters": {"hosts": {CLUSTER: {}}}}}}))
-    plays = yaml.safe_load((REPO / "playbooks" / "ecommerce.yml").read_text())
-    extra = {"fabric_mode": "apply", "fabric_build_dir": str(tmp_path / "build"),
-             "ecommerce_net_set_namespace": namespace,
-             "ecommerce_net_environments": [{"name": "production", "namespace": namespace}]}
-    return run_playbook(tmp_path, plays, extra_vars=extra, inventory=str(inventory), env=env)
+def test_hybrid_dns(testbed, tmp_path, namespace_name):
+    apps = [{"name": "hybrid-app", "namespace": namespace_name, "port": 443, "create_namespace": True}]
+    assert_least_privilege(testbed, tmp_path, "hybrid_dns", [CLUSTER], runner_for("hybrid.yml", {"hybrid_dns_apps": apps}),
+                           take_away="externaldns.k8s.io", resource="dnsendpoints")
 
 
-def test_the_shipped_rbac_is_enough_and_one_rule_less_fails_before_any_write(testbed, tmp_path):
-    role = yaml.safe_load(RBAC.read_text())
-    namespace = f"rbac-shop-{uuid.uuid4().hex[:6]}"
+def test_istio_mesh(testbed, tmp_path, namespace_name):
+    testbed.client(CLUSTER).request("POST", "/api/v1/namespaces", allow=(409,),  # what istioctl install leaves
+                                    body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})
+    assert_least_privilege(testbed, tmp_path, "istio_mesh", [CLUSTER], runner_for("mesh.yml", mesh_vars(namespace_name)),
+                           take_away="telemetry.istio.io", resource="telemetries")
+
+
+def test_kubefed_on_host_and_member(testbed, tmp_path, namespace_name):
+    """The host's part of a join (the KubeFedCluster) is refused before the member is touched;
+    the member's grant for the host is the federated types, not everything."""
+    assert_least_privilege(testbed, tmp_path, "kubefed", [HOST, MEMBER], runner_for("multicluster.yml", federation(namespace_name)),
+                           take_away="core.kubefed.io", resource="kubefedclusters")
+    granted = testbed.client(MEMBER).request(
+        "GET", f"/apis/rbac.authorization.k8s.io/v1/clusterroles/kubefed-controller-manager:{MEMBER}-{HOST}")
+    groups = {g for rule in granted["rules"] for g in rule.get("apiGroups", [])}
+    assert "*" not in groups and groups == {"", "apps", "batch", "networking.k8s.io"}, granted["rules"]
+
+
+def test_ecommerce_net_with_awx_credential_variables(testbed, tmp_path, namespace_name):
+    """The same for ecommerce_net, connected the way an AWX Kubernetes credential connects: only
+    K8S_AUTH_* variables, no kubeconfig."""
     testbed.client(CLUSTER).request("POST", "/api/v1/namespaces", body={
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name}})
+    plays = yaml.safe_load((REPO / "playbooks" / "ecommerce.yml").read_text())
 
-    reduced = copy.deepcopy(role)
-    reduced["rules"] = [r for r in reduced["rules"] if "monitoring.coreos.com" not in r["apiGroups"]]
-    user, token = bound_account(testbed, reduced)
-    mark = testbed.audit_mark(CLUSTER)
-    refused = run_as(testbed, tmp_path / "reduced", token, namespace)
-    assert refused.returncode != 0
+    def run(token, folder):
+        home = folder / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {"HOME": str(home), "KUBECONFIG": "", "K8S_AUTH_HOST": testbed._state()["servers"][CLUSTER],
+               "K8S_AUTH_API_KEY": token, "K8S_AUTH_SSL_CA_CERT": str(testbed.run_dir / "pki" / "ca.crt")}
+        inventory = folder / "inventory.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"vars": {"ansible_connection": "local",
+                                                              "ansible_python_interpreter": sys.executable},
+                                                     "children": {"clusters": {"hosts": {CLUSTER: {}}}}}}))
+        extra = {"fabric_mode": "apply", "fabric_build_dir": str(folder / "build"),
+                 "ecommerce_net_set_namespace": namespace_name,
+                 "ecommerce_net_environments": [{"name": "production", "namespace": namespace_name}]}
+        return run_playbook(folder, plays, extra_vars=extra, inventory=str(inventory), env=env)
+
+    role = shipped_role("ecommerce_net")
+    user, token = bound_account(testbed, CLUSTER, without(role, "monitoring.coreos.com"))
+    mark = {CLUSTER: testbed.audit_mark(CLUSTER)}
+    refused = run(token, tmp_path / "reduced")
     text = " ".join(refused.stdout.split())
+    assert refused.returncode != 0
     assert 'resource "servicemonitors" in API group "monitoring.coreos.com"' in text, refused.stdout[-3000:]
     assert "cannot list" in text or "cannot patch" in text or "cannot create" in text
-    assert "the permissions this needs are in " in text and "/roles/ecommerce_net/files/rbac.yml: apply it and bind" in text
-    assert testbed.writes(CLUSTER, since=mark, user=user) == [], "nothing written before the refusal"
+    assert "/roles/ecommerce_net/files/rbac.yml: apply it and bind" in text
+    assert writes_by(testbed, {CLUSTER: user}, mark) == [], "nothing written before the refusal"
 
-    user, token = bound_account(testbed, role)
-    mark = testbed.audit_mark(CLUSTER)
-    first = run_as(testbed, tmp_path / "full", token, namespace)
+    user, token = bound_account(testbed, CLUSTER, role)
+    mark = {CLUSTER: testbed.audit_mark(CLUSTER)}
+    first = run(token, tmp_path / "full")
     assert first.returncode == 0, first.stdout[-4000:]
-    assert testbed.writes(CLUSTER, since=mark, user=user), "the role wrote as the bound account"
-    mark = testbed.audit_mark(CLUSTER)
-    again = run_as(testbed, tmp_path / "full", token, namespace)
-    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
-    assert testbed.writes(CLUSTER, since=mark, user=user) == []
+    assert writes_by(testbed, {CLUSTER: user}, mark), "the role wrote as the bound account"
+    mark = {CLUSTER: testbed.audit_mark(CLUSTER)}
+    again = run(token, tmp_path / "full")
+    assert again.returncode == 0 and "changed=0" in again.stdout.split("PLAY RECAP")[-1].split(CLUSTER)[-1], again.stdout[-3000:]
+    assert writes_by(testbed, {CLUSTER: user}, mark) == []

@@ -69,8 +69,15 @@ def test_bad_values_are_named(change, message):
 
 
 def test_join_objects_and_token_expiry():
-    member = federation.member_objects("eu-west", "us-east", "kube-federation-system")
+    member = federation.member_objects("eu-west", "us-east", "kube-federation-system", ["services", "deployments.apps"])
     assert [o["kind"] for o in member] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+    assert member[1]["rules"] == [
+        {"apiGroups": [""], "resources": ["services"], "verbs": federation.SYNC_VERBS},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": federation.SYNC_VERBS},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+        {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]
+    assert federation.member_rules(["*"])[0] == {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
+    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]} not in federation.member_rules(["namespaces"])
     assert member[2]["subjects"] == [{"kind": "ServiceAccount", "name": "eu-west-us-east",
                                       "namespace": "kube-federation-system"}]
     host = federation.host_objects("eu-west", "kube-federation-system", "https://eu:6443", "PEM", "tok")

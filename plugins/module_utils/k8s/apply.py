@@ -52,15 +52,32 @@ class SetError(FabricError):
         self.results = results
 
 
+ROLE_KINDS = ("ClusterRole", "Role")
+
+
+def _bindings_to_new_roles(items: list[Item]) -> list[Item]:
+    """Bindings (to be written) whose role this same set creates: they wait for the role."""
+    new_roles = {(i.obj["kind"], i.namespace, i.name) for i in items if i.obj["kind"] in ROLE_KINDS and not i.live}
+    waiting = []
+    for item in items:
+        ref = item.obj.get("roleRef") or {}
+        if item.obj["kind"] in ("ClusterRoleBinding", "RoleBinding") and item.action in ("create", "update") and (
+                ref.get("kind"), item.namespace if ref.get("kind") == "Role" else "", ref.get("name")) in new_roles:
+            item.awaits_role = True
+            waiting.append(item)
+    return waiting
+
+
 class Item:
     """One declared object on its way through the plan."""
 
-    __slots__ = ("obj", "rtype", "deferred", "live", "action", "after", "written", "error", "stand_in")
+    __slots__ = ("obj", "rtype", "deferred", "awaits_role", "live", "action", "after", "written", "error", "stand_in")
 
     def __init__(self, obj: dict):
         self.obj = obj
         self.rtype: ResourceType | None = None
         self.deferred = False  # its kind is defined by a CRD in this same set
+        self.awaits_role = False  # a binding to a role this same set creates
         self.live: dict | None = None
         self.action = "unchanged"
         self.after: dict | None = None  # the server's answer: of the dry run, then of the write
@@ -300,7 +317,7 @@ class Engine:
     def validate(self, items: list[Item], state: str, creating_namespaces: set[str]) -> list[Item]:
         """Dry-run every pending write; return the items that failed (with .error set)."""
         started = time.monotonic()
-        pending = [i for i in items if i.action in ("create", "update") and not i.deferred]
+        pending = [i for i in items if i.action in ("create", "update") and not i.deferred and not i.awaits_role]
         for item in pending:
             # A namespace this run creates does not exist yet: validate in a stand-in one.
             item.stand_in = bool(item.namespace) and item.namespace in creating_namespaces
@@ -449,6 +466,7 @@ class Engine:
         self.plan(items, state)
         self._refuse_adoption(items, set_id)
         creating_namespaces = {i.name for i in items if i.obj["kind"] == "Namespace" and not i.live}
+        waiting = _bindings_to_new_roles(items)
         failed = self.validate(items, state, creating_namespaces)
         self._abort_if_gone(items, "during validation (nothing was changed)")
         if failed:
@@ -467,6 +485,8 @@ class Engine:
             stale = [(rtype, o) for rtype, o in self.members(set_id, old_kinds, scope_ns)
                      if diff.identity(o) not in declared and not o["metadata"].get("deletionTimestamp")]
         if self.check_mode:
+            for item in waiting:
+                item.after = item.obj  # dry-run only once its role exists, in a real run
             return self._report(items, [o for _unused, o in stale])
 
         started = time.monotonic()
@@ -490,6 +510,8 @@ class Engine:
         # interrupted run still finds everything to prune next time.
         self._ensure_parent(parent, name, set_namespace, old_kinds | new_kinds,
                             old_namespaces | new_namespaces)
+        if waiting:
+            rest = self._roles_then_their_bindings(items, rest, waiting, state)
         self._apply_items([i for i in rest + deferred if i.action in ("create", "update")], state)
         self._timed("apply", started)
         self._abort_on_errors(items, "while applying")
@@ -503,6 +525,19 @@ class Engine:
             self._ensure_parent(self._parent(name, set_namespace), name, set_namespace,
                                 new_kinds, new_namespaces)
         return self._report(items, pruned)
+
+    def _roles_then_their_bindings(self, items: list[Item], rest: list[Item], waiting: list[Item], state: str) -> list[Item]:
+        """The apiserver checks a binding against its role's rules, so a binding to a role this
+        set creates can be dry-run only once the role exists (for anyone without ``bind``):
+        write the roles, validate those bindings, then go on with the rest."""
+        roles = [i for i in rest if i.obj["kind"] in ROLE_KINDS]
+        self._apply_items(roles, state)
+        self._abort_on_errors(items, "while creating roles")
+        for item in waiting:
+            item.awaits_role = False
+        if self.validate(waiting, state, set()):
+            self._abort_on_errors(items, "validating bindings to the roles this set creates")
+        return [i for i in rest if i.obj["kind"] not in ROLE_KINDS]
 
     def _prune(self, stale: list[tuple]) -> list[dict]:
         """Delete what the set no longer declares."""
