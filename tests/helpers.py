@@ -13,9 +13,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_playbook(tmp_path: Path, plays: list[dict], *args: str, extra_vars: dict | None = None,
-                 inventory: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """ansible-playbook with the repo's ansible.cfg; JSON task results on stdout."""
+def start_playbook(tmp_path: Path, plays: list[dict], *args: str, extra_vars: dict | None = None,
+                   inventory: str | None = None, env: dict | None = None) -> subprocess.Popen:
+    """ansible-playbook with the repo's ansible.cfg, started in the background (output as text)."""
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook),
@@ -26,7 +26,19 @@ def run_playbook(tmp_path: Path, plays: list[dict], *args: str, extra_vars: dict
     full_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                     ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_DEPRECATION_WARNINGS="0",
                     **(env or {}))
-    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_playbook(tmp_path: Path, plays: list[dict], *args: str, extra_vars: dict | None = None,
+                 inventory: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """ansible-playbook with the repo's ansible.cfg; JSON task results on stdout."""
+    proc = start_playbook(tmp_path, plays, *args, extra_vars=extra_vars, inventory=inventory, env=env)
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def run_testbed_playbook(tmp_path: Path, playbook: str, extra_vars: dict, *args: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Variables a role does not have. Ansible ignores an inventory variable whose name has a typo
+(``ecommerce_net_tirs``) and refuses an unknown nested key listing every supported one; this
+names the closest known name instead, for both."""
+
+from __future__ import annotations
+
+import difflib
+
+
+def _hint(name: str, known) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(sorted(known))})"
+
+
+def unknown(given: dict, options: dict, internal: set, role: str) -> list[str]:
+    """Messages for the role's variables (``<role>_*``) in ``given`` that its argument spec
+    ``options`` does not declare, and for unknown keys inside the declared dict variables.
+    ``internal`` are the names the role sets itself (facts, registered results)."""
+    out: list[str] = []
+    prefix = f"{role}_"
+    for name in sorted(given):
+        if name in options:
+            _nested(given[name], options[name], name, out)
+        elif name.startswith(prefix) and name not in internal:
+            out.append(f"{name} is not a variable of {role}{_hint(name, options)}")
+    return out
+
+
+def _nested(value, spec: dict, where: str, out: list[str]) -> None:
+    sub = spec.get("options")
+    if not sub:
+        return
+    if spec.get("type") == "list" and isinstance(value, list):
+        for i, element in enumerate(value):
+            _keys(element, sub, f"{where}[{i}]", out)
+    elif isinstance(value, dict):
+        _keys(value, sub, where, out)
+
+
+def _keys(value, options: dict, where: str, out: list[str]) -> None:
+    if not isinstance(value, dict):
+        return  # a wrong type is the argument spec's to report
+    for key in value:
+        if key in options:
+            _nested(value[key], options[key], f"{where}.{key}", out)
+        else:
+            out.append(f"{where}.{key} is not a key of {where}{_hint(str(key), options)}")
+
+
+def internal_names(documents) -> set[str]:
+    """Names a role's task files set: ``register:`` targets and ``set_fact`` keys."""
+    names: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, list):
+            for element in node:
+                walk(element)
+        elif isinstance(node, dict):
+            if isinstance(node.get("register"), str):
+                names.add(node["register"])
+            for action in ("ansible.builtin.set_fact", "set_fact"):
+                if isinstance(node.get(action), dict):
+                    names.update(k for k in node[action] if k != "cacheable")
+            for child in node.values():
+                walk(child)
+
+    walk(documents)
+    return names
