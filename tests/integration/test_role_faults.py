@@ -90,7 +90,7 @@ def test_an_apiserver_killed_while_the_role_writes(testbed, tmp_path, prepared, 
     again = run(role, tmp_path / "again", extra)
     assert again.returncode == 0, again.stdout[-3000:]
     mark = testbed.audit_mark(cluster)
-    third = run(role, tmp_path / "third", extra)
+    third = run(role, tmp_path / "again", extra)
     assert third.returncode == 0 and recap(third.stdout)["changed"] == 0, third.stdout[-3000:]
     assert testbed.writes(cluster, since=mark) == []
 
