@@ -200,3 +200,26 @@ def test_the_cluster_part_runs_with_exactly_the_rbac_it_ships(testbed, edge_clus
 
     assert_least_privilege(testbed, tmp_path, "edge_k3s", [CLUSTER], run, take_away="metallb.io", resource="ipaddresspools")
     assert get(edge_cluster, "/apis/rbac.authorization.k8s.io/v1/clusterroles/edge-prometheus")["rules"]
+
+
+def test_the_site_apiserver_killed_while_the_site_is_written(testbed, edge_cluster, tmp_path):
+    """The run fails within 30 s naming the site's cluster; back up, it converges, then changes nothing."""
+    from tests.faults import kill_at_first_write
+    from tests.helpers import start_playbook
+
+    for path in ("/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools/factory-1-pool",
+                 "/apis/batch/v1/namespaces/edge-processing/cronjobs/data-sync"):
+        edge_cluster.request("DELETE", path, allow=(404,))
+    plays = yaml.safe_load((REPO / "playbooks" / "edge.yml").read_text())
+    proc = start_playbook(tmp_path, plays, extra_vars={"fabric_build_dir": str(tmp_path / "build")},
+                          inventory=str(REPO / "inventories" / "testbed"))
+    stdout, took = kill_at_first_write(testbed, CLUSTER, proc, "edge.yml")
+    text = " ".join(stdout.split())
+    assert proc.returncode != 0 and took < 30, (took, text[-2000:])
+    assert f"{CLUSTER}: the API server" in text and "cannot be reached" in text, text[-3000:]
+    print(f"\nedge_k3s: failed {took:.1f}s after {CLUSTER} was killed")
+    assert edge(tmp_path).returncode == 0
+    mark = testbed.audit_mark(CLUSTER)
+    again = edge(tmp_path)
+    assert again.returncode == 0 and recap_of(again.stdout, "edge-factory-1")["changed"] == 0, again.stdout[-3000:]
+    assert testbed.writes(CLUSTER, since=mark) == []

@@ -9,6 +9,7 @@ import time
 import pytest
 import yaml
 
+from tests.faults import kill_at_first_write, succeeded_writes
 from tests.helpers import REPO, recap, run_playbook, start_playbook, wait_for
 from tests.integration.test_istio_mesh import mesh_vars
 from tests.integration.test_kubefed import federation
@@ -55,32 +56,16 @@ def run(role, folder, extra, *args):
                         extra_vars={"fabric_build_dir": str(folder / "build"), **extra})
 
 
-def succeeded_writes(testbed, cluster, mark):
-    return [e for e in testbed.writes(cluster, since=mark) if e.get("responseStatus", {}).get("code", 500) < 300]
-
-
 @pytest.mark.parametrize("role", sorted(ROLES))
 def test_an_apiserver_killed_while_the_role_writes(testbed, tmp_path, prepared, role):
     """The run fails within 30 s of the kill naming the cluster; back up, the re-run converges
     and the next one changes nothing."""
     _playbook, cluster, _clusters, variables = ROLES[role]
     extra = variables(prepared)
-    mark = testbed.audit_mark(cluster)
     folder = tmp_path / "killed"
     folder.mkdir()
     proc = start_playbook(folder, plays(role), inventory=INVENTORY, extra_vars={"fabric_build_dir": str(folder / "build"), **extra})
-    try:
-        wait_for(lambda: proc.poll() is not None or succeeded_writes(testbed, cluster, mark), f"{role}'s first write on {cluster}",
-                 timeout=120, interval=0.02)
-        assert proc.poll() is None, f"{role} ended before its first write on {cluster}"
-        testbed.stop(cluster)
-        killed = time.monotonic()
-        stdout, _stderr = proc.communicate(timeout=120)
-        took = time.monotonic() - killed
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        testbed.start(cluster)
+    stdout, took = kill_at_first_write(testbed, cluster, proc, role)
     text = " ".join(stdout.split())
     assert proc.returncode != 0, text[-2000:]
     assert took < 30, f"the failure surfaced {took:.1f}s after {cluster} died"

@@ -110,3 +110,33 @@ def test_the_request_budget_bounds_connection_retries():
     with pytest.raises(ClusterUnreachable, match=r"tried \d+ times in 0s"):
         client.request("GET", "/x")
     assert sum(client.counts.values()) < 10
+
+
+def test_a_server_that_closes_during_the_tls_handshake_is_a_dropped_connection():
+    """What a dying apiserver does: its port still accepts, then the TLS handshake ends (EOF).
+    That is retried and ends as "cannot be reached" naming the cluster, not a final TLS failure."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+
+    def close_every_connection():
+        while True:
+            try:
+                conn, _addr = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=close_every_connection, daemon=True).start()
+    try:
+        client = Client({"host": f"https://127.0.0.1:{listener.getsockname()[1]}", "kubeconfig": None,
+                         "validate_certs": False}, retries=3, backoff=0.001)
+        with pytest.raises(ClusterUnreachable, match="cannot be reached") as caught:
+            client.request("GET", "/x")
+        assert "TLS failed" not in str(caught.value) and client.gone and len(accepted) == 4
+    finally:
+        listener.close()

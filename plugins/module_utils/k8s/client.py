@@ -212,16 +212,14 @@ class Client:
                 conn.request(method, target, body=payload, headers=self._headers(extra))
                 resp = conn.getresponse()
                 raw = resp.read()
-            except ssl.SSLError as exc:
-                conn.close()
-                # A handshake that fails is final (certificates); a kept-alive TLS connection
-                # the server has closed meanwhile is just a dropped connection.
-                if not reused or isinstance(exc, ssl.SSLCertVerificationError) or attempt >= self.retries:
-                    raise ClusterUnreachable(f"{self.server}: TLS failed ({exc})") from exc
-                attempt += 1
-                continue
             except CONNECTION_ERRORS as exc:
                 conn.close()
+                # A handshake the server refuses is final (certificates, protocol); a TLS
+                # connection cut off (a kept-alive one closed meanwhile, a server dying mid
+                # handshake: EOF) is a dropped connection like any other.
+                if isinstance(exc, ssl.SSLError) and (isinstance(exc, ssl.SSLCertVerificationError) or not (
+                        reused or isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)))):
+                    raise ClusterUnreachable(f"{self.name}: the API server {self.server}: TLS failed ({exc})") from exc
                 delay = self._delay(attempt + 1, None)
                 if attempt >= self.retries or time.monotonic() - started + delay > self.timeout:
                     message = (f"{self.name}: the API server {self.server} cannot be reached ({method} {path}: "
