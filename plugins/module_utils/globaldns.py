@@ -41,3 +41,30 @@ def dns_endpoint(name: str, namespace: str, dns_name: str, sites: list[dict], po
             "metadata": {"name": name, "namespace": namespace,
                          "annotations": {SERVING_ANNOTATION: ",".join(site["name"] for site in sites)}},
             "spec": {"endpoints": endpoints}}
+
+
+def route53_endpoint(name: str, namespace: str, dns_name: str, sites: list[dict], routing: str, ttl: int = 60) -> dict:
+    """Every site's record, each with a set identifier and the Route 53 routing external-dns passes on
+    (its AWS provider's property names): failover PRIMARY/SECONDARY with the primary's health check,
+    weighted (aws/weight), latency (aws/region) or geolocation (aws/geolocation-*). Route 53 checks
+    health and answers; nothing waits for a playbook run."""
+    best = min(site.get("priority", 1) for site in sites)
+    endpoints = []
+    for site in sites:
+        props: list[dict] = []
+        if routing == "failover":
+            props.append({"name": "aws/failover", "value": "PRIMARY" if site.get("priority", 1) == best else "SECONDARY"})
+        elif routing == "weighted":
+            props.append({"name": "aws/weight", "value": str(site.get("weight", 1))})
+        elif routing == "latency":
+            props.append({"name": "aws/region", "value": site["region"]})
+        elif routing == "geolocation":
+            geo = site["geo"]
+            key = "continent" if geo in ("AF", "AN", "AS", "EU", "NA", "OC", "SA") else "country"
+            props.append({"name": f"aws/geolocation-{key}-code", "value": geo})
+        if site.get("health_check_id"):
+            props.append({"name": "aws/health-check-id", "value": site["health_check_id"]})
+        endpoints.append({"dnsName": dns_name, "recordType": "A", "recordTTL": ttl, "setIdentifier": site["name"],
+                          "targets": [str(e) for e in site["endpoints"]], "providerSpecific": props})
+    return {"apiVersion": "externaldns.k8s.io/v1alpha1", "kind": "DNSEndpoint",
+            "metadata": {"name": name, "namespace": namespace}, "spec": {"endpoints": endpoints}}

@@ -19,20 +19,31 @@ What the chapter had and what replaces it:
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.k8snet.fabric.plugins.module_utils import checks, globaldns, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
 MCS_API = "multicluster.x-k8s.io/v1alpha1"
+GSLB_API = "k8gb.io/v1beta1"
+# Who answers for the global name, and the routings each one has: records the controller publishes
+# from its probes (external-dns), k8gb's Gslb in every cluster (health checked in-cluster), or
+# Route 53's own routing and health checks (external-dns DNSEndpoint with aws/* properties).
+MECHANISMS = {"probes": ("failover", "weighted"), "k8gb": ("failover", "weighted"),
+              "route53": ("failover", "weighted", "latency", "geolocation")}
+AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
+CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
 
 
 SHAPES = {
     "host": "str",
     "clusters": ("list", {"name!": "str", "context": "str", "region": ("opt", "str"), "pod_cidr": ("opt", "str"),
                           "service_cidr": ("opt", "str"), "vips": ("opt", ("list", "str")), "priority": ("opt", "int"),
-                          "weight": ("opt", "int")}),
+                          "weight": ("opt", "int"), "geo": ("opt", "str"), "health_check_id": ("opt", "str")}),
     "services": ("list", {"name!": "str", "namespace!": "str", "port!": "int", "target_port": ("opt", "int"),
                           "clusters": ("opt", ("list", "str"))}),
-    "global_dns": {"domain": ("opt", "str"), "ttl": ("opt", "int"), "records": ("opt", "str")},
+    "global_dns": {"domain": ("opt", "str"), "ttl": ("opt", "int"), "records": ("opt", "str"), "mechanism": ("opt", "str"),
+                   "ingress_class": ("opt", "str")},
     "probes": ("opt", {"enabled": "bool", "port": "int", "timeout": "number"}),
     "federated_types": ("opt", ("list", "str")),
 }
@@ -52,7 +63,7 @@ def problems(spec: dict) -> list[str]:
         if name != "*" and not (checks.DNS_LABEL.match(resource) and all(checks.DNS_LABEL.match(g) for g in group.split(".") if group)):
             out.append(f"kubefed_federated_types[{i}]: {name!r} is not a type written resource[.group] "
                        "(deployments.apps, services) or '*'")
-    names, ranges = set(), {}
+    names, ranges, vips = set(), {}, {}
     for i, cluster in enumerate(clusters):
         where = f"kubefed_clusters[{i}]"
         if not isinstance(cluster, dict):
@@ -72,10 +83,17 @@ def problems(spec: dict) -> list[str]:
             if checks.collect(out, ipplan.parse, f"{where}.{kind}", cluster[kind]) is not None:
                 ranges[f"{where}.{kind} ({cluster.get('name')})"] = cluster[kind]
         for j, vip in enumerate(cluster.get("vips") or []):
-            checks.collect(out, ipplan.parse, f"{where}.vips[{j}]", vip)
+            if checks.collect(out, ipplan.parse, f"{where}.vips[{j}]", vip) is not None:
+                vips[f"{where}.vips[{j}]"] = vip
         checks.small_number(cluster.get("priority", 1), f"{where}.priority", out)
-    # Pods and services of every cluster share one routed network: no range may overlap.
+    # Pods and services of every cluster share one routed network: no range may overlap, and a
+    # VIP inside one would be routed to pods or services, never to the load balancer.
     out += ipplan.conflicts(ranges)
+    for where, vip in vips.items():
+        for range_name, value in ranges.items():
+            if ipplan.address_in("vip", vip, range_name, value) is None:
+                out.append(f"{where}: {vip} is inside {range_name}, {value}: a VIP must lie outside every cluster's pod "
+                           "and service ranges")
     if spec.get("host") not in names:
         out.append(f"kubefed_host: {spec.get('host')!r} is not one of kubefed_clusters "
                    f"({', '.join(sorted(map(str, names)))})")
@@ -94,9 +112,55 @@ def problems(spec: dict) -> list[str]:
     dns = spec.get("global_dns") or {}
     if dns.get("domain"):
         checks.domain(dns["domain"], "kubefed_global_dns.domain", out)
-    if dns.get("records", "failover") not in globaldns.RECORD_POLICIES:
-        out.append(f"kubefed_global_dns.records: {dns['records']!r} is not one of "
-                   f"{', '.join(globaldns.RECORD_POLICIES)}")
+    mechanism, routing = dns.get("mechanism", "probes"), dns.get("records", "failover")
+    if mechanism not in MECHANISMS:
+        out.append(f"kubefed_global_dns.mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
+    elif routing not in MECHANISMS[mechanism]:
+        out.append(f"kubefed_global_dns.records: {routing!r} is not a routing of mechanism {mechanism} "
+                   f"({', '.join(MECHANISMS[mechanism])})")
+    elif not out:
+        out += routing_problems([c for c in clusters if isinstance(c, dict)], mechanism, routing, dns)
+    return out
+
+
+def tiers(clusters: list[dict]) -> list[list[dict]]:
+    """Clusters grouped by priority, best (lowest) first."""
+    return [[c for c in clusters if c.get("priority", 1) == p] for p in sorted({c.get("priority", 1) for c in clusters})]
+
+
+def routing_problems(clusters: list[dict], mechanism: str, routing: str, dns: dict) -> list[str]:
+    """What the chosen mechanism needs of the clusters, named per cluster."""
+    out: list[str] = []
+    if mechanism != "probes" and not dns.get("domain"):
+        out.append(f"kubefed_global_dns.domain: mechanism {mechanism} publishes <service>.<domain>; a domain is needed")
+    where = {c["name"]: f"kubefed_clusters[{i}]" for i, c in enumerate(clusters)}
+    if mechanism == "k8gb":
+        for c in clusters:
+            if not c.get("region"):
+                out.append(f"{where[c['name']]}.region: k8gb needs the cluster's geo tag (its k8gb clusterGeoTag)")
+        primary = {c.get("region") for c in tiers(clusters)[0]}
+        if routing == "failover" and len(primary) > 1:
+            out.append(f"kubefed_clusters: k8gb fails over to one primary geo tag; the best priority holds regions "
+                       f"{', '.join(sorted(map(str, primary)))} (give one of them a lower priority)")
+    elif mechanism == "route53":
+        if routing == "failover":
+            levels = tiers(clusters)
+            if len(clusters) != 2 or len(levels) != 2:
+                out.append("kubefed_clusters: Route 53 failover is one PRIMARY and one SECONDARY record: two clusters "
+                           f"of different priority are needed (have {len(clusters)} in {len(levels)} priority tiers)")
+            elif not levels[0][0].get("health_check_id"):
+                out.append(f"{where[levels[0][0]['name']]}.health_check_id: Route 53 fails over from the PRIMARY only "
+                           "when a health check is attached to it")
+        for c in clusters:
+            if routing == "latency" and not AWS_REGION.match(str(c.get("region", ""))):
+                out.append(f"{where[c['name']]}.region: {c.get('region')!r} is not an AWS region (us-east-1); "
+                           "latency routing needs one")
+            geo = str(c.get("geo", ""))
+            if routing == "geolocation" and not (geo == "*" or geo in CONTINENTS or re.match(r"^[A-Z]{2}$", geo)):
+                out.append(f"{where[c['name']]}.geo: {c.get('geo')!r} is not a continent code ({', '.join(CONTINENTS)}), "
+                           "a two-letter country code or '*'")
+        if routing == "geolocation" and len({c.get("geo") for c in clusters}) < len(clusters):
+            out.append("kubefed_clusters: two clusters have the same geo; Route 53 answers a location with one record")
     return out
 
 
@@ -104,8 +168,36 @@ def runs_in(svc: dict, spec: dict) -> list[str]:
     return list(svc.get("clusters") or [c["name"] for c in spec["clusters"]])
 
 
+def gslb_objects(svc: dict, spec: dict) -> list[dict]:
+    """k8gb's input in one cluster: an Ingress for the global host, and the Gslb pointing at it
+    with the strategy (failover to the best priority's geo tag, or round robin weighted by region)."""
+    dns = spec["global_dns"]
+    host = f"{svc['name']}.{dns['domain'].rstrip('.')}"
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": svc["name"], "namespace": svc["namespace"]},
+               "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+                   "service": {"name": svc["name"], "port": {"number": svc["port"]}}}}]}}]}}
+    if dns.get("ingress_class"):
+        ingress["spec"]["ingressClassName"] = dns["ingress_class"]
+    serving = [c for c in spec["clusters"] if c["name"] in runs_in(svc, spec)]
+    strategy: dict = {"dnsTtlSeconds": dns.get("ttl", 180)}
+    if dns.get("records", "failover") == "failover":
+        strategy.update(type="failover", primaryGeoTag=tiers(serving)[0][0]["region"])
+    else:
+        weights: dict = {}
+        for c in serving:
+            weights[c["region"]] = weights.get(c["region"], 0) + c.get("weight", 1)
+        strategy.update(type="roundRobin", weight=weights)
+    gslb = {"apiVersion": GSLB_API, "kind": "Gslb", "metadata": {"name": svc["name"], "namespace": svc["namespace"]},
+            "spec": {"resourceRef": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": svc["name"]},
+                     "strategy": strategy}}
+    return [ingress, gslb]
+
+
 def cluster_objects(spec: dict) -> dict:
-    """Per cluster: the namespaces, Services and ServiceExports of the services that run there."""
+    """Per cluster: the namespaces, Services and ServiceExports of the services that run there
+    (with k8gb, their Ingress and Gslb too)."""
+    k8gb = (spec.get("global_dns") or {}).get("mechanism") == "k8gb"
     out = {c["name"]: [] for c in spec["clusters"]}
     for svc in spec.get("services") or []:
         for name in runs_in(svc, spec):
@@ -119,6 +211,8 @@ def cluster_objects(spec: dict) -> dict:
                                                 "targetPort": svc.get("target_port", svc["port"])}]}})
             objects.append({"apiVersion": MCS_API, "kind": "ServiceExport",
                             "metadata": {"name": svc["name"], "namespace": svc["namespace"]}})
+            if k8gb:
+                objects += gslb_objects(svc, spec)
     return out
 
 
@@ -140,19 +234,28 @@ def policy_config(spec: dict) -> list[dict]:
 
 def sites(spec: dict) -> list[dict]:
     return [{"name": c["name"], "endpoints": list(c.get("vips") or []), "priority": c.get("priority", 1),
-             "weight": c.get("weight", 1)} for c in spec["clusters"]]
+             "weight": c.get("weight", 1), "region": c.get("region"), "geo": c.get("geo"),
+             "health_check_id": c.get("health_check_id")} for c in spec["clusters"]]
 
 
 def records(spec: dict, healthy: dict | None) -> list[dict]:
-    """One DNSEndpoint per service on the host: <service>.<domain> -> the serving clusters' VIPs."""
+    """One DNSEndpoint per service on the host: <service>.<domain> -> the serving clusters' VIPs
+    (mechanism probes), or every cluster's VIPs with Route 53 routing (route53); none with k8gb."""
     dns = spec.get("global_dns") or {}
-    if not dns.get("domain"):
+    mechanism = dns.get("mechanism", "probes")
+    if not dns.get("domain") or mechanism == "k8gb":
         return []
-    serving = globaldns.serving(sites(spec), healthy)
-    return [globaldns.dns_endpoint(f"{svc['name']}-global", svc["namespace"],
-                                   f"{svc['name']}.{dns['domain'].rstrip('.')}", serving,
-                                   dns.get("records", "failover"), dns.get("ttl", 180))
-            for svc in spec.get("services") or []]
+    out = []
+    for svc in spec.get("services") or []:
+        name, dns_name = f"{svc['name']}-global", f"{svc['name']}.{dns['domain'].rstrip('.')}"
+        if mechanism == "route53":
+            clusters = [s for s in sites(spec) if s["name"] in runs_in(svc, spec)]
+            out.append(globaldns.route53_endpoint(name, svc["namespace"], dns_name, clusters,
+                                                  dns.get("records", "failover"), dns.get("ttl", 180)))
+        else:
+            out.append(globaldns.dns_endpoint(name, svc["namespace"], dns_name, globaldns.serving(sites(spec), healthy),
+                                              dns.get("records", "failover"), dns.get("ttl", 180)))
+    return out
 
 
 def workloads(spec: dict) -> list[dict]:
@@ -190,8 +293,9 @@ def plan(spec: dict, probed: dict | None = None) -> dict:
     if found:
         return {"problems": found}
     healthy = {str(r["host"]): bool(r.get("ok")) for r in (probed or {}).get("tcp") or []} or None
-    serving = globaldns.serving(sites(spec), healthy)
-    if (spec.get("global_dns") or {}).get("domain") and spec.get("services") and not serving:
+    by_probes = (spec.get("global_dns") or {}).get("mechanism", "probes") == "probes"
+    serving = globaldns.serving(sites(spec), healthy if by_probes else None)  # k8gb, Route 53: they check health
+    if by_probes and (spec.get("global_dns") or {}).get("domain") and spec.get("services") and not serving:
         return {"problems": ["kubefed health checks: no cluster's VIP answers; refusing to publish records "
                              "without a target (fix the clusters, or switch kubefed_probes.enabled off)"]}
     port = (spec.get("probes") or {}).get("port", 443)

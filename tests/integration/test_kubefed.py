@@ -129,3 +129,68 @@ def test_check_mode_writes_nothing_anywhere(testbed, tmp_path, namespace_name):
     result = run(tmp_path, federation(namespace_name), "--check", "--diff")
     assert result.returncode == 0, result.stdout[-4000:]
     assert writes(testbed, marks) == []
+
+
+def with_regions(namespace, **dns):
+    out = federation(namespace)
+    out["kubefed_clusters"][0].update(region="us-east-1", priority=1, health_check_id="hc-us-east")
+    out["kubefed_clusters"][1].update(region="eu-west-1", priority=2)
+    out["kubefed_global_dns"] = {"domain": "global.example.com", "ttl": 60, **dns}
+    return out
+
+
+def gslb(client, namespace):
+    return client.request("GET", f"/apis/k8gb.io/v1beta1/namespaces/{namespace}/gslbs/financial-app", allow=(404,))
+
+
+def test_k8gb_gslbs_in_every_cluster_fail_over_without_ansible(testbed, tmp_path, namespace_name):
+    """k8gb: the same Gslb and Ingress in both clusters; k8gb (not the playbook) checks health and
+    answers. Failover names the primary's geo tag; weighted becomes round robin by region."""
+    failover = with_regions(namespace_name, records="failover", mechanism="k8gb")
+    first = run(tmp_path, failover)
+    assert first.returncode == 0, first.stdout[-4000:]
+    for cluster in (HOST, MEMBER):
+        client = testbed.client(cluster)
+        spec = gslb(client, namespace_name)["spec"]
+        assert spec["strategy"] == {"type": "failover", "primaryGeoTag": "us-east-1", "dnsTtlSeconds": 60}
+        assert spec["resourceRef"] == {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "financial-app"}
+        ingress = client.request("GET", f"/apis/networking.k8s.io/v1/namespaces/{namespace_name}/ingresses/financial-app")
+        assert ingress["spec"]["rules"][0]["host"] == "financial-app.global.example.com"
+        assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] == {"name": "financial-app", "port": {"number": 80}}
+    # No controller-published record: k8gb answers for the name.
+    assert testbed.client(HOST).request("GET", f"/apis/externaldns.k8s.io/v1alpha1/namespaces/{namespace_name}"
+                                               f"/dnsendpoints/financial-app-global", allow=(404,)) is None
+    marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
+    again = run(tmp_path, failover)
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0 and writes(testbed, marks) == []
+
+    weighted = with_regions(namespace_name, records="weighted", mechanism="k8gb")
+    weighted["kubefed_clusters"][0]["weight"], weighted["kubefed_clusters"][1]["weight"] = 3, 1
+    assert run(tmp_path, weighted).returncode == 0
+    assert gslb(testbed.client(MEMBER), namespace_name)["spec"]["strategy"] == {
+        "type": "roundRobin", "weight": {"us-east-1": 3, "eu-west-1": 1}, "dnsTtlSeconds": 60}
+
+
+def test_route53_routing_records_carry_external_dns_aws_properties(testbed, tmp_path, namespace_name):
+    """route53: one DNSEndpoint with every cluster's record; Route 53 routes and checks health."""
+    path = f"/apis/externaldns.k8s.io/v1alpha1/namespaces/{namespace_name}/dnsendpoints/financial-app-global"
+    result = run(tmp_path, with_regions(namespace_name, records="failover", mechanism="route53"))
+    assert result.returncode == 0, result.stdout[-4000:]
+    endpoints = testbed.client(HOST).request("GET", path)["spec"]["endpoints"]
+    assert [(e["setIdentifier"], e["targets"], e["providerSpecific"]) for e in endpoints] == [
+        ("us-east", ["127.5.0.10"], [{"name": "aws/failover", "value": "PRIMARY"}, {"name": "aws/health-check-id", "value": "hc-us-east"}]),
+        ("eu-west", ["127.6.0.10"], [{"name": "aws/failover", "value": "SECONDARY"}])]
+    assert gslb(testbed.client(HOST), namespace_name) is None, "no Gslb unless k8gb answers"
+
+    latency = run(tmp_path, with_regions(namespace_name, records="latency", mechanism="route53"))
+    assert latency.returncode == 0, latency.stdout[-3000:]
+    endpoints = testbed.client(HOST).request("GET", path)["spec"]["endpoints"]
+    assert [p for e in endpoints for p in e["providerSpecific"] if p["name"] == "aws/region"] == [
+        {"name": "aws/region", "value": "us-east-1"}, {"name": "aws/region", "value": "eu-west-1"}]
+
+    geo = with_regions(namespace_name, records="geolocation", mechanism="route53")
+    geo["kubefed_clusters"][0]["geo"], geo["kubefed_clusters"][1]["geo"] = "NA", "DE"
+    assert run(tmp_path, geo).returncode == 0
+    endpoints = testbed.client(HOST).request("GET", path)["spec"]["endpoints"]
+    assert [e["providerSpecific"][0] for e in endpoints] == [{"name": "aws/geolocation-continent-code", "value": "NA"},
+                                                             {"name": "aws/geolocation-country-code", "value": "DE"}]

@@ -87,3 +87,61 @@ def test_join_objects_and_token_expiry():
     claims = base64.urlsafe_b64encode(json.dumps({"exp": 1800000000}).encode()).decode().rstrip("=")
     assert federation.token_expiry(f"h.{claims}.s") == 1800000000.0
     assert federation.token_expiry("not-a-jwt") is None
+
+
+def routed(mechanism, records, **cluster_keys):
+    out = spec(global_dns={"domain": "global.example.com", "ttl": 60, "records": records, "mechanism": mechanism})
+    for cluster, extra in zip(out["clusters"], ({"region": "us-east-1", "health_check_id": "hc-1"}, {"region": "eu-west-1"})):
+        cluster.update(extra)
+    for key, values in cluster_keys.items():
+        for cluster, value in zip(out["clusters"], values):
+            cluster[key] = value
+    return out
+
+
+def test_k8gb_objects_per_cluster_and_no_controller_records():
+    planned = multicluster.plan(routed("k8gb", "failover"))
+    for cluster in ("us-east", "eu-west"):
+        kinds = [o["kind"] for o in planned["objects"][cluster]]
+        assert kinds[-2:] == ["Ingress", "Gslb"]
+        assert planned["objects"][cluster][-1]["spec"]["strategy"] == {"dnsTtlSeconds": 60, "type": "failover", "primaryGeoTag": "us-east-1"}
+    assert planned["records"] == []
+    weighted = multicluster.plan(routed("k8gb", "weighted", weight=[2, 5], region=["eu-west-1", "eu-west-1"]))
+    assert weighted["objects"]["us-east"][-1]["spec"]["strategy"]["weight"] == {"eu-west-1": 7}
+
+
+def test_route53_probes_do_not_filter_what_route53_checks_itself():
+    down = {"tcp": [{"host": "203.0.113.10", "ok": False}, {"host": "203.0.113.20", "ok": False}]}
+    planned = multicluster.plan(routed("route53", "weighted", weight=[3, 1]), down)
+    assert planned["problems"] == []
+    assert [(e["setIdentifier"], e["providerSpecific"][0]) for e in planned["records"][0]["spec"]["endpoints"]] == [
+        ("us-east", {"name": "aws/weight", "value": "3"}), ("eu-west", {"name": "aws/weight", "value": "1"})]
+
+
+@pytest.mark.parametrize("changes,words", [
+    (dict(mechanism="k8gb", records="failover", region=[None, "eu-west-1"]), "kubefed_clusters[0].region: k8gb needs the cluster's geo tag"),
+    (dict(mechanism="k8gb", records="failover", priority=[1, 1]), "k8gb fails over to one primary geo tag"),
+    (dict(mechanism="k8gb", records="latency"), "kubefed_global_dns.records: 'latency' is not a routing of mechanism k8gb"),
+    (dict(mechanism="route53", records="failover", priority=[1, 1]), "two clusters of different priority are needed"),
+    (dict(mechanism="route53", records="failover", health_check_id=[None, None]),
+     "kubefed_clusters[0].health_check_id: Route 53 fails over from the PRIMARY only"),
+    (dict(mechanism="route53", records="latency", region=["us-east", "eu-west-1"]), "kubefed_clusters[0].region: 'us-east' is not an AWS region"),
+    (dict(mechanism="route53", records="geolocation", geo=["Europe", "DE"]), "kubefed_clusters[0].geo: 'Europe' is not a continent code"),
+    (dict(mechanism="route53", records="geolocation", geo=["DE", "DE"]), "two clusters have the same geo"),
+    (dict(mechanism="anycast", records="failover"), "kubefed_global_dns.mechanism: 'anycast' is not one of probes, k8gb, route53"),
+])
+def test_routing_needs_are_named_per_cluster(changes, words):
+    mechanism, records = changes.pop("mechanism"), changes.pop("records")
+    found = multicluster.plan(routed(mechanism, records, **changes))["problems"]
+    assert any(words in p for p in found), found
+
+
+def test_a_vip_inside_a_pod_or_service_range_is_refused():
+    """The chapter's 10.0.0.1 inside the 10.0.0.0/14 pod range would be routed to pods."""
+    bad = spec()
+    bad["clusters"][1]["vips"] = ["10.0.0.1", "10.96.0.5"]
+    found = multicluster.plan(bad)["problems"]
+    assert found == ["kubefed_clusters[1].vips[0]: 10.0.0.1 is inside kubefed_clusters[0].pod_cidr (us-east), 10.0.0.0/14: "
+                     "a VIP must lie outside every cluster's pod and service ranges",
+                     "kubefed_clusters[1].vips[1]: 10.96.0.5 is inside kubefed_clusters[0].service_cidr (us-east), 10.96.0.0/16: "
+                     "a VIP must lie outside every cluster's pod and service ranges"]
