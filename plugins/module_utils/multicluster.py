@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import checks, globaldns, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
 MCS_API = "multicluster.x-k8s.io/v1alpha1"
@@ -41,11 +42,13 @@ SHAPES = {
                           "service_cidr": ("opt", "str"), "vips": ("opt", ("list", "str")), "priority": ("opt", "int"),
                           "weight": ("opt", "int"), "geo": ("opt", "str"), "health_check_id": ("opt", "str")}),
     "services": ("list", {"name!": "str", "namespace!": "str", "port!": "int", "target_port": ("opt", "int"),
-                          "clusters": ("opt", ("list", "str"))}),
+                          "clusters": ("opt", ("list", "str")), "data_region": ("opt", "str"),
+                          "allow_from": ("opt", ("list", "str"))}),
     "global_dns": {"domain": ("opt", "str"), "ttl": ("opt", "int"), "records": ("opt", "str"), "mechanism": ("opt", "str"),
                    "ingress_class": ("opt", "str")},
     "probes": ("opt", {"enabled": "bool", "port": "int", "timeout": "number"}),
     "federated_types": ("opt", ("list", "str")),
+    "lb": ("opt", {"enabled": "bool", "port": "int", "clients": ("list", "str"), "address_annotation": ("opt", "str")}),
 }
 
 
@@ -109,9 +112,11 @@ def problems(spec: dict) -> list[str]:
         for name in svc.get("clusters") or []:
             if name not in names:
                 out.append(f"{where}.clusters: {name!r} is not one of kubefed_clusters")
+        out += compliance_problems(svc, where, [c for c in clusters if isinstance(c, dict)], ranges)
     dns = spec.get("global_dns") or {}
     if dns.get("domain"):
         checks.domain(dns["domain"], "kubefed_global_dns.domain", out)
+    out += lb_problems(spec, [c for c in clusters if isinstance(c, dict)])
     mechanism, routing = dns.get("mechanism", "probes"), dns.get("records", "failover")
     if mechanism not in MECHANISMS:
         out.append(f"kubefed_global_dns.mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
@@ -120,6 +125,85 @@ def problems(spec: dict) -> list[str]:
                    f"({', '.join(MECHANISMS[mechanism])})")
     elif not out:
         out += routing_problems([c for c in clusters if isinstance(c, dict)], mechanism, routing, dns)
+    return out
+
+
+def in_region(cluster: dict, data_region: str) -> bool:
+    """A cluster holds a data region's data when its region is that region or inside it
+    (eu-west-1 is in eu)."""
+    region = str(cluster.get("region") or "")
+    return region == data_region or region.startswith(f"{data_region}-")
+
+
+def compliance_problems(svc: dict, where: str, clusters: list[dict], ranges: dict) -> list[str]:
+    """A regulated service (data_region) runs, is published and is reachable only in its region's
+    clusters; exceptions are named (allow_from: clusters or address ranges), never implied."""
+    region = svc.get("data_region")
+    if not region:
+        return [f"{where}.allow_from: exceptions only apply to a service with a data_region"] if svc.get("allow_from") else []
+    out = []
+    home = [c for c in clusters if in_region(c, region)]
+    if not home:
+        out.append(f"{where}.data_region: no cluster is in region {region!r} (cluster regions: "
+                   f"{', '.join(sorted(str(c.get('region')) for c in clusters))}); {svc.get('name')}'s data has nowhere to live")
+    for name in svc.get("clusters") or []:
+        cluster = next((c for c in clusters if c.get("name") == name), None)
+        if cluster and not in_region(cluster, region):
+            out.append(f"{where}.clusters: {name!r} (region {cluster.get('region')}) is outside data region {region}: "
+                       f"{svc.get('name')}'s {region} data would leave {region}")
+    names = {c.get("name") for c in clusters}
+    for i, source in enumerate(svc.get("allow_from") or []):
+        if source in names:
+            continue
+        parsed = checks.collect(out, ipplan.parse, f"{where}.allow_from[{i}]", source)
+        if parsed is None:
+            continue
+        for cluster in clusters:
+            if not in_region(cluster, region) and cluster.get("pod_cidr") and parsed & ipplan.parse("pods", cluster["pod_cidr"]):
+                out.append(f"{where}.allow_from[{i}]: {source} covers pods of {cluster.get('name')} (region {cluster.get('region')}), "
+                           f"opening {svc.get('name')}'s {region} data to another region; name the cluster to make that exception")
+    return out
+
+
+def allowed_sources(svc: dict, spec: dict) -> list[tuple[str, str]]:
+    """(name, address range) of what may reach the service: every cluster's pods, or for a
+    regulated service its region's clusters and the named exceptions."""
+    region, exceptions = svc.get("data_region"), svc.get("allow_from") or []
+    out = [(c["name"], c["pod_cidr"]) for c in spec["clusters"]
+           if not region or in_region(c, region) or c["name"] in exceptions]
+    names = {c["name"] for c in spec["clusters"]}
+    return out + [(f"exception-{i}", source) for i, source in enumerate(exceptions) if source not in names]
+
+
+def lb_problems(spec: dict, clusters: list[dict]) -> list[str]:
+    """The per-region LoadBalancers: a port, client ranges, and a VIP in every cluster that runs
+    a shared service (the VIPs themselves are checked against every range above)."""
+    lb = spec.get("lb") or {}
+    if not lb.get("enabled"):
+        return []
+    out: list[str] = []
+    checks.port(lb.get("port"), "kubefed_lb.port", out)
+    if not lb.get("clients"):
+        out.append("kubefed_lb.clients: the address ranges clients come from are needed (the policies let them in)")
+    for i, cidr in enumerate(lb.get("clients") or []):
+        checks.collect(out, ipplan.parse, f"kubefed_lb.clients[{i}]", cidr)
+    for svc in (s for s in spec.get("services") or [] if isinstance(s, dict) and s.get("data_region")):
+        for i, cidr in enumerate(lb.get("clients") or []):
+            for cluster in clusters:
+                if (in_region(cluster, svc["data_region"]) or not cluster.get("pod_cidr")
+                        or cluster.get("name") in (svc.get("allow_from") or [])):
+                    continue
+                try:
+                    client, pods = ipplan.parse("clients", cidr), ipplan.parse("pods", cluster["pod_cidr"])
+                except ValidationError:  # reported above
+                    continue
+                if client & pods and not pods.issubset(client):
+                    out.append(f"kubefed_lb.clients[{i}]: {cidr} covers part of {cluster.get('name')}'s pods ({cluster['pod_cidr']}); "
+                               f"{svc.get('name')}'s {svc['data_region']} data cannot be kept from them - cover all or none")
+    for i, cluster in enumerate(clusters):
+        if not cluster.get("vips") and any(cluster.get("name") in (svc.get("clusters") or [cluster.get("name")])
+                                           for svc in spec.get("services") or [] if isinstance(svc, dict)):
+            out.append(f"kubefed_clusters[{i}].vips: {cluster.get('name')}'s LoadBalancer needs its VIP (kubefed_lb.enabled)")
     return out
 
 
@@ -165,7 +249,9 @@ def routing_problems(clusters: list[dict], mechanism: str, routing: str, dns: di
 
 
 def runs_in(svc: dict, spec: dict) -> list[str]:
-    return list(svc.get("clusters") or [c["name"] for c in spec["clusters"]])
+    """The clusters a service runs in: as listed, else all (a regulated service: its region's)."""
+    region = svc.get("data_region")
+    return list(svc.get("clusters") or [c["name"] for c in spec["clusters"] if not region or in_region(c, region)])
 
 
 def gslb_objects(svc: dict, spec: dict) -> list[dict]:
@@ -213,7 +299,21 @@ def cluster_objects(spec: dict) -> dict:
                             "metadata": {"name": svc["name"], "namespace": svc["namespace"]}})
             if k8gb:
                 objects += gslb_objects(svc, spec)
+            if (spec.get("lb") or {}).get("enabled"):
+                objects.append(lb_service(svc, next(c for c in spec["clusters"] if c["name"] == name), spec["lb"]))
     return out
+
+
+def lb_service(svc: dict, cluster: dict, lb: dict) -> dict:
+    """The service's LoadBalancer in one region: the cluster's VIPs through the provider's
+    annotation (spec.loadBalancerIP is deprecated), Local traffic policy so the policies see clients."""
+    annotation = lb.get("address_annotation") or "metallb.io/loadBalancerIPs"
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": f"{svc['name']}-lb", "namespace": svc["namespace"], "labels": {"app": svc["name"]},
+                         "annotations": {annotation: ",".join(str(v) for v in cluster["vips"])}},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "selector": {"app": svc["name"]},
+                     "ports": [{"name": "https", "port": lb["port"], "protocol": "TCP",
+                                "targetPort": svc.get("target_port", svc["port"])}]}}
 
 
 def policy_config(spec: dict) -> list[dict]:
@@ -223,11 +323,20 @@ def policy_config(spec: dict) -> list[dict]:
     for svc in spec.get("services") or []:
         port = svc.get("target_port", svc["port"])
         flows = by_namespace.setdefault(svc["namespace"], [])
-        for cluster in spec["clusters"]:
-            flows.append({"name": f"{cluster['name']}-to-{svc['name']}", "from": {"cidr": cluster["pod_cidr"]},
+        for name, cidr in allowed_sources(svc, spec):
+            flows.append({"name": f"{name}-to-{svc['name']}", "from": {"cidr": cidr},
                           "to": {"pods": {"app": svc["name"]}}, "ports": [port]})
-            flows.append({"name": f"{svc['name']}-to-{cluster['name']}", "from": {"pods": {"app": svc["name"]}},
-                          "to": {"cidr": cluster["pod_cidr"]}, "ports": [port]})
+            flows.append({"name": f"{svc['name']}-to-{name}", "from": {"pods": {"app": svc["name"]}},
+                          "to": {"cidr": cidr}, "ports": [port]})
+        if (spec.get("lb") or {}).get("enabled"):
+            allowed = {name for name, _cidr in allowed_sources(svc, spec)}
+            for i, cidr in enumerate(spec["lb"]["clients"]):
+                # Clients, never another region's pods that the range happens to cover.
+                barred = [c["pod_cidr"] for c in spec["clusters"] if c["name"] not in allowed
+                          and ipplan.contains("clients", cidr, "pods", c["pod_cidr"]) is None]
+                flows.append({"name": f"lb-clients-{i}-to-{svc['name']}",
+                              "from": {"cidr": cidr, **({"except": barred} if barred else {})},
+                              "to": {"pods": {"app": svc["name"]}}, "ports": [port]})
     return [{"namespace": ns, "default_deny": True, "allow_dns": True, "flows": flows}
             for ns, flows in by_namespace.items()]
 
@@ -248,12 +357,13 @@ def records(spec: dict, healthy: dict | None) -> list[dict]:
     out = []
     for svc in spec.get("services") or []:
         name, dns_name = f"{svc['name']}-global", f"{svc['name']}.{dns['domain'].rstrip('.')}"
+        home = [s for s in sites(spec) if s["name"] in runs_in(svc, spec)]  # regulated data is served at home
         if mechanism == "route53":
-            clusters = [s for s in sites(spec) if s["name"] in runs_in(svc, spec)]
+            clusters = home
             out.append(globaldns.route53_endpoint(name, svc["namespace"], dns_name, clusters,
                                                   dns.get("records", "failover"), dns.get("ttl", 180)))
         else:
-            out.append(globaldns.dns_endpoint(name, svc["namespace"], dns_name, globaldns.serving(sites(spec), healthy),
+            out.append(globaldns.dns_endpoint(name, svc["namespace"], dns_name, globaldns.serving(home, healthy),
                                               dns.get("records", "failover"), dns.get("ttl", 180)))
     return out
 
@@ -269,19 +379,37 @@ def expectations(spec: dict) -> list[dict]:
     union = ipplan.parse("pods", spec["clusters"][0]["pod_cidr"])
     for cluster in spec["clusters"][1:]:
         union = union | ipplan.parse("pods", cluster["pod_cidr"])
-    outside = str((ipplan.parse("all", "0.0.0.0/0") - ipplan.parse("this", "0.0.0.0/8") - union).iter_cidrs()[0][0])
+    lb = spec.get("lb") or {}
+    clients = [ipplan.parse("clients", c) for c in lb.get("clients") or []] if lb.get("enabled") else []
+    pods = union
+    for client in clients:
+        union = union | client
+    rest = (ipplan.parse("all", "0.0.0.0/0") - ipplan.parse("this", "0.0.0.0/8") - union).iter_cidrs()
+    outside = str(rest[0][0]) if rest else None  # clients may be everyone
     out = []
     for svc in spec.get("services") or []:
         target = f"{svc['namespace']}/{svc['name']}"
         port = svc.get("target_port", svc["port"])
         other = port + 1 if port < 65535 else port - 1
+        allowed = {name for name, _cidr in allowed_sources(svc, spec)}
+        region = svc.get("data_region")
         for cluster in spec["clusters"]:
             probe = str(ipplan.parse("pod", cluster["pod_cidr"]).iter_cidrs()[0][0])
-            out.append({"src": probe, "dst": target, "port": port, "protocol": "TCP", "allowed": True})
-            out.append({"src": probe, "dst": target, "port": other, "protocol": "TCP", "allowed": False})
-            out.append({"src": target, "dst": probe, "port": port, "protocol": "TCP", "allowed": True})
-            out.append({"src": target, "dst": probe, "port": other, "protocol": "TCP", "allowed": False})
-        out.append({"src": outside, "dst": target, "port": port, "protocol": "TCP", "allowed": False})
+            may = cluster["name"] in allowed
+            why = (f"{svc['name']} holds {region} data; {cluster['name']} is in {cluster.get('region')}"
+                   + (" (a named exception)" if may and not in_region(cluster, region) else "")) if region else None
+            for src, dst in ((probe, target), (target, probe)):
+                out.append({"src": src, "dst": dst, "port": port, "protocol": "TCP", "allowed": may, **({"why": why} if why else {})})
+                out.append({"src": src, "dst": dst, "port": other, "protocol": "TCP", "allowed": False})
+        if outside:
+            out.append({"src": outside, "dst": target, "port": port, "protocol": "TCP", "allowed": False})
+        for client in clients:
+            cidrs = (client - ipplan.parse("this", "0.0.0.0/8") - pods).iter_cidrs()
+            if not cidrs:
+                continue
+            address = str(cidrs[0][0])
+            out.append({"src": address, "dst": target, "port": port, "protocol": "TCP", "allowed": True,
+                        "why": "clients reach the service through its regional LoadBalancer"})
         out.append({"src": target, "dst": "kube-system/coredns", "port": 53, "protocol": "UDP", "allowed": True})
     return out
 

@@ -194,3 +194,29 @@ def test_route53_routing_records_carry_external_dns_aws_properties(testbed, tmp_
     endpoints = testbed.client(HOST).request("GET", path)["spec"]["endpoints"]
     assert [e["providerSpecific"][0] for e in endpoints] == [{"name": "aws/geolocation-continent-code", "value": "NA"},
                                                              {"name": "aws/geolocation-country-code", "value": "DE"}]
+
+
+def test_eu_data_is_reachable_from_eu_only_and_a_change_that_would_open_it_writes_nothing(testbed, tmp_path, namespace_name):
+    ledger = f"{namespace_name}-eu"
+    extra = with_regions(namespace_name, records="failover", mechanism="probes")
+    extra["kubefed_services"].append({"name": "ledger", "namespace": ledger, "port": 443, "target_port": 8443, "data_region": "eu"})
+    extra["fabric_build_dir"] = str(tmp_path / "build")
+    result = run(tmp_path, extra)
+    assert result.returncode == 0, result.stdout[-4000:]
+    host, member = testbed.client(HOST), testbed.client(MEMBER)
+    assert member.request("GET", f"/api/v1/namespaces/{ledger}/services/ledger")
+    assert host.request("GET", f"/api/v1/namespaces/{ledger}/services/ledger", allow=(404,)) is None, "EU data never runs in us-east"
+    policies = host.request("GET", f"/apis/networking.k8s.io/v1/namespaces/{ledger}/networkpolicies")["items"]
+    sources = {b["ipBlock"]["cidr"] for p in policies for rule in p["spec"].get("ingress") or [] for b in rule.get("from") or [] if "ipBlock" in b}
+    assert sources == {"10.4.0.0/14"}, "only eu-west's pods may reach the ledger"
+    report = (tmp_path / "build" / "multicluster" / "report" / "connlist.txt").read_text()
+    assert f"10.4.0.0-10.7.255.255 => {ledger}/ledger[Pod] : TCP 8443" in report
+    assert f"10.0.0.0-10.3.255.255 => {ledger}/ledger" not in report
+
+    marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
+    extra["kubefed_services"][-1]["clusters"] = ["us-east", "eu-west"]
+    refused = run(tmp_path, extra)
+    text = " ".join(refused.stdout.split())
+    assert refused.returncode != 0
+    assert "kubefed_services[1].clusters: 'us-east' (region us-east-1) is outside data region eu: ledger's eu data would leave eu" in text
+    assert writes(testbed, marks) == []

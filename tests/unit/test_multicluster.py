@@ -145,3 +145,67 @@ def test_a_vip_inside_a_pod_or_service_range_is_refused():
                      "a VIP must lie outside every cluster's pod and service ranges",
                      "kubefed_clusters[1].vips[1]: 10.96.0.5 is inside kubefed_clusters[0].service_cidr (us-east), 10.96.0.0/16: "
                      "a VIP must lie outside every cluster's pod and service ranges"]
+
+
+def regulated(**svc_keys):
+    out = spec()
+    out["clusters"][0]["region"], out["clusters"][1]["region"] = "us-east-1", "eu-west-1"
+    out["services"].append({"name": "ledger", "namespace": "ledger", "port": 443, "target_port": 8443, "data_region": "eu", **svc_keys})
+    return out
+
+
+def test_regulated_data_stays_in_its_region():
+    planned = multicluster.plan(regulated())
+    assert not [o for o in planned["objects"]["us-east"] if o["kind"] in ("Service", "ServiceExport") and o["metadata"]["name"] == "ledger"]
+    assert [o["kind"] for o in planned["objects"]["eu-west"] if o["metadata"]["name"] == "ledger"] == ["Namespace", "Service", "ServiceExport"]
+    ledger = [f for c in planned["policy_config"] if c["namespace"] == "ledger" for f in c["flows"]]
+    assert {f["name"]: f["from"].get("cidr") or f["to"].get("cidr") for f in ledger} == {
+        "eu-west-to-ledger": "10.4.0.0/14", "ledger-to-eu-west": "10.4.0.0/14"}
+    denied = [e for e in planned["expect"] if e.get("why") and not e["allowed"]]
+    assert {(e["src"], e["dst"]) for e in denied} == {("10.0.0.0", "ledger/ledger"), ("ledger/ledger", "10.0.0.0")}
+    assert denied[0]["why"] == "ledger holds eu data; us-east is in us-east-1"
+    record = next(r for r in planned["records"] if r["metadata"]["name"] == "ledger-global")
+    assert record["spec"]["endpoints"][0]["targets"] == ["203.0.113.20"], "published from its region only"
+
+
+def test_a_named_exception_opens_exactly_that_cluster():
+    planned = multicluster.plan(regulated(allow_from=["us-east", "192.0.2.0/24"]))
+    ledger = {f["name"] for c in planned["policy_config"] if c["namespace"] == "ledger" for f in c["flows"]}
+    assert ledger == {"us-east-to-ledger", "ledger-to-us-east", "eu-west-to-ledger", "ledger-to-eu-west",
+                      "exception-1-to-ledger", "ledger-to-exception-1"}
+    assert any(e["allowed"] and e.get("why", "").endswith("(a named exception)") for e in planned["expect"])
+
+
+@pytest.mark.parametrize("svc_keys,words", [
+    ({"clusters": ["us-east", "eu-west"]}, "kubefed_services[1].clusters: 'us-east' (region us-east-1) is outside data region eu: "
+                                           "ledger's eu data would leave eu"),
+    ({"allow_from": ["10.0.0.0/8"]}, "kubefed_services[1].allow_from[0]: 10.0.0.0/8 covers pods of us-east (region us-east-1), "
+                                     "opening ledger's eu data to another region"),
+    ({"data_region": "apac"}, "kubefed_services[1].data_region: no cluster is in region 'apac'"),
+])
+def test_what_would_open_regulated_data_is_refused_naming_service_and_region(svc_keys, words):
+    found = multicluster.plan(regulated(**svc_keys))["problems"]
+    assert any(words in p for p in found), found
+
+
+def test_regional_load_balancers_on_the_vips_let_clients_in_but_not_other_regions_pods():
+    planned = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["0.0.0.0/0"]}})
+    assert planned["problems"] == []
+    lb = next(o for o in planned["objects"]["eu-west"] if o["metadata"]["name"] == "ledger-lb")
+    assert lb["metadata"]["annotations"] == {"metallb.io/loadBalancerIPs": "203.0.113.20"}
+    assert lb["spec"]["type"] == "LoadBalancer" and lb["spec"]["externalTrafficPolicy"] == "Local"
+    assert lb["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443}]
+    assert not any(o["metadata"]["name"] == "ledger-lb" for o in planned["objects"]["us-east"])
+    clients = {f["name"]: f["from"] for c in planned["policy_config"] for f in c["flows"] if f["name"].startswith("lb-")}
+    assert clients == {"lb-clients-0-to-financial-app": {"cidr": "0.0.0.0/0"},
+                       "lb-clients-0-to-ledger": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/14"]}}
+
+
+@pytest.mark.parametrize("lb,words", [
+    ({"enabled": True, "port": 70000, "clients": ["0.0.0.0/0"]}, "kubefed_lb.port: 70000 is not a port"),
+    ({"enabled": True, "port": 443, "clients": []}, "kubefed_lb.clients: the address ranges clients come from are needed"),
+    ({"enabled": True, "port": 443, "clients": ["10.2.0.0/16"]}, "kubefed_lb.clients[0]: 10.2.0.0/16 covers part of us-east's pods"),
+])
+def test_load_balancer_mistakes_are_named(lb, words):
+    found = multicluster.plan({**regulated(), "lb": lb})["problems"]
+    assert any(words in p for p in found), found
