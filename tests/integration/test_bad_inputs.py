@@ -127,6 +127,8 @@ CASES = [
     ("multicluster", {"kubefed_global_dns": {**KF["kubefed_global_dns"], "mechanism": "k8gb", "records": "latency"}},
      "kubefed_global_dns.records: 'latency' is not a routing of mechanism k8gb"),
     ("multicluster", changed(KF, "kubefed_clusters", (0, "vips"), ["10.0.0.1"]), "kubefed_clusters[0].vips[0]: 10.0.0.1 is inside"),
+    ("multicluster", {"kubefed_lb": {**KF["kubefed_lb"], "clients": ["10.0.0.0/33"]}}, "kubefed_lb.clients[0]: '10.0.0.0/33'"),
+    ("multicluster", {"kubefed_lb": {"enabled": True, "port": 443}}, "missing required arguments: address_annotation, clients"),
     ("multicluster", {"kubefed_clustres": KF["kubefed_clusters"]}, "kubefed_clustres is not a variable of kubefed (did you mean kubefed_clusters?)"),
     ("multicluster", {"kubefed_probes": {**KF["kubefed_probes"], "timout": 2}}, "kubefed_probes.timout is not a key of kubefed_probes (did you mean timeout?)"),
     ("multicluster", {"kubefed_federated_types": ["services", "Deployments.apps"]}, "kubefed_federated_types[1]: 'Deployments.apps'"),
