@@ -53,6 +53,8 @@ def _location_problems(loc: dict, where: str, out: list[str]):
         out.append(f"{where}.dns_servers: a location's zone needs at least one resolver")
     for j, server in enumerate(loc.get("dns_servers") or []):
         checks.collect(out, server_address, server, f"{where}.dns_servers[{j}]")
+    if loc.get("tls_server_name") is not None:
+        checks.domain(loc["tls_server_name"], f"{where}.tls_server_name", out)
     for j, endpoint in enumerate(loc.get("endpoints") or []):
         address = checks.collect(out, ipplan.parse, f"{where}.endpoints[{j}]", endpoint)
         if address is not None and own is not None and not address.issubset(own):
@@ -159,15 +161,18 @@ def server_blocks(spec: dict) -> str:
     lines = [f"# Managed by {MANAGED_BY}: one zone per location, each to its own resolvers."]
     for loc in spec["locations"]:
         servers = []
+        tls_name = loc.get("tls_server_name")
         for server in loc["dns_servers"]:
-            address, server_port = server_address(server, "dns_servers")
+            address, server_port = server_address(server, "dns_servers", 853 if tls_name else 53)
             host = f"[{address}]" if ":" in address else address
-            servers.append(f"{host}:{server_port}")
+            servers.append(f"{'tls://' if tls_name else ''}{host}:{server_port}")
         lines += [f"{zone_of(loc, spec['domain'])}:{port} {{",
                   *([f"    bind {' '.join(coredns['bind'])}"] if coredns.get("bind") else []),
                   "    errors",
                   f"    cache {coredns.get('cache_seconds', 30)}",
                   f"    forward . {' '.join(servers)} {{",
+                  # DNS over TLS: the resolvers' certificate is verified for this name (system CAs).
+                  *([f"        tls_servername {tls_name}"] if tls_name else []),
                   "        policy sequential",
                   f"        health_check {coredns.get('health_check', '5s')}",
                   "    }",
@@ -280,7 +285,8 @@ def expectations(spec: dict) -> list[dict]:
 def probes(spec: dict) -> dict:
     """net_probe's input: each location's resolvers asked for its zone, each endpoint connected."""
     port = spec.get("probe_port", 443)
-    return {"dns": [{"server": str(server), "name": zone_of(loc, spec["domain"]), "type": "SOA"}
+    return {"dns": [{"server": str(server), "name": zone_of(loc, spec["domain"]), "type": "SOA",
+                     **({"tls_server_name": loc["tls_server_name"]} if loc.get("tls_server_name") else {})}
                     for loc in spec["locations"] for server in loc["dns_servers"]],
             "tcp": [{"host": str(endpoint), "port": port}
                     for loc in spec["locations"] for endpoint in loc.get("endpoints") or []]}

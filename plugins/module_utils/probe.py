@@ -25,10 +25,11 @@ except ImportError:  # reported by the module when DNS probes are asked for
     HAS_DNSPYTHON = False
 
 
-def server_address(value, where: str) -> tuple[str, int]:
-    """'10.0.0.53', '10.0.0.53:5353', 'fd00::53' or '[fd00::53]:53' -> (address, port)."""
+def server_address(value, where: str, default_port: int = 53) -> tuple[str, int]:
+    """'10.0.0.53', '10.0.0.53:5353', 'fd00::53' or '[fd00::53]:53' -> (address, port); the port
+    defaults to 53 (853 for DNS over TLS)."""
     text = str(value).strip()
-    host, port = text, 53
+    host, port = text, default_port
     if text.startswith("["):
         host, _unused, rest = text[1:].partition("]")
         if rest:
@@ -61,9 +62,14 @@ def dns_probe(check: dict, timeout: float) -> dict:
     out = {**check, "ok": False}
     try:
         query = dns.message.make_query(check["name"], check.get("type", "SOA"))
-        answer = dns.query.udp(query, check["address"], port=check["port"], timeout=timeout)
-        if answer.flags & dns.flags.TC:
-            answer = dns.query.tcp(query, check["address"], port=check["port"], timeout=timeout)
+        if check.get("tls_server_name"):
+            # DNS over TLS, verified against the system's CAs for that name (as CoreDNS does).
+            answer = dns.query.tls(query, check["address"], port=check["port"], timeout=timeout,
+                                   server_hostname=check["tls_server_name"])
+        else:
+            answer = dns.query.udp(query, check["address"], port=check["port"], timeout=timeout)
+            if answer.flags & dns.flags.TC:
+                answer = dns.query.tcp(query, check["address"], port=check["port"], timeout=timeout)
         out["rcode"] = dns.rcode.to_text(answer.rcode())
         out["answers"] = [str(rdata) for rrset in answer.answer for rdata in rrset]
         out["ok"] = out["rcode"] in ANSWERING

@@ -37,6 +37,11 @@ options:
         description: Record type.
         type: str
         default: SOA
+      tls_server_name:
+        description:
+          - Ask over DNS over TLS (port 853 unless the server names one), verifying the resolver's
+            certificate for this name against the system's CAs.
+        type: str
   tcp:
     description: TCP endpoints.
     type: list
@@ -118,7 +123,7 @@ def main() -> None:
         argument_spec=dict(
             dns=dict(type="list", elements="dict", default=[], options=dict(
                 server=dict(type="str", required=True), name=dict(type="str", required=True),
-                type=dict(type="str", default="SOA"))),
+                type=dict(type="str", default="SOA"), tls_server_name=dict(type="str"))),
             tcp=dict(type="list", elements="dict", default=[], options=dict(
                 host=dict(type="str", required=True), port=dict(type="int", required=True))),
             timeout=dict(type="float", default=3.0),
@@ -131,7 +136,7 @@ def main() -> None:
     dns_checks = []
     try:
         for i, check in enumerate(p["dns"]):
-            address, port = probe.server_address(check["server"], f"dns[{i}].server")
+            address, port = probe.server_address(check["server"], f"dns[{i}].server", 853 if check["tls_server_name"] else 53)
             dns_checks.append({**check, "address": address, "port": port})
     except ValidationError as exc:
         module.fail_json(msg=str(exc))

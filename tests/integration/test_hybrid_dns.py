@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import subprocess
 import time
 
@@ -32,7 +33,7 @@ def ask(port: int, name: str, rtype: str = "A", timeout: float = 2.0):
 class CoreDNS:
     """A real CoreDNS process with a given Corefile; waits until it answers on ``port``."""
 
-    def __init__(self, workdir, corefile: str, port: int, files: dict | None = None):
+    def __init__(self, workdir, corefile: str, port: int | None, files: dict | None = None, tls_port: int | None = None):
         workdir.mkdir(parents=True, exist_ok=True)
         for name, text in (files or {}).items():
             (workdir / name).write_text(text)
@@ -43,9 +44,12 @@ class CoreDNS:
         deadline = time.monotonic() + 20
         while True:
             try:
-                ask(port, "ready.check.", timeout=0.3)
+                if tls_port:  # a DoT server: ready once it accepts connections
+                    socket.create_connection(("127.0.0.1", tls_port), timeout=0.3).close()
+                else:
+                    ask(port, "ready.check.", timeout=0.3)
                 return
-            except dns.exception.Timeout:
+            except (dns.exception.Timeout, OSError):
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -251,3 +255,78 @@ def test_net_probe_tells_answers_from_silence_and_open_from_closed(tmp_path, res
     plays[0]["tasks"][0]["k8snet.fabric.net_probe"]["require_all"] = True
     failed = run_playbook(tmp_path, plays)
     assert failed.returncode != 0 and "2 probes failed" in failed.stdout
+
+
+def ca_and_server_cert(folder, name: str):
+    """A CA and a certificate it signs for ``name`` (and 127.0.0.1): what a DoT resolver serves."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test resolvers CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False).sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(pem))
+    (folder / "key.pem").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return folder / "ca.pem"
+
+
+def test_a_location_resolver_over_dns_over_tls(tmp_path, resolvers, monkeypatch):
+    """azure's resolver speaks DNS over TLS only (a real CoreDNS with a certificate for
+    dns.azure.test). The role's zone block forwards to tls://...:port with tls_servername, and the
+    real CoreDNS running it gets the answer; a wrong server name is refused (verification works);
+    net_probe's DoT check agrees."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils import probe
+
+    stub_dir = tmp_path / "dot"
+    stub_dir.mkdir()
+    ca = ca_and_server_cert(stub_dir, "dns.azure.test")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the CA the resolvers' certificates chain to
+    dot_port = free_port()
+    stub = CoreDNS(stub_dir, f"""tls://.:{dot_port} {{
+    bind 127.0.0.1
+    tls cert.pem key.pem
+    template IN A . {{
+        answer "{{{{ .Name }}}} 60 IN A 203.0.113.99"
+    }}
+    template IN SOA . {{
+        answer "{{{{ .Name }}}} 60 IN SOA ns.azure.test. admin.azure.test. 1 60 60 60 60"
+    }}
+}}
+""", port=None, tls_port=dot_port)
+    try:
+        for server_name, expected in (("dns.azure.test", ("NOERROR", ["203.0.113.99"])), ("dns.elsewhere.test", "SERVFAIL")):
+            spec = spec_for(resolvers, mode="custom", port=free_port(), bind=["127.0.0.1"])
+            azure = spec["locations"][2]
+            azure.update(dns_servers=[f"127.0.0.1:{dot_port}"], tls_server_name=server_name)
+            port = spec["coredns"]["port"]
+            [(key, blocks)] = hybrid.coredns_object(spec)["data"].items()
+            assert f"forward . tls://127.0.0.1:{dot_port} {{" in blocks and f"tls_servername {server_name}" in blocks
+            work = tmp_path / server_name
+            (work / "custom").mkdir(parents=True)
+            server = CoreDNS(work, f".:{port} {{\n    bind 127.0.0.1\n    whoami\n}}\nimport custom/*.server\n", port,
+                             files={f"custom/{key}": blocks})
+            try:
+                answer = ask(port, "app.azure.hybrid.example.com", timeout=5)
+                assert (answer if expected != "SERVFAIL" else answer[0]) == expected, (server_name, answer)
+                assert ask(port, "app.aws.hybrid.example.com") == ("NOERROR", ["203.0.113.2"]), "plain DNS zones unchanged"
+            finally:
+                server.stop()
+            checked = probe.dns_probe({**hybrid.probes(spec)["dns"][2], "address": "127.0.0.1", "port": dot_port}, 3)
+            assert checked["ok"] is (expected != "SERVFAIL"), checked
+    finally:
+        stub.stop()

@@ -152,3 +152,20 @@ def test_resolver_addresses(text, parsed):
 def test_resolver_addresses_refused(text):
     with pytest.raises(ValidationError, match="^x: "):
         server_address(text, "x")
+
+
+def test_a_dns_over_tls_location_forwards_to_port_853_with_its_server_name():
+    dot = spec()
+    dot["locations"][2].update(dns_servers=["192.168.0.53", "192.168.0.54:8853"], tls_server_name="dns.azure.example.com")
+    planned = hybrid.plan(dot)
+    assert planned["problems"] == []
+    blocks = hybrid.server_blocks(dot)
+    azure = blocks[blocks.index("azure.hybrid.example.com:53 {"):]
+    assert azure.startswith("azure.hybrid.example.com:53 {\n    errors\n    cache 30\n"
+                            "    forward . tls://192.168.0.53:853 tls://192.168.0.54:8853 {\n"
+                            "        tls_servername dns.azure.example.com\n        policy sequential\n")
+    assert "tls://" not in blocks[:blocks.index("azure.hybrid.example.com:53 {")], "other zones stay plain DNS"
+    assert [c.get("tls_server_name") for c in hybrid.probes(dot)["dns"]][-2:] == ["dns.azure.example.com"] * 2
+    bad = spec()
+    bad["locations"][2]["tls_server_name"] = "dns azure"
+    assert any(p.startswith("hybrid_dns_locations[2].tls_server_name") for p in hybrid.plan(bad)["problems"])

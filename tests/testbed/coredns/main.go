@@ -1,6 +1,7 @@
 // CoreDNS built with the plugins Kubernetes distributions' Corefiles use (kubeadm, k3s, AKS:
 // errors, health, ready, kubernetes, prometheus, forward, cache, loop, reload, loadbalance,
-// hosts) plus bind, file, rewrite, template, log and whoami for test stubs. Building CoreDNS as
+// hosts) plus bind, file, rewrite, template, log and whoami for test stubs, and tls for a DNS over
+// TLS resolver stub. Building CoreDNS as
 // a library with an explicit directive list is CoreDNS's documented way to choose plugins; the
 // list keeps upstream plugin.cfg order, which decides how a request passes through them.
 package main
@@ -25,11 +26,12 @@ import (
 	_ "github.com/coredns/coredns/plugin/reload"
 	_ "github.com/coredns/coredns/plugin/rewrite"
 	_ "github.com/coredns/coredns/plugin/template"
+	_ "github.com/coredns/coredns/plugin/tls"
 	_ "github.com/coredns/coredns/plugin/whoami"
 )
 
 func init() {
-	dnsserver.Directives = []string{"reload", "bind", "ready", "health", "prometheus", "errors", "log",
+	dnsserver.Directives = []string{"tls", "reload", "bind", "ready", "health", "prometheus", "errors", "log",
 		"loadbalance", "cache", "rewrite", "template", "hosts", "kubernetes", "file", "loop", "forward", "whoami"}
 }
 
