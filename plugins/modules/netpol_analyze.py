@@ -130,7 +130,8 @@ connections:
 findings:
   description: Problems found (kind, message and where), for example C(no-dns-egress), C(not-isolated),
     C(policy-selects-nothing), C(peer-matches-nothing), C(rule-shadowed), C(named-port-unresolved),
-    C(cross-environment), C(host-network).
+    C(cross-environment), C(host-network), C(service-port-blocked) (a Service in the input sends to a
+    pod port that no policy admits, as the chapter's LoadBalancer 443 -> 8443 beside a policy on 443).
   returned: always
   type: list
   elements: dict

@@ -169,3 +169,23 @@ def test_a_dns_over_tls_location_forwards_to_port_853_with_its_server_name():
     bad = spec()
     bad["locations"][2]["tls_server_name"] = "dns azure"
     assert any(p.startswith("hybrid_dns_locations[2].tls_server_name") for p in hybrid.plan(bad)["problems"])
+
+
+def test_the_global_load_balancer_sends_443_to_8443_and_the_policies_admit_8443():
+    """The chapter's global-app LoadBalancer (443 -> 8443) beside a policy on 443 dropped every
+    request; here the policies admit the pods' port, and the proof refuses the mismatch."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model, runner
+
+    lb = spec(apps=[{"name": "hybrid-app", "namespace": "hybrid", "port": 443, "target_port": 8443, "load_balancer": True}])
+    planned = hybrid.plan(lb)
+    [service] = planned["services"]
+    assert service["metadata"]["name"] == "hybrid-app-global" and service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443}]
+    assert {p for f in planned["policy_config"][0]["flows"] if f["name"].endswith("-to-hybrid-app") for p in f["ports"]} == {8443}
+    assert {"src": "10.0.0.0", "dst": "hybrid/hybrid-app", "port": 8443, "protocol": "TCP", "allowed": True} in planned["expect"]
+    policies = model.build(planned["policy_config"])
+    found = runner.analyse(planned["workloads"] + planned["services"] + policies, [], planned["expect"])
+    assert found["violations"] == [] and not [f for f in found["findings"] if f["kind"] == "service-port-blocked"]
+    on_443 = model.build(hybrid.policy_config(spec(apps=[{"name": "hybrid-app", "namespace": "hybrid", "port": 443}])))
+    chapter = runner.analyse(planned["workloads"] + planned["services"] + on_443, [], [])["findings"]
+    assert [f["kind"] for f in chapter if f["kind"] == "service-port-blocked"] == ["service-port-blocked"]

@@ -216,3 +216,22 @@ def test_an_isolated_workload_with_no_connections_is_still_known():
     analysis = Analysis(objects)
     assert report.check_expectations(analysis, analysis.connections(), [
         {"src": "ecommerce/island", "dst": "ecommerce/api", "allowed": False}]) == []
+
+
+def test_a_service_sending_to_a_port_no_policy_admits_is_found():
+    """The chapter's hybrid global-app: a LoadBalancer 443 -> targetPort 8443, and a policy that
+    admits 443 on the pods - every request through the LoadBalancer is dropped."""
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "global-app", "namespace": "hybrid"},
+               "spec": {"type": "LoadBalancer", "selector": {"app": "hybrid-app"},
+                        "ports": [{"port": 443, "targetPort": 8443}]}}
+    chapter = netpol("hybrid", "cross-cloud-policy", {"podSelector": {"matchLabels": {"app": "hybrid-app"}}, "policyTypes": ["Ingress"],
+                                                      "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
+                                                                   "ports": [{"protocol": "TCP", "port": 443}]}]})
+    objects = [dep("hybrid", "hybrid-app", {"app": "hybrid-app"}), service, chapter]
+    found = [f for f in runner.analyse(objects, [], [])["findings"] if f["kind"] == "service-port-blocked"]
+    assert [f["message"] for f in found] == [
+        "Service hybrid/global-app sends port 443 to TCP 8443 of hybrid/hybrid-app[Deployment], and no policy admits "
+        "anything there (they admit TCP 443)"]
+    rule = {**chapter["spec"]["ingress"][0], "ports": [{"protocol": "TCP", "port": 8443}]}
+    fixed = netpol("hybrid", "cross-cloud-policy", {**chapter["spec"], "ingress": [rule]})
+    assert not [f for f in runner.analyse(objects[:2] + [fixed], [], [])["findings"] if f["kind"] == "service-port-blocked"]

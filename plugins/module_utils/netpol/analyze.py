@@ -108,12 +108,15 @@ class Analysis:
         self.workloads: list[Workload] = []
         self.policies: list[Policy] = []
         self.host_network: list[Workload] = []
+        self.services: list[dict] = []  # read for findings only: policies act on pods' ports
         live_pods: dict[tuple, dict] = {}
         for obj in objects:
             kind = obj.get("kind")
             meta = obj.get("metadata") or {}
             if kind == "Namespace":
                 self.namespaces[meta["name"]] = {**(meta.get("labels") or {}), NS_NAME_LABEL: meta["name"]}
+            elif kind == "Service":
+                self.services.append(obj)
             elif kind == "NetworkPolicy":
                 self.policies.append(Policy(meta.get("namespace") or "default", meta["name"], obj.get("spec") or {}))
             elif kind in WORKLOAD_KINDS:

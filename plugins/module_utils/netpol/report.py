@@ -313,6 +313,29 @@ def findings(analysis: Analysis, connections) -> list[dict]:
                             rule_conns(pi, {}) <= rule_conns(pj, {}) and not _uses_named(pi):
                         add("rule-shadowed", f"policy {p.id}: {direction} rule {i} is covered by rule {j}", policy=p.id)
                         break
+    # Services whose pods' policies admit nothing on the port the Service sends to: the chapter's
+    # LoadBalancer 443 -> targetPort 8443 beside a policy that allows 443.
+    for svc in a.services:
+        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        namespace, selector = meta.get("namespace") or "default", spec.get("selector")
+        if not selector:
+            continue
+        for port in spec.get("ports") or []:
+            proto, target = port.get("protocol") or "TCP", port.get("targetPort", port.get("port"))
+            for c, w in enumerate(a.classes):
+                if w.namespace != namespace or not a.ingress_isolated[c] or any(w.labels.get(k) != v for k, v in selector.items()):
+                    continue
+                number = int(target) if str(target).isdigit() else w.named_ports.get((target, proto))
+                if number is None:
+                    continue
+                admitted = ConnSet.none()
+                for _unused, _unused, ports, _unused in a.in_rules[c]:
+                    admitted = admitted | rule_conns(ports, w.named_ports, a.strict)
+                if not admitted.allows(proto, number):
+                    add("service-port-blocked", f"Service {namespace}/{meta.get('name')} sends port {port.get('port')} to "
+                                                f"{proto} {number} of {w.id}, and no policy admits anything there "
+                                                f"(they admit {admitted or 'nothing'})", workload=w.id)
+                    break
     # cross-environment flows
     env = {ns: labels.get("environment") for ns, labels in a.namespaces.items()}
     for s, d, conn in connections:

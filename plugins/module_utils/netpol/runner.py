@@ -15,7 +15,7 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics imp
 
 LIVE_PATHS = {"/api/v1/namespaces": "Namespace", "/apis/networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
               "/api/v1/pods": "Pod"}
-RELEVANT = set(WORKLOAD_KINDS) | {"Namespace", "NetworkPolicy"}
+RELEVANT = set(WORKLOAD_KINDS) | {"Namespace", "NetworkPolicy", "Service"}  # Services: findings only
 
 
 def live_objects(client, namespaces: list[str] | None = None) -> list[dict]:
