@@ -40,7 +40,8 @@ SHAPES = {
     "host": "str",
     "clusters": ("list", {"name!": "str", "context": "str", "region": ("opt", "str"), "pod_cidr": ("opt", "str"),
                           "service_cidr": ("opt", "str"), "vips": ("opt", ("list", "str")), "priority": ("opt", "int"),
-                          "weight": ("opt", "int"), "geo": ("opt", "str"), "health_check_id": ("opt", "str")}),
+                          "weight": ("opt", "int"), "geo": ("opt", "str"), "health_check_id": ("opt", "str"),
+                          "prometheus": ("opt", "str")}),
     "services": ("list", {"name!": "str", "namespace!": "str", "port!": "int", "target_port": ("opt", "int"),
                           "clusters": ("opt", ("list", "str")), "data_region": ("opt", "str"),
                           "allow_from": ("opt", ("list", "str"))}),
@@ -49,7 +50,10 @@ SHAPES = {
     "probes": ("opt", {"enabled": "bool", "port": "int", "timeout": "number"}),
     "federated_types": ("opt", ("list", "str")),
     "lb": ("opt", {"enabled": "bool", "port": "int", "clients": ("list", "str"), "address_annotation": ("opt", "str")}),
+    "metrics": ("opt", {"enabled": "bool", "port": "int", "interval": "str", "namespace": "str"}),
 }
+SCRAPE_API = "monitoring.coreos.com/v1alpha1"
+PROMETHEUS_URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$")
 
 
 def problems(spec: dict) -> list[str]:
@@ -117,6 +121,7 @@ def problems(spec: dict) -> list[str]:
     if dns.get("domain"):
         checks.domain(dns["domain"], "kubefed_global_dns.domain", out)
     out += lb_problems(spec, [c for c in clusters if isinstance(c, dict)])
+    out += metrics_problems(spec, [c for c in clusters if isinstance(c, dict)])
     mechanism, routing = dns.get("mechanism", "probes"), dns.get("records", "failover")
     if mechanism not in MECHANISMS:
         out.append(f"kubefed_global_dns.mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
@@ -173,6 +178,30 @@ def allowed_sources(svc: dict, spec: dict) -> list[tuple[str, str]]:
            if not region or in_region(c, region) or c["name"] in exceptions]
     names = {c["name"] for c in spec["clusters"]}
     return out + [(f"exception-{i}", source) for i, source in enumerate(exceptions) if source not in names]
+
+
+def metrics_problems(spec: dict, clusters: list[dict]) -> list[str]:
+    """Cross-cluster metrics: the pods' metrics port, a scrape interval, and every member's
+    Prometheus (scheme://host:port) for the host's federation."""
+    metrics = spec.get("metrics") or {}
+    if not metrics.get("enabled"):
+        return []
+    out: list[str] = []
+    checks.port(metrics.get("port"), "kubefed_metrics.port", out)
+    if not re.match(r"^[0-9]+(ms|s|m|h)$", str(metrics.get("interval", ""))):
+        out.append(f"kubefed_metrics.interval: {metrics.get('interval')!r} is not a Prometheus duration (30s, 1m)")
+    checks.label(metrics.get("namespace"), "kubefed_metrics.namespace", out)
+    for svc in spec.get("services") or []:
+        if isinstance(svc, dict) and metrics.get("port") in (svc.get("port"), svc.get("target_port")):
+            out.append(f"kubefed_metrics.port: {metrics.get('port')} is {svc.get('name')}'s serving port; metrics need their own")
+    for i, cluster in enumerate(clusters):
+        url = cluster.get("prometheus")
+        if cluster.get("name") != spec.get("host") and not url:
+            out.append(f"kubefed_clusters[{i}].prometheus: the host federates {cluster.get('name')}'s metrics from its "
+                       "Prometheus; give its address (https://prometheus.<cluster>.example.com:443)")
+        elif url and not PROMETHEUS_URL.match(str(url)):
+            out.append(f"kubefed_clusters[{i}].prometheus: {url!r} is not scheme://host:port")
+    return out
 
 
 def lb_problems(spec: dict, clusters: list[dict]) -> list[str]:
@@ -301,6 +330,53 @@ def cluster_objects(spec: dict) -> dict:
                 objects += gslb_objects(svc, spec)
             if (spec.get("lb") or {}).get("enabled"):
                 objects.append(lb_service(svc, next(c for c in spec["clusters"] if c["name"] == name), spec["lb"]))
+            if (spec.get("metrics") or {}).get("enabled"):
+                service = next(o for o in reversed(objects) if o["kind"] == "Service" and o["metadata"]["name"] == svc["name"])
+                service["spec"]["ports"].append({"name": "metrics", "port": spec["metrics"]["port"], "protocol": "TCP",
+                                                 "targetPort": spec["metrics"]["port"]})
+                objects.append(service_monitor(svc, spec["metrics"]))
+    if (spec.get("metrics") or {}).get("enabled"):
+        out[spec["host"]] += federation_objects(spec)
+    return out
+
+
+def service_monitor(svc: dict, metrics: dict) -> dict:
+    """The chapter's cross-cluster ServiceMonitor is a local one in each cluster (a ServiceMonitor
+    only ever scrapes its own cluster); the host federates the members' Prometheus below."""
+    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "metadata": {"name": svc["name"], "namespace": svc["namespace"], "labels": {"app": svc["name"]}},
+            "spec": {"selector": {"matchLabels": {"app": svc["name"]}},
+                     "endpoints": [{"port": "metrics", "interval": metrics["interval"]}]}}
+
+
+def federation_objects(spec: dict) -> list[dict]:
+    """On the host: one ScrapeConfig per member pulling the shared services' series from the
+    member's Prometheus /federate (labelled with the cluster), and the alerts on it."""
+    metrics = spec["metrics"]
+    namespaces = "|".join(sorted({svc["namespace"] for svc in spec.get("services") or []}))
+    out, rules = [], []
+    for cluster in spec["clusters"]:
+        if cluster["name"] == spec["host"] or not cluster.get("prometheus"):
+            continue
+        scheme, host, port = PROMETHEUS_URL.match(cluster["prometheus"]).groups()
+        job = f"federate-{cluster['name']}"
+        out.append({"apiVersion": SCRAPE_API, "kind": "ScrapeConfig",
+                    "metadata": {"name": job, "namespace": metrics["namespace"]},
+                    "spec": {"jobName": job, "metricsPath": "/federate", "honorLabels": True, "scheme": scheme.upper(),
+                             "params": {"match[]": [f'{{namespace=~"{namespaces}"}}']},
+                             "scrapeInterval": metrics["interval"],
+                             "staticConfigs": [{"targets": [f"{host}:{port}"], "labels": {"cluster": cluster["name"]}}]}})
+        rules.append({"alert": "FederatedClusterMetricsMissing", "expr": f'up{{job="{job}"}} == 0', "for": "5m",
+                      "labels": {"severity": "warning", "cluster": cluster["name"]},
+                      "annotations": {"summary": f"The host has no metrics from {cluster['name']}'s Prometheus for 5 minutes"}})
+    for svc in spec.get("services") or []:
+        rules.append({"alert": "SharedServiceDownInCluster",
+                      "expr": f'max by (cluster) (up{{namespace="{svc["namespace"]}", service="{svc["name"]}"}}) == 0',
+                      "for": "5m", "labels": {"severity": "critical", "service": svc["name"]},
+                      "annotations": {"summary": f"{svc['name']} has no target up in cluster {{{{ $labels.cluster }}}}"}})
+    out.append({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                "metadata": {"name": "kubefed-federation", "namespace": metrics["namespace"]},
+                "spec": {"groups": [{"name": "kubefed-federation", "rules": rules}]}})
     return out
 
 
@@ -328,6 +404,9 @@ def policy_config(spec: dict) -> list[dict]:
                           "to": {"pods": {"app": svc["name"]}}, "ports": [port]})
             flows.append({"name": f"{svc['name']}-to-{name}", "from": {"pods": {"app": svc["name"]}},
                           "to": {"cidr": cidr}, "ports": [port]})
+        if (spec.get("metrics") or {}).get("enabled"):
+            flows.append({"name": f"prometheus-to-{svc['name']}", "from": {"namespace": spec["metrics"]["namespace"]},
+                          "to": {"pods": {"app": svc["name"]}}, "ports": [spec["metrics"]["port"]]})
         if (spec.get("lb") or {}).get("enabled"):
             allowed = {name for name, _cidr in allowed_sources(svc, spec)}
             for i, cidr in enumerate(spec["lb"]["clients"]):

@@ -23,7 +23,9 @@ def federation(namespace, vip_port=None, **extra):
             {"name": MEMBER, "context": MEMBER, "pod_cidr": "10.4.0.0/14", "service_cidr": "10.97.0.0/16",
              "vips": ["127.6.0.10"], "priority": 1}],
         "kubefed_services": [{"name": "financial-app", "namespace": namespace, "port": 80, "target_port": 8080}],
-        "kubefed_probes": {"enabled": vip_port is not None, "port": vip_port or 443, "timeout": 1}}
+        "kubefed_probes": {"enabled": vip_port is not None, "port": vip_port or 443, "timeout": 1},
+        # Cross-cluster metrics have a test of their own (they need a monitoring namespace).
+        "kubefed_metrics": {"enabled": False, "port": 9090, "interval": "30s", "namespace": "monitoring"}}
     out.update(extra)
     return out
 
@@ -222,3 +224,25 @@ def test_eu_data_is_reachable_from_eu_only_and_a_change_that_would_open_it_write
     assert refused.returncode != 0
     assert "kubefed_services[1].clusters: 'us-east' (region us-east-1) is outside data region eu: ledger's eu data would leave eu" in text
     assert writes(testbed, marks) == []
+
+
+def test_cross_cluster_metrics_monitors_in_every_cluster_and_the_hosts_federation(testbed, tmp_path, namespace_name):
+    for cluster in (HOST, MEMBER):
+        testbed.client(cluster).request("POST", "/api/v1/namespaces", allow=(409,), body={
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}})
+    extra = federation(namespace_name, kubefed_metrics={"enabled": True, "port": 9090, "interval": "30s", "namespace": "monitoring"})
+    extra["kubefed_clusters"][1]["prometheus"] = "https://prometheus.eu-west.example.com:443"
+    result = run(tmp_path, extra)
+    assert result.returncode == 0, result.stdout[-4000:]
+    for cluster in (HOST, MEMBER):
+        monitor = testbed.client(cluster).request(
+            "GET", f"/apis/monitoring.coreos.com/v1/namespaces/{namespace_name}/servicemonitors/financial-app")
+        assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
+    scrape = testbed.client(HOST).request("GET", "/apis/monitoring.coreos.com/v1alpha1/namespaces/monitoring/scrapeconfigs/federate-eu-west")
+    assert scrape["spec"]["staticConfigs"] == [{"targets": ["prometheus.eu-west.example.com:443"], "labels": {"cluster": "eu-west"}}]
+    assert scrape["spec"]["params"] == {"match[]": [f'{{namespace=~"{namespace_name}"}}']}
+    rules = testbed.client(HOST).request("GET", "/apis/monitoring.coreos.com/v1/namespaces/monitoring/prometheusrules/kubefed-federation")
+    assert [r["alert"] for r in rules["spec"]["groups"][0]["rules"]] == ["FederatedClusterMetricsMissing", "SharedServiceDownInCluster"]
+    marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
+    again = run(tmp_path, extra)
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0 and writes(testbed, marks) == []

@@ -46,7 +46,8 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
     CrdSource(
         "prometheus-operator", "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
         tuple(f"example/prometheus-operator-crd/monitoring.coreos.com_{name}.yaml"
-              for name in ("servicemonitors", "podmonitors", "prometheusrules", "prometheuses", "alertmanagers")),
+              for name in ("servicemonitors", "podmonitors", "prometheusrules", "prometheuses", "alertmanagers",
+                           "scrapeconfigs")),
     ),
     CrdSource(
         "metallb", "go.universe.tf/metallb", "v0.15.2",

@@ -209,3 +209,43 @@ def test_regional_load_balancers_on_the_vips_let_clients_in_but_not_other_region
 def test_load_balancer_mistakes_are_named(lb, words):
     found = multicluster.plan({**regulated(), "lb": lb})["problems"]
     assert any(words in p for p in found), found
+
+
+METRICS = {"enabled": True, "port": 9090, "interval": "30s", "namespace": "monitoring"}
+
+
+def test_cross_cluster_metrics_local_monitors_and_the_hosts_federation():
+    federated = spec(metrics=METRICS)
+    federated["clusters"][1]["prometheus"] = "https://prometheus.eu-west.example.com:443"
+    planned = multicluster.plan(federated)
+    assert planned["problems"] == []
+    for cluster in ("us-east", "eu-west"):
+        objects = {(o["kind"], o["metadata"]["name"]): o for o in planned["objects"][cluster]}
+        assert objects[("Service", "financial-app")]["spec"]["ports"][-1] == {"name": "metrics", "port": 9090, "protocol": "TCP",
+                                                                              "targetPort": 9090}
+        assert objects[("ServiceMonitor", "financial-app")]["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
+    host = {(o["kind"], o["metadata"]["name"]): o for o in planned["objects"]["us-east"]}
+    scrape = host[("ScrapeConfig", "federate-eu-west")]["spec"]
+    assert scrape["metricsPath"] == "/federate" and scrape["honorLabels"] is True and scrape["scheme"] == "HTTPS"
+    assert scrape["params"] == {"match[]": ['{namespace=~"prod"}']}
+    assert scrape["staticConfigs"] == [{"targets": ["prometheus.eu-west.example.com:443"], "labels": {"cluster": "eu-west"}}]
+    alerts = [r["alert"] for r in host[("PrometheusRule", "kubefed-federation")]["spec"]["groups"][0]["rules"]]
+    assert alerts == ["FederatedClusterMetricsMissing", "SharedServiceDownInCluster"]
+    assert not any(o["kind"] == "ScrapeConfig" for o in planned["objects"]["eu-west"]), "the host federates"
+    flow = next(f for c in planned["policy_config"] for f in c["flows"] if f["name"] == "prometheus-to-financial-app")
+    assert flow == {"name": "prometheus-to-financial-app", "from": {"namespace": "monitoring"},
+                    "to": {"pods": {"app": "financial-app"}}, "ports": [9090]}
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda s: None, "kubefed_clusters[1].prometheus: the host federates eu-west's metrics"),
+    (lambda s: s["clusters"][1].update(prometheus="prometheus.eu-west:9090"),
+     "kubefed_clusters[1].prometheus: 'prometheus.eu-west:9090' is not scheme://host:port"),
+    (lambda s: s["metrics"].update(port=8080), "kubefed_metrics.port: 8080 is financial-app's serving port"),
+    (lambda s: s["metrics"].update(interval="30 seconds"), "kubefed_metrics.interval: '30 seconds' is not a Prometheus duration"),
+])
+def test_metrics_mistakes_are_named(change, words):
+    bad = spec(metrics=dict(METRICS))
+    change(bad)
+    found = multicluster.plan(bad)["problems"]
+    assert any(words in p for p in found), found
