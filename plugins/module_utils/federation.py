@@ -43,7 +43,7 @@ def member_rules(federated_types: list[str]) -> list[dict]:
     else:
         by_group: dict[str, list[str]] = {}
         for name in sorted(set(federated_types)):
-            resource, _, group = name.partition(".")
+            resource, _unused, group = name.partition(".")
             by_group.setdefault(group, []).append(resource)
         rules = [{"apiGroups": [group], "resources": resources, "verbs": SYNC_VERBS} for group, resources in sorted(by_group.items())]
         if "namespaces" not in federated_types:

@@ -66,7 +66,7 @@ def problems(spec: dict) -> list[str]:
     if not clusters:
         out.append("kubefed_clusters: at least one cluster is needed")
     for i, name in enumerate(spec.get("federated_types") or []):
-        resource, _, group = name.partition(".")
+        resource, _unused, group = name.partition(".")
         if name != "*" and not (checks.DNS_LABEL.match(resource) and all(checks.DNS_LABEL.match(g) for g in group.split(".") if group)):
             out.append(f"kubefed_federated_types[{i}]: {name!r} is not a type written resource[.group] "
                        "(deployments.apps, services) or '*'")

@@ -51,7 +51,8 @@ def _keys(value, options: dict, where: str, out: list[str]) -> None:
 
 
 def internal_names(documents) -> set[str]:
-    """Names a role's task files set: ``register:`` targets and ``set_fact`` keys."""
+    """Names a role's task files set: ``register:`` targets, ``set_fact`` keys, and the keys of
+    task and block ``vars`` (role-owned names, never the user's to set)."""
     names: set[str] = set()
 
     def walk(node):
@@ -64,6 +65,8 @@ def internal_names(documents) -> set[str]:
             for action in ("ansible.builtin.set_fact", "set_fact"):
                 if isinstance(node.get(action), dict):
                     names.update(k for k in node[action] if k != "cacheable")
+            if isinstance(node.get("vars"), dict):
+                names.update(node["vars"])
             for child in node.values():
                 walk(child)
 

@@ -58,9 +58,12 @@ def inventory(tmp_path, ssh_hosts, artifacts, **site_vars) -> str:
             "edge_k3s_min_free_gb": 0, "fabric_mode": "apply",
             "edge_k3s_kubeconfig": str(tmp_path / "controller" / "factory-1.yaml"),
             "edge_k3s_registry_mirrors": {"docker.io": ["https://registry.local:5000"]}, **site_vars}
+    # The site's cluster entry is there (a site without one is refused); these tests run the host
+    # part only, as `--limit edge_servers:edge_agents` does (playbook() below).
     doc = {"all": {"children": {
-        "edge_factory_1": {"hosts": host_vars, "vars": site},
-        "edge_servers": {"hosts": {SERVER: None}}, "edge_agents": {"hosts": {AGENT: None}}}}}
+        "edge_factory_1": {"hosts": {**host_vars, "edge-factory-1": {"ansible_connection": "local"}}, "vars": site},
+        "edge_servers": {"hosts": {SERVER: None}}, "edge_agents": {"hosts": {AGENT: None}},
+        "edge_clusters": {"hosts": {"edge-factory-1": None}}}}}
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(doc))
     return str(path)
@@ -68,7 +71,7 @@ def inventory(tmp_path, ssh_hosts, artifacts, **site_vars) -> str:
 
 def playbook(tmp_path, name, inv, *args, extra_vars=None):
     plays = yaml.safe_load((REPO / "playbooks" / name).read_text())
-    return run_playbook(tmp_path, plays, *args, inventory=inv, extra_vars=extra_vars,
+    return run_playbook(tmp_path, plays, "--limit", "edge_servers:edge_agents", *args, inventory=inv, extra_vars=extra_vars,
                         env={"HOME": str(tmp_path / "home")})
 
 
@@ -163,7 +166,7 @@ def test_bad_values_fail_before_any_host_changes(ssh_hosts, artifacts, tmp_path,
     if breakage == "hostname":
         doc = yaml.safe_load(Path(inv).read_text())
         for host in doc["all"]["children"]["edge_factory_1"]["hosts"].values():
-            host.pop("edge_k3s_node_name")
+            host.pop("edge_k3s_node_name", None)
         Path(inv).write_text(yaml.safe_dump(doc))
     before = {name: tree(Path(f["root"])) for name, f in facts.items()}
     result = playbook(tmp_path, "edge.yml", inv, extra_vars=extra or None)
