@@ -47,6 +47,11 @@ def bound_account(testbed, cluster: str, cluster_role: dict) -> tuple[str, str]:
     return f"system:serviceaccount:{NAMESPACE}:{name}", token
 
 
+def token_of(kubeconfig: Path, cluster: str) -> str:
+    """The bearer token a kubeconfig written by token_kubeconfig holds for the cluster."""
+    return next(u["user"]["token"] for u in yaml.safe_load(kubeconfig.read_text())["users"] if u["name"] == f"sa-{cluster}")
+
+
 def token_kubeconfig(testbed, tokens: dict[str, str], path: Path) -> Path:
     """A kubeconfig whose contexts (named as the testbed's) carry the given tokens."""
     ca = str(testbed.run_dir / "pki" / "ca.crt")
@@ -82,6 +87,7 @@ def assert_least_privilege(testbed, tmp_path, role: str, clusters, run, take_awa
     text = " ".join(refused.stdout.split())
     assert refused.returncode != 0, text[-2000:]
     assert f'resource "{resource}" in API group "{take_away}"' in text, text[-3000:]
+    assert any(f"cannot {verb} " in text for verb in ("get", "list", "create", "patch", "delete")), text[-3000:]
     assert f"/roles/{role}/files/rbac.yml: apply it and bind" in text, text[-3000:]
     assert writes_by(testbed, users, marks) == [], "nothing written before the refusal"
 

@@ -74,7 +74,7 @@ class LookupModule(LookupBase):
                     internal.update(*(doc or {} for doc in _load(path)))
             except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
                 raise AnsibleLookupError(f"{role}: not a role of k8snet.fabric with an argument spec ({exc})") from exc
-            values = {name: self._value(given[name]) if name in options else None
+            values = {name: self._value(given[name]) if (options.get(name) or {}).get("options") else None
                       for name in given if name.startswith(f"{role}_") or name in options}
             out += known.unknown(values, options, internal, role)
         return out

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 RECORD_POLICIES = ("failover", "weighted")
 SERVING_ANNOTATION = "fabric.k8snet.io/serving-sites"
+# Route 53's geolocation continent codes (aws/geolocation-continent-code); two letters otherwise
+# name a country.
+CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
 
 
 def serving(sites: list[dict], healthy: dict | None) -> list[dict]:
@@ -60,7 +63,7 @@ def route53_endpoint(name: str, namespace: str, dns_name: str, sites: list[dict]
             props.append({"name": "aws/region", "value": site["region"]})
         elif routing == "geolocation":
             geo = site["geo"]
-            key = "continent" if geo in ("AF", "AN", "AS", "EU", "NA", "OC", "SA") else "country"
+            key = "continent" if geo in CONTINENTS else "country"
             props.append({"name": f"aws/geolocation-{key}-code", "value": geo})
         if site.get("health_check_id"):
             props.append({"name": "aws/health-check-id", "value": site["health_check_id"]})

@@ -260,12 +260,12 @@ def policy_config(spec: dict) -> list[dict]:
     by_namespace: dict[str, list[dict]] = {}
     for app in spec.get("apps") or []:
         flows = by_namespace.setdefault(app["namespace"], [])
+        target = pod_port(app)
+        port = app["port"] if not app.get("target_port") else (
+            target["port"] if target["protocol"] == "TCP" else f"{target['port']}/{target['protocol']}")
         for loc in spec["locations"]:
             for n, cidr in enumerate(loc["cidrs"]):
                 suffix = f"-{n}" if len(loc["cidrs"]) > 1 else ""
-                target = pod_port(app)
-                port = app["port"] if not app.get("target_port") else (
-                    target["port"] if target["protocol"] == "TCP" else f"{target['port']}/{target['protocol']}")
                 flows.append({"name": f"{loc['name']}{suffix}-to-{app['name']}", "from": {"cidr": cidr},
                               "to": {"pods": {"app": app["name"]}}, "ports": [port]})
                 egress = {"name": f"{app['name']}-to-{loc['name']}{suffix}", "from": {"pods": {"app": app["name"]}},

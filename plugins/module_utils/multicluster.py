@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import checks, globaldns, ipplan
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
 MCS_API = "multicluster.x-k8s.io/v1alpha1"
@@ -33,7 +32,6 @@ GSLB_API = "k8gb.io/v1beta1"
 MECHANISMS = {"probes": ("failover", "weighted"), "k8gb": ("failover", "weighted"),
               "route53": ("failover", "weighted", "latency", "geolocation")}
 AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
-CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
 
 
 SHAPES = {
@@ -70,7 +68,7 @@ def problems(spec: dict) -> list[str]:
         if name != "*" and not (checks.DNS_LABEL.match(resource) and all(checks.DNS_LABEL.match(g) for g in group.split(".") if group)):
             out.append(f"kubefed_federated_types[{i}]: {name!r} is not a type written resource[.group] "
                        "(deployments.apps, services) or '*'")
-    names, ranges, vips = set(), {}, {}
+    names, ranges, vips, pods = set(), {}, {}, {}
     for i, cluster in enumerate(clusters):
         where = f"kubefed_clusters[{i}]"
         if not isinstance(cluster, dict):
@@ -87,8 +85,11 @@ def problems(spec: dict) -> list[str]:
                 if kind == "pod_cidr":
                     out.append(f"{where}.pod_cidr: needed (cross-cluster traffic is allowed by pod range)")
                 continue
-            if checks.collect(out, ipplan.parse, f"{where}.{kind}", cluster[kind]) is not None:
+            parsed = checks.collect(out, ipplan.parse, f"{where}.{kind}", cluster[kind])
+            if parsed is not None:
                 ranges[f"{where}.{kind} ({cluster.get('name')})"] = cluster[kind]
+                if kind == "pod_cidr":
+                    pods[cluster.get("name")] = parsed
         for j, vip in enumerate(cluster.get("vips") or []):
             if checks.collect(out, ipplan.parse, f"{where}.vips[{j}]", vip) is not None:
                 vips[f"{where}.vips[{j}]"] = vip
@@ -116,11 +117,11 @@ def problems(spec: dict) -> list[str]:
         for name in svc.get("clusters") or []:
             if name not in names:
                 out.append(f"{where}.clusters: {name!r} is not one of kubefed_clusters")
-        out += compliance_problems(svc, where, [c for c in clusters if isinstance(c, dict)], ranges)
+        out += compliance_problems(svc, where, [c for c in clusters if isinstance(c, dict)], pods)
     dns = spec.get("global_dns") or {}
     if dns.get("domain"):
         checks.domain(dns["domain"], "kubefed_global_dns.domain", out)
-    out += lb_problems(spec, [c for c in clusters if isinstance(c, dict)])
+    out += lb_problems(spec, [c for c in clusters if isinstance(c, dict)], pods)
     out += metrics_problems(spec, [c for c in clusters if isinstance(c, dict)])
     mechanism, routing = dns.get("mechanism", "probes"), dns.get("records", "failover")
     if mechanism not in MECHANISMS:
@@ -140,9 +141,10 @@ def in_region(cluster: dict, data_region: str) -> bool:
     return region == data_region or region.startswith(f"{data_region}-")
 
 
-def compliance_problems(svc: dict, where: str, clusters: list[dict], ranges: dict) -> list[str]:
+def compliance_problems(svc: dict, where: str, clusters: list[dict], pods: dict) -> list[str]:
     """A regulated service (data_region) runs, is published and is reachable only in its region's
-    clusters; exceptions are named (allow_from: clusters or address ranges), never implied."""
+    clusters; exceptions are named (allow_from: clusters or address ranges), never implied.
+    ``pods``: each cluster's parsed pod range (the valid ones)."""
     region = svc.get("data_region")
     if not region:
         return [f"{where}.allow_from: exceptions only apply to a service with a data_region"] if svc.get("allow_from") else []
@@ -164,7 +166,7 @@ def compliance_problems(svc: dict, where: str, clusters: list[dict], ranges: dic
         if parsed is None:
             continue
         for cluster in clusters:
-            if not in_region(cluster, region) and cluster.get("pod_cidr") and parsed & ipplan.parse("pods", cluster["pod_cidr"]):
+            if not in_region(cluster, region) and cluster.get("name") in pods and parsed & pods[cluster["name"]]:
                 out.append(f"{where}.allow_from[{i}]: {source} covers pods of {cluster.get('name')} (region {cluster.get('region')}), "
                            f"opening {svc.get('name')}'s {region} data to another region; name the cluster to make that exception")
     return out
@@ -204,9 +206,10 @@ def metrics_problems(spec: dict, clusters: list[dict]) -> list[str]:
     return out
 
 
-def lb_problems(spec: dict, clusters: list[dict]) -> list[str]:
+def lb_problems(spec: dict, clusters: list[dict], pods: dict) -> list[str]:
     """The per-region LoadBalancers: a port, client ranges, and a VIP in every cluster that runs
-    a shared service (the VIPs themselves are checked against every range above)."""
+    a shared service (the VIPs themselves are checked against every range above). ``pods``: each
+    cluster's parsed pod range."""
     lb = spec.get("lb") or {}
     if not lb.get("enabled"):
         return []
@@ -214,20 +217,17 @@ def lb_problems(spec: dict, clusters: list[dict]) -> list[str]:
     checks.port(lb.get("port"), "kubefed_lb.port", out)
     if not lb.get("clients"):
         out.append("kubefed_lb.clients: the address ranges clients come from are needed (the policies let them in)")
-    for i, cidr in enumerate(lb.get("clients") or []):
-        checks.collect(out, ipplan.parse, f"kubefed_lb.clients[{i}]", cidr)
+    clients = {i: checks.collect(out, ipplan.parse, f"kubefed_lb.clients[{i}]", cidr)
+               for i, cidr in enumerate(lb.get("clients") or [])}
     for svc in (s for s in spec.get("services") or [] if isinstance(s, dict) and s.get("data_region")):
-        for i, cidr in enumerate(lb.get("clients") or []):
+        for i, client in clients.items():
             for cluster in clusters:
-                if (in_region(cluster, svc["data_region"]) or not cluster.get("pod_cidr")
+                theirs = pods.get(cluster.get("name"))
+                if (client is None or theirs is None or in_region(cluster, svc["data_region"])
                         or cluster.get("name") in (svc.get("allow_from") or [])):
                     continue
-                try:
-                    client, pods = ipplan.parse("clients", cidr), ipplan.parse("pods", cluster["pod_cidr"])
-                except ValidationError:  # reported above
-                    continue
-                if client & pods and not pods.issubset(client):
-                    out.append(f"kubefed_lb.clients[{i}]: {cidr} covers part of {cluster.get('name')}'s pods ({cluster['pod_cidr']}); "
+                if client & theirs and not theirs.issubset(client):
+                    out.append(f"kubefed_lb.clients[{i}]: {lb['clients'][i]} covers part of {cluster.get('name')}'s pods ({cluster['pod_cidr']}); "
                                f"{svc.get('name')}'s {svc['data_region']} data cannot be kept from them - cover all or none")
     for i, cluster in enumerate(clusters):
         if not cluster.get("vips") and any(cluster.get("name") in (svc.get("clusters") or [cluster.get("name")])
@@ -269,8 +269,8 @@ def routing_problems(clusters: list[dict], mechanism: str, routing: str, dns: di
                 out.append(f"{where[c['name']]}.region: {c.get('region')!r} is not an AWS region (us-east-1); "
                            "latency routing needs one")
             geo = str(c.get("geo", ""))
-            if routing == "geolocation" and not (geo == "*" or geo in CONTINENTS or re.match(r"^[A-Z]{2}$", geo)):
-                out.append(f"{where[c['name']]}.geo: {c.get('geo')!r} is not a continent code ({', '.join(CONTINENTS)}), "
+            if routing == "geolocation" and not (geo == "*" or geo in globaldns.CONTINENTS or re.match(r"^[A-Z]{2}$", geo)):
+                out.append(f"{where[c['name']]}.geo: {c.get('geo')!r} is not a continent code ({', '.join(globaldns.CONTINENTS)}), "
                            "a two-letter country code or '*'")
         if routing == "geolocation" and len({c.get("geo") for c in clusters}) < len(clusters):
             out.append("kubefed_clusters: two clusters have the same geo; Route 53 answers a location with one record")
@@ -313,29 +313,28 @@ def cluster_objects(spec: dict) -> dict:
     """Per cluster: the namespaces, Services and ServiceExports of the services that run there
     (with k8gb, their Ingress and Gslb too)."""
     k8gb = (spec.get("global_dns") or {}).get("mechanism") == "k8gb"
+    metrics = spec.get("metrics") or {}
     out = {c["name"]: [] for c in spec["clusters"]}
     for svc in spec.get("services") or []:
         for name in runs_in(svc, spec):
             objects = out[name]
             if not any(o["kind"] == "Namespace" and o["metadata"]["name"] == svc["namespace"] for o in objects):
                 objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": svc["namespace"]}})
+            ports = [{"name": "http", "port": svc["port"], "protocol": "TCP", "targetPort": svc.get("target_port", svc["port"])}]
+            if metrics.get("enabled"):
+                ports.append({"name": "metrics", "port": metrics["port"], "protocol": "TCP", "targetPort": metrics["port"]})
             objects.append({"apiVersion": "v1", "kind": "Service",
                             "metadata": {"name": svc["name"], "namespace": svc["namespace"], "labels": {"app": svc["name"]}},
-                            "spec": {"selector": {"app": svc["name"]},
-                                     "ports": [{"name": "http", "port": svc["port"], "protocol": "TCP",
-                                                "targetPort": svc.get("target_port", svc["port"])}]}})
+                            "spec": {"selector": {"app": svc["name"]}, "ports": ports}})
             objects.append({"apiVersion": MCS_API, "kind": "ServiceExport",
                             "metadata": {"name": svc["name"], "namespace": svc["namespace"]}})
             if k8gb:
                 objects += gslb_objects(svc, spec)
             if (spec.get("lb") or {}).get("enabled"):
                 objects.append(lb_service(svc, next(c for c in spec["clusters"] if c["name"] == name), spec["lb"]))
-            if (spec.get("metrics") or {}).get("enabled"):
-                service = next(o for o in reversed(objects) if o["kind"] == "Service" and o["metadata"]["name"] == svc["name"])
-                service["spec"]["ports"].append({"name": "metrics", "port": spec["metrics"]["port"], "protocol": "TCP",
-                                                 "targetPort": spec["metrics"]["port"]})
-                objects.append(service_monitor(svc, spec["metrics"]))
-    if (spec.get("metrics") or {}).get("enabled"):
+            if metrics.get("enabled"):
+                objects.append(service_monitor(svc, metrics))
+    if metrics.get("enabled"):
         out[spec["host"]] += federation_objects(spec)
     return out
 
@@ -399,7 +398,8 @@ def policy_config(spec: dict) -> list[dict]:
     for svc in spec.get("services") or []:
         port = svc.get("target_port", svc["port"])
         flows = by_namespace.setdefault(svc["namespace"], [])
-        for name, cidr in allowed_sources(svc, spec):
+        sources = allowed_sources(svc, spec)
+        for name, cidr in sources:
             flows.append({"name": f"{name}-to-{svc['name']}", "from": {"cidr": cidr},
                           "to": {"pods": {"app": svc["name"]}}, "ports": [port]})
             flows.append({"name": f"{svc['name']}-to-{name}", "from": {"pods": {"app": svc["name"]}},
@@ -408,7 +408,7 @@ def policy_config(spec: dict) -> list[dict]:
             flows.append({"name": f"prometheus-to-{svc['name']}", "from": {"namespace": spec["metrics"]["namespace"]},
                           "to": {"pods": {"app": svc["name"]}}, "ports": [spec["metrics"]["port"]]})
         if (spec.get("lb") or {}).get("enabled"):
-            allowed = {name for name, _cidr in allowed_sources(svc, spec)}
+            allowed = {name for name, _cidr in sources}
             for i, cidr in enumerate(spec["lb"]["clients"]):
                 # Clients, never another region's pods that the range happens to cover.
                 barred = [c["pod_cidr"] for c in spec["clusters"] if c["name"] not in allowed
@@ -438,8 +438,7 @@ def records(spec: dict, healthy: dict | None) -> list[dict]:
         name, dns_name = f"{svc['name']}-global", f"{svc['name']}.{dns['domain'].rstrip('.')}"
         home = [s for s in sites(spec) if s["name"] in runs_in(svc, spec)]  # regulated data is served at home
         if mechanism == "route53":
-            clusters = home
-            out.append(globaldns.route53_endpoint(name, svc["namespace"], dns_name, clusters,
+            out.append(globaldns.route53_endpoint(name, svc["namespace"], dns_name, home,
                                                   dns.get("records", "failover"), dns.get("ttl", 180)))
         else:
             out.append(globaldns.dns_endpoint(name, svc["namespace"], dns_name, globaldns.serving(home, healthy),

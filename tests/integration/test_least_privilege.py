@@ -14,7 +14,7 @@ from tests.helpers import REPO, run_playbook
 from tests.integration.test_hybrid_dns import CLUSTER
 from tests.integration.test_istio_mesh import mesh_vars
 from tests.integration.test_kubefed import HOST, MEMBER, federation
-from tests.rbac import assert_least_privilege, bound_account, shipped_role, without, writes_by
+from tests.rbac import assert_least_privilege, token_of
 
 pytestmark = pytest.mark.testbed
 
@@ -56,16 +56,16 @@ def test_kubefed_on_host_and_member(testbed, tmp_path, namespace_name):
 
 def test_ecommerce_net_with_awx_credential_variables(testbed, tmp_path, namespace_name):
     """The same for ecommerce_net, connected the way an AWX Kubernetes credential connects: only
-    K8S_AUTH_* variables, no kubeconfig."""
+    K8S_AUTH_* variables (the bound account's token), no kubeconfig."""
     testbed.client(CLUSTER).request("POST", "/api/v1/namespaces", body={
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name}})
     plays = yaml.safe_load((REPO / "playbooks" / "ecommerce.yml").read_text())
 
-    def run(token, folder):
+    def run(kubeconfig, folder):
         home = folder / "home"
         home.mkdir(parents=True, exist_ok=True)
         env = {"HOME": str(home), "KUBECONFIG": "", "K8S_AUTH_HOST": testbed._state()["servers"][CLUSTER],
-               "K8S_AUTH_API_KEY": token, "K8S_AUTH_SSL_CA_CERT": str(testbed.run_dir / "pki" / "ca.crt")}
+               "K8S_AUTH_API_KEY": token_of(kubeconfig, CLUSTER), "K8S_AUTH_SSL_CA_CERT": str(testbed.run_dir / "pki" / "ca.crt")}
         inventory = folder / "inventory.yml"
         inventory.write_text(yaml.safe_dump({"all": {"vars": {"ansible_connection": "local",
                                                               "ansible_python_interpreter": sys.executable},
@@ -75,23 +75,5 @@ def test_ecommerce_net_with_awx_credential_variables(testbed, tmp_path, namespac
                  "ecommerce_net_environments": [{"name": "production", "namespace": namespace_name}]}
         return run_playbook(folder, plays, extra_vars=extra, inventory=str(inventory), env=env)
 
-    role = shipped_role("ecommerce_net")
-    user, token = bound_account(testbed, CLUSTER, without(role, "monitoring.coreos.com"))
-    mark = {CLUSTER: testbed.audit_mark(CLUSTER)}
-    refused = run(token, tmp_path / "reduced")
-    text = " ".join(refused.stdout.split())
-    assert refused.returncode != 0
-    assert 'resource "servicemonitors" in API group "monitoring.coreos.com"' in text, refused.stdout[-3000:]
-    assert "cannot list" in text or "cannot patch" in text or "cannot create" in text
-    assert "/roles/ecommerce_net/files/rbac.yml: apply it and bind" in text
-    assert writes_by(testbed, {CLUSTER: user}, mark) == [], "nothing written before the refusal"
-
-    user, token = bound_account(testbed, CLUSTER, role)
-    mark = {CLUSTER: testbed.audit_mark(CLUSTER)}
-    first = run(token, tmp_path / "full")
-    assert first.returncode == 0, first.stdout[-4000:]
-    assert writes_by(testbed, {CLUSTER: user}, mark), "the role wrote as the bound account"
-    mark = {CLUSTER: testbed.audit_mark(CLUSTER)}
-    again = run(token, tmp_path / "full")
-    assert again.returncode == 0 and "changed=0" in again.stdout.split("PLAY RECAP")[-1].split(CLUSTER)[-1], again.stdout[-3000:]
-    assert writes_by(testbed, {CLUSTER: user}, mark) == []
+    assert_least_privilege(testbed, tmp_path, "ecommerce_net", [CLUSTER], run,
+                           take_away="monitoring.coreos.com", resource="servicemonitors")

@@ -320,11 +320,12 @@ def findings(analysis: Analysis, connections) -> list[dict]:
         namespace, selector = meta.get("namespace") or "default", spec.get("selector")
         if not selector:
             continue
+        isolated = [c for c, w in enumerate(a.classes) if w.namespace == namespace and a.ingress_isolated[c]
+                    and selector_matches({"matchLabels": selector}, w.labels)]
         for port in spec.get("ports") or []:
             proto, target = port.get("protocol") or "TCP", port.get("targetPort", port.get("port"))
-            for c, w in enumerate(a.classes):
-                if w.namespace != namespace or not a.ingress_isolated[c] or any(w.labels.get(k) != v for k, v in selector.items()):
-                    continue
+            for c in isolated:
+                w = a.classes[c]
                 number = int(target) if str(target).isdigit() else w.named_ports.get((target, proto))
                 if number is None:
                     continue
