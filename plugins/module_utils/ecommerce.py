@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
@@ -53,6 +53,7 @@ SHAPES = {
                                     "template": {"metadata": ("opt", {"labels": ("opt", ("map", "str"))}),
                                                  "spec": ("opt", {"containers": ("opt", ("list", {"name": "str"}))})}}}),
     "spread_topology_key": "str",
+    **fabric_clusters.CONNECTION_SHAPES,
 }
 
 
@@ -62,6 +63,10 @@ def problems(spec: dict) -> list[str]:
     out: list[str] = []
     if not checks.shapes(spec, SHAPES, "ecommerce_net_", out):
         return out
+    out += fabric_clusters.problems(spec.get("fabric_clusters") or [])
+    if out:
+        return out
+    spec, out = with_plan(spec)
     tiers = spec.get("tiers") or []
     if not tiers:
         out.append("ecommerce_net_tiers: at least one tier is needed")
@@ -169,9 +174,19 @@ def _ingress_problems(spec: dict, names: list, peers: dict) -> list[str]:
 
 
 # -- plan ---------------------------------------------------------------------------------------
+def with_plan(spec: dict) -> tuple[dict, list[str]]:
+    """The spec with the LoadBalancer's node ranges from the IP plan (fabric_clusters entry of
+    this cluster) when the role gives none; given in both, they must agree."""
+    lb = dict(spec.get("lb") or {})
+    merged, out = fabric_clusters.fill({"name": spec.get("cluster_name"), "node_cidrs": lb.get("node_cidrs")},
+                                       "ecommerce_net_lb", spec.get("fabric_clusters"), {"node_cidrs": "node_cidrs"})
+    lb["node_cidrs"] = merged.get("node_cidrs") or []
+    return {**spec, "lb": lb}, out
+
+
 def plan(spec: dict) -> dict:
     """The whole plan; raises ValidationError when an address range cannot be used."""
-    spec = dict(spec)
+    spec = with_plan(spec)[0]
     spec["probes"] = {name: _probe_address(f"ecommerce_net_peers.{name}", peer)
                       for name, peer in (spec.get("peers") or {}).items() if "cidr" in peer}
     lb = spec.get("lb") or {}
@@ -179,6 +194,7 @@ def plan(spec: dict) -> dict:
         # What the pods see of the internet then: the nodes, after the LoadBalancer's SNAT.
         spec["probes"][INTERNET] = _probe_address("ecommerce_net_lb.node_cidrs[0]", {"cidr": lb["node_cidrs"][0]})
     return {"problems": [], "policy_config": policy_config(spec), "objects": objects(spec),
+            "connection": fabric_clusters.connection(spec, "ecommerce_net"),
             "stand_ins": stand_ins(spec), "expect": expectations(spec), "proof_namespaces": proof_namespaces(spec),
             "warnings": workload_warnings(spec)}
 

@@ -18,7 +18,7 @@ What the chapter had and what replaces it:
 
 from __future__ import annotations
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, globaldns, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, globaldns, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 from ansible_collections.k8snet.fabric.plugins.module_utils.probe import server_address
@@ -70,7 +70,9 @@ SHAPES = {
     "locations": ("list", {"name!": "str", "zone": ("opt", "str"), "cidrs": ("opt", ("list", "str")),
                            "dns_servers": ("opt", ("list", "str")), "endpoints": ("opt", ("list", "str")),
                            "weight": ("opt", "int"), "priority": ("opt", "int"), "tls_server_name": ("opt", "str")}),
-    "cluster": {"location": "str", "pods": ("opt", "str"), "services": ("opt", "str")},
+    "cluster": {"name": ("opt", "str"), "location": ("opt", "str"), "pods": ("opt", "str"), "services": ("opt", "str")},
+    "context": ("opt", "str"),
+    "kubeconfig": ("opt", "str"),
     "apps": ("list", {"name!": "str", "namespace!": "str", "port!": "int", "egress_ports": ("opt", ("list", "int")),
                       "create_namespace": ("opt", "bool"), "target_port": ("opt", "int"), "load_balancer": ("opt", "bool")}),
     "records": "str",
@@ -87,6 +89,10 @@ def problems(spec: dict) -> list[str]:
     out: list[str] = []
     if not checks.shapes(spec, SHAPES, "hybrid_dns_", out, names={"probe_port": "hybrid_dns_probes.port"}):
         return out
+    out += fabric_clusters.problems(spec.get("fabric_clusters") or [])
+    if out:
+        return out
+    cluster, out = this_cluster(spec)
     checks.domain(spec.get("domain"), "hybrid_dns_domain", out)
     locations = spec.get("locations") or []
     if not locations:
@@ -108,22 +114,26 @@ def problems(spec: dict) -> list[str]:
             named_ranges.update({f"{where}.cidrs[{j}]": c for j, c in enumerate(loc["cidrs"])})
     out += ipplan.conflicts(named_ranges)
 
-    cluster = spec.get("cluster") or {}
     home = cluster.get("location")
-    if home is not None and home not in location_sets:
-        out.append(f"hybrid_dns_cluster.location: {home!r} is not a location "
+    if home is None:
+        out.append("hybrid_dns_cluster.location: needed, the location this cluster runs in (here or in fabric_clusters)")
+    elif home not in location_sets:
+        out.append(f"{cluster['origin']['location']}: {home!r} is not a location "
                    f"({', '.join(sorted(map(str, location_sets)))})")
-    for kind in ("pods", "services"):
-        mine = checks.collect(out, ranges_of, f"hybrid_dns_cluster.{kind}", cluster[kind]) if cluster.get(kind) else None
-        for name, theirs in location_sets.items():
-            # The cluster's own location contains its ranges; any other must not.
-            if mine is not None and theirs is not None and name != home and mine & theirs:
-                out.append(f"hybrid_dns_cluster.{kind}: {cluster[kind]} overlaps location {name!r} "
-                           f"({ipplan.describe(mine & theirs)}): traffic to that location would stay in the cluster")
-
-    if cluster.get("pods") and cluster.get("services"):
-        out += [f"hybrid_dns_cluster: {c}" for c in ipplan.conflicts(
-            {"hybrid_dns_cluster.pods": cluster["pods"], "hybrid_dns_cluster.services": cluster["services"]})]
+    own: dict = {}
+    for kind in ("pod_cidrs", "service_cidrs"):
+        for source, value in zip(cluster["origin"].get(kind, []), cluster.get(kind) or []):
+            mine = checks.collect(out, ipplan.parse, source, value)
+            if mine is None:
+                continue
+            own[f"{source}"] = value
+            for name, theirs in location_sets.items():
+                # The cluster's own location contains its ranges; any other must not.
+                if theirs is not None and name != home and mine & theirs:
+                    out.append(f"{source}: {value} overlaps location {name!r} "
+                               f"({ipplan.describe(mine & theirs)}): traffic to that location would stay in the cluster")
+            out += _served_inside(locations, source, value, mine)
+    out += [f"hybrid_dns_cluster: {c}" for c in ipplan.conflicts(own)]
     checks.port((spec.get("coredns") or {}).get("port", 53), "hybrid_dns_coredns.port", out)
     ttl = spec.get("record_ttl", 60)
     if not 1 <= ttl <= 86400:
@@ -331,6 +341,30 @@ def probe_problems(spec: dict, answers: list[dict]) -> list[str]:
     return out
 
 
+def this_cluster(spec: dict) -> tuple[dict, list[str]]:
+    """hybrid_dns_cluster completed from the IP plan's entry of the same name (default: the
+    inventory host): location and ranges, as lists pod_cidrs and service_cidrs."""
+    return fabric_clusters.fill(spec.get("cluster") or {}, "hybrid_dns_cluster", spec.get("fabric_clusters"),
+                                {"location": "location", "pods": "pod_cidrs", "services": "service_cidrs"})
+
+
+def _served_inside(locations: list, source: str, value, mine) -> list[str]:
+    """A location's resolver or endpoint inside the cluster's own pods or services would be
+    answered (or not) inside the cluster, never by the location."""
+    out = []
+    for i, loc in enumerate(locations):
+        for key in ("dns_servers", "endpoints"):
+            for j, address in enumerate(loc.get(key) or []):
+                try:
+                    inside = ipplan.parse("address", server_address(address, "address")[0]).issubset(mine)
+                except ValidationError:
+                    continue  # reported with the location
+                if inside:
+                    out.append(f"hybrid_dns_locations[{i}].{key}[{j}]: {address} lies inside {source}, {value}: "
+                               "traffic to it would stay in the cluster")
+    return out
+
+
 def plan(spec: dict, probed: dict | None = None) -> dict:
     """The whole plan, or only ``problems`` when a variable is bad or, given net_probe's result
     (``probed``), when a zone has no answering resolver or no endpoint is healthy."""
@@ -349,6 +383,8 @@ def plan(spec: dict, probed: dict | None = None) -> dict:
     if found:
         return {"problems": found}
     return {"problems": [], "zones": {loc["name"]: zone_of(loc, spec["domain"]) for loc in spec["locations"]},
+            "connection": fabric_clusters.connection({**spec, "cluster_name": (spec.get("cluster") or {}).get("name")},
+                                                     "hybrid_dns"),
             "serving": [loc["name"] for loc in serving], "probes": probes(spec),
             "coredns": coredns_object(spec), "records": dns_endpoints(spec, healthy),
             "namespaces": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}

@@ -80,6 +80,11 @@ def conflicts(ranges: dict, allowed: list | None = None) -> list[str]:
     return out
 
 
+def of_family(ipset, version: int):
+    """The part of a set in one IP family (4 or 6)."""
+    return netaddr.IPSet(c for c in ipset.iter_cidrs() if c.version == version)
+
+
 def contains(outer_name: str, outer, inner_name: str, inner) -> str | None:
     """None when ``inner`` lies wholly inside ``outer``; otherwise the reason in words."""
     big, small = parse(outer_name, outer), parse(inner_name, inner)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
 DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h)$")
@@ -213,6 +213,7 @@ SHAPES = {
     "install": {"profile": ("opt", "str"), "ingress_gateway": ("opt", "bool"), "pilot_resources": ("opt", "any"),
                 "gateway_resources": ("opt", "any"), "proxy_resources": ("opt", "any")},
     "expect": ("list", "any"),
+    **fabric_clusters.CONNECTION_SHAPES,
 }
 
 
@@ -222,6 +223,7 @@ def problems(spec: dict) -> list[str]:
     out: list[str] = []
     if not checks.shapes(spec, SHAPES, "istio_mesh_", out, absent_ok=True):
         return out
+    out += fabric_clusters.problems(spec.get("fabric_clusters") or [])
     if spec.get("mtls", "STRICT") not in MTLS_MODES:
         out.append(f"istio_mesh_mtls: {spec['mtls']!r} is not one of {', '.join(MTLS_MODES)}")
     namespaces = {}
@@ -664,6 +666,7 @@ def plan(spec: dict) -> dict:
     found = problems(spec)
     if found:
         return {"problems": found}
-    return {"problems": [], "owned_namespaces": namespace_objects(spec, owned=True),
+    return {"problems": [], "connection": fabric_clusters.connection(spec, "istio_mesh"),
+            "owned_namespaces": namespace_objects(spec, owned=True),
             "labelled_namespaces": namespace_objects(spec, owned=False), "objects": objects(spec),
             "operator": istio_operator(spec), "expect": expectations(spec) + list(spec.get("expect") or [])}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, globaldns, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, globaldns, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
 MCS_API = "multicluster.x-k8s.io/v1alpha1"
@@ -36,7 +36,8 @@ AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 
 SHAPES = {
     "host": "str",
-    "clusters": ("list", {"name!": "str", "context": "str", "region": ("opt", "str"), "pod_cidr": ("opt", "str"),
+    "kubeconfig": ("opt", "str"),
+    "clusters": ("list", {"name!": "str", "context": ("opt", "str"), "region": ("opt", "str"), "pod_cidr": ("opt", "str"),
                           "service_cidr": ("opt", "str"), "vips": ("opt", ("list", "str")), "priority": ("opt", "int"),
                           "weight": ("opt", "int"), "geo": ("opt", "str"), "health_check_id": ("opt", "str"),
                           "prometheus": ("opt", "str")}),
@@ -50,6 +51,9 @@ SHAPES = {
     "lb": ("opt", {"enabled": "bool", "port": "int", "clients": ("list", "str"), "address_annotation": ("opt", "str")}),
     "metrics": ("opt", {"enabled": "bool", "port": "int", "interval": "str", "namespace": "str"}),
 }
+# What a kubefed cluster entry may take from the IP plan (fabric_clusters), role field -> plan field.
+FROM_PLAN = {"context": "context", "region": "region", "pod_cidr": "pod_cidrs", "service_cidr": "service_cidrs",
+             "vips": "vips"}
 SCRAPE_API = "monitoring.coreos.com/v1alpha1"
 PROMETHEUS_URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$")
 
@@ -59,6 +63,12 @@ def problems(spec: dict) -> list[str]:
     Shapes first: nothing below reads a field of the wrong type."""
     out: list[str] = []
     if not checks.shapes(spec, SHAPES, "kubefed_", out):
+        return out
+    out += fabric_clusters.problems(spec.get("fabric_clusters") or [])
+    if out:
+        return out
+    spec, out = resolved(spec)
+    if out:
         return out
     clusters = spec.get("clusters") or []
     if not clusters:
@@ -71,28 +81,24 @@ def problems(spec: dict) -> list[str]:
     names, ranges, vips, pods = set(), {}, {}, {}
     for i, cluster in enumerate(clusters):
         where = f"kubefed_clusters[{i}]"
-        if not isinstance(cluster, dict):
-            out.append(f"{where}: expected a mapping")
-            continue
         checks.label(cluster.get("name"), f"{where}.name", out)
         if cluster.get("name") in names:
             out.append(f"{where}.name: {cluster.get('name')!r} is used twice")
         names.add(cluster.get("name"))
         if not cluster.get("context"):
-            out.append(f"{where}.context: the kubeconfig context of the cluster is needed")
-        for kind in ("pod_cidr", "service_cidr"):
-            if cluster.get(kind) is None:
-                if kind == "pod_cidr":
-                    out.append(f"{where}.pod_cidr: needed (cross-cluster traffic is allowed by pod range)")
-                continue
-            parsed = checks.collect(out, ipplan.parse, f"{where}.{kind}", cluster[kind])
-            if parsed is not None:
-                ranges[f"{where}.{kind} ({cluster.get('name')})"] = cluster[kind]
-                if kind == "pod_cidr":
-                    pods[cluster.get("name")] = parsed
-        for j, vip in enumerate(cluster.get("vips") or []):
-            if checks.collect(out, ipplan.parse, f"{where}.vips[{j}]", vip) is not None:
-                vips[f"{where}.vips[{j}]"] = vip
+            out.append(f"{where}.context: the kubeconfig context of the cluster is needed (here or in fabric_clusters)")
+        if not cluster.get("pod_cidrs"):
+            out.append(f"{where}.pod_cidr: needed (cross-cluster traffic is allowed by pod range; here or in fabric_clusters)")
+        for kind in ("pod_cidrs", "service_cidrs"):
+            for source, value in zip(cluster["origin"].get(kind, []), cluster.get(kind) or []):
+                parsed = checks.collect(out, ipplan.parse, source, value)
+                if parsed is not None:
+                    ranges[f"{source} ({cluster.get('name')})"] = value
+                    if kind == "pod_cidrs":
+                        pods[cluster["name"]] = pods[cluster["name"]] | parsed if cluster["name"] in pods else parsed
+        for source, vip in zip(cluster["origin"].get("vips", []), cluster.get("vips") or []):
+            if checks.collect(out, ipplan.parse, source, vip) is not None:
+                vips[source] = vip
         checks.small_number(cluster.get("priority", 1), f"{where}.priority", out)
     # Pods and services of every cluster share one routed network: no range may overlap, and a
     # VIP inside one would be routed to pods or services, never to the load balancer.
@@ -117,12 +123,12 @@ def problems(spec: dict) -> list[str]:
         for name in svc.get("clusters") or []:
             if name not in names:
                 out.append(f"{where}.clusters: {name!r} is not one of kubefed_clusters")
-        out += compliance_problems(svc, where, [c for c in clusters if isinstance(c, dict)], pods)
+        out += compliance_problems(svc, where, clusters, pods)
     dns = spec.get("global_dns") or {}
     if dns.get("domain"):
         checks.domain(dns["domain"], "kubefed_global_dns.domain", out)
-    out += lb_problems(spec, [c for c in clusters if isinstance(c, dict)], pods)
-    out += metrics_problems(spec, [c for c in clusters if isinstance(c, dict)])
+    out += lb_problems(spec, clusters, pods)
+    out += metrics_problems(spec, clusters)
     mechanism, routing = dns.get("mechanism", "probes"), dns.get("records", "failover")
     if mechanism not in MECHANISMS:
         out.append(f"kubefed_global_dns.mechanism: {mechanism!r} is not one of {', '.join(MECHANISMS)}")
@@ -130,8 +136,28 @@ def problems(spec: dict) -> list[str]:
         out.append(f"kubefed_global_dns.records: {routing!r} is not a routing of mechanism {mechanism} "
                    f"({', '.join(MECHANISMS[mechanism])})")
     elif not out:
-        out += routing_problems([c for c in clusters if isinstance(c, dict)], mechanism, routing, dns)
+        out += routing_problems(clusters, mechanism, routing, dns)
     return out
+
+
+def resolved(spec: dict) -> tuple[dict, list[str]]:
+    """The spec with every cluster completed from the IP plan (fabric_clusters); clusters then
+    carry lists pod_cidrs, service_cidrs (IPv4, IPv6 or both) and vips."""
+    clusters, out, files = [], [], {}
+    for i, cluster in enumerate(spec.get("clusters") or []):
+        merged, found = fabric_clusters.fill(cluster, f"kubefed_clusters[{i}]", spec.get("fabric_clusters"), FROM_PLAN)
+        clusters.append(merged)
+        out += found
+        index, planned = fabric_clusters.find(spec.get("fabric_clusters"), cluster.get("name"))
+        if (planned or {}).get("kubeconfig"):
+            files.setdefault(planned["kubeconfig"], f"fabric_clusters[{index}].kubeconfig")
+    # kubefedctl's model: every context in one kubeconfig (the join reads host and member at once);
+    # kubefed_kubeconfig, when given, is that file whatever the plan says.
+    if not spec.get("kubeconfig") and len(files) > 1:
+        out.append("kubefed: the federation's clusters must be reachable through one kubeconfig (or set "
+                   "kubefed_kubeconfig), but " + ", ".join(f"{where} is {path}" for path, where in files.items()))
+    kubeconfig = spec.get("kubeconfig") or next(iter(files), "")
+    return {**spec, "clusters": clusters, "kubeconfig": kubeconfig}, out
 
 
 def in_region(cluster: dict, data_region: str) -> bool:
@@ -176,8 +202,9 @@ def allowed_sources(svc: dict, spec: dict) -> list[tuple[str, str]]:
     """(name, address range) of what may reach the service: every cluster's pods, or for a
     regulated service its region's clusters and the named exceptions."""
     region, exceptions = svc.get("data_region"), svc.get("allow_from") or []
-    out = [(c["name"], c["pod_cidr"]) for c in spec["clusters"]
-           if not region or in_region(c, region) or c["name"] in exceptions]
+    # A cluster's first range keeps its name (policy names stay as they were single-stack).
+    out = [(c["name"] if j == 0 else f"{c['name']}-{j}", cidr) for c in spec["clusters"]
+           if not region or in_region(c, region) or c["name"] in exceptions for j, cidr in enumerate(c["pod_cidrs"])]
     names = {c["name"] for c in spec["clusters"]}
     return out + [(f"exception-{i}", source) for i, source in enumerate(exceptions) if source not in names]
 
@@ -226,8 +253,10 @@ def lb_problems(spec: dict, clusters: list[dict], pods: dict) -> list[str]:
                 if (client is None or theirs is None or in_region(cluster, svc["data_region"])
                         or cluster.get("name") in (svc.get("allow_from") or [])):
                     continue
+                # A client range is one family: it must cover all or none of that family's pods.
+                theirs = ipplan.of_family(theirs, fabric_clusters.version(client))
                 if client & theirs and not theirs.issubset(client):
-                    out.append(f"kubefed_lb.clients[{i}]: {lb['clients'][i]} covers part of {cluster.get('name')}'s pods ({cluster['pod_cidr']}); "
+                    out.append(f"kubefed_lb.clients[{i}]: {lb['clients'][i]} covers part of {cluster.get('name')}'s pods ({', '.join(cluster['pod_cidrs'])}); "
                                f"{svc.get('name')}'s {svc['data_region']} data cannot be kept from them - cover all or none")
     for i, cluster in enumerate(clusters):
         if not cluster.get("vips") and any(cluster.get("name") in (svc.get("clusters") or [cluster.get("name")])
@@ -411,8 +440,8 @@ def policy_config(spec: dict) -> list[dict]:
             allowed = {name for name, _cidr in sources}
             for i, cidr in enumerate(spec["lb"]["clients"]):
                 # Clients, never another region's pods that the range happens to cover.
-                barred = [c["pod_cidr"] for c in spec["clusters"] if c["name"] not in allowed
-                          and ipplan.contains("clients", cidr, "pods", c["pod_cidr"]) is None]
+                barred = [pods for c in spec["clusters"] if c["name"] not in allowed for pods in c["pod_cidrs"]
+                          if ipplan.contains("clients", cidr, "pods", pods) is None]
                 flows.append({"name": f"lb-clients-{i}-to-{svc['name']}",
                               "from": {"cidr": cidr, **({"except": barred} if barred else {})},
                               "to": {"pods": {"app": svc["name"]}}, "ports": [port]})
@@ -446,17 +475,28 @@ def records(spec: dict, healthy: dict | None) -> list[dict]:
     return out
 
 
-def workloads(spec: dict) -> list[dict]:
+def workloads(services: list[dict]) -> list[dict]:
     """The shared services as pods, so the proof needs no running application."""
-    return model.stand_in_pods([(svc["namespace"], svc["name"]) for svc in spec.get("services") or []])
+    return model.stand_in_pods([(svc["namespace"], svc["name"]) for svc in services])
 
 
-def expectations(spec: dict) -> list[dict]:
-    """Every cluster's pods reach each service on its target port and not on another; addresses
-    outside every cluster do not; the service reaches every cluster on that port only."""
-    union = ipplan.parse("pods", spec["clusters"][0]["pod_cidr"])
-    for cluster in spec["clusters"][1:]:
-        union = union | ipplan.parse("pods", cluster["pod_cidr"])
+def proofs(spec: dict) -> dict:
+    """Per cluster, what its live policies must show: the services that run there, as pods, and
+    the expectations about them (the other clusters' pod ranges are external peers there)."""
+    out = {}
+    for cluster in spec["clusters"]:
+        services = [svc for svc in spec.get("services") or [] if cluster["name"] in runs_in(svc, spec)]
+        out[cluster["name"]] = {"workloads": workloads(services), "expect": expectations(spec, services)}
+    return out
+
+
+def expectations(spec: dict, services: list[dict]) -> list[dict]:
+    """Every cluster's pods (each of its ranges: IPv4, IPv6) reach each service on its target
+    port and not on another; addresses outside every cluster do not; the service reaches every
+    cluster on that port only; regulated data only from its region and the named exceptions."""
+    union = ipplan.parse("pods", spec["clusters"][0]["pod_cidrs"][0])
+    for cidr in (c for cluster in spec["clusters"] for c in cluster["pod_cidrs"]):
+        union = union | ipplan.parse("pods", cidr)
     lb = spec.get("lb") or {}
     clients = [ipplan.parse("clients", c) for c in lb.get("clients") or []] if lb.get("enabled") else []
     pods = union
@@ -465,18 +505,18 @@ def expectations(spec: dict) -> list[dict]:
     rest = (ipplan.parse("all", "0.0.0.0/0") - ipplan.parse("this", "0.0.0.0/8") - union).iter_cidrs()
     outside = str(rest[0][0]) if rest else None  # clients may be everyone
     out = []
-    for svc in spec.get("services") or []:
+    for svc in services:
         target = f"{svc['namespace']}/{svc['name']}"
         port = svc.get("target_port", svc["port"])
         other = port + 1 if port < 65535 else port - 1
         allowed = {name for name, _cidr in allowed_sources(svc, spec)}
         region = svc.get("data_region")
         for cluster in spec["clusters"]:
-            probe = str(ipplan.parse("pod", cluster["pod_cidr"]).iter_cidrs()[0][0])
             may = cluster["name"] in allowed
             why = (f"{svc['name']} holds {region} data; {cluster['name']} is in {cluster.get('region')}"
                    + (" (a named exception)" if may and not in_region(cluster, region) else "")) if region else None
-            for src, dst in ((probe, target), (target, probe)):
+            probes = [str(ipplan.parse("pod", cidr).iter_cidrs()[0][0]) for cidr in cluster["pod_cidrs"]]
+            for src, dst in [pair for probe in probes for pair in ((probe, target), (target, probe))]:
                 out.append({"src": src, "dst": dst, "port": port, "protocol": "TCP", "allowed": may, **({"why": why} if why else {})})
                 out.append({"src": src, "dst": dst, "port": other, "protocol": "TCP", "allowed": False})
         if outside:
@@ -498,6 +538,7 @@ def plan(spec: dict, probed: dict | None = None) -> dict:
     found = problems(spec)
     if found:
         return {"problems": found}
+    spec = resolved(spec)[0]
     healthy = {str(r["host"]): bool(r.get("ok")) for r in (probed or {}).get("tcp") or []} or None
     by_probes = (spec.get("global_dns") or {}).get("mechanism", "probes") == "probes"
     serving = globaldns.serving(sites(spec), healthy if by_probes else None)  # k8gb, Route 53: they check health
@@ -513,11 +554,13 @@ def plan(spec: dict, probed: dict | None = None) -> dict:
             objects[spec["host"]].append({"apiVersion": "v1", "kind": "Namespace",
                                           "metadata": {"name": record["metadata"]["namespace"]}})
         objects[spec["host"]].append(record)
-    return {"problems": [], "host": spec["host"], "serving": [s["name"] for s in serving],
+    return {"problems": [], "host": spec["host"], "serving": [s["name"] for s in serving], "kubeconfig": spec["kubeconfig"],
             "objects": objects,
             "namespaces": {name: [o["metadata"]["name"] for o in items if o["kind"] == "Namespace"]
                            for name, items in objects.items()},
             "context": {c["name"]: c["context"] for c in spec["clusters"]},
+            "clusters": [{"name": c["name"], "context": c["context"]} for c in spec["clusters"]],
             "policy_config": policy_config(spec), "records": global_records,
             "probes": {"tcp": [{"host": str(v), "port": port} for c in spec["clusters"] for v in c.get("vips") or []]},
-            "workloads": workloads(spec), "expect": expectations(spec)}
+            "workloads": workloads(spec.get("services") or []),
+            "expect": expectations(spec, spec.get("services") or []), "proofs": proofs(spec)}

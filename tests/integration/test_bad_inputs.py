@@ -18,6 +18,8 @@ def defaults(role: str) -> dict:
 
 
 EC, MESH, HY, KF, EDGE = (defaults(r) for r in ("ecommerce_net", "istio_mesh", "hybrid_dns", "kubefed", "edge_k3s"))
+# The embedded inventory's IP plan (fabric_clusters), which the cluster roles read.
+PL = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all.yml").read_text())
 
 
 def changed(role_defaults: dict, variable: str, path: tuple, value):
@@ -53,10 +55,14 @@ CASES = [
     ("ecommerce", changed(EC, "ecommerce_net_ingress", ("implementation",), "nginx-gateway"), "implementation"),
     ("ecommerce", changed(EC, "ecommerce_net_ingress", ("backend",), "shop"), "ecommerce_net_ingress.backend: 'shop' is not a tier"),
     ("ecommerce", changed(EC, "ecommerce_net_lb", ("external_traffic_policy",), "Global"), "external_traffic_policy"),
-    ("ecommerce", changed(EC, "ecommerce_net_lb", ("external_traffic_policy",), "Cluster"),
+    # (the embedded plan gives the nodes' range; without it, the role asks for one)
+    ("ecommerce", {**changed(EC, "ecommerce_net_lb", ("external_traffic_policy",), "Cluster"),
+                   **changed(PL, "fabric_clusters", (0, "node_cidrs"), [])},
      "ecommerce_net_lb.node_cidrs: with external_traffic_policy Cluster"),
     ("ecommerce", {"ecommerce_net_lb": {**EC["ecommerce_net_lb"], "externl_traffic_policy": "Local"}},
      "ecommerce_net_lb.externl_traffic_policy is not a key of ecommerce_net_lb (did you mean external_traffic_policy?)"),
+    ("ecommerce", changed(PL, "fabric_clusters", (1, "service_cidrs"), ["10.96.0.0/16", "fd00:10:97::/112"]),
+     "fabric_clusters[0].service_cidrs[0] (us-east) (10.96.0.0/16) overlaps fabric_clusters[1].service_cidrs[0] (eu-west)"),
     ("ecommerce", {"ecommerce_net_tirs": EC["ecommerce_net_tiers"]},
      "ecommerce_net_tirs is not a variable of ecommerce_net (did you mean ecommerce_net_tiers?)"),
     ("ecommerce", changed(EC, "ecommerce_net_monitoring", ("latency_for",), 5), "ecommerce_net_monitoring.latency_for"),
@@ -104,6 +110,9 @@ CASES = [
     ("mesh", changed(MESH, *SVC, (0, "traffic_policy", "max_connections"), "many"), "istio_mesh_services[0].traffic_policy.max_connections"),
     ("mesh", {"istio_mesh_services": [MESH["istio_mesh_services"][0], MESH["istio_mesh_services"][0]]}, "is declared twice"),
     ("mesh", changed(MESH, "istio_mesh_gateway", ("service_account",), "no-slash"), "istio_mesh_gateway.service_account"),
+    ("mesh", changed(PL, "fabric_clusters", (0, "service_cidrs"), ["10.96.0.0/16"]),
+     "fabric_clusters[0]: us-east's pod ranges are IPv4/IPv6 but its service ranges IPv4"),
+    ("mesh", changed(PL, "fabric_clusters", (0, "pod_cidr"), "10.42.0.0/16"), "pod_cidr"),
     # -- hybrid_dns ---------------------------------------------------------------------------
     ("hybrid", {"hybrid_dns_domain": "bad_domain.example.com"}, "hybrid_dns_domain"),
     ("hybrid", changed(HY, "hybrid_dns_locations", (1, "cidrs"), ["10.1.0.0/16"]), "overlap"),
@@ -116,7 +125,11 @@ CASES = [
     ("hybrid", "hybrid_dns_record_ttl=abc", "hybrid_dns_record_ttl"),
     ("hybrid", {"hybrid_dns_locations": []}, "hybrid_dns_locations: at least one location is needed"),
     ("hybrid", changed(HY, "hybrid_dns_locations", (2, "name"), "aws"), "aws"),
-    ("hybrid", changed(HY, "hybrid_dns_cluster", ("pods",), "10.43.0.0/16"), "overlap"),
+    ("hybrid", changed(PL, "fabric_clusters", (0, "pod_cidrs"), ["172.16.0.0/20", "fd00:10:42::/56"]),
+     "fabric_clusters[0].pod_cidrs[0]: 172.16.0.0/20 overlaps location 'aws'"),
+    ("hybrid", changed(PL, "fabric_clusters", (0, "location"), "gcp"), "fabric_clusters[0].location: 'gcp' is not a location"),
+    ("hybrid", changed(PL, "fabric_clusters", (0, "pod_cidrs"), ["10.0.0.0/16", "fd00:10:42::/56"]),
+     "hybrid_dns_locations[0].dns_servers[0]: 10.0.0.53 lies inside fabric_clusters[0].pod_cidrs[0]"),
     ("hybrid", changed(HY, "hybrid_dns_coredns", ("port",), 0), "hybrid_dns_coredns.port"),
     ("hybrid", changed(HY, "hybrid_dns_locations", (0, "weight"), 300), "hybrid_dns_locations[0].weight"),
     ("hybrid", {"hybrid_dns_coredns": {"mode": "corefile"}}, "missing required arguments"),
@@ -126,27 +139,34 @@ CASES = [
     # -- kubefed ------------------------------------------------------------------------------
     ("multicluster", {"kubefed_global_dns": {**KF["kubefed_global_dns"], "mechanism": "k8gb", "records": "latency"}},
      "kubefed_global_dns.records: 'latency' is not a routing of mechanism k8gb"),
-    ("multicluster", changed(KF, "kubefed_clusters", (0, "vips"), ["10.0.0.1"]), "kubefed_clusters[0].vips[0]: 10.0.0.1 is inside"),
+    ("multicluster", changed(PL, "fabric_clusters", (0, "vips"), ["10.42.0.1"]),
+     "fabric_clusters[0].vips[0] (us-east): 10.42.0.1 overlaps fabric_clusters[0].pod_cidrs[0] (us-east)"),
     ("multicluster", {"kubefed_lb": {**KF["kubefed_lb"], "clients": ["10.0.0.0/33"]}}, "kubefed_lb.clients[0]: '10.0.0.0/33'"),
     ("multicluster", {"kubefed_lb": {"enabled": True, "port": 443}}, "missing required arguments: address_annotation, clients"),
     ("multicluster", {"kubefed_clustres": KF["kubefed_clusters"]}, "kubefed_clustres is not a variable of kubefed (did you mean kubefed_clusters?)"),
     ("multicluster", {"kubefed_probes": {**KF["kubefed_probes"], "timout": 2}}, "kubefed_probes.timout is not a key of kubefed_probes (did you mean timeout?)"),
     ("multicluster", {"kubefed_federated_types": ["services", "Deployments.apps"]}, "kubefed_federated_types[1]: 'Deployments.apps'"),
-    ("multicluster", changed(KF, "kubefed_clusters", (1, "pod_cidr"), "10.2.0.0/16"), "overlap"),
+    ("multicluster", changed(KF, "kubefed_clusters", (1, "pod_cidr"), "10.2.0.0/16"),
+     "kubefed_clusters[1].pod_cidr: '10.2.0.0/16' differs from fabric_clusters[1].pod_cidrs"),
+    ("multicluster", changed(PL, "fabric_clusters", (1, "pod_cidrs"), ["10.42.128.0/17", "fd00:10:44::/56"]),
+     "fabric_clusters[1].pod_cidrs[0] (eu-west) lies inside fabric_clusters[0].pod_cidrs[0] (us-east)"),
     ("multicluster", {"kubefed_host": "ap-south"}, "kubefed_host: 'ap-south' is not one of kubefed_clusters"),
     ("multicluster", changed(KF, "kubefed_services", (0, "port"), 0), "kubefed_services[0].port: 0"),
     ("multicluster", changed(KF, "kubefed_global_dns", ("domain",), "global_example.com"), "kubefed_global_dns.domain"),
     ("multicluster", changed(KF, "kubefed_global_dns", ("records",), "nearest"), "records"),
     ("multicluster", changed(KF, "kubefed_clusters", (0, "name"), "US_EAST"), "kubefed_clusters[0].name: 'US_EAST'"),
-    ("multicluster", changed(KF, "kubefed_clusters", (0, "vips"), ["203.0.113.300"]), "kubefed_clusters[0].vips[0]"),
+    ("multicluster", changed(PL, "fabric_clusters", (0, "vips"), ["203.0.113.300"]), "fabric_clusters[0].vips[0]: '203.0.113.300'"),
     ("multicluster", changed(KF, "kubefed_clusters", (0, "priority"), 300), "kubefed_clusters[0].priority: 300"),
     ("multicluster", {"kubefed_clusters": []}, "kubefed_clusters: at least one cluster is needed"),
-    ("multicluster", changed(KF, "kubefed_clusters", (1, "context"), ""), "kubefed_clusters[1].context"),
+    ("multicluster", changed(PL, "fabric_clusters", (1, "context"), ""), "kubefed_clusters[1].context"),
     ("multicluster", changed(KF, "kubefed_services", (0, "clusters"), ["ap-south"]), "kubefed_services[0].clusters: 'ap-south'"),
     ("multicluster", "kubefed_token_days=abc", "kubefed_token_days"),
     ("multicluster", {"kubefed_probes": {"enabled": True}}, "missing required arguments"),
     ("multicluster", changed(KF, "kubefed_services", (0, "namespace"), "Prod"), "kubefed_services[0].namespace: 'Prod'"),
-    ("multicluster", changed(KF, "kubefed_clusters", (0, "service_cidr"), "10.96.0.0/33"), "kubefed_clusters[0].service_cidr"),
+    ("multicluster", changed(PL, "fabric_clusters", (0, "service_cidrs"), ["10.96.0.0/33", "fd00:10:96::/112"]),
+     "fabric_clusters[0].service_cidrs[0]: '10.96.0.0/33'"),
+    ("multicluster", changed(PL, "fabric_clusters", (0, "service_cidrs"), ["10.96.0.0/16", "10.98.0.0/16"]),
+     "fabric_clusters[0].service_cidrs: us-east has 2 IPv4 service ranges"),
     # -- edge_k3s -----------------------------------------------------------------------------
     ("edge", "edge_k3s_processor_replicas=three", "edge_k3s_processor_replicas"),
     ("edge", {"edge_k3s_lan_cidr": "192.168.1.0/33"}, "edge_k3s_lan_cidr"),

@@ -87,7 +87,7 @@ def spec_for(resolvers, **coredns) -> dict:
             "locations": [{"name": name, "cidrs": [f"127.{i}.0.0/16"], "dns_servers": [resolvers[name][0]],
                            "endpoints": [f"127.{i}.0.10"], "priority": 1 if i == 1 else 2}
                           for i, name in enumerate(LOCATIONS, 1)],
-            "cluster": {"location": "on-prem", "services": "10.96.0.0/16"},
+            "cluster": {"location": "on-prem"},  # its ranges: the testbed inventory's fabric_clusters
             "apps": [{"name": "hybrid-app", "namespace": "hybrid", "port": 443}],
             "coredns": coredns}
 

@@ -17,11 +17,15 @@ NS = "kube-federation-system"
 
 def federation(namespace, vip_port=None, **extra):
     out = {
-        "kubefed_clusters": [
-            {"name": HOST, "context": HOST, "pod_cidr": "10.0.0.0/14", "service_cidr": "10.96.0.0/16",
-             "vips": ["127.5.0.10"], "priority": 1},
-            {"name": MEMBER, "context": MEMBER, "pod_cidr": "10.4.0.0/14", "service_cidr": "10.97.0.0/16",
-             "vips": ["127.6.0.10"], "priority": 1}],
+        # The IP plan declares each cluster once (dual-stack); kubefed reads it and adds priorities.
+        "fabric_clusters": [
+            {"name": HOST, "context": HOST, "kubeconfig": "{{ fabric_testbed_kubeconfig }}",
+             "pod_cidrs": ["10.0.0.0/14", "fd00:10::/56"], "service_cidrs": ["10.96.0.0/16", "fd00:96::/112"],
+             "vips": ["127.5.0.10"]},
+            {"name": MEMBER, "context": MEMBER, "kubeconfig": "{{ fabric_testbed_kubeconfig }}",
+             "pod_cidrs": ["10.4.0.0/14", "fd00:14::/56"], "service_cidrs": ["10.97.0.0/16", "fd00:97::/112"],
+             "vips": ["127.6.0.10"]}],
+        "kubefed_clusters": [{"name": HOST, "priority": 1}, {"name": MEMBER, "priority": 1}],
         "kubefed_services": [{"name": "financial-app", "namespace": namespace, "port": 80, "target_port": 8080}],
         "kubefed_probes": {"enabled": vip_port is not None, "port": vip_port or 443, "timeout": 1},
         # Cross-cluster metrics have a test of their own (they need a monitoring namespace).
@@ -116,13 +120,25 @@ def test_records_follow_the_clusters_health(testbed, tmp_path, namespace_name):
 
 def test_overlapping_pod_ranges_fail_before_any_write(testbed, tmp_path, namespace_name):
     bad = federation(namespace_name)
-    bad["kubefed_clusters"][1]["pod_cidr"] = "10.2.0.0/16"  # inside us-east's 10.0.0.0/14
+    bad["fabric_clusters"][1]["pod_cidrs"] = ["10.2.0.0/16", "fd00:10:0:80::/64"]  # inside us-east's ranges
     marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
     result = run(tmp_path, bad)
+    text = " ".join(result.stdout.split())
     assert result.returncode != 0
-    assert ("kubefed_clusters[0].pod_cidr (us-east) (10.0.0.0/14) overlaps kubefed_clusters[1].pod_cidr (eu-west) "
-            "(10.2.0.0/16): kubefed_clusters[1].pod_cidr (eu-west) lies inside kubefed_clusters[0].pod_cidr (us-east)"
-            in " ".join(result.stdout.split()))
+    assert ("fabric_clusters[0].pod_cidrs[0] (us-east) (10.0.0.0/14) overlaps fabric_clusters[1].pod_cidrs[0] (eu-west) "
+            "(10.2.0.0/16): fabric_clusters[1].pod_cidrs[0] (eu-west) lies inside fabric_clusters[0].pod_cidrs[0] (us-east)"
+            in text), text[-3000:]
+    assert ("fabric_clusters[0].pod_cidrs[1] (us-east) (fd00:10::/56) overlaps fabric_clusters[1].pod_cidrs[1] (eu-west) "
+            "(fd00:10:0:80::/64)" in text), "IPv6 ranges are checked too"
+    assert writes(testbed, marks) == []
+
+    # A range both the plan and the role declare must be the same.
+    twice = federation(namespace_name)
+    twice["kubefed_clusters"][1]["pod_cidr"] = "10.8.0.0/14"
+    result = run(tmp_path, twice)
+    assert result.returncode != 0
+    assert ("kubefed_clusters[1].pod_cidr: '10.8.0.0/14' differs from fabric_clusters[1].pod_cidrs "
+            "['10.4.0.0/14', 'fd00:14::/56'] (eu-west); declare it once, in fabric_clusters" in " ".join(result.stdout.split()))
     assert writes(testbed, marks) == []
 
 
@@ -211,11 +227,16 @@ def test_eu_data_is_reachable_from_eu_only_and_a_change_that_would_open_it_write
     policies = host.request("GET", f"/apis/networking.k8s.io/v1/namespaces/{ledger}/networkpolicies")["items"]
     sources = sorted((b["ipBlock"]["cidr"], tuple(b["ipBlock"].get("except", ()))) for p in policies
                      for rule in p["spec"].get("ingress") or [] for b in rule.get("from") or [] if "ipBlock" in b)
-    # eu-west's pods, and the regional LoadBalancer's clients - never us-east's pods.
-    assert sources == [("0.0.0.0/0", ("10.0.0.0/14",)), ("10.4.0.0/14", ())], sources
-    report = (tmp_path / "build" / "multicluster" / "report" / "connlist.txt").read_text()
+    # eu-west's pods (both families), and the regional LoadBalancer's clients - never us-east's pods.
+    assert sources == [("0.0.0.0/0", ("10.0.0.0/14",)), ("10.4.0.0/14", ()), ("fd00:14::/56", ())], sources
+    # Each cluster's live policies are proven where the data runs: eu-west's report lets eu-west's
+    # pods in, and none of us-east's (IPv4 or IPv6).
+    report = (tmp_path / "build" / "multicluster" / "report" / MEMBER / "connlist.txt").read_text()
     into_ledger = [line for line in report.splitlines() if f"=> {ledger}/ledger" in line]
-    assert into_ledger and not any(line.startswith(("10.0.", "10.1.", "10.2.", "10.3.")) for line in into_ledger), into_ledger
+    assert any(line.startswith("10.4.") for line in into_ledger) and any(line.startswith("fd00:14:") for line in into_ledger), into_ledger
+    assert not any(line.startswith(("10.0.", "10.1.", "10.2.", "10.3.", "fd00:10:")) for line in into_ledger), into_ledger
+    host_report = (tmp_path / "build" / "multicluster" / "report" / HOST / "connlist.txt").read_text()
+    assert f"=> {ledger}/ledger" not in host_report, "ledger does not run in us-east"
 
     marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
     extra["kubefed_services"][-1]["clusters"] = ["us-east", "eu-west"]

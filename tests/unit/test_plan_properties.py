@@ -29,18 +29,23 @@ def spec_of(role: str, prefix: str, keys, **extra) -> dict:
     return {**{key: values[f"{prefix}_{key}"] for key in keys}, **extra}
 
 
+# The embedded inventory's IP plan, which the cluster roles read (as on its host us-east).
+PLAN = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all.yml").read_text())["fabric_clusters"]
 WORKLOAD = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "ecommerce-prod"},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
                      "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c"}]}}}}
 ECOMMERCE_SPEC = spec_of("ecommerce_net", "ecommerce_net", (
     "environments", "tiers", "peers", "flows", "dns_egress", "lb", "ingress_api", "ingress", "monitoring",
-    "spread_topology_key"), workloads=[WORKLOAD])
-KUBEFED_SPEC = spec_of("kubefed", "kubefed", ("host", "clusters", "services", "global_dns", "probes"))
+    "spread_topology_key"), workloads=[WORKLOAD], fabric_clusters=PLAN, cluster_name="us-east")
+KUBEFED_SPEC = spec_of("kubefed", "kubefed", ("host", "clusters", "services", "global_dns", "probes"), fabric_clusters=PLAN)
 HYBRID_SPEC = spec_of("hybrid_dns", "hybrid_dns", ("domain", "locations", "cluster", "apps", "records", "record_ttl",
-                                                   "coredns"), probe_port=defaults("hybrid_dns")["hybrid_dns_probes"]["port"])
+                                                   "coredns"), probe_port=defaults("hybrid_dns")["hybrid_dns_probes"]["port"],
+                      fabric_clusters=PLAN)
+HYBRID_SPEC["cluster"]["name"] = "us-east"
 MESH_SPEC = spec_of("istio_mesh", "istio_mesh", (
     "root_namespace", "trust_domain", "cluster_domain", "revision", "mtls", "namespaces", "services",
-    "authz_default_deny", "gateway", "telemetry", "monitoring", "alerts", "istioctl_install", "install", "expect"))
+    "authz_default_deny", "gateway", "telemetry", "monitoring", "alerts", "istioctl_install", "install", "expect"),
+    fabric_clusters=PLAN, cluster_name="us-east")
 PLANS = {"ecommerce_net_plan": (ecommerce_net_plan, ECOMMERCE_SPEC), "kubefed_plan": (kubefed_plan, KUBEFED_SPEC),
          "hybrid_dns_plan": (hybrid_dns_plan, HYBRID_SPEC), "istio_mesh_plan": (istio_mesh_plan, MESH_SPEC)}
 

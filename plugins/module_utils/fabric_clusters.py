@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One IP plan for every role: ``fabric_clusters``, each cluster's name, connection, region,
+location, pod/service/node ranges (IPv4, IPv6 or both) and VIPs, declared once in the inventory.
+
+kubefed, hybrid_dns, ecommerce_net and istio_mesh read it when present: a role's own field
+fills in only where the plan says nothing, and a field both declare must agree (two values for
+one cluster's range is the inconsistency the plan exists to end). Every role checks the whole
+plan with the same function, so a run of any scenario refuses an overlap anywhere in it.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
+
+VARIABLE = "fabric_clusters"
+RANGES = ("pod_cidrs", "service_cidrs")
+LISTS = ("pod_cidrs", "service_cidrs", "node_cidrs", "vips")
+SHAPE = ("list", {"name!": "str", "context": ("opt", "str"), "kubeconfig": ("opt", "str"), "region": ("opt", "str"),
+                  "location": ("opt", "str"), "pod_cidrs": ("opt", ("list", "str")),
+                  "service_cidrs": ("opt", ("list", "str")), "node_cidrs": ("opt", ("list", "str")),
+                  "vips": ("opt", ("list", "str"))})
+
+
+def problems(clusters) -> list[str]:
+    """Every bad value of the plan, naming fabric_clusters[i].field and the value: shapes,
+    unique names, ranges that parse, Kubernetes' dual-stack rules, and no overlap anywhere."""
+    out: list[str] = []
+    if clusters is None or not checks.shape(clusters, SHAPE, VARIABLE, out):
+        return out
+    names: set = set()
+    ranges: dict = {}
+    parsed: dict = {}
+    for i, cluster in enumerate(clusters):
+        where = f"{VARIABLE}[{i}]"
+        checks.label(cluster["name"], f"{where}.name", out)
+        if cluster["name"] in names:
+            out.append(f"{where}.name: {cluster['name']!r} is used twice")
+        names.add(cluster["name"])
+        families: dict = {}
+        for kind in LISTS:
+            for j, value in enumerate(cluster.get(kind) or []):
+                name = f"{where}.{kind}[{j}] ({cluster['name']})"
+                found = checks.collect(out, ipplan.parse, f"{where}.{kind}[{j}]", value)
+                if found is None:
+                    continue
+                parsed[name] = (kind, value, found)
+                families.setdefault(kind, []).append(version(found))
+                if kind in RANGES:
+                    ranges[name] = value
+        out += _family_problems(where, cluster["name"], families)
+    # Pods and services of every cluster are routed to each other (multi-cluster, hybrid):
+    # no two may share an address, whatever the family.
+    out += ipplan.conflicts(ranges)
+    for name, (kind, value, found) in parsed.items():
+        if kind not in ("node_cidrs", "vips"):
+            continue
+        what = "a node range" if kind == "node_cidrs" else "a VIP"
+        for other, (other_kind, other_value, other_found) in parsed.items():
+            if other_kind in RANGES and found & other_found:
+                out.append(f"{name}: {value} overlaps {other}, {other_value}: {what} must lie outside every "
+                           "cluster's pod and service ranges (traffic to it would stay inside a cluster)")
+    return out
+
+
+def version(ipset) -> int:
+    return ipset.iter_cidrs()[0].version
+
+
+def _family_problems(where: str, name: str, families: dict) -> list[str]:
+    """Kubernetes' dual-stack rules: at most one service range per family, and pods and services
+    in the same families (a family with services but no pods, or pods but no services, cannot
+    serve)."""
+    out = []
+    services, pods = families.get("service_cidrs") or [], families.get("pod_cidrs") or []
+    for family in sorted(set(services)):
+        if services.count(family) > 1:
+            out.append(f"{where}.service_cidrs: {name} has {services.count(family)} IPv{family} service ranges; "
+                       "Kubernetes takes one per family (dual-stack: one IPv4 and one IPv6)")
+    if services and pods and set(services) != set(pods):
+        out.append(f"{where}: {name}'s pod ranges are IPv{'/IPv'.join(map(str, sorted(set(pods))))} but its service "
+                   f"ranges IPv{'/IPv'.join(map(str, sorted(set(services))))}; a dual-stack cluster has both families "
+                   "in both")
+    return out
+
+
+def find(clusters, name):
+    """(index, entry) of the plan's cluster called ``name``; (None, None) when it has none."""
+    for i, cluster in enumerate(clusters or []):
+        if isinstance(cluster, dict) and cluster.get("name") == name:
+            return i, cluster
+    return None, None
+
+
+# How to reach a cluster is the runner's business (another account's kubeconfig, AWX's injected
+# credential), not a fact about the cluster: a role's own value wins over the plan's.
+CONNECTION = ("context", "kubeconfig")
+
+
+# The spec keys of a role that reaches one cluster (its inventory host's plan entry).
+CONNECTION_SHAPES = {"cluster_name": ("opt", "str"), "context": ("opt", "str"), "kubeconfig": ("opt", "str")}
+
+
+def fill(entry: dict, where: str, clusters, fields: dict) -> tuple[dict, list[str]]:
+    """The role's cluster ``entry`` with the plan's values where it has none; ``fields`` maps
+    the role's field name to the plan's. The result uses the plan's names (a role's single range
+    becomes a one-item list) and says in ``origin`` which variable each value came from. A field
+    both give with different values is a problem naming both (connection fields: the role's wins)."""
+    index, planned = find(clusters, entry.get("name"))
+    merged, out = {k: v for k, v in entry.items() if k not in fields}, []
+    origin = merged["origin"] = {}
+    for mine, theirs in fields.items():
+        value = entry.get(mine)
+        listed = isinstance(value, list)
+        if value not in (None, "", []) and theirs in LISTS and not listed:
+            value = [value]
+        from_plan = (planned or {}).get(theirs)
+        if value not in (None, "", []) and theirs in CONNECTION:
+            from_plan = None
+        if value not in (None, "", []) and from_plan not in (None, "", []) and _differ(value, from_plan):
+            out.append(f"{where}.{mine}: {entry[mine]!r} differs from {VARIABLE}[{index}].{theirs} {from_plan!r} "
+                       f"({entry.get('name')}); declare it once, in {VARIABLE}")
+        if from_plan not in (None, "", []):
+            merged[theirs], source, listed = from_plan, f"{VARIABLE}[{index}].{theirs}", isinstance(from_plan, list)
+        elif value not in (None, "", []):
+            merged[theirs], source = value, f"{where}.{mine}"
+        else:
+            continue
+        # Where each value came from, for messages that name the variable to fix.
+        origin[theirs] = [f"{source}[{j}]" for j in range(len(merged[theirs]))] if listed else \
+            ([source] * len(merged[theirs]) if isinstance(merged[theirs], list) else source)
+    return merged, out
+
+
+def _differ(mine, theirs) -> bool:
+    if isinstance(mine, list) and isinstance(theirs, list):
+        return sorted(map(str, mine)) != sorted(map(str, theirs))
+    return str(mine) != str(theirs)
+
+
+def connection(spec: dict, role: str) -> dict:
+    """The role's cluster connection (kubeconfig, context): its own variables, else the plan's
+    entry for this inventory host (spec['cluster_name'])."""
+    given = {"name": spec.get("cluster_name"), "context": spec.get("context"), "kubeconfig": spec.get("kubeconfig")}
+    merged = fill(given, role, spec.get(VARIABLE), {field: field for field in CONNECTION})[0]
+    return {field: merged.get(field, "") for field in CONNECTION}
