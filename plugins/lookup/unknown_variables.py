@@ -43,7 +43,6 @@ _raw:
   elements: str
 """
 
-import glob
 import os
 
 import yaml
@@ -56,27 +55,15 @@ from ansible_collections.k8snet.fabric.plugins.module_utils import variables as 
 ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 
 
-def _load(path: str):
-    with open(path, encoding="utf-8") as handle:
-        return list(yaml.safe_load_all(handle))
-
-
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         given = variables or {}
         out = []
         for role in terms:
-            folder = os.path.join(ROLES, role)
             try:
-                options = _load(os.path.join(folder, "meta", "argument_specs.yml"))[0]["argument_specs"]["main"]["options"]
-                internal = known.internal_names([_load(p) for p in sorted(glob.glob(os.path.join(folder, "tasks", "*.yml")))])
-                for path in glob.glob(os.path.join(folder, "vars", "*.yml")):
-                    internal.update(*(doc or {} for doc in _load(path)))
+                out += known.role_problems(os.path.join(ROLES, role), role, given, self._value)
             except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
                 raise AnsibleLookupError(f"{role}: not a role of k8snet.fabric with an argument spec ({exc})") from exc
-            values = {name: self._value(given[name]) if (options.get(name) or {}).get("options") else None
-                      for name in given if name.startswith(f"{role}_") or name in options}
-            out += known.unknown(values, options, internal, role)
         return out
 
     def _value(self, value):

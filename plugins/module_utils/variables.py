@@ -8,6 +8,9 @@ names the closest known name instead, for both."""
 from __future__ import annotations
 
 import difflib
+import functools
+import glob
+import os
 
 
 def _hint(name: str, known) -> str:
@@ -72,3 +75,30 @@ def internal_names(documents) -> set[str]:
 
     walk(documents)
     return names
+
+
+def _load(path: str):
+    import yaml  # ansible-core's own dependency; this runs on the controller only
+
+    with open(path, encoding="utf-8") as handle:
+        return list(yaml.safe_load_all(handle))
+
+
+@functools.lru_cache(maxsize=None)
+def role_names(folder: str, entry_point: str = "main") -> tuple[dict, frozenset]:
+    """A role's argument-spec options and the names it sets itself (tasks, vars/), read once.
+    Raises OSError, KeyError, TypeError or yaml's error for a folder that is not such a role."""
+    options = _load(os.path.join(folder, "meta", "argument_specs.yml"))[0]["argument_specs"][entry_point]["options"]
+    internal = internal_names([_load(p) for p in sorted(glob.glob(os.path.join(folder, "tasks", "*.yml")))])
+    for path in glob.glob(os.path.join(folder, "vars", "*.yml")):
+        internal.update(*(doc or {} for doc in _load(path)))
+    return options, frozenset(internal)
+
+
+def role_problems(folder: str, role: str, given: dict, template) -> list[str]:
+    """unknown() over a host's variables ``given``: declared dicts are read through
+    ``template`` (they may come templated from the inventory; None when unreadable)."""
+    options, internal = role_names(folder)
+    values = {name: template(given[name]) if (options.get(name) or {}).get("options") else None
+              for name in given if name.startswith(f"{role}_") or name in options}
+    return unknown(values, options, set(internal), role)

@@ -1,0 +1,340 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""edge_fleet: render mode for every edge site of the inventory in one pass on the controller.
+
+The per-host path (validate, host and cluster plays) costs ~6.7 s per site, nearly all of it
+Ansible's per-host task overhead. This action does the same work for every site in this one
+process, from the same definitions: each host's variables as the per-host plays see them (role
+defaults, inventory, --limit), the site described by the role's own tasks/site.yml, its argument
+spec and unknown-variable checks, the same filters, templates and writers. Nothing is written
+until every host and site has passed every check.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import stat
+
+import jinja2
+import jinja2.meta
+
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+from ansible.plugins.filter.core import to_nice_yaml
+from ansible.template import trust_as_template
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import ecosystem_check, edge
+from ansible_collections.k8snet.fabric.plugins.module_utils import variables as known
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import runner as netpol
+
+try:  # what the template action adds (ansible_managed, template_path...): same text as the per-host path
+    from ansible._internal._templating._template_vars import generate_ansible_template_vars
+except ImportError:  # pragma: no cover - another ansible-core
+    generate_ansible_template_vars = None
+
+ROLE = "edge_k3s"
+SERVERS, AGENTS, CLUSTERS = "edge_servers", "edge_agents", "edge_clusters"
+KUBERNETES_VERSION = "1.37"  # resource_set's default, which the per-host path renders with
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("promtool",))
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        role_path = self._task._role._role_path
+        # The role's own description of a site, trusted as templates as Ansible trusts task files.
+        self._site_tasks = self._loader.load_from_file(os.path.join(role_path, "tasks", "site.yml"), trusted_as_template=True)
+        self._options = known.role_names(role_path)[0]
+        self._role_path = role_path
+        self._in = {group: set(self._group(group)) for group in (SERVERS, AGENTS, CLUSTERS)}
+        self._validator = ArgumentSpecValidator(self._options)
+        self._shared: dict = {}  # templated values every host with the same inputs shares
+        self._schema_checked = 0
+        self._site_entries = set(self._members(CLUSTERS))
+        try:
+            hosts = self._hosts()
+            problems = [f"{name}: {p}" for name, info in hosts.items() for p in info["problems"]]
+            sites = self._sites(hosts)
+            if not problems:
+                problems = self._site_problems(hosts, sites)
+            if problems:
+                raise AnsibleActionFail("edge fleet: nothing was written; fix these first:\n- " + "\n- ".join(problems))
+            files = self._files(hosts, sites)
+        except FabricError as exc:
+            raise AnsibleActionFail(f"edge fleet: {exc}") from exc
+        changed = [path for path, (text, mode) in files.items() if _differs(path, text, mode)]
+        if self._task.diff and changed:
+            result["diff"] = [{"before_header": p, "after_header": p, "before": _read(p) or "", "after": files[p][0]}
+                              for p in changed]
+        if not self._task.check_mode:  # check mode writes nothing, not even the build folder
+            for path in changed:
+                _write(path, *files[path])
+        result.update(changed=bool(changed), sites=len(sites), hosts=len(hosts), files=len(files),
+                      schema_checked=self._schema_checked, written=sorted(changed))
+        return result
+
+    # -- the hosts, as the per-host plays see them --------------------------------------------
+    def _hosts(self) -> dict:
+        """Every edge host and site entry within --limit: its variables, its site (site.yml),
+        and what its argument spec and the unknown-variable check say."""
+        manager = self._task._variable_manager
+        inventory = manager._inventory
+        play = self._task.get_play()
+        out = {}
+        # ignore_restrictions: this play runs on localhost only; --limit (the subset) still applies.
+        for host in inventory.get_hosts(f"{SERVERS}:{AGENTS}:{CLUSTERS}", ignore_restrictions=True):
+            # No play host lists: the per-host plays do not read them, and computing them per host is O(hosts²).
+            variables = manager.get_vars(play=play, host=host, task=self._task, _hosts=[], _hosts_all=[])
+            values = _Values(self._templar.copy_with_new_env(available_variables=variables), variables, self._shared)
+            problems = known.role_problems(self._role_path, ROLE, variables, values.quiet)
+            problems += self._argument_problems(variables, values)
+            facts = {}
+            if not problems:
+                for task in self._site_tasks:  # set_fact tasks in order, each with its own vars
+                    scope = {**variables, **facts, **(task.get("vars") or {})}
+                    local = _Values(values.templar.copy_with_new_env(available_variables=scope), scope, self._shared)
+                    # Plain data, as a module receives its arguments (templated values carry tags).
+                    facts.update(json.loads(json.dumps(local.template(task["ansible.builtin.set_fact"]))))
+            out[host.name] = {"vars": variables, "templar": values.templar, "problems": problems, **facts}
+        return out
+
+    def _argument_problems(self, variables: dict, values: "_Values") -> list[str]:
+        """The role's argument spec over the host's variables, as include_role checks it."""
+        try:
+            provided = {name: values.value(name) for name in self._options if name in variables}
+        except AnsibleError as exc:
+            return [str(exc)]
+        validated = self._validator.validate(provided)
+        return [f"{ROLE}: {message}" for message in validated.error_messages]
+
+    # -- the sites ------------------------------------------------------------------------------
+    def _sites(self, hosts: dict) -> dict:
+        """Per site entry (edge_clusters host): its spec, objects, expectations and folder."""
+        out = {}
+        for name, info in hosts.items():
+            if "edge_k3s_site_spec" not in info or name not in self._in[CLUSTERS]:
+                continue
+            spec = info["edge_k3s_site_spec"]
+            out[name] = {"spec": spec, "dir": info["templar"].template(info["vars"]["edge_k3s_render_dir"])}
+        return out
+
+    def _site_problems(self, hosts: dict, sites: dict) -> list[str]:
+        """validate.yml's checks for every host, and promtool once per distinct rule set."""
+        every = [site["spec"] for site in sites.values()]
+        problems, checked = [], {}
+        for name, info in hosts.items():
+            spec = info["edge_k3s_site_spec"]
+            problems += [f"{name}: {p}" for p in edge.site_problems(spec, every)]
+            group = info["templar"].template(info["vars"]["edge_k3s_site_group"])
+            if not set(self._members(group)) & self._site_entries:
+                problems.append(f"site {spec['name']} ({name}) has no host in both {CLUSTERS} and {group}: without it "
+                                "the site's cluster objects are never rendered or converged; add one (see inventories/local, "
+                                "edge-factory-1)")
+        if problems:
+            return problems
+        for name, site in sites.items():
+            site["objects"] = edge.site_objects(site["spec"])
+            site["nodes"] = edge.node_objects(site["spec"])
+            site["secrets"] = edge.secret_objects(site["spec"])
+            site["expect"] = edge.expectations(site["spec"])
+            rules = [o for o in site["objects"] if o.get("kind") == "PrometheusRule"]
+            key = json.dumps(rules, sort_keys=True, default=str)
+            if key not in checked:  # a fleet's sites mostly share their alert rules: check each text once
+                checked[key] = ecosystem_check.run("promtool", rules, self._task.args.get("promtool") or None)
+            problems += [f"{name}: promtool: {f['object']}: {f['message']}" for f in checked[key]["findings"]]
+            # The proof: the LAN reaches the processor's ingest port and nothing else.
+            proof = netpol.analyse(site["objects"], ["txt"], site["expect"])
+            site["report"] = proof["reports"]["txt"]
+            problems += [f"{name}: network policy expectation violated: {v}" for v in proof["violations"]]
+        return problems
+
+    def _group(self, name: str) -> list[str]:
+        """The group's hosts within --limit (the hosts a per-host play would run on)."""
+        inventory = self._task._variable_manager._inventory
+        return [h.name for h in inventory.get_hosts(name, ignore_restrictions=True)] if name in inventory.groups else []
+
+    def _members(self, name: str) -> list[str]:
+        """The group's hosts in the whole inventory, as ``groups[name]`` says (--limit aside)."""
+        group = self._task._variable_manager._inventory.groups.get(name)
+        return [h.name for h in group.get_hosts()] if group else []
+
+    # -- the files ------------------------------------------------------------------------------
+    def _files(self, hosts: dict, sites: dict) -> dict:
+        """path -> (text, mode) of every file host.yml and cluster.yml render."""
+        out = {}
+        for name, info in hosts.items():
+            if name in sites or name not in self._in[SERVERS] | self._in[AGENTS]:
+                continue
+            spec, unit = info["edge_k3s_site_spec"], info["edge_k3s_unit"]
+            base = os.path.join(info["templar"].template(info["vars"]["edge_k3s_render_dir"]), "hosts", name)
+            out[os.path.join(base, "etc/rancher/k3s/config.yaml")] = (
+                to_nice_yaml(edge.k3s_config(spec, name), indent=2, sort_keys=False), 0o600)
+            registries = edge.registries(spec)
+            if registries is not None:
+                out[os.path.join(base, "etc/rancher/k3s/registries.yaml")] = (to_nice_yaml(registries, indent=2), 0o644)
+            unit_path = os.path.join(base, "etc/systemd/system", f"{unit}.service")
+            out[unit_path] = (self._template(info, "k3s.service.j2", unit_path, {"edge_k3s_unit": unit}), 0o644)
+            out[unit_path + ".env"] = (self._template(info, "k3s.env.j2", unit_path + ".env",
+                                                      {"edge_k3s_unit": unit, "edge_k3s_env_token": "<redacted>"}), 0o600)
+        for site in sites.values():
+            # As a module receives them (JSON): no shared sub-objects, so no YAML anchors either.
+            objects = json.loads(json.dumps(site["nodes"] + site["objects"] + site["secrets"]))
+            checked = manifests.validate_offline(objects, KUBERNETES_VERSION)
+            self._schema_checked += sum(1 for entry in checked if entry["schema"] == "valid")
+            out[os.path.join(site["dir"], "manifests.yaml")] = (manifests.dump([manifests.for_file(o) for o in objects]), 0o644)
+            out[os.path.join(site["dir"], "report", "connlist.txt")] = (site["report"], 0o644)
+        return out
+
+    def _template(self, info: dict, name: str, dest: str, extra: dict) -> str:
+        """A role template rendered as the template action renders it."""
+        source = os.path.join(self._role_path, "templates", name)
+        variables = {**info["vars"], **info, **extra}
+        if generate_ansible_template_vars is not None:
+            variables.update(generate_ansible_template_vars(path=name, fullpath=source, dest_path=dest,
+                                                            include_ansible_managed="ansible_managed" not in info["vars"]))
+        templar = self._templar.copy_with_new_env(searchpath=[os.path.dirname(source)], available_variables=variables)
+        text = trust_as_template(self._loader.get_text_file_contents(source))
+        return templar.template(text, escape_backslashes=False,
+                                overrides={"trim_blocks": True, "lstrip_blocks": False, "newline_sequence": "\n"}) or ""
+
+
+MARKERS = ("{{", "{%", "{#")
+JUST_A_VARIABLE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+
+
+def _has_template(value) -> bool:
+    if isinstance(value, str):
+        return any(marker in value for marker in MARKERS)
+    if isinstance(value, dict):
+        return any(_has_template(k) or _has_template(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+# The current host's whole variable set: templates reading these are not shared.
+UNSHARED = frozenset(("vars", "ansible_facts"))
+# The same for every host of a run (the inventory's groups, every host's variables).
+RUN_WIDE = frozenset(("groups", "hostvars"))
+PARSER = jinja2.Environment()  # only to find the names a template reads
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(text: str):
+    try:
+        return frozenset(jinja2.meta.find_undeclared_variables(PARSER.parse(text)))
+    except jinja2.TemplateError:
+        return None
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _strings(key)
+            yield from _strings(inner)
+    elif isinstance(value, (list, tuple)):
+        for inner in value:
+            yield from _strings(inner)
+
+
+class _Values:
+    """Templating as Ansible does it, without Jinja where it has nothing to do: a value with no
+    template in it is itself, "{{ name }}" is that variable's value, and a template whose inputs
+    (the raw values it reads, transitively) are the same as another host's has its result.
+    Ansible compiles every template string anew (~1 ms each), ~60 of them per host."""
+
+    def __init__(self, templar, variables: dict, shared: dict):
+        self.templar, self._variables, self._cache, self._shared = templar, variables, {}, shared
+
+    def value(self, name: str):
+        if name not in self._cache:
+            raw = self._variables[name]
+            if not _has_template(raw):
+                self._cache[name] = raw
+            else:
+                key = self._inputs(raw, 0)
+                if key is None or key not in self._shared:
+                    result = self.templar.template(raw)
+                    if key is None:
+                        self._cache[name] = result
+                        return result
+                    self._shared[key] = result
+                self._cache[name] = self._shared[key]
+        return self._cache[name]
+
+    def _inputs(self, raw, depth: int):
+        """The raw value with the raw values its templates read (transitively), as text; None
+        when it reads the host's whole variable set. Lookups count as inputs of none (run_dir, env:
+        the same for every host of a run)."""
+        if depth > 8:
+            return None
+        reads = []
+        for text in _strings(raw):
+            if not _has_template(text):
+                continue
+            names = _names(text)
+            if names is None or names & UNSHARED:
+                return None
+            for name in sorted(names):
+                if name in RUN_WIDE:
+                    reads.append((name, "run"))
+                    continue
+                inner = self._inputs(self._variables[name], depth + 1) if name in self._variables else "undefined"
+                if inner is None:
+                    return None
+                reads.append((name, inner))
+        return json.dumps([raw, reads], sort_keys=True, default=str)
+
+    def template(self, expression):
+        if isinstance(expression, dict):
+            return {key: self.template(value) for key, value in expression.items()}
+        if isinstance(expression, list):
+            return [self.template(value) for value in expression]
+        if isinstance(expression, str):
+            simple = JUST_A_VARIABLE.match(expression)
+            if simple and simple.group(1) in self._variables:
+                return self.value(simple.group(1))
+        return self.templar.template(expression) if _has_template(expression) else expression
+
+    def quiet(self, value):
+        try:
+            return self.template(value)
+        except AnsibleError:
+            return None
+
+
+def _read(path: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _differs(path: str, text: str, mode: int) -> bool:
+    try:
+        return _read(path) != text or stat.S_IMODE(os.stat(path).st_mode) != mode
+    except OSError:
+        return True
+
+
+def _write(path: str, text: str, mode: int) -> None:
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o755, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

@@ -1,0 +1,112 @@
+"""Render mode for a fleet: the one-pass render (k8snet.fabric.edge_fleet) writes what the per-host
+plays write, re-runs change nothing, check mode writes nothing, a bad site stops every site before
+any write, and --limit slices (AWX sliced jobs) add up to the whole run."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+
+from tests.fleet import files_of, inventory, write_inventory
+from tests.helpers import REPO, recap
+
+
+def render(tmp_path, data: dict, *args: str, build_name: str = "build", per_host: bool = False):
+    folder = write_inventory(tmp_path / "inventory", data)
+    build = tmp_path / build_name
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(folder),
+            str(REPO / "playbooks" / "edge.yml"), "-e", f"fabric_build_dir={build}", *args]
+    if per_host:
+        argv += ["-e", "edge_k3s_render_per_host=true"]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return proc, build
+
+
+def varied(sites: int = 3) -> dict:
+    """Sites that differ: a host-level override of a site variable, taints, no registry mirrors."""
+    data = inventory(sites)
+    groups = data["all"]["children"]
+    groups["edge_factory_2"]["vars"].pop("edge_k3s_registry_mirrors")
+    groups["edge_factory_2"]["vars"]["edge_k3s_flannel_backend"] = "wireguard-native"
+    groups["edge_factory_3"]["hosts"]["f3-agent-2"]["edge_k3s_node_taints"] = ["dedicated=sensors:NoSchedule"]
+    groups["edge_factory_3"]["hosts"]["f3-agent-1"]["edge_k3s_version"] = "v1.31.4+k3s1"  # a canary host
+    return data
+
+
+def test_the_fleet_render_writes_exactly_what_the_per_host_plays_write(tmp_path):
+    fleet, fleet_build = render(tmp_path, varied())
+    assert fleet.returncode == 0, fleet.stdout[-3000:]
+    text = " ".join(fleet.stdout.split())
+    assert "3 sites and 12 hosts checked; 39 files" in text, text[-2000:]
+    assert text.count("skipping: no hosts matched") == 3, "the per-host plays are skipped"
+    per_host, host_build = render(tmp_path, varied(), build_name="per-host", per_host=True)
+    assert per_host.returncode == 0, per_host.stdout[-3000:]
+    ours, theirs = files_of(fleet_build), files_of(host_build)
+    assert sorted(ours) == sorted(theirs)
+    assert [p for p in ours if ours[p] != theirs[p]] == [], "same text and mode, file by file"
+    canary = (fleet_build / "edge/factory-3/hosts/f3-agent-1/etc/rancher/k3s/config.yaml").read_text()
+    assert "wireguard" not in canary and len(ours) == 39  # site 2 has no registries.yaml
+
+    again, _build = render(tmp_path, varied())
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0
+
+
+def test_check_mode_writes_nothing_and_diff_shows_the_change(tmp_path):
+    checked, build = render(tmp_path, inventory(2), "--check")
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert not build.exists(), "check mode writes nothing, not even the build folder"
+    first, build = render(tmp_path, inventory(2))
+    assert first.returncode == 0
+    before = files_of(build)
+    changed = inventory(2)
+    changed["all"]["children"]["edge_factory_2"]["vars"]["edge_k3s_flannel_backend"] = "host-gw"
+    preview, build = render(tmp_path, changed, "--check", "--diff")
+    assert preview.returncode == 0, preview.stdout[-3000:]
+    assert "+flannel-backend: host-gw" in preview.stdout and "-flannel-backend: vxlan" in preview.stdout
+    assert files_of(build) == before
+
+
+def test_a_bad_site_stops_every_site_before_any_write(tmp_path):
+    cases = [
+        (("edge_factory_2", "vars", "edge_k3s_lan_cidr"), "172.16.2.0/33", "edge_k3s_lan_cidr"),
+        (("edge_factory_3", "vars", "edge_k3s_processor_replicas"), "three", "edge_k3s_processor_replicas"),
+        (("edge_factory_1", "vars", "edge_k3s_lan_cdir"), "172.16.1.0/24",
+         "edge_k3s_lan_cdir is not a variable of edge_k3s (did you mean edge_k3s_lan_cidr?)"),
+    ]
+    for (group, key, name), value, words in cases:
+        data = inventory(3)
+        data["all"]["children"][group][key][name] = value
+        result, build = render(tmp_path, data)
+        text = " ".join((result.stdout + result.stderr).split())
+        assert result.returncode != 0, text[-2000:]
+        assert words in text, text[-2000:]
+        assert "Traceback" not in text
+        assert not build.exists(), f"{name}: wrote before failing"
+
+
+def test_a_site_without_its_cluster_entry_is_refused(tmp_path):
+    data = inventory(2)
+    data["all"]["children"]["edge_factory_2"]["hosts"].pop("edge-factory-2")
+    data["all"]["children"]["edge_clusters"]["hosts"].pop("edge-factory-2")
+    result, build = render(tmp_path, data)
+    assert result.returncode != 0
+    assert "site factory-2 (f2-server-1) has no host in both edge_clusters and edge_factory_2" in " ".join(result.stdout.split())
+    assert not build.exists()
+
+
+def test_slices_by_site_add_up_to_the_whole_run(tmp_path):
+    """AWX sliced job templates run the playbook once per slice with --limit; slices that keep a
+    site's hosts and its cluster entry together render exactly what one run renders."""
+    data = inventory(4)
+    whole, whole_build = render(tmp_path, copy.deepcopy(data), build_name="whole")
+    assert whole.returncode == 0, whole.stdout[-3000:]
+    sliced = {}
+    for index, limit in enumerate(("edge_factory_1:edge_factory_3", "edge_factory_2:edge_factory_4")):
+        part, build = render(tmp_path, copy.deepcopy(data), "--limit", limit, build_name="sliced")
+        assert part.returncode == 0, part.stdout[-3000:]
+        assert "2 sites and 8 hosts checked" in " ".join(part.stdout.split()), f"slice {index}"
+        sliced = files_of(build)
+    assert sliced == files_of(whole_build)
