@@ -5,7 +5,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench clean
+.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-fleet clean
 
 setup: $(STAMP)
 
@@ -52,3 +52,7 @@ clean: testbed-down
 bench: testbed
 	$(PY) -m bench.converge --sizes 100,1000 --repeat 3
 	$(PY) -m bench.netpol
+
+# Render fleets of 1 to 1,000 generated edge sites, the one-pass render against the per-host plays.
+bench-fleet: setup
+	$(PY) -m bench.fleet --sizes 1,10,100,1000

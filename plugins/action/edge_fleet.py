@@ -87,26 +87,40 @@ class ActionModule(ActionBase):
     def _hosts(self) -> dict:
         """Every edge host and site entry within --limit: its variables, its site (site.yml),
         and what its argument spec and the unknown-variable check say."""
+        inventory = self._task._variable_manager._inventory
+        # ignore_restrictions: the play runs this once; --limit (the subset) still applies.
+        return {host.name: self._host(host) for host in
+                inventory.get_hosts(f"{SERVERS}:{AGENTS}:{CLUSTERS}", ignore_restrictions=True)}
+
+    def _host(self, host) -> dict:
         manager = self._task._variable_manager
-        inventory = manager._inventory
-        play = self._task.get_play()
-        out = {}
-        # ignore_restrictions: this play runs on localhost only; --limit (the subset) still applies.
-        for host in inventory.get_hosts(f"{SERVERS}:{AGENTS}:{CLUSTERS}", ignore_restrictions=True):
-            # No play host lists: the per-host plays do not read them, and computing them per host is O(hosts²).
-            variables = manager.get_vars(play=play, host=host, task=self._task, _hosts=[], _hosts_all=[])
-            values = _Values(self._templar.copy_with_new_env(available_variables=variables), variables, self._shared)
-            problems = known.role_problems(self._role_path, ROLE, variables, values.quiet)
-            problems += self._argument_problems(variables, values)
-            facts = {}
-            if not problems:
-                for task in self._site_tasks:  # set_fact tasks in order, each with its own vars
-                    scope = {**variables, **facts, **(task.get("vars") or {})}
-                    local = _Values(values.templar.copy_with_new_env(available_variables=scope), scope, self._shared)
-                    # Plain data, as a module receives its arguments (templated values carry tags).
-                    facts.update(json.loads(json.dumps(local.template(task["ansible.builtin.set_fact"]))))
-            out[host.name] = {"vars": variables, "templar": values.templar, "problems": problems, **facts}
-        return out
+        # No play host lists: the per-host plays do not read them, and computing them per host is O(hosts²).
+        variables = manager.get_vars(play=self._task.get_play(), host=host, task=self._task, _hosts=[], _hosts_all=[])
+        values = _Values(self._templar.copy_with_new_env(available_variables=variables), variables, self._shared)
+        problems = known.role_problems(self._role_path, ROLE, variables, values.quiet)
+        problems += self._argument_problems(variables, values)
+        facts = {}
+        if not problems:
+            for task in self._site_tasks:  # set_fact tasks in order, each with its own vars
+                scope = {**variables, **facts, **(task.get("vars") or {})}
+                local = _Values(values.templar.copy_with_new_env(available_variables=scope), scope, self._shared)
+                # Plain data, as a module receives its arguments (templated values carry tags).
+                facts.update(json.loads(json.dumps(local.template(task["ansible.builtin.set_fact"]))))
+        return {"vars": variables, "templar": values.templar, "problems": problems, **facts}
+
+    def _connected(self, sites: dict) -> list[dict]:
+        """The sites the limited ones are connected to, wherever they are: a job slice checks its
+        sites' routes against sites another slice renders (their ranges must not overlap)."""
+        have = {site["spec"]["name"] for site in sites.values()}
+        wanted = {name for site in sites.values() for name in site["spec"].get("connected_sites") or []} - have
+        out = []
+        inventory = self._task._variable_manager._inventory
+        for name in sorted(self._site_entries - set(sites)) if wanted else []:
+            host = inventory.get_host(name)
+            site = self._task._variable_manager.get_vars(host=host, include_hostvars=False).get("edge_k3s_site")
+            if site in wanted:  # the inventory's own value: only those sites are described in full
+                out.append(self._host(host).get("edge_k3s_site_spec") or {})
+        return [spec for spec in out if spec]
 
     def _argument_problems(self, variables: dict, values: "_Values") -> list[str]:
         """The role's argument spec over the host's variables, as include_role checks it."""
@@ -130,7 +144,7 @@ class ActionModule(ActionBase):
 
     def _site_problems(self, hosts: dict, sites: dict) -> list[str]:
         """validate.yml's checks for every host, and promtool once per distinct rule set."""
-        every = [site["spec"] for site in sites.values()]
+        every = [site["spec"] for site in sites.values()] + self._connected(sites)
         problems, checked = [], {}
         for name, info in hosts.items():
             spec = info["edge_k3s_site_spec"]

@@ -110,3 +110,24 @@ def test_slices_by_site_add_up_to_the_whole_run(tmp_path):
         assert "2 sites and 8 hosts checked" in " ".join(part.stdout.split()), f"slice {index}"
         sliced = files_of(build)
     assert sliced == files_of(whole_build)
+
+
+def test_round_robin_slices_add_up_and_each_checks_its_sites_routes(tmp_path):
+    """AWX slices a job's hosts round robin, splitting sites across slices: in render mode every
+    host's files and every site's manifests come out the same, and a slice still checks its sites
+    against the connected sites other slices render."""
+    data = inventory(3)
+    whole, whole_build = render(tmp_path, copy.deepcopy(data), build_name="whole")
+    assert whole.returncode == 0, whole.stdout[-3000:]
+    hosts = [h for group in ("edge_servers", "edge_agents", "edge_clusters") for h in data["all"]["children"][group]["hosts"]]
+    for index in range(2):
+        part, build = render(tmp_path, copy.deepcopy(data), "--limit", ",".join(hosts[index::2]), build_name="sliced")
+        assert part.returncode == 0, part.stdout[-3000:]
+    assert files_of(build) == files_of(whole_build)
+
+    connected = copy.deepcopy(data)
+    connected["all"]["children"]["edge_factory_1"]["vars"]["edge_k3s_connected_sites"] = ["factory-3"]
+    refused, build = render(tmp_path, connected, "--limit", "edge_factory_1", build_name="refused")
+    text = " ".join(refused.stdout.split())
+    assert refused.returncode != 0 and "connected to factory-3, but" in text, text[-2000:]
+    assert not build.exists()
