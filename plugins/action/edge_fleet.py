@@ -60,6 +60,7 @@ class ActionModule(ActionBase):
         self._validator = ArgumentSpecValidator(self._options)
         self._shared: dict = {}  # templated values every host with the same inputs shares
         self._schema_checked = 0
+        self._promtool = None  # distinct rule sets promtool checked; None when it is not installed
         self._site_entries = set(self._members(CLUSTERS))
         try:
             hosts = self._hosts()
@@ -80,7 +81,10 @@ class ActionModule(ActionBase):
             for path in changed:
                 _write(path, *files[path])
         result.update(changed=bool(changed), sites=len(sites), hosts=len(hosts), files=len(files),
-                      schema_checked=self._schema_checked, written=sorted(changed))
+                      schema_checked=self._schema_checked, promtool=self._promtool, written=sorted(changed))
+        if self._promtool is None and sites:  # as the per-host path's ecosystem_check warns
+            result["warnings"] = ["promtool is not installed (not on PATH; set fabric_promtool): the sites' alert "
+                                  "rules were not checked by it"]
         return result
 
     # -- the hosts, as the per-host plays see them --------------------------------------------
@@ -165,6 +169,8 @@ class ActionModule(ActionBase):
             key = json.dumps(rules, sort_keys=True, default=str)
             if key not in checked:  # a fleet's sites mostly share their alert rules: check each text once
                 checked[key] = ecosystem_check.run("promtool", rules, self._task.args.get("promtool") or None)
+                if checked[key]["checked"]:
+                    self._promtool = (self._promtool or 0) + 1
             problems += [f"{name}: promtool: {f['object']}: {f['message']}" for f in checked[key]["findings"]]
             # The proof: the LAN reaches the processor's ingest port and nothing else.
             proof = netpol.analyse(site["objects"], ["txt"], site["expect"])

@@ -54,6 +54,10 @@ schema_checked:
   description: Manifests checked against the Kubernetes schema offline (built-in kinds).
   returned: always
   type: int
+promtool:
+  description: Distinct alert rule sets promtool checked (sites sharing their rules share one check); null when promtool is not installed (the task warns).
+  returned: always
+  type: int
 written:
   description: Files whose text or mode changed (in check mode, would change).
   returned: always
