@@ -17,7 +17,6 @@ import functools
 import json
 import os
 import re
-import stat
 
 import jinja2
 import jinja2.meta
@@ -73,13 +72,12 @@ class ActionModule(ActionBase):
             files = self._files(hosts, sites)
         except FabricError as exc:
             raise AnsibleActionFail(f"edge fleet: {exc}") from exc
-        changed = [path for path, (text, mode) in files.items() if _differs(path, text, mode)]
+        # Check mode writes nothing, not even the build folder.
+        written = {path: manifests.write_text(path, text, self._task.check_mode, mode) for path, (text, mode) in files.items()}
+        changed = [path for path, outcome in written.items() if outcome["changed"]]
         if self._task.diff and changed:
-            result["diff"] = [{"before_header": p, "after_header": p, "before": _read(p) or "", "after": files[p][0]}
-                              for p in changed]
-        if not self._task.check_mode:  # check mode writes nothing, not even the build folder
-            for path in changed:
-                _write(path, *files[path])
+            result["diff"] = [{"before_header": p, "after_header": p, "before": written[p]["before"] or "",
+                               "after": written[p]["after"]} for p in changed]
         result.update(changed=bool(changed), sites=len(sites), hosts=len(hosts), files=len(files),
                       schema_checked=self._schema_checked, promtool=self._promtool, written=sorted(changed))
         if self._promtool is None and sites:  # as the per-host path's ecosystem_check warns
@@ -232,16 +230,6 @@ MARKERS = ("{{", "{%", "{#")
 JUST_A_VARIABLE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 
 
-def _has_template(value) -> bool:
-    if isinstance(value, str):
-        return any(marker in value for marker in MARKERS)
-    if isinstance(value, dict):
-        return any(_has_template(k) or _has_template(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_template(v) for v in value)
-    return False
-
-
 # The current host's whole variable set: templates reading these are not shared.
 UNSHARED = frozenset(("vars", "ansible_facts"))
 # The same for every host of a run (the inventory's groups, every host's variables).
@@ -267,6 +255,10 @@ def _strings(value):
     elif isinstance(value, (list, tuple)):
         for inner in value:
             yield from _strings(inner)
+
+
+def _has_template(value) -> bool:
+    return any(marker in text for text in _strings(value) for marker in MARKERS)
 
 
 class _Values:
@@ -333,28 +325,3 @@ class _Values:
             return self.template(value)
         except AnsibleError:
             return None
-
-
-def _read(path: str):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _differs(path: str, text: str, mode: int) -> bool:
-    try:
-        return _read(path) != text or stat.S_IMODE(os.stat(path).st_mode) != mode
-    except OSError:
-        return True
-
-
-def _write(path: str, text: str, mode: int) -> None:
-    folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o755, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)

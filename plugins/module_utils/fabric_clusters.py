@@ -46,7 +46,7 @@ def problems(clusters) -> list[str]:
                 if found is None:
                     continue
                 parsed[name] = (kind, value, found)
-                families.setdefault(kind, []).append(version(found))
+                families.setdefault(kind, []).append(ipplan.version(found))
                 if kind in RANGES:
                     ranges[name] = value
         out += _family_problems(where, cluster["name"], families)
@@ -62,10 +62,6 @@ def problems(clusters) -> list[str]:
                 out.append(f"{name}: {value} overlaps {other}, {other_value}: {what} must lie outside every "
                            "cluster's pod and service ranges (traffic to it would stay inside a cluster)")
     return out
-
-
-def version(ipset) -> int:
-    return ipset.iter_cidrs()[0].version
 
 
 def _family_problems(where: str, name: str, families: dict) -> list[str]:
@@ -112,7 +108,7 @@ def fill(entry: dict, where: str, clusters, fields: dict) -> tuple[dict, list[st
     origin = merged["origin"] = {}
     for mine, theirs in fields.items():
         value = entry.get(mine)
-        listed = isinstance(value, list)
+        listed = isinstance(value, list)  # given as a list (by the role here; by the plan below)
         if value not in (None, "", []) and theirs in LISTS and not listed:
             value = [value]
         from_plan = (planned or {}).get(theirs)
@@ -127,9 +123,12 @@ def fill(entry: dict, where: str, clusters, fields: dict) -> tuple[dict, list[st
             merged[theirs], source = value, f"{where}.{mine}"
         else:
             continue
-        # Where each value came from, for messages that name the variable to fix.
-        origin[theirs] = [f"{source}[{j}]" for j in range(len(merged[theirs]))] if listed else \
-            ([source] * len(merged[theirs]) if isinstance(merged[theirs], list) else source)
+        # Where each value came from, for messages that name the variable to fix: an item of a
+        # list given as a list by its index, a single value (made a one-item list) by its name.
+        if listed:
+            origin[theirs] = [f"{source}[{j}]" for j in range(len(merged[theirs]))]
+        else:
+            origin[theirs] = [source] if isinstance(merged[theirs], list) else source
     return merged, out
 
 

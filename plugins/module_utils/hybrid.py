@@ -126,7 +126,7 @@ def problems(spec: dict) -> list[str]:
             mine = checks.collect(out, ipplan.parse, source, value)
             if mine is None:
                 continue
-            own[f"{source}"] = value
+            own[source] = value
             for name, theirs in location_sets.items():
                 # The cluster's own location contains its ranges; any other must not.
                 if theirs is not None and name != home and mine & theirs:

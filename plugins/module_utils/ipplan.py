@@ -80,9 +80,14 @@ def conflicts(ranges: dict, allowed: list | None = None) -> list[str]:
     return out
 
 
-def of_family(ipset, version: int):
+def version(ipset) -> int:
+    """The IP family (4 or 6) of a set of one family (its first range's)."""
+    return ipset.iter_cidrs()[0].version
+
+
+def of_family(ipset, family: int):
     """The part of a set in one IP family (4 or 6)."""
-    return netaddr.IPSet(c for c in ipset.iter_cidrs() if c.version == version)
+    return netaddr.IPSet(c for c in ipset.iter_cidrs() if c.version == family)
 
 
 def contains(outer_name: str, outer, inner_name: str, inner) -> str | None:

@@ -254,7 +254,7 @@ def lb_problems(spec: dict, clusters: list[dict], pods: dict) -> list[str]:
                         or cluster.get("name") in (svc.get("allow_from") or [])):
                     continue
                 # A client range is one family: it must cover all or none of that family's pods.
-                theirs = ipplan.of_family(theirs, fabric_clusters.version(client))
+                theirs = ipplan.of_family(theirs, ipplan.version(client))
                 if client & theirs and not theirs.issubset(client):
                     out.append(f"kubefed_lb.clients[{i}]: {lb['clients'][i]} covers part of {cluster.get('name')}'s pods ({', '.join(cluster['pod_cidrs'])}); "
                                f"{svc.get('name')}'s {svc['data_region']} data cannot be kept from them - cover all or none")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
@@ -117,19 +118,28 @@ def write(objects: list[dict], dest: str, check_mode: bool = False) -> dict:
     """Write the objects as one multi-document YAML file (Secret values redacted). Returns
     ``changed`` and the file's text ``before`` (None when new) and ``after``; in check mode
     nothing is written, the answer says what a run would do."""
-    text = dump([for_file(o) for o in objects])
+    return write_text(dest, dump([for_file(o) for o in objects]), check_mode)
+
+
+def write_text(dest: str, text: str, check_mode: bool = False, mode: int | None = None) -> dict:
+    """Write ``text`` to ``dest`` (atomically, folders made) when it or the file's ``mode``
+    differs. Returns ``changed``, the file's text ``before`` (None when new) and ``after``;
+    in check mode nothing is written."""
     try:
         with open(dest, encoding="utf-8") as handle:
             before = handle.read()
+        same_mode = mode is None or stat.S_IMODE(os.stat(dest).st_mode) == mode
     except OSError:
-        before = None
-    if before == text:
+        before, same_mode = None, False
+    if before == text and same_mode:
         return {"changed": False, "before": before, "after": text}
     if not check_mode:
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
         tmp = dest + ".tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, dest)
     return {"changed": True, "before": before, "after": text}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff, manifests
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import WORKLOAD_KINDS, Analysis, workload_of
@@ -91,16 +91,9 @@ def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: s
         os.makedirs(dest, exist_ok=True)
         paths = {}
         for fmt, text in texts.items():
-            path = os.path.join(dest, f"connlist.{fmt}")
-            old = None
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as handle:
-                    old = handle.read()
-            if old != text:
-                with open(path, "w", encoding="utf-8") as handle:
-                    handle.write(text)
+            paths[fmt] = os.path.join(dest, f"connlist.{fmt}")
+            if manifests.write_text(paths[fmt], text)["changed"]:
                 result["changed"] = True
-            paths[fmt] = path
         result["paths"] = paths
     else:
         result["reports"] = texts
