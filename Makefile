@@ -5,7 +5,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-fleet clean
+.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-fleet bench-hosts clean
 
 setup: $(STAMP)
 
@@ -56,3 +56,8 @@ bench: testbed
 # Render fleets of 1 to 1,000 generated edge sites, the one-pass render against the per-host plays.
 bench-fleet: setup
 	$(PY) -m bench.fleet --sizes 1,10,100,1000
+
+# Install K3s's files on 20 SSH test hosts (apply mode, host part): round trips and time per host,
+# against the collection before host_files (an earlier git revision), measured in the same run.
+bench-hosts: testbed
+	$(PY) -m bench.edge_hosts --hosts 20

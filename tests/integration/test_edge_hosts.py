@@ -190,9 +190,9 @@ def test_upgrade_goes_one_node_at_a_time_servers_first(ssh_hosts, artifacts, tmp
     plays = [l.split("]")[0] + "]" for l in lines if l.startswith("PLAY [")]
     assert plays == ["PLAY [Validate every edge site and verify the new artifacts]",
                      "PLAY [Upgrade servers, one at a time]", "PLAY [Upgrade agents, one at a time]"]
-    # serial: 1 -> the binary task runs once per node, the server's batch before the agent's.
+    # serial: 1 -> the files task runs once per node, the server's batch before the agent's.
     batches = [lines[i + 1] for i, l in enumerate(lines)
-               if l.startswith("TASK [k8snet.fabric.edge_k3s : Install the K3s binary]")]
+               if l.startswith("TASK [k8snet.fabric.edge_k3s : Place and verify every file K3s needs")]
     assert [b.split("[")[1].split("]")[0] for b in batches] == [SERVER, AGENT]
 
 
@@ -279,3 +279,56 @@ def test_addons_are_verified_and_delivered_the_k3s_way(ssh_hosts, artifacts, tmp
     assert bad.returncode != 0
     assert f"artifact {addons}/metallb-native.yaml has sha256" in bad.stdout, bad.stdout[-3000:]
     assert {name: tree(Path(f["root"])) for name, f in facts.items()} == before
+
+
+def ssh_round_trips(output: str, address: str) -> dict:
+    """SSH and SFTP processes Ansible started for one host, per task (from -vvv's "SSH: EXEC")."""
+    trips, task = {}, None
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line[6:line.index("]")]
+        elif line.startswith(f"<{address}> SSH: EXEC"):
+            trips[task] = trips.get(task, 0) + 1
+    return trips
+
+
+def test_a_host_files_are_placed_in_one_transfer_and_an_unchanged_host_costs_one_round_trip(ssh_hosts, artifacts, tmp_path):
+    hosts, facts = ssh_hosts
+    inv = inventory(tmp_path, ssh_hosts, artifacts)
+    playbook(tmp_path, "edge_reset.yml", inv, extra_vars={"edge_k3s_reset_confirm": "factory-1"})
+    files_task = "k8snet.fabric.edge_k3s : Place and verify every file K3s needs, in one pass (one round trip when nothing changed)"
+    first = playbook(tmp_path, "edge.yml", inv, "-vvv")
+    assert first.returncode == 0, first.stdout[-4000:]
+    again = playbook(tmp_path, "edge.yml", inv, "-vvv")
+    assert again.returncode == 0, again.stdout[-4000:]
+    for host in (SERVER, AGENT):
+        address = facts[host]["address"]
+        # module run (which makes the archive's folder), one transfer of every large file, module run
+        assert ssh_round_trips(first.stdout, address)[files_task] == 3
+        assert ssh_round_trips(again.stdout, address)[files_task] == 1
+        assert first.stdout.count(f"<{address}> PUT ") == 1, "one transfer for all of the host's large files"
+        assert sum(ssh_round_trips(again.stdout, address).values()) <= 8, ssh_round_trips(again.stdout, address)
+    assert TOKEN not in first.stdout + again.stdout
+
+
+def test_drift_on_a_host_is_repaired_and_shown_with_the_token_redacted(ssh_hosts, artifacts, tmp_path):
+    hosts, facts = ssh_hosts
+    inv = inventory(tmp_path, ssh_hosts, artifacts)
+    assert playbook(tmp_path, "edge.yml", inv).returncode == 0
+    agent = Path(facts[AGENT]["root"])
+    (agent / "usr/local/bin/k3s").write_bytes(b"replaced by hand")
+    (agent / "etc/systemd/system/k3s-agent.service.env").write_text("K3S_TOKEN=stale-token\n")
+    (agent / "etc/rancher/k3s/config.yaml").chmod(0o644)
+    checked = playbook(tmp_path, "edge.yml", inv, "--check", "--diff")
+    assert checked.returncode == 0, checked.stdout[-4000:]
+    assert (agent / "usr/local/bin/k3s").read_bytes() == b"replaced by hand", "check mode writes nothing"
+    assert f"+sha256 {sha256(artifacts / 'k3s')} (k3s)" in checked.stdout
+    assert "<redacted>" in checked.stdout and "stale-token" not in checked.stdout and TOKEN not in checked.stdout
+    repaired = playbook(tmp_path, "edge.yml", inv, "--diff")
+    assert repaired.returncode == 0, repaired.stdout[-4000:]
+    assert sha256(agent / "usr/local/bin/k3s") == sha256(artifacts / "k3s")
+    assert f"K3S_TOKEN={TOKEN}" in (agent / "etc/systemd/system/k3s-agent.service.env").read_text()
+    assert (agent / "etc/rancher/k3s/config.yaml").stat().st_mode & 0o777 == 0o600
+    assert TOKEN not in repaired.stdout + repaired.stderr and "stale-token" not in repaired.stdout
+    line = next(l for l in repaired.stdout.splitlines() if l.startswith(SERVER + " ") and "ok=" in l)
+    assert "changed=0" in line, "the server had no drift: " + line
