@@ -5,7 +5,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-fleet bench-hosts clean
+.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-large bench-fleet bench-hosts clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,10 @@ clean: testbed-down
 bench: testbed
 	$(PY) -m bench.converge --sizes 100,1000 --repeat 3
 	$(PY) -m bench.netpol
+
+# 10,000 objects, the three tools once each (about ten minutes here).
+bench-large: testbed
+	$(PY) -m bench.converge --sizes 10000 --repeat 1
 
 # Render fleets of 1 to 1,000 generated edge sites, the one-pass render against the per-host plays.
 bench-fleet: setup

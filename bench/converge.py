@@ -1,9 +1,10 @@
-"""Converge 100 and 1,000 network objects three ways on a real testbed apiserver.
+"""Converge 100, 1,000 (and 10,000) network objects three ways on a real testbed apiserver.
 
-Peers, measured in the same run on the same cluster with the same definitions:
-  fabric           k8snet.fabric.resource_set (state=replaced) via ansible-playbook
-  kubernetes.core  kubernetes.core.k8s (state=present, all definitions in one task) via ansible-playbook
-  kubectl          kubectl apply --server-side -f <one file>  (the testbed's own kubectl build)
+Peers, measured in the same run on the same cluster with the same definitions, each reading
+them from the same file (one JSON `kind: List`, as kubectl takes it):
+  fabric           k8snet.fabric.resource_set (state=replaced, src=<file>) via ansible-playbook
+  kubernetes.core  kubernetes.core.k8s (state=present, src=<file>) via ansible-playbook
+  kubectl          kubectl apply --server-side -f <file>  (the testbed's own kubectl build)
 
 For each size: a first apply into fresh namespaces and an unchanged re-run, repeated (--repeat)
 with the tools' order rotated each round so that none always runs on the fullest store. Prints
@@ -12,6 +13,10 @@ log) and the ratios of the medians. kubernetes.core comes from the
 `ansible` package, installed into .cache/bench/venv for the benchmark only.
 
     make bench            # or: .venv/bin/python -m bench.converge --sizes 100,1000 --repeat 3
+    make bench-large      # 10,000 objects: .venv/bin/python -m bench.converge --sizes 10000 --repeat 1
+
+Besides the times and requests it prints the peak memory of resource_set's module process (the
+module reports it) per size and phase.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -77,28 +83,31 @@ def generate(count: int, prefix: str) -> tuple[list[str], list[dict]]:
 
 
 def run_tool(tool: str, bindir: Path, work: Path, objects_file: Path, testbed: Testbed, set_name: str,
-             set_namespace: str) -> None:
+             set_namespace: str) -> float | None:
+    """One run of a tool; for fabric, the module's peak memory in MiB."""
     conn = testbed.connection(CLUSTER)
     if tool == "kubectl":
-        cmd = [str(BIN / "kubectl"), "apply", "--server-side", "-f", str(objects_file.with_suffix(".yaml")),
+        cmd = [str(BIN / "kubectl"), "apply", "--server-side", "-f", str(objects_file),
                "--kubeconfig", conn["kubeconfig"], "--context", conn["context"]]
     else:
         if tool == "fabric":
-            task = {"k8snet.fabric.resource_set": {"name": set_name, "set_namespace": set_namespace,
-                                                   "state": "replaced", **conn,
-                                                   "objects": "{{ lookup('file', objects_file) | from_json }}"}}
+            tasks = [{"k8snet.fabric.resource_set": {"name": set_name, "set_namespace": set_namespace,
+                                                     "state": "replaced", **conn, "src": [str(objects_file)]},
+                      "register": "converged"},
+                     {"ansible.builtin.debug": {"msg": "peak_memory_mb={{ converged.peak_memory_mb }}"}}]
         else:
-            task = {"kubernetes.core.k8s": {"state": "present", **conn,
-                                            "definition": "{{ lookup('file', objects_file) | from_json }}"}}
+            tasks = [{"kubernetes.core.k8s": {"state": "present", **conn, "src": str(objects_file)}}]
         playbook = work / f"{tool}.yml"
-        playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+        playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
         cmd = [str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
-               "-e", f"objects_file={objects_file}", "-e", f"ansible_python_interpreter={bindir / 'python'}"]
+               "-e", f"ansible_python_interpreter={bindir / 'python'}"]
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=f"{REPO / 'collections'}",
                ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_NOCOLOR="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{tool} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    found = re.search(r"peak_memory_mb=([0-9.]+)", proc.stdout)
+    return float(found.group(1)) if found else None
 
 
 def requests_since(testbed: Testbed, mark: int) -> int:
@@ -129,17 +138,16 @@ def main() -> int:
                     admin.request("POST", "/api/v1/namespaces",
                                   body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
                 objects_file = work / f"{prefix}.json"
-                objects_file.write_text(json.dumps(objects))
-                objects_file.with_suffix(".yaml").write_text(yaml.safe_dump_all(objects))
+                objects_file.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
                 for phase in ("first apply", "unchanged re-run"):
                     mark = testbed.audit_mark(CLUSTER)
                     began = time.monotonic()
-                    run_tool(tool, bindir, work, objects_file, testbed, f"bench-{prefix}", namespaces[0])
+                    memory = run_tool(tool, bindir, work, objects_file, testbed, f"bench-{prefix}", namespaces[0])
                     seconds = time.monotonic() - began
-                    rows.append({"size": size, "round": round_, "tool": tool, "phase": phase,
+                    rows.append({"size": size, "round": round_, "tool": tool, "phase": phase, "memory_mb": memory,
                                  "seconds": round(seconds, 2), "requests": requests_since(testbed, mark)})
-                    print(f"{size:>5} round {round_} {tool:<16} {phase:<17} {seconds:7.2f}s {rows[-1]['requests']:>6} requests",
-                          flush=True)
+                    print(f"{size:>5} round {round_} {tool:<16} {phase:<17} {seconds:7.2f}s {rows[-1]['requests']:>6} requests"
+                          + (f" {memory:.0f} MiB peak (module)" if memory else ""), flush=True)
     finally:
         if started_here:
             testbed.down()
@@ -172,6 +180,11 @@ def main() -> int:
                 print(f"{size:>5} {phase:<17} fabric {mine['seconds']:5.2f}s vs {peer:<16} {theirs['seconds']:5.2f}s"
                       f" {theirs['seconds'] / mine['seconds']:5.1f}x (requests {mine['requests']:.0f} vs "
                       f"{theirs['requests']:.0f}{net})")
+    for size in sorted({r["size"] for r in rows}):
+        for phase in ("first apply", "unchanged re-run"):
+            peaks = [r["memory_mb"] for r in rows if (r["size"], r["tool"], r["phase"]) == (size, "fabric", phase)]
+            if all(peaks):
+                print(f"{size:>5} {phase:<17} resource_set module peak memory {max(peaks):.0f} MiB")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "converge.json").write_text(json.dumps(rows, indent=1))
     return 0

@@ -143,6 +143,11 @@ timings:
   description: Seconds spent per phase.
   returned: when a cluster was contacted
   type: dict
+peak_memory_mb:
+  description: Peak resident memory of the module's process in MiB (to size controllers and execution environments for large sets).
+  returned: when a cluster was contacted
+  type: float
+  sample: 212.4
 """
 
 from ansible.module_utils.basic import AnsibleModule

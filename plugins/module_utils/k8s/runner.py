@@ -6,6 +6,7 @@ build objects (network_policies, ...) and resource_set share states, results and
 
 from __future__ import annotations
 
+import resource
 import time
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff, manifests
@@ -72,6 +73,7 @@ def run(module, objects: list[dict]) -> dict:
         module.warn(f"API server on {about}: {text}")
     result["requests"] = dict(client.counts)
     result["timings"] = {**engine.timings, "total": round(time.monotonic() - started, 3)}
+    result["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
     return result
 
 

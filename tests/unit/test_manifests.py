@@ -1,0 +1,40 @@
+"""Reading manifests (module_utils/k8s/manifests.py): JSON is read as JSON, with the same result
+as through the YAML parser."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+
+OBJECTS = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "a"}, "data": {"i": str(i)}}
+           for i in range(3)]
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps({"apiVersion": "v1", "kind": "List", "items": OBJECTS}),  # kubectl's list, as JSON
+    json.dumps(OBJECTS),  # a JSON array of objects
+    yaml.safe_dump_all(OBJECTS),  # multi-document YAML
+    yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": OBJECTS}, default_flow_style=True),  # YAML flow style, not JSON
+])
+def test_every_form_gives_the_same_objects(text):
+    assert manifests.parse(text) == OBJECTS
+
+
+def test_a_typed_list_gives_its_items_their_kind():
+    text = json.dumps({"apiVersion": "v1", "kind": "ConfigMapList", "items": [{"metadata": {"name": "x"}}]})
+    assert manifests.parse(text) == [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}]
+
+
+def test_a_json_array_of_non_objects_is_refused_naming_the_document():
+    with pytest.raises(ValidationError, match=r"objects.json: document 1 is a list, not an object"):
+        manifests.parse(json.dumps([OBJECTS[0], [1, 2]]), origin="objects.json")
+
+
+def test_load_reads_a_json_file(tmp_path):
+    (tmp_path / "objects.json").write_text(json.dumps(OBJECTS))
+    assert manifests.load([str(tmp_path / "objects.json")]) == OBJECTS
