@@ -2,7 +2,8 @@
 
 Peers, measured in the same run on the same cluster with the same definitions, each reading
 them from the same file (one JSON `kind: List`, as kubectl takes it):
-  fabric           k8snet.fabric.resource_set (state=replaced, src=<file>) via ansible-playbook
+  fabric           k8snet.fabric.resource_set (state=replaced, src=<file>, report_unchanged=false:
+                   the result names the objects that changed, the summary counts all) via ansible-playbook
   kubernetes.core  kubernetes.core.k8s (state=present, src=<file>) via ansible-playbook
   kubectl          kubectl apply --server-side -f <file>  (the testbed's own kubectl build)
 
@@ -92,7 +93,8 @@ def run_tool(tool: str, bindir: Path, work: Path, objects_file: Path, testbed: T
     else:
         if tool == "fabric":
             tasks = [{"k8snet.fabric.resource_set": {"name": set_name, "set_namespace": set_namespace,
-                                                     "state": "replaced", **conn, "src": [str(objects_file)]},
+                                                     "state": "replaced", **conn, "src": [str(objects_file)],
+                                                     "report_unchanged": False},
                       "register": "converged"},
                      {"ansible.builtin.debug": {"msg": "peak_memory_mb={{ converged.peak_memory_mb }}"}}]
         else:

@@ -105,3 +105,35 @@ def test_server_warnings_become_task_warnings(testbed, tmp_path, namespace_name)
     assert result.returncode == 0, result.stdout + result.stderr
     output = " ".join((result.stdout + result.stderr).split())
     assert f"API server on Deployment {namespace_name}/web: spec.template.spec.nodeSelector" in output
+
+
+def test_a_large_set_from_a_json_file_with_only_changes_reported(testbed, tmp_path, namespace_name):
+    """src takes the JSON list kubectl takes; report_unchanged: false keeps an unchanged run's
+    result to the summary (sets of thousands), while changes are still named."""
+    import json
+
+    objects = objects_for(namespace_name)[:1] + [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": namespace_name}, "data": {"i": str(i)}}
+        for i in range(30)]
+    source = tmp_path / "objects.json"
+    source.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+
+    def converge():
+        plays = play(testbed, "replaced", None, set_namespace=namespace_name, src=[str(source)], report_unchanged=False)
+        plays[0]["tasks"][0]["k8snet.fabric.resource_set"].pop("objects")
+        saved = tmp_path / "result.json"
+        plays[0]["tasks"][1] = {"name": "save", "ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": str(saved),
+                                                                         "mode": "0600"}}
+        proc = run_playbook(tmp_path, plays)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        return json.loads(saved.read_text())
+
+    first = converge()
+    assert first["summary"]["created"] == 31 and len(first["results"]) == 31
+    assert first["peak_memory_mb"] > 10
+    source.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects[:-1] + [
+        {**objects[-1], "data": {"i": "changed"}}]}))
+    second = converge()
+    assert second["summary"] == {"created": 0, "configured": 1, "unchanged": 30, "pruned": 0, "deleted": 0, "failed": 0}
+    assert second["results"] == [{"apiVersion": "v1", "kind": "ConfigMap", "namespace": namespace_name, "name": "c29",
+                                  "result": "configured"}]

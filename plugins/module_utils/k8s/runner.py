@@ -35,6 +35,7 @@ SET_ARGSPEC = dict(
     workers=dict(type="int", default=8),
     force_conflicts=dict(type="bool", default=False),
     only_existing=dict(type="bool", default=False),
+    report_unchanged=dict(type="bool", default=True),
     wait_timeout=dict(type="float", default=60.0),
     await_kinds=dict(type="float", default=0.0),
     dest=dict(type="path"),
@@ -71,6 +72,8 @@ def run(module, objects: list[dict]) -> dict:
         client.close()
     for text, about in sorted(client.warnings.items()):
         module.warn(f"API server on {about}: {text}")
+    if not params["report_unchanged"] and "results" in result:
+        result["results"] = [r for r in result["results"] if r["result"] != "unchanged"]
     result["requests"] = dict(client.counts)
     result["timings"] = {**engine.timings, "total": round(time.monotonic() - started, 3)}
     result["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
