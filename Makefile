@@ -5,7 +5,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-large bench-fleet bench-hosts clean
+.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-large bench-fleet bench-hosts bench-clusters clean
 
 setup: $(STAMP)
 
@@ -65,3 +65,7 @@ bench-fleet: setup
 # against the collection before host_files (an earlier git revision), measured in the same run.
 bench-hosts: testbed
 	$(PY) -m bench.edge_hosts --hosts 20
+
+# One scenario (hybrid.yml) converged on the testbed's three clusters, forks 1 against forks 3.
+bench-clusters: testbed
+	$(PY) -m bench.clusters --repeat 3

@@ -9,7 +9,7 @@ records, policies, the proof) into fresh namespaces:
 Prints wall time per round and the medians, the per-cluster cost (sequential / 3) and the speedup.
 On this 2-core machine the three apiservers and Ansible share the cores, which bounds the speedup.
 
-    .venv/bin/python -m bench.clusters --repeat 3
+    make bench-clusters     # or: .venv/bin/python -m bench.clusters --repeat 3
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -57,6 +58,11 @@ def converge(folder: Path, forks: int, namespace: str, build: Path) -> float:
     wall = time.monotonic() - started
     if proc.returncode != 0:
         raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+    recap = proc.stdout[proc.stdout.rfind("PLAY RECAP"):]
+    for cluster in CLUSTERS:  # each cluster really converged its new namespace
+        line = next((l for l in recap.splitlines() if l.startswith(cluster + " ")), "")
+        if not re.search(r"changed=[1-9]", line):
+            raise SystemExit(f"{cluster} did not converge anything: {line or recap}")
     return wall
 
 
