@@ -89,8 +89,10 @@ notes:
 attributes:
   check_mode:
     support: full
+    description: Reports every folder, file and removal a run would make; writes and sends nothing.
   diff_mode:
     support: full
+    description: Small files' text before and after (secret ones redacted), large files' sha256.
 """
 
 EXAMPLES = r"""
