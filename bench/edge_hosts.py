@@ -33,6 +33,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.helpers import recap  # noqa: E402
 from tests.testbed.sshhosts import SshHosts, write_addons  # noqa: E402
 
 BASELINE = "b283453"  # edge_k3s before k8snet.fabric.host_files: a task (or loop item) per file
@@ -74,8 +75,7 @@ def run(collection: Path, inventory: Path, home: Path, forks: int, addresses: di
     if proc.returncode != 0:
         raise SystemExit(f"ansible-playbook failed ({collection}):\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}")
     trips = Counter(addresses[m] for m in re.findall(r"^<([0-9.]+)> SSH: EXEC", proc.stdout, re.M) if m in addresses)
-    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", proc.stdout[proc.stdout.rfind("PLAY RECAP"):]))
-    return {"wall": wall, "trips": trips, "changed": changed}
+    return {"wall": wall, "trips": trips, "changed": recap(proc.stdout)["changed"]}
 
 
 def extract(revision: str, folder: Path) -> Path:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ sys.path.insert(0, str(REPO))
 PLAYBOOK = REPO / "playbooks" / "edge.yml"
 
 from tests.fleet import files_of, inventory, write_inventory  # noqa: E402
+from tests.helpers import recap  # noqa: E402
 
 
 def run(inventory_dir: Path, build: Path, per_host: bool) -> dict:
@@ -45,7 +45,7 @@ def run(inventory_dir: Path, build: Path, per_host: bool) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
-    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", proc.stdout[proc.stdout.rfind("PLAY RECAP"):]))
+    changed = recap(proc.stdout)["changed"]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": wall, "cpu": cpu, "changed": changed}
 

@@ -177,7 +177,8 @@ def main() -> int:
         mine, code, err, memory = measured([sys.executable, "-m", "bench.netpol", "--ours", str(folder), str(WORK / f"ours-{kind}{pods}.txt")])
         if code != 0:
             raise SystemExit(f"the analyzer failed on {folder}: {err}")
-        count = sum(1 for _unused in (WORK / f"ours-{kind}{pods}.txt").open())
+        with (WORK / f"ours-{kind}{pods}.txt").open() as written:
+            count = sum(1 for _unused in written)
         results = {"fabric": (mine, f"{count} connection lines", memory)}
         for name, cmd in (("np-guard", [str(npguard), "list", "--dirpath", str(folder), "-f", str(WORK / f"npguard-{kind}{pods}.txt")]),
                           ("network-config-analyzer", [str(NCA_VENV / "bin" / "nca"), "--connectivity", str(folder),

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """host_files: one module run checks and places everything that fits in its arguments and hashes
 the large files on the host; only when some differ, they go over as one archive (one transfer)
-and a second run places them. An unchanged host: one round trip. A first install: four (module,
-temporary folder, transfer, module)."""
+and a second run places them. An unchanged host: one round trip. A first install: three (module,
+transfer, module), two more with become (Ansible's temporary folder: home, mkdir)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        validation, args = self.validate_argument_spec(host_files.ARGUMENT_SPEC)
+        args = self.validate_argument_spec(host_files.ARGUMENT_SPEC)[1]
         found = host_files.problems(args)
         for index, entry in enumerate(args["files"]):
             if entry.get("src") is not None and not os.path.isfile(entry["src"]):
@@ -60,7 +60,7 @@ class ActionModule(ActionBase):
             archive = os.path.join(local_dir, "files.tar")
             with tarfile.open(archive, "w") as tar:
                 for entry in wanted:
-                    tar.add(entry["src"], arcname=entry["dest"].lstrip("/"), recursive=False)
+                    tar.add(entry["src"], arcname=host_files.member_name(entry["dest"]), recursive=False)
             remote = self._connection._shell.join_path(remote_dir, "files.tar")
             self._transfer_file(archive, remote)
         if upload_dir is None:

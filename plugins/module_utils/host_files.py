@@ -187,8 +187,8 @@ def _small(entry: dict, path: str, mode: int, check_mode: bool, want_diff: bool,
 
 def _large(entry: dict, path: str, mode: int, archived, check_mode: bool, want_diff: bool, result: dict) -> None:
     dest, expected = entry["dest"], entry["sha256"]
-    if archived is not None and dest.lstrip("/") in archived:
-        member, tar = archived[dest.lstrip("/")]
+    if archived is not None and member_name(dest) in archived:
+        member, tar = archived[member_name(dest)]
         digest = hashlib.sha256()
 
         def copy(out):
@@ -220,8 +220,13 @@ def _large(entry: dict, path: str, mode: int, archived, check_mode: bool, want_d
                                "after": f"sha256 {expected} ({os.path.basename(entry['src'])})\n"})
 
 
+def member_name(dest: str) -> str:
+    """A large file's name in the archive: its dest without the leading slash."""
+    return dest.lstrip("/")
+
+
 def _members(archive):
-    """The archive's files by name: each large file's dest without its leading slash."""
+    """The archive's files by name (member_name)."""
     if archive is None:
         return None
     tar = tarfile.open(archive, "r:")
