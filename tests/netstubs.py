@@ -5,19 +5,12 @@ from __future__ import annotations
 import socket
 import threading
 
+from tests.testbed import ports
+
 
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (DNS servers take both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                    return port
-                except OSError:
-                    continue
+    return ports.free_port(udp=True)
 
 
 def listening(address: str, port: int) -> socket.socket:

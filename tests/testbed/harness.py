@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from . import build, pki
+from .ports import free_port, port_free
 from .versions import CLUSTERS, ClusterSpec, NodeSpec
 
 HERE = Path(__file__).resolve().parent
@@ -47,22 +47,6 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
 class TestbedError(RuntimeError):
     """The testbed could not start; the message quotes the process log."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go's listeners do
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def _nth_subnet(cidr: str, index: int, prefix: int = 24) -> str:
@@ -225,7 +209,7 @@ class Testbed:
         self.state_file.write_text(json.dumps(state, indent=1))
 
     def _start_etcd(self, binary: Path, state: dict) -> str:
-        client, peer = _free_port(), _free_port()
+        client, peer = free_port(), free_port()
         client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
         self._spawn("etcd", [
             str(binary), "--name=testbed", f"--data-dir={self.run_dir / 'etcd'}",
@@ -246,7 +230,7 @@ class Testbed:
 
     def _start_apiserver(self, binary: Path, cluster: str, spec: ClusterSpec, etcd_url: str,
                          state: dict) -> None:
-        port = _free_port()
+        port = free_port()
         pki_dir = self.run_dir / "pki"
         self._spawn(cluster, [
             str(binary),
@@ -290,7 +274,7 @@ class Testbed:
         a loopback serving port with a self-signed certificate, and no leader election (one each)."""
         kubeconfig = self._component_kubeconfig(cluster, server, component)
         return [str(binaries[component]), f"--kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1", f"--secure-port={_free_port()}",
+                "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
                 f"--cert-dir={self.run_dir / 'pki' / f'{cluster}-{component}'}", "--leader-elect=false"]
 
     def _start_control_plane(self, binaries: dict, cluster: str, server: str, stages: list[Path],
@@ -319,8 +303,8 @@ class Testbed:
             *(f"--config={stage}" for stage in stages),
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
-            "--node-ip=127.0.0.1", f"--node-port={_free_port()}",
-            f"--server-address=127.0.0.1:{_free_port()}",
+            "--node-ip=127.0.0.1", f"--node-port={free_port()}",
+            f"--server-address=127.0.0.1:{free_port()}",
             "--v=WARN",
         ], state)
 
@@ -372,7 +356,7 @@ class Testbed:
         server = state["servers"].get(name)
         # The kernel may release a dead process's listening socket a moment after the process
         # is reported gone; a restart must find its port free.
-        while not _gone(pid) or (server and not _port_free(int(server.rsplit(":", 1)[1]))):
+        while not _gone(pid) or (server and not port_free(int(server.rsplit(":", 1)[1]))):
             if time.monotonic() > deadline:
                 raise TestbedError(f"{name} (pid {pid}) did not exit and free its port after SIGKILL")
             time.sleep(0.05)

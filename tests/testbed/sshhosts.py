@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from .build import CACHE
+from .ports import free_port
 
 SSHD = "/usr/sbin/sshd"
 RUN = Path(os.environ.get("K8SNET_SSHHOSTS_RUN", CACHE / "sshhosts"))
@@ -26,12 +27,6 @@ RUN = Path(os.environ.get("K8SNET_SSHHOSTS_RUN", CACHE / "sshhosts"))
 
 class SshHostsError(RuntimeError):
     pass
-
-
-def _free_port(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
 
 
 class SshHosts:
@@ -56,7 +51,7 @@ class SshHosts:
             home = self.run_dir / name
             (home / "root").mkdir(parents=True)
             address = f"127.0.0.{index + 2}"
-            port = _free_port(address)
+            port = free_port(address)
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "host_key")], check=True)
             shutil.copy(f"{client_key}.pub", home / "authorized_keys")
             (home / "sshd_config").write_text("\n".join([
