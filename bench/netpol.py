@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,8 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests  # noqa: E402
-from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report  # noqa: E402
-from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis  # noqa: E402
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import runner  # noqa: E402
 from tests.testbed import build  # noqa: E402
 
 NCA_VENV = REPO / ".cache" / "peers" / "nca-venv"
@@ -120,11 +120,11 @@ def dense(workloads: int, policies: int, namespaces: int, seed: int = 7) -> list
     return objects
 
 
-def ours(folder: Path, out: Path) -> int:
+def ours(folder: Path, out: Path, detail: str) -> None:
+    """The module's own path (runner.analyse): read the folder, analyse, write connlist.txt."""
     objects = manifests.load([str(folder)])
-    connections = Analysis(objects).connections()
-    out.write_text(report.render(connections, "txt"))
-    return len(connections)
+    result = runner.analyse(objects, ["txt"], [], dest=str(out.parent / f"{out.stem}-dest"), detail=detail)
+    os.replace(result["paths"]["txt"], out)
 
 
 def workload_pairs(path: Path) -> set[str]:
@@ -154,10 +154,10 @@ def main() -> int:
     parser.add_argument("--sizes", default="200:50,2000:500", help="pods:policies,...")
     parser.add_argument("--dense", default="", help="workloads:policies:namespaces of a dense random cluster, e.g. 4000:1000:80")
     parser.add_argument("--dense-nca", action="store_true", help="run network-config-analyzer on the dense cases too")
-    parser.add_argument("--ours", nargs=2, metavar=("FOLDER", "OUT"), help=argparse.SUPPRESS)  # one analyzer run, measured
+    parser.add_argument("--ours", nargs=3, metavar=("FOLDER", "OUT", "DETAIL"), help=argparse.SUPPRESS)  # one run, measured
     args = parser.parse_args()
     if args.ours:
-        ours(Path(args.ours[0]), Path(args.ours[1]))
+        ours(Path(args.ours[0]), Path(args.ours[1]), args.ours[2])
         return 0
     npguard = build.build_tool("netpolicy")
     if not (NCA_VENV / "bin" / "nca").exists():
@@ -174,12 +174,17 @@ def main() -> int:
         (folder / "cluster.yaml").write_text(yaml.safe_dump_all(objects))
         npol = sum(o["kind"] == "NetworkPolicy" for o in objects)
         npods = sum(o["kind"] in ("Pod", "Deployment") for o in objects)
-        mine, code, err, memory = measured([sys.executable, "-m", "bench.netpol", "--ours", str(folder), str(WORK / f"ours-{kind}{pods}.txt")])
-        if code != 0:
-            raise SystemExit(f"the analyzer failed on {folder}: {err}")
-        with (WORK / f"ours-{kind}{pods}.txt").open() as written:
-            count = sum(1 for _unused in written)
-        results = {"fabric": (mine, f"{count} connection lines", memory)}
+        results = {}
+        for detail in ("full", "grouped"):
+            out = WORK / f"ours-{detail}-{kind}{pods}.txt"
+            seconds, code, err, memory = measured([sys.executable, "-m", "bench.netpol", "--ours", str(folder), str(out), detail])
+            if code != 0:
+                raise SystemExit(f"the analyzer failed on {folder}: {err}")
+            with out.open() as written:
+                count = sum(1 for _unused in written)
+            results["fabric" if detail == "full" else "fabric (grouped report)"] = (
+                seconds, f"{count} {'connection' if detail == 'full' else 'namespace-pair'} lines", memory)
+        mine = results["fabric"][0]
         for name, cmd in (("np-guard", [str(npguard), "list", "--dirpath", str(folder), "-f", str(WORK / f"npguard-{kind}{pods}.txt")]),
                           ("network-config-analyzer", [str(NCA_VENV / "bin" / "nca"), "--connectivity", str(folder),
                                                        "--pod_list", str(folder), "--ns_list", str(folder),
@@ -189,7 +194,7 @@ def main() -> int:
             seconds, code, err, peak = measured(cmd)
             results[name] = (seconds, "ok" if code == 0 else f"exit {code}: {err}", peak)
         if kind and results["np-guard"][1] == "ok":  # the same answer, pair for pair (ranges are cut differently)
-            same = workload_pairs(WORK / f"ours-{kind}{pods}.txt") == workload_pairs(WORK / f"npguard-{kind}{pods}.txt")
+            same = workload_pairs(WORK / f"ours-full-{kind}{pods}.txt") == workload_pairs(WORK / f"npguard-{kind}{pods}.txt")
             results["fabric"] = (*results["fabric"][:1], results["fabric"][1] + (
                 ", workload pairs identical to np-guard's" if same else ", WORKLOAD PAIRS DIFFER from np-guard's"),
                 results["fabric"][2])

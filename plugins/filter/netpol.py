@@ -16,8 +16,8 @@ def netpol_connectivity(objects, output_format="list"):
         raise AnsibleFilterError(f"netpol_connectivity: expected a list of objects, got {type(objects).__name__}")
     try:
         if output_format == "list":
-            return runner.analyse(objects, [], [])["connections"]
-        return runner.analyse(objects, [output_format], [])["reports"][output_format]
+            return runner.analyse(objects, [], [], detail="full")["connections"]
+        return runner.analyse(objects, [output_format], [], detail="full")["reports"][output_format]
     except ValidationError as exc:
         raise AnsibleFilterError(f"netpol_connectivity: {exc}") from exc
 

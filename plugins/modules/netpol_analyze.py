@@ -73,8 +73,23 @@ options:
     choices: [txt, json, csv, md, dot, mermaid, html]
     default: [txt]
   dest:
-    description: Folder to write C(connlist.<format>) files into; without it the reports are returned.
+    description:
+      - Folder to write C(connlist.<format>) files into; without it the reports are returned.
+      - The line formats (C(txt), C(csv), C(md)) of a full list are written as a stream, never held
+        in memory whole; a file whose bytes would not change is not rewritten.
     type: path
+  detail:
+    description:
+      - C(full) lists every allowed connection between workloads and address ranges.
+      - C(grouped) folds the list to one row per source, destination and connections, where a side
+        is a namespace's workloads (C(ns/*)) or an address range, with the number of workload pairs
+        the row stands for (RV(groups)). Reports then show those rows.
+      - C(auto) is C(full) up to 10,000 connections and C(grouped) above - a dense cluster of
+        thousands of workloads allows millions of pairs.
+      - Expectations and findings are answered from the classes either way.
+    type: str
+    choices: [auto, full, grouped]
+    default: auto
   expect:
     description:
       - "Flows that must be allowed or denied. Each has C(src) and C(dst) (C(ns/name),
@@ -123,10 +138,18 @@ EXAMPLES = r"""
 RETURN = r"""
 connections:
   description: Every allowed connection, sorted.
-  returned: always
+  returned: when the full list is reported (O(detail)); with O(dest), only up to 10,000 connections - the files carry longer lists
   type: list
   elements: dict
   sample: [{src: "ecommerce/api[Deployment]", dst: "ecommerce/database[Deployment]", conn: "TCP 5432"}]
+groups:
+  description:
+    - The connections folded to namespaces - per source, destination (C(ns/*) or an address range)
+      and connections, the number of workload pairs (C(pairs)), sorted.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{src: "ecommerce/*", dst: "ecommerce/*", conn: "TCP 5432", pairs: 1}]
 findings:
   description: Problems found (kind, message and where), for example C(no-dns-egress), C(not-isolated),
     C(policy-selects-nothing), C(peer-matches-nothing), C(rule-shadowed), C(named-port-unresolved),
@@ -154,7 +177,10 @@ stand_ins_used:
   type: list
   elements: str
 summary:
-  description: Counts of workloads, equivalence classes, policies, connections, findings, violations.
+  description:
+    - Counts of workloads, label classes, source and destination classes (workloads that behave
+      alike as a source or as a destination), policies, connections, groups, findings and violations,
+      and the C(detail) reported (C(full) or C(grouped)).
   returned: always
   type: dict
 """
@@ -180,6 +206,7 @@ def main() -> None:
             output_format=dict(type="list", elements="str", default=["txt"],
                                choices=["txt", "json", "csv", "md", "dot", "mermaid", "html"]),
             dest=dict(type="path"),
+            detail=dict(type="str", choices=list(runner.DETAILS), default="auto"),
             expect=dict(type="list", elements="dict"),
             fail_on_findings=dict(type="list", elements="str", default=[]),
             **CONNECTION_ARGSPEC,
@@ -202,7 +229,7 @@ def main() -> None:
         objects, stand_ins_used = runner.with_stand_ins(objects, params["stand_ins"])
         result = runner.analyse(objects, params["output_format"], params["expect"] or [],
                                 None if module.check_mode else params["dest"],
-                                include_host_network=params["host_network"] == "include")
+                                include_host_network=params["host_network"] == "include", detail=params["detail"])
         result["stand_ins_used"] = stand_ins_used
     except FabricError as exc:
         module.fail_json(msg=str(exc))

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import functools
 import json
 import os
@@ -157,6 +158,23 @@ def write_text(dest: str, text: str, check_mode: bool = False, mode: int | None 
             os.chmod(tmp, mode)
         os.replace(tmp, dest)
     return {"changed": True, "before": before, "after": text}
+
+
+def write_streamed(dest: str, produce) -> bool:
+    """Write a file too large to hold as text: ``produce(handle)`` writes it into a temporary
+    file beside ``dest``, which replaces ``dest`` only when the bytes differ. Returns changed."""
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    tmp = dest + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            produce(handle)
+        if os.path.exists(dest) and filecmp.cmp(tmp, dest, shallow=False):
+            return False
+        os.replace(tmp, dest)
+        return True
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def validate_offline(objects: list[dict], kubernetes_version: str) -> list[dict]:

@@ -11,10 +11,12 @@ node-to-pod traffic, and pod IPs in ipBlocks (ipBlock peers are taken as externa
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.connectivity import Connectivity
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (
     ConnSet,
     policy_types,
@@ -145,6 +147,8 @@ class Analysis:
             self.namespaces.setdefault(w.namespace, {NS_NAME_LABEL: w.namespace})
         for p in self.policies:
             self.namespaces.setdefault(p.namespace, {NS_NAME_LABEL: p.namespace})
+        self._connectivity: Connectivity | None = None
+        self._index: dict[str, int] | None = None
         self._build_classes()
 
     # -- equivalence classes --------------------------------------------------------------
@@ -167,21 +171,26 @@ class Analysis:
         self.selected = [self._pods(p.namespace, p.spec.get("podSelector") or {}) for p in self.policies]
         self.ingress_isolated = [False] * n
         self.egress_isolated = [False] * n
-        # Per class: the (peer classes or None for 'any', ipBlocks, ports) of every rule that applies.
-        self.in_rules: list[list] = [[] for _unused in range(n)]
-        self.out_rules: list[list] = [[] for _unused in range(n)]
+        # Every rule, numbered per direction: (peer classes or None for 'any', ipBlocks, ports, policy).
+        self.ingress_rules: list[tuple] = []
+        self.egress_rules: list[tuple] = []
+        # Per class: the numbers of the rules that apply to it, and those rules.
+        self.in_ids: list[list[int]] = [[] for _unused in range(n)]
+        self.out_ids: list[list[int]] = [[] for _unused in range(n)]
         for p, selected in zip(self.policies, self.selected):
             types = policy_types(p.spec)
-            if "Ingress" in types:
-                rules = [self._rule(p, r.get("from"), r.get("ports")) for r in p.spec.get("ingress") or []]
+            for direction, peers_key, every, ids, isolated in (
+                    ("Ingress", "from", self.ingress_rules, self.in_ids, self.ingress_isolated),
+                    ("Egress", "to", self.egress_rules, self.out_ids, self.egress_isolated)):
+                if direction not in types:
+                    continue
+                first = len(every)
+                every += [self._rule(p, r.get(peers_key), r.get("ports")) for r in p.spec.get(direction.lower()) or []]
                 for c in selected:
-                    self.ingress_isolated[c] = True
-                    self.in_rules[c].extend(rules)
-            if "Egress" in types:
-                rules = [self._rule(p, r.get("to"), r.get("ports")) for r in p.spec.get("egress") or []]
-                for c in selected:
-                    self.egress_isolated[c] = True
-                    self.out_rules[c].extend(rules)
+                    isolated[c] = True
+                    ids[c].extend(range(first, len(every)))
+        self.in_rules = [[self.ingress_rules[r] for r in ids] for ids in self.in_ids]
+        self.out_rules = [[self.egress_rules[r] for r in ids] for ids in self.out_ids]
 
     def _namespaces(self, selector: dict) -> set[str]:
         key = selector_key(selector)
@@ -268,16 +277,15 @@ class Analysis:
     def _in_block(segment: tuple, blocks: list) -> bool:
         version, lo, hi = segment
         for cidr, excepts in blocks:
-            net = ipaddress.ip_network(cidr, strict=False)
-            if net.version != version or not (int(net.network_address) <= lo and hi <= int(net.broadcast_address)):
+            net_version, net_lo, net_hi = _address_range(cidr)
+            if net_version != version or not (net_lo <= lo and hi <= net_hi):
                 continue
-            if any(int(e.network_address) <= lo and hi <= int(e.broadcast_address)
-                   for e in (ipaddress.ip_network(x, strict=False) for x in excepts)):
+            if any(e_lo <= lo and hi <= e_hi for _unused, e_lo, e_hi in map(_address_range, excepts)):
                 continue
             return True
         return False
 
-    def _external(self, rules: list, isolated: bool, segment: tuple, named_ports: dict) -> ConnSet:
+    def external(self, rules: list, isolated: bool, segment: tuple, named_ports: dict) -> ConnSet:
         if not isolated:
             return ConnSet.all()
         out = ConnSet.none()
@@ -287,66 +295,61 @@ class Analysis:
         return out
 
     # -- the whole map --------------------------------------------------------------------
+    def connectivity(self) -> Connectivity:
+        """Every allowed connection, computed on classes, listed as a stream (made once)."""
+        if self._connectivity is None:
+            self._connectivity = Connectivity(self)
+        return self._connectivity
+
     def connections(self) -> list[tuple[str, str, ConnSet]]:
-        """Every allowed (src, dst, connections), workloads and merged IP ranges, sorted."""
-        out = []
-        n = len(self.classes)
-        members: list[list[int]] = [[] for _unused in range(n)]
-        for i, c in enumerate(self.class_of):
-            members[c].append(i)
-        everyone = range(n)
-        for d in range(n):
-            # Only classes some ingress rule of d can match are candidates (all, if d is open).
-            self._reachable(self.in_rules, self.ingress_isolated, self._in_peers, d, 0)
-            any_src, peers = self._in_peers.get(d, (True, None))
-            for s in (everyone if not self.ingress_isolated[d] or any_src else sorted(peers)):
-                conn = self.class_conn(s, d)
-                if not conn:
-                    continue
-                for i in members[s]:
-                    src_id = self.workloads[i].id
-                    for j in members[d]:
-                        if i != j:  # a pod's traffic to itself is never subject to policy
-                            out.append((src_id, self.workloads[j].id, conn))
-        segments = self.segments()
-        for c in range(n):
-            rep = self.classes[c]
-            inbound = [self._external(self.in_rules[c], self.ingress_isolated[c], s, rep.named_ports) for s in segments]
-            outbound = [self._external(self.out_rules[c], self.egress_isolated[c], s, {}) for s in segments]
-            for i, w in enumerate(self.workloads):
-                if self.class_of[i] != c:
-                    continue
-                for label, conn in _merge_segments(segments, inbound):
-                    out.append((label, w.id, conn))
-                for label, conn in _merge_segments(segments, outbound):
-                    out.append((w.id, label, conn))
-        out.sort(key=lambda t: (t[0], t[1]))
-        return out
+        """Every allowed (src, dst, connections), workloads and merged IP ranges, sorted. A list
+        as long as the workload pairs: large inputs use connectivity() and stream it."""
+        return list(self.connectivity())
 
     def conn(self, src: str, dst: str) -> ConnSet:
-        """Connections between two workload ids (``ns/name[Kind]`` or ``ns/name``)."""
+        """Connections from src to dst, each a workload (``ns/name[Kind]`` or ``ns/name``) or an
+        IP address. A workload to itself is not subject to policy; address to address is not
+        in the model."""
+        src_address, dst_address = _address(src), _address(dst)
+        if src_address and dst_address:
+            return ConnSet.none()
+        if src_address:
+            c = self.class_of[self._find(dst)]
+            return self.external(self.in_rules[c], self.ingress_isolated[c], src_address, self.classes[c].named_ports)
+        if dst_address:
+            c = self.class_of[self._find(src)]
+            return self.external(self.out_rules[c], self.egress_isolated[c], dst_address, {})
         s, d = self._find(src), self._find(dst)
         if s == d:
             return ConnSet.all()
         return self.class_conn(self.class_of[s], self.class_of[d])
 
+    def knows(self, ref: str) -> bool:
+        """True for a workload of the analysis or an IP address."""
+        try:
+            return bool(_address(ref)) or self._find(ref) >= 0
+        except KeyError:
+            return False
+
     def _find(self, ref: str) -> int:
-        for i, w in enumerate(self.workloads):
-            if ref in (w.id, f"{w.namespace}/{w.name}"):
-                return i
-        raise KeyError(ref)
+        if self._index is None:
+            self._index = {}
+            for i, w in reversed(list(enumerate(self.workloads))):  # the first of equal names wins
+                self._index[w.id] = self._index[f"{w.namespace}/{w.name}"] = i
+        return self._index[ref]
 
 
-def _merge_segments(segments: list, conns: list) -> list[tuple[str, ConnSet]]:
-    """Adjacent address ranges with equal connections become one ``start-end`` range."""
-    out, current = [], None
-    for (version, lo, hi), conn in zip(segments, conns):
-        if current and current[0] == version and current[2] + 1 == lo and current[3] == conn:
-            current = (version, current[1], hi, conn)
-            continue
-        if current and current[3]:
-            out.append(current)
-        current = (version, lo, hi, conn)
-    if current and current[3]:
-        out.append(current)
-    return [(f"{ipaddress.ip_address(lo)}-{ipaddress.ip_address(hi)}", conn) for _unused, lo, hi, conn in out]
+def _address(ref: str) -> tuple[int, int, int] | None:
+    """An IP address as the one-address segment (version, n, n), or None."""
+    try:
+        address = ipaddress.ip_address(ref)
+    except ValueError:
+        return None
+    return address.version, int(address), int(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_range(cidr: str) -> tuple[int, int, int]:
+    """(IP version, first address, last address) of a CIDR, as integers."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    return net.version, int(net.network_address), int(net.broadcast_address)

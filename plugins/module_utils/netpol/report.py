@@ -7,11 +7,11 @@ expectations and findings."""
 from __future__ import annotations
 
 import html
-import ipaddress
 import json
 import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis, Workload
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.connectivity import LINE_FORMATS, LINE_HEADERS
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (
     ConnSet,
     policy_types,
@@ -23,22 +23,27 @@ FORMATS = ("txt", "json", "csv", "md", "dot", "mermaid", "html")
 DNS_WORKLOAD = Workload("kube-system", "kube-dns", "Deployment", {"k8s-app": "kube-dns"})
 
 
+PAIRS_SUFFIX = {"txt": " ({} workload pairs)", "csv": ",{}", "md": " {} |"}
+GROUPED_HEADERS = {"txt": "", "csv": "src,dst,conn,pairs\n", "md": "| src | dst | conn | pairs |\n|-----|-----|------|-------|\n"}
+
+
 def rows(connections) -> list[dict]:
     return [{"src": s, "dst": d, "conn": str(c)} for s, d, c in connections]
 
 
-def render(connections, fmt: str, findings: list[dict] | None = None) -> str:
-    data = rows(connections)
-    if fmt == "txt":
-        return "".join(f"{r['src']} => {r['dst']} : {r['conn']}\n" for r in data)
+def render(data: list[dict], fmt: str, findings: list[dict] | None = None) -> str:
+    """A report of connection rows ({src, dst, conn}) or of grouped rows (with ``pairs``: the
+    number of workload pairs a row stands for)."""
+    grouped = bool(data) and "pairs" in data[0]
+    if fmt in LINE_FORMATS:
+        prefix_of, piece_of = LINE_FORMATS[fmt]
+        header, suffix = (GROUPED_HEADERS[fmt], PAIRS_SUFFIX[fmt]) if grouped else (LINE_HEADERS[fmt], "")
+        return header + "".join(prefix_of(r["src"]) + piece_of(r["dst"], r["conn"]) + suffix.format(r.get("pairs")) + "\n"
+                                for r in data)
+    if grouped:
+        data = [{**r, "conn": f"{r['conn']} ({r['pairs']} pairs)"} for r in data]
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
-    if fmt == "csv":
-        return "src,dst,conn\n" + "".join(f"{r['src']},{r['dst']},\"{r['conn']}\"\n" if "," in r["conn"]
-                                          else f"{r['src']},{r['dst']},{r['conn']}\n" for r in data)
-    if fmt == "md":
-        return "| src | dst | conn |\n|-----|-----|------|\n" + "".join(
-            f"| {r['src']} | {r['dst']} | {r['conn']} |\n" for r in data)
     if fmt == "dot":
         return _dot(data)
     if fmt == "mermaid":
@@ -54,7 +59,7 @@ def _nodes(data):
 
 
 def _is_range(name: str) -> bool:
-    return "[" not in name
+    return "/" not in name  # workloads are ns/name[Kind], namespace groups ns/*
 
 
 def _dot(data) -> str:
@@ -107,7 +112,7 @@ def _svg(data, names) -> str:
         (x1, y1), (x2, y2) = pos[r["src"]], pos[r["dst"]]
         length = math.hypot(x2 - x1, y2 - y1) or 1
         x2, y2 = x2 - (x2 - x1) * 12 / length, y2 - (y2 - y1) * 12 / length
-        colour = "#c0392b" if r["conn"] == "All Connections" else "#d4a017"
+        colour = "#c0392b" if r["conn"].startswith("All Connections") else "#d4a017"
         parts.append(f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" stroke="{colour}" '
                      f'stroke-width="1.5" marker-end="url(#arrow)"><title>{html.escape(r["src"])} =&gt; '
                      f'{html.escape(r["dst"])} : {html.escape(r["conn"])}</title></line>')
@@ -130,7 +135,7 @@ def _html(data, findings) -> str:
         tds = []
         for d in names:
             conn = cell.get((s, d))
-            cls = "self" if s == d else ("all" if conn == "All Connections" else ("some" if conn else "none"))
+            cls = "self" if s == d else ("all" if (conn or "").startswith("All Connections") else ("some" if conn else "none"))
             tds.append(f'<td class="{cls}" title="{html.escape(s)} =&gt; {html.escape(d)}">'
                        f'{html.escape(conn or "")}</td>')
         body.append(f"<tr><th>{html.escape(s)}</th>{''.join(tds)}</tr>")
@@ -162,20 +167,20 @@ td.all{{background:#f8d7da}} td.some{{background:#fff3cd}} td.none{{background:#
 
 
 # -- expectations ---------------------------------------------------------------------------
-def check_expectations(analysis: Analysis, connections, expect: list[dict]) -> list[str]:
-    """Every violated expectation, in words. An expectation: src, dst (workload ``ns/name`` or
-    ``ns/name[Kind]``, an IP address, or a selector ``{namespace: ns, pods: {labels}}`` (or
-    ``namespaces: {labels}``) that stands for every workload it matches), optional protocol (TCP) and port, allowed (bool), and why (the
+def check_expectations(analysis: Analysis, expect: list[dict]) -> list[str]:
+    """Every violated expectation, in words, answered from the classes (no listing needed). An
+    expectation: src, dst (workload ``ns/name`` or ``ns/name[Kind]``, an IP address, or a
+    selector ``{namespace: ns, pods: {labels}}`` (or ``namespaces: {labels}``) that stands for
+    every workload it matches), optional protocol (TCP) and port, allowed (bool), and why (the
     sentence a violation starts with)."""
     violations = []
-    known = {w.id for w in analysis.workloads} | {f"{w.namespace}/{w.name}" for w in analysis.workloads}
     for index, exp in enumerate(expect):
         protocol, port = str(exp.get("protocol") or "TCP").upper(), exp.get("port")
         want = bool(exp.get("allowed", True))
         lead = f"expect[{index}]" + (f" ({exp['why']})" if exp.get("why") else "")
         sides = []
         for side in ("src", "dst"):
-            refs = _refs(analysis, exp.get(side), known)
+            refs = _refs(analysis, exp.get(side))
             if not refs:
                 violations.append(f"{lead}: {side} {_show(exp.get(side))} is not a known workload or address")
                 break
@@ -185,7 +190,7 @@ def check_expectations(analysis: Analysis, connections, expect: list[dict]) -> l
                 for dst in sides[1]:
                     if src == dst and any(isinstance(exp.get(k), dict) for k in ("src", "dst")):
                         continue  # a selector on both sides: a workload to itself is not a flow
-                    conn = _lookup(connections, src, dst)
+                    conn = analysis.conn(src, dst)
                     have = conn.allows(protocol, int(port)) if port is not None else bool(conn)
                     if have != want:
                         what = f"{protocol} {port}" if port is not None else "any connection"
@@ -195,7 +200,7 @@ def check_expectations(analysis: Analysis, connections, expect: list[dict]) -> l
     return violations
 
 
-def _refs(analysis: Analysis, ref, known: set[str]) -> list[str]:
+def _refs(analysis: Analysis, ref) -> list[str]:
     """The entities an expectation side stands for: one name or address, or every workload a
     selector matches."""
     if isinstance(ref, dict):
@@ -204,7 +209,7 @@ def _refs(analysis: Analysis, ref, known: set[str]) -> list[str]:
             lambda ns: selector_matches({"matchLabels": ns_labels}, analysis.namespaces.get(ns, {})))
         return sorted(w.id for w in analysis.workloads if in_namespace(w.namespace) and selector_matches(pods, w.labels))
     ref = str(ref)
-    return [ref] if ref in known or _is_ip(ref) else []
+    return [ref] if analysis.knows(ref) else []
 
 
 def _show(ref) -> str:
@@ -216,35 +221,10 @@ def _show(ref) -> str:
     return str(ref)
 
 
-def _matches_entity(name: str, ref: str) -> bool:
-    if _is_range(name):
-        try:
-            address = int(ipaddress.ip_address(ref))
-        except ValueError:
-            return False
-        lo, hi = (int(ipaddress.ip_address(p)) for p in name.split("-"))
-        return lo <= address <= hi
-    return ref == name or ref == name.split("[", 1)[0]
-
-
-def _lookup(connections, src: str, dst: str) -> ConnSet:
-    """The connections from src to dst (each a workload or an address)."""
-    for s, d, conn in connections:
-        if _matches_entity(s, src) and _matches_entity(d, dst):
-            return conn
-    return ConnSet.none()
-
-
-def _is_ip(ref: str) -> bool:
-    try:
-        ipaddress.ip_address(ref)
-        return True
-    except ValueError:
-        return False
-
-
 # -- findings -------------------------------------------------------------------------------
-def findings(analysis: Analysis, connections) -> list[dict]:
+def findings(analysis: Analysis, groups: list[dict] | None = None) -> list[dict]:
+    """Problems found. Cross-environment flows are named per workload pair, or - given the
+    grouped rows of a large input - per namespace pair."""
     out = []
 
     def add(kind, message, **where):
@@ -339,12 +319,16 @@ def findings(analysis: Analysis, connections) -> list[dict]:
                     break
     # cross-environment flows
     env = {ns: labels.get("environment") for ns, labels in a.namespaces.items()}
-    for s, d, conn in connections:
-        if _is_range(s) or _is_range(d):
-            continue
-        es, ed = env.get(s.split("/", 1)[0]), env.get(d.split("/", 1)[0])
-        if es and ed and es != ed:
-            add("cross-environment", f"{s} ({es}) => {d} ({ed}) : {conn}", src=s, dst=d)
+    if any(env.values()):
+        flows = ((g["src"], g["dst"], g["conn"], g["pairs"]) for g in groups) if groups is not None else \
+            ((s, d, conn, None) for s, d, conn in a.connectivity())
+        for s, d, conn, pairs in flows:
+            if _is_range(s) or _is_range(d):
+                continue
+            es, ed = env.get(s.split("/", 1)[0]), env.get(d.split("/", 1)[0])
+            if es and ed and es != ed:
+                count = "" if pairs is None else f" ({pairs} workload pairs)"
+                add("cross-environment", f"{s} ({es}) => {d} ({ed}) : {conn}{count}", src=s, dst=d)
     return out
 
 

@@ -5,16 +5,21 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff, manifests
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import WORKLOAD_KINDS, Analysis, workload_of
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.connectivity import LINE_FORMATS
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import selector_matches
 
 LIVE_PATHS = {"/api/v1/namespaces": "Namespace", "/apis/networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
               "/api/v1/pods": "Pod"}
+DETAILS = ("auto", "full", "grouped")
+FULL_LIST_LIMIT = 10000  # lines; above it ``auto`` reports namespace pairs
 RELEVANT = set(WORKLOAD_KINDS) | {"Namespace", "NetworkPolicy", "Service"}  # Services: findings only
 
 
@@ -65,36 +70,61 @@ def with_stand_ins(objects: list[dict], stand_ins: list[dict]) -> tuple[list[dic
 
 
 def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: str | None = None,
-            include_host_network: bool = False) -> dict:
+            include_host_network: bool = False, detail: str = "auto") -> dict:
+    """Analyse, check the expectations, report. ``detail``: ``full`` lists every allowed
+    connection, ``grouped`` folds them to namespace pairs, ``auto`` lists up to FULL_LIST_LIMIT
+    lines and groups above that."""
     for fmt in formats:
         if fmt not in report.FORMATS:
             raise ValidationError(f"output_format: {fmt!r} is not one of {', '.join(report.FORMATS)}")
+    if detail not in DETAILS:
+        raise ValidationError(f"detail: {detail!r} is not one of {', '.join(DETAILS)}")
     relevant = [o for o in objects if isinstance(o, dict) and o.get("kind") in RELEVANT]
     try:
         analysis = Analysis(relevant, include_host_network=include_host_network)
-        connections = analysis.connections()
+        connectivity = analysis.connectivity()
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationError(f"objects: cannot analyse ({type(exc).__name__}: {exc})") from exc
-    found = report.findings(analysis, connections)
-    violations = report.check_expectations(analysis, connections, expect or [])
-    texts = {fmt: report.render(connections, fmt, found) for fmt in formats}
+    count = connectivity.count()
+    listed = detail == "full" or (detail == "auto" and count <= FULL_LIST_LIMIT)
+    groups = connectivity.groups()
+    found = report.findings(analysis, None if listed else groups)
+    violations = report.check_expectations(analysis, expect or [])
+    # The rows as data only where they are used: returned (with dest, only up to the limit: the
+    # files carry longer lists), or for the graph formats; the line formats stream from the classes.
+    returned = listed and (not dest or count <= FULL_LIST_LIMIT)
+    listing = report.rows(connectivity) if returned or (listed and set(formats) - set(LINE_FORMATS)) else None
+    data = listing if listed else groups
+
+    def produce(fmt: str, handle) -> None:
+        if listed and fmt in LINE_FORMATS:
+            connectivity.write(handle, fmt)
+        else:
+            handle.write(report.render(data, fmt, found))
     result = {
-        "connections": report.rows(connections),
+        "groups": groups,
         "findings": found,
         "violations": violations,
         "summary": {"workloads": len(analysis.workloads), "classes": len(analysis.classes),
-                    "policies": len(analysis.policies), "connections": len(connections),
-                    "findings": len(found), "violations": len(violations)},
+                    "source_classes": len(connectivity.src_reps), "destination_classes": len(connectivity.dst_reps),
+                    "policies": len(analysis.policies), "connections": count, "groups": len(groups),
+                    "detail": "full" if listed else "grouped", "findings": len(found), "violations": len(violations)},
         "changed": False,
     }
+    if returned:
+        result["connections"] = listing
     if dest:
         os.makedirs(dest, exist_ok=True)
         paths = {}
-        for fmt, text in texts.items():
+        for fmt in formats:
             paths[fmt] = os.path.join(dest, f"connlist.{fmt}")
-            if manifests.write_text(paths[fmt], text)["changed"]:
-                result["changed"] = True
+            changed = manifests.write_streamed(paths[fmt], functools.partial(produce, fmt))
+            result["changed"] = result["changed"] or changed
         result["paths"] = paths
     else:
-        result["reports"] = texts
+        result["reports"] = {}
+        for fmt in formats:
+            buffer = io.StringIO()
+            produce(fmt, buffer)
+            result["reports"][fmt] = buffer.getvalue()
     return result
