@@ -103,7 +103,11 @@ class Connectivity:
         self._rows: dict[int, tuple[list[int], list[ConnSet]]] = {}
 
     # -- the class matrix ---------------------------------------------------------------
-    def _rules_conn(self, rules: list, matched: tuple, named_ports: dict, ports_key) -> ConnSet:
+    def _side(self, rules: list, ids: list[int], peer_of: frozenset, named_ports: dict, ports_key) -> ConnSet:
+        """What rules ``ids`` allow: those open to any peer, and those whose peers are in ``peer_of``."""
+        matched = tuple(r for r in ids if rules[r][0] is None or r in peer_of)
+        if not matched:
+            return NONE
         key = (id(rules), matched, ports_key)
         if key not in self._rule_cache:
             out = NONE
@@ -116,19 +120,14 @@ class Connectivity:
         a, src, dst = self.a, self.src_reps[s], self.dst_reps[d]
         named = a.classes[dst].named_ports
         ports_key = _ports_key(named)
-        inbound = outbound = ALL
-        if a.ingress_isolated[dst]:
-            peer_of = self._src_peer_of[s]
-            matched = tuple(r for r in a.in_ids[dst] if a.ingress_rules[r][0] is None or r in peer_of)
-            if not matched:
-                return NONE
-            inbound = self._rules_conn(a.ingress_rules, matched, named, ports_key)
-        if a.egress_isolated[src]:
-            peer_of = self._dst_peer_of[d]
-            matched = tuple(r for r in a.out_ids[src] if a.egress_rules[r][0] is None or r in peer_of)
-            if not matched:
-                return NONE
-            outbound = self._rules_conn(a.egress_rules, matched, named, ports_key)
+        inbound = self._side(a.ingress_rules, a.in_ids[dst], self._src_peer_of[s], named, ports_key) \
+            if a.ingress_isolated[dst] else ALL
+        if not inbound:
+            return NONE
+        outbound = self._side(a.egress_rules, a.out_ids[src], self._dst_peer_of[d], named, ports_key) \
+            if a.egress_isolated[src] else ALL
+        if not outbound:
+            return NONE
         key = (id(inbound), id(outbound))
         if key not in self._and_cache:
             self._and_cache[key] = (inbound, outbound, inbound & outbound)  # keeps both alive: ids stay unique
@@ -140,10 +139,6 @@ class Connectivity:
             conns = [self.a.external(rules, isolated, segment, named_ports) for segment in segments]
             self._rule_cache[key] = merge_segments(segments, conns)
         return self._rule_cache[key]
-
-    def conn(self, src_class: int, dst_class: int) -> ConnSet:
-        """Connections between two label classes (a workload to itself is the caller's case)."""
-        return self.matrix[self.src_of[src_class]].get(self.dst_of[dst_class], NONE)
 
     # -- rows in output order -----------------------------------------------------------
     def _row(self, s: int) -> tuple[list[int], list[ConnSet]]:
