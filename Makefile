@@ -5,7 +5,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-large bench-fleet bench-hosts bench-clusters clean
+.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-large bench-fleet bench-hosts bench-clusters bench-dense clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,11 @@ bench: testbed
 # 10,000 objects, the three tools once each (about ten minutes here).
 bench-large: testbed
 	$(PY) -m bench.converge --sizes 10000 --repeat 1
+
+# Dense random clusters (issue 14's shape at 4,000 workloads): the analyzer's full list and grouped
+# report against np-guard on the same YAML (np-guard takes minutes at 4,000).
+bench-dense: testbed
+	$(PY) -m bench.netpol --sizes "" --dense 1000:250:20,4000:1000:80
 
 # Render fleets of 1 to 1,000 generated edge sites, the one-pass render against the per-host plays.
 bench-fleet: setup
