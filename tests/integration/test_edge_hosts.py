@@ -307,7 +307,10 @@ def test_a_host_files_are_placed_in_one_transfer_and_an_unchanged_host_costs_one
         assert ssh_round_trips(first.stdout, address)[files_task] == 3
         assert ssh_round_trips(again.stdout, address)[files_task] == 1
         assert first.stdout.count(f"<{address}> PUT ") == 1, "one transfer for all of the host's large files"
-        assert sum(ssh_round_trips(again.stdout, address).values()) <= 8, ssh_round_trips(again.stdout, address)
+        preflight = "k8snet.fabric.edge_k3s : Check the host can take K3s (OS and architecture, kernel, default route, disk, ports), in one pass"
+        assert ssh_round_trips(first.stdout, address)[preflight] == ssh_round_trips(again.stdout, address)[preflight] == 1
+        kubeconfig = {"k8snet.fabric.edge_k3s : Look for the kubeconfig K3s wrote": 1} if host == SERVER else {}
+        assert ssh_round_trips(again.stdout, address) == {preflight: 1, files_task: 1, **kubeconfig}, "nothing else reaches the host"
     assert TOKEN not in first.stdout + again.stdout
 
 
