@@ -86,7 +86,8 @@ options:
         the row stands for (RV(groups)). Reports then show those rows.
       - C(auto) is C(full) up to 10,000 connections and C(grouped) above - a dense cluster of
         thousands of workloads allows millions of pairs.
-      - Expectations and findings are answered from the classes either way.
+      - Expectations and findings are answered from the classes either way; above 10,000
+        connections cross-environment findings name namespace pairs, not workload pairs.
     type: str
     choices: [auto, full, grouped]
     default: auto

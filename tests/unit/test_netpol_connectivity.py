@@ -113,3 +113,23 @@ def test_large_results_are_grouped_by_namespace_unless_the_full_list_is_asked(tm
     expected = full["connections"]
     allowed = any(r["src"] == "ns-00/w0000[Deployment]" and r["dst"] == "ns-01/w0001[Deployment]" for r in expected)
     assert bool(auto["violations"]) == allowed, "expectations are answered without the list"
+
+
+def test_cross_environment_findings_name_namespace_pairs_once_the_list_is_large(monkeypatch):
+    objects = dense(120, 30, 4)
+    for obj in objects:
+        if obj["kind"] == "Namespace":
+            obj["metadata"]["labels"]["environment"] = obj["metadata"]["labels"]["env"]
+
+    def crossing(result):
+        return [f for f in result["findings"] if f["kind"] == "cross-environment"]
+
+    small = runner.analyse(objects, [], [], detail="full")
+    per_pair = crossing(small)
+    assert per_pair and all(f["src"].endswith("[Deployment]") for f in per_pair)
+    monkeypatch.setattr(runner, "FULL_LIST_LIMIT", small["summary"]["connections"] - 1)
+    for detail in ("full", "grouped"):
+        grouped = crossing(runner.analyse(objects, [], [], detail=detail))
+        assert grouped and all(f["src"].endswith("/*") and "workload pairs)" in f["message"] for f in grouped), detail
+        pairs = sum(int(f["message"].rsplit("(", 1)[1].split()[0]) for f in grouped)
+        assert pairs == len(per_pair), "the namespace pairs stand for exactly the workload pairs"

@@ -88,7 +88,9 @@ def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: s
     count = connectivity.count()
     listed = detail == "full" or (detail == "auto" and count <= FULL_LIST_LIMIT)
     groups = connectivity.groups()
-    found = report.findings(analysis, None if listed else groups)
+    # Cross-environment findings name workload pairs only while the list is small: a dense
+    # cluster has millions, one per namespace pair says the same.
+    found = report.findings(analysis, None if count <= FULL_LIST_LIMIT else groups)
     violations = report.check_expectations(analysis, expect or [])
     # The rows as data only where they are used: returned (with dest, only up to the limit: the
     # files carry longer lists), or for the graph formats; the line formats stream from the classes.
