@@ -140,7 +140,9 @@ class Testbed:
             raise TestbedError("an external cluster has no audit log here")
         with self.audit_log(cluster).open("rb") as handle:
             handle.seek(since)
-            return [json.loads(line) for line in handle if line.strip()]
+            # Only whole lines: the apiserver may be halfway through writing the last one (CI
+            # once read such a line and failed on its JSON).
+            return [json.loads(line) for line in handle if line.endswith(b"\n") and line.strip()]
 
     def writes(self, cluster: str, since: int = 0, user: str | None = None) -> list[dict]:
         """Write requests made by the testbed's users (not the apiserver itself), without
@@ -365,6 +367,10 @@ class Testbed:
         """Start a stopped process again with its own arguments (plus extra ones, which later
         ones override); an apiserver keeps its port, so kubeconfigs stay valid."""
         state = self._state()
+        if not _gone(state["pids"][name]):
+            # Still running (a caller's cleanup after a failure before the stop): a second copy
+            # would fail on the port and its pid would replace the running one's in the state.
+            return
         argv = state.get("base_argv", {}).get(name) or state["argv"][name]
         state.setdefault("base_argv", {})[name] = argv
         self._spawn(name, [*argv, *extra_args], state)
