@@ -57,7 +57,7 @@ def _listening_ports(proc: str) -> set[int]:
     return ports
 
 
-def _mount_of(path: str) -> str:
+def _mount_of(path: str) -> tuple[str, str]:
     """The deepest existing folder of ``path``'s ancestry, and the mount point holding it."""
     existing = path
     while not os.path.exists(existing):

@@ -65,6 +65,7 @@ class Connectivity:
                 of.append(index[key])
         self._src_peer_of = [frozenset(in_peer_of[c]) for c in self.src_reps]
         self._dst_peer_of = [frozenset(out_peer_of[c]) for c in self.dst_reps]
+        self._dst_ports_key = [_ports_key(a.classes[c].named_ports) for c in self.dst_reps]
         self._rule_cache: dict = {}
         self._and_cache: dict = {}
         # The class matrix: per source class, {destination class: connections} (allowed only).
@@ -118,8 +119,7 @@ class Connectivity:
 
     def _pair(self, s: int, d: int) -> ConnSet:
         a, src, dst = self.a, self.src_reps[s], self.dst_reps[d]
-        named = a.classes[dst].named_ports
-        ports_key = _ports_key(named)
+        named, ports_key = a.classes[dst].named_ports, self._dst_ports_key[d]
         inbound = self._side(a.ingress_rules, a.in_ids[dst], self._src_peer_of[s], named, ports_key) \
             if a.ingress_isolated[dst] else ALL
         if not inbound:
