@@ -26,7 +26,10 @@ def start_playbook(tmp_path: Path, plays: list[dict], *args: str, extra_vars: di
     full_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                     ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_DEPRECATION_WARNINGS="0",
                     **(env or {}))
-    return subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A session of its own, without a terminal, as in CI and AWX: nothing can prompt (ssh asking
+    # about a host key it does not know fails instead of waiting for an answer).
+    return subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def run_playbook(tmp_path: Path, plays: list[dict], *args: str, extra_vars: dict | None = None,

@@ -41,6 +41,21 @@ options:
     description: Verify the API server's certificate. Defaults to E(K8S_AUTH_VERIFY_SSL) (as kubernetes.core; AWX's Kubernetes credential sets it).
     type: bool
     aliases: [verify_ssl]
+  impersonate_user:
+    description:
+      - User to act as (the Impersonate-User header on every request), replacing the kubeconfig
+        user's C(as) as kubectl's C(--as) does; the caller needs the C(impersonate) permission.
+        Defaults to E(K8S_AUTH_IMPERSONATE_USER) (as kubernetes.core).
+      - A kubeconfig user's C(as), C(as-uid), C(as-groups) and C(as-user-extra) are always sent,
+        exactly as kubectl sends them.
+    type: str
+  impersonate_groups:
+    description:
+      - Groups to act as, replacing the kubeconfig user's C(as-groups) as C(--as-group) does;
+        only together with a user to impersonate. Defaults to E(K8S_AUTH_IMPERSONATE_GROUPS)
+        (comma-separated, as kubernetes.core).
+    type: list
+    elements: str
   request_timeout:
     description:
       - Seconds one request may take, retries included; a server that cannot be reached within it

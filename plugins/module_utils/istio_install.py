@@ -30,13 +30,19 @@ def installed(client, namespace: str, revision: str, wanted: str) -> bool:
     return bool(deploy) and ((deploy["metadata"].get("annotations") or {}).get(HASH_ANNOTATION) == wanted)
 
 
-def run_istioctl(istioctl: str, install_file: str, revision: str, kubeconfig: str | None, context: str | None,
-                 timeout: float) -> str:
+def run_istioctl(istioctl: str, install_file: str, revision: str, connection: dict, timeout: float) -> str:
+    """``connection``: the module's connection options with the K8S_AUTH_* variables filled in.
+    istioctl reads the kubeconfig itself (client-go: its ``as`` entries included); the
+    impersonation options become its --as flags, so it acts as no one the engine does not."""
     argv = [istioctl, "install", "-f", install_file, "--revision", revision, "-y"]
-    if kubeconfig:
-        argv += ["--kubeconfig", kubeconfig]
-    if context:
-        argv += ["--context", context]
+    if connection.get("kubeconfig"):
+        argv += ["--kubeconfig", connection["kubeconfig"]]
+    if connection.get("context"):
+        argv += ["--context", connection["context"]]
+    if connection.get("impersonate_user"):
+        argv += ["--as", connection["impersonate_user"]]
+    for group in connection.get("impersonate_groups") or []:
+        argv += ["--as-group", group]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as exc:

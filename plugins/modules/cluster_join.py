@@ -39,7 +39,10 @@ options:
     description: How the host reaches the member's API; defaults to the member connection's server.
     type: str
   host_kubeconfig:
-    description: Kubeconfig for the host cluster (default the member's O(kubeconfig)).
+    description:
+      - Kubeconfig for the host cluster (default the member's O(kubeconfig)).
+      - O(impersonate_user) and O(impersonate_groups) (and their variables) apply to the host
+        connection too, since they limit what the run may do on every cluster.
     type: path
   host_context:
     description: The host cluster's context.
@@ -152,9 +155,11 @@ def main() -> None:
     member = host = None
     try:
         member = Client(p)
-        # The K8S_AUTH_* variables (AWX's credential) describe the member's connection only.
+        # The K8S_AUTH_* variables (AWX's credential) describe the member's connection only;
+        # impersonation (options and variables) limits the run on both clusters.
         host_params = {"kubeconfig": p["host_kubeconfig"] or p["kubeconfig"], "context": p["host_context"],
-                       "request_timeout": p["request_timeout"], "permissions_file": p["permissions_file"]}
+                       "request_timeout": p["request_timeout"], "permissions_file": p["permissions_file"],
+                       "impersonate_user": p["impersonate_user"], "impersonate_groups": p["impersonate_groups"]}
         host = Client(host_params, credentials=kubeconfig.resolve(
             host_params, kubeconfig.without_cluster_environment(os.environ)))
         if p["state"] == "absent":

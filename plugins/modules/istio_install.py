@@ -78,6 +78,7 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import istio_install
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
 
@@ -111,7 +112,7 @@ def main() -> None:
         elif module.check_mode:
             module.exit_json(changed=True, installed=False)
         else:
-            istio_install.run_istioctl(istioctl, p["file"], p["revision"], p.get("kubeconfig"), p.get("context"),
+            istio_install.run_istioctl(istioctl, p["file"], p["revision"], kubeconfig.with_environment(p, os.environ),
                                        p["timeout"])
             result = {"changed": True, "installed": True}
         result["verified"] = istio_install.verify(client, p["namespace"], p["revision"], p["timeout"])

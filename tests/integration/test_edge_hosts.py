@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, run_playbook
-from tests.testbed.sshhosts import SshHosts, write_addons
+from tests.testbed.sshhosts import SshHosts, known_hosts_line, write_addons
 
 pytestmark = pytest.mark.testbed
 SERVER, AGENT = "factory1-server-1", "factory1-agent-1"
@@ -134,6 +135,42 @@ def test_install_places_verified_files_with_exact_configs(ssh_hosts, artifacts, 
     for host in (SERVER, AGENT):
         line = next(l for l in again.stdout.splitlines() if l.startswith(host + " ") and "ok=" in l)
         assert "changed=0" in line, line
+
+
+@pytest.mark.parametrize("key", ["unknown", "changed"])
+def test_a_host_whose_key_is_unknown_or_changed_gets_nothing(ssh_hosts, artifacts, tmp_path, key):
+    """The shipped ansible.cfg leaves host key checking on: with the hosts' keys missing from
+    known_hosts, or different there (a man in the middle), the real playbook stops at the SSH
+    handshake, before the token or any file is sent."""
+    hosts, facts = ssh_hosts
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    if key == "changed":
+        other = tmp_path / "other_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+        known_hosts.write_text("".join(known_hosts_line(h["address"], h["port"], Path(f"{other}.pub"))
+                                       for h in facts.values()))
+    doc = yaml.safe_load(Path(inventory(tmp_path, ssh_hosts, artifacts)).read_text())
+    for name in (SERVER, AGENT):  # the user's own known_hosts file, no StrictHostKeyChecking of ours
+        doc["all"]["children"]["edge_factory_1"]["hosts"][name]["ansible_ssh_common_args"] = \
+            f"-o UserKnownHostsFile={known_hosts}"
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(doc))
+    roots = {name: Path(facts[name]["root"]) for name in (SERVER, AGENT)}
+    before = {name: tree(root) for name, root in roots.items()}
+    logs = {name: hosts.run_dir / name / "sshd.log" for name in (SERVER, AGENT)}
+    marks = {name: log.stat().st_size for name, log in logs.items()}
+
+    result = playbook(tmp_path, "edge.yml", str(tmp_path / "inventory.yml"))
+
+    assert result.returncode != 0
+    assert "Host key verification failed" in result.stdout, result.stdout[-3000:]
+    if key == "changed":
+        assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in result.stdout
+    assert {name: tree(root) for name, root in roots.items()} == before, "nothing reached the hosts"
+    for name, log in logs.items():
+        with log.open("rb") as handle:
+            handle.seek(marks[name])
+            assert b"Accepted publickey" not in handle.read(), f"{name}: no login happened"
 
 
 def test_a_host_that_changes_role_keeps_only_its_new_unit(ssh_hosts, artifacts, tmp_path):

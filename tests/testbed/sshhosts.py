@@ -64,7 +64,12 @@ class SshHosts:
             proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(home / "sshd_config")], stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             pids[name] = proc.pid
-            hosts[name] = {"address": address, "port": port, "root": str(home / "root"), "key": str(client_key)}
+            hosts[name] = {"address": address, "port": port, "root": str(home / "root"), "key": str(client_key),
+                           "known_hosts": str(self.known_hosts)}
+        # The hosts' keys, for the inventory: the tests check host keys as users must (the
+        # shipped ansible.cfg never turns checking off).
+        self.known_hosts.write_text("".join(
+            known_hosts_line(h["address"], h["port"], self.run_dir / name / "host_key.pub") for name, h in hosts.items()))
         self.state_file.write_text(json.dumps({"pids": pids, "hosts": hosts}))
         deadline = time.monotonic() + 15
         for name, host in hosts.items():
@@ -81,12 +86,17 @@ class SshHosts:
                 time.sleep(0.1)
         return hosts
 
+    @property
+    def known_hosts(self) -> Path:
+        return self.run_dir / "known_hosts"
+
     def inventory_vars(self, hosts: dict, python: str) -> dict:
-        """Ansible host variables that reach each test host over real SSH."""
+        """Ansible host variables that reach each test host over real SSH, its key checked
+        against the known_hosts file ``up()`` wrote (what a user does with ssh-keyscan)."""
         return {name: {"ansible_host": h["address"], "ansible_port": h["port"], "ansible_user": "root",
                        "ansible_connection": "ssh",
                        "ansible_ssh_private_key_file": h["key"],
-                       "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                       "ansible_ssh_common_args": f"-o UserKnownHostsFile={h['known_hosts']} -o StrictHostKeyChecking=yes",
                        "ansible_python_interpreter": python, "edge_k3s_root": h["root"]}
                 for name, h in hosts.items()}
 
@@ -125,6 +135,12 @@ class SshHosts:
             except ChildProcessError:
                 pass
         self.state_file.unlink()
+
+
+def known_hosts_line(address: str, port: int, public_key: Path) -> str:
+    """A known_hosts line for a host on a non-standard port, as ssh-keyscan -p writes it."""
+    kind, key = public_key.read_text().split()[:2]
+    return f"[{address}]:{port} {kind} {key}\n"
 
 
 ADDON_SOURCES = {  # file in the add-ons folder -> (project in versions.CRD_SOURCES, file in its module)
