@@ -55,11 +55,16 @@ def test_survey_questions_are_role_variables_of_the_right_type(name):
         assert SURVEY_TYPES[question["type"]] == option["type"], question["variable"]
         if question["type"] == "multiplechoice":
             assert set(question["choices"]) <= set(option["choices"]), question["variable"]
-            assert question["default"] in question["choices"]
+        # AWX sends every default as an extra var, which outranks the inventory: a survey that
+        # carries one overrides the inventory's value on an untouched launch.
+        assert question.get("default") in (None, ""), f"{name}: {question['variable']} has a default"
+        assert question["type"] != "password", f"{name}: {question['variable']}: secrets come from the inventory"
 
 
-def runner_job(tmp_path: Path, installed: dict, playbook: str, inventory, extravars: dict, envvars=None):
-    """One AWX job: private data dir, project, inventory, extravars, env; verbosity 3."""
+def runner_job(tmp_path: Path, installed: dict, playbook: str, inventory, extravars: dict, envvars=None,
+               inventory_vars: dict | None = None):
+    """One AWX job: private data dir, project, inventory (plus ``inventory_vars`` on group all,
+    as an AWX inventory's variables), extravars, env; verbosity 3."""
     import ansible_runner
 
     job = tmp_path / "job"
@@ -70,6 +75,8 @@ def runner_job(tmp_path: Path, installed: dict, playbook: str, inventory, extrav
     else:
         (job / "inventory").mkdir()
         (job / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    if inventory_vars:
+        (job / "inventory" / "zz-inventory-vars.yml").write_text(yaml.safe_dump({"all": {"vars": inventory_vars}}))
     env = {"ANSIBLE_COLLECTIONS_PATH": str(installed["collections"]), "ANSIBLE_NOCOLOR": "1",
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **(envvars or {})}
     result = ansible_runner.run(private_data_dir=str(job), playbook=f"{playbook}.yml", verbosity=3, quiet=True,
@@ -90,7 +97,8 @@ def leaked(events: list[dict], secrets: list[str]) -> list[str]:
 def test_edge_render_job_keeps_its_tokens_out_of_the_events(installed_collection, tmp_path):
     token, sync = f"k3s-{uuid.uuid4().hex}", f"sync-{uuid.uuid4().hex}"
     result, events = runner_job(tmp_path, installed_collection, "edge", REPO / "inventories" / "local",
-                                answers("edge", edge_k3s_token=token, edge_k3s_sync_token=sync))
+                                answers("edge", fabric_mode="render"),
+                                inventory_vars={"edge_k3s_token": token, "edge_k3s_sync_token": sync})
     assert result.rc == 0 and result.status == "successful", "".join(e.get("stdout", "") for e in events)[-3000:]
     assert leaked(events, [token, sync]) == []
     assert result.stats["changed"] and not result.stats["failures"]
@@ -99,6 +107,22 @@ def test_edge_render_job_keeps_its_tokens_out_of_the_events(installed_collection
     env_file = build / "edge" / "factory-1" / "hosts" / "factory1-server-1" / "etc" / "systemd" / "system" / "k3s.service.env"
     assert "K3S_TOKEN=<redacted>" in env_file.read_text()
     assert not [p for p in build.rglob("*") if p.is_file() and any(s.encode() in p.read_bytes() for s in (token, sync))]
+
+
+def test_inventory_values_survive_a_launch_with_the_survey_untouched(installed_collection, tmp_path):
+    """The operator answers only what the survey requires (the mode); the inventory's domain,
+    record policy and TTL are what the job renders - AWX adds no survey default over them."""
+    mine = {"hybrid_dns_domain": "corp.example.net", "hybrid_dns_record_ttl": 300, "hybrid_dns_records": "weighted"}
+    result, events = runner_job(tmp_path, installed_collection, "hybrid", REPO / "inventories" / "local",
+                                answers("hybrid", fabric_mode="render"), inventory_vars=mine)
+    assert result.rc == 0, "".join(e.get("stdout", "") for e in events)[-3000:]
+    rendered = "".join(p.read_text() for p in (tmp_path / "job" / "project" / "build").rglob("*.yaml"))
+    assert "corp.example.net" in rendered and "hybrid.example.com" not in rendered
+    endpoints = [e for doc in yaml.safe_load_all(rendered) if doc and doc.get("kind") == "DNSEndpoint"
+                 for e in doc["spec"]["endpoints"]]
+    assert endpoints and {e["recordTTL"] for e in endpoints} == {300}
+    assert all(e.get("setIdentifier") and any(p.get("name") == "aws/weight" for p in e.get("providerSpecific") or [])
+               for e in endpoints if e["recordType"] == "A"), "weighted, as the inventory says"
 
 
 @pytest.mark.testbed
