@@ -242,8 +242,6 @@ def lb_problems(spec: dict, clusters: list[dict], pods: dict) -> list[str]:
         return []
     out: list[str] = []
     checks.port(lb.get("port"), "kubefed_lb.port", out)
-    if not lb.get("clients"):
-        out.append("kubefed_lb.clients: the address ranges clients come from are needed (the policies let them in)")
     clients = {i: checks.collect(out, ipplan.parse, f"kubefed_lb.clients[{i}]", cidr)
                for i, cidr in enumerate(lb.get("clients") or [])}
     for svc in (s for s in spec.get("services") or [] if isinstance(s, dict) and s.get("data_region")):
@@ -490,6 +488,20 @@ def proofs(spec: dict) -> dict:
     return out
 
 
+def lb_warnings(spec: dict) -> list[str]:
+    """What the LoadBalancers' clients mean for the chapter's strict cross-cluster policy."""
+    lb = spec.get("lb") or {}
+    if not lb.get("enabled") or not spec.get("services"):
+        return []
+    if not lb.get("clients"):
+        return ["kubefed_lb.clients is empty: the regional LoadBalancers admit no client from outside the clusters; "
+                "name the ranges your clients come from"]
+    everything = [c for c in lb["clients"] if ipplan.parse("clients", c).size == 2 ** (32 if ":" not in c else 128)]
+    return [f"kubefed_lb.clients: {c} admits every {'IPv6' if ':' in c else 'IPv4'} address to each shared service's "
+            f"target port in every cluster (only other regions' pods are kept from regulated data); name the ranges "
+            f"your clients come from" for c in everything]
+
+
 def expectations(spec: dict, services: list[dict]) -> list[dict]:
     """Every cluster's pods (each of its ranges: IPv4, IPv6) reach each service on its target
     port and not on another; addresses outside every cluster do not; the service reaches every
@@ -528,6 +540,8 @@ def expectations(spec: dict, services: list[dict]) -> list[dict]:
             address = str(cidrs[0][0])
             out.append({"src": address, "dst": target, "port": port, "protocol": "TCP", "allowed": True,
                         "why": "clients reach the service through its regional LoadBalancer"})
+            # What the clients are not let in to stays denied, even when they are everyone.
+            out.append({"src": address, "dst": target, "port": other, "protocol": "TCP", "allowed": False})
         out.append({"src": target, "dst": "kube-system/coredns", "port": 53, "protocol": "UDP", "allowed": True})
     return out
 
@@ -563,4 +577,5 @@ def plan(spec: dict, probed: dict | None = None) -> dict:
             "policy_config": policy_config(spec), "records": global_records,
             "probes": {"tcp": [{"host": str(v), "port": port} for c in spec["clusters"] for v in c.get("vips") or []]},
             "workloads": workloads(spec.get("services") or []),
-            "expect": expectations(spec, spec.get("services") or []), "proofs": proofs(spec)}
+            "expect": expectations(spec, spec.get("services") or []), "proofs": proofs(spec),
+            "warnings": lb_warnings(spec)}

@@ -219,8 +219,12 @@ def test_eu_data_is_reachable_from_eu_only_and_a_change_that_would_open_it_write
     extra = with_regions(namespace_name, records="failover", mechanism="probes")
     extra["kubefed_services"].append({"name": "ledger", "namespace": ledger, "port": 443, "target_port": 8443, "data_region": "eu"})
     extra["fabric_build_dir"] = str(tmp_path / "build")
+    # Clients from everywhere (not the default): warned about, and other regions' pods still kept out.
+    extra["kubefed_lb"] = {"enabled": True, "port": 443, "clients": ["0.0.0.0/0"],
+                           "address_annotation": "metallb.io/loadBalancerIPs"}
     result = run(tmp_path, extra)
     assert result.returncode == 0, result.stdout[-4000:]
+    assert "WARNING: kubefed_lb.clients: 0.0.0.0/0 admits every IPv4 address" in " ".join(result.stdout.split())
     host, member = testbed.client(HOST), testbed.client(MEMBER)
     assert member.request("GET", f"/api/v1/namespaces/{ledger}/services/ledger")
     assert host.request("GET", f"/api/v1/namespaces/{ledger}/services/ledger", allow=(404,)) is None, "EU data never runs in us-east"

@@ -203,12 +203,31 @@ def test_regional_load_balancers_on_the_vips_let_clients_in_but_not_other_region
 
 @pytest.mark.parametrize("lb,words", [
     ({"enabled": True, "port": 70000, "clients": ["0.0.0.0/0"]}, "kubefed_lb.port: 70000 is not a port"),
-    ({"enabled": True, "port": 443, "clients": []}, "kubefed_lb.clients: the address ranges clients come from are needed"),
     ({"enabled": True, "port": 443, "clients": ["10.2.0.0/16"]}, "kubefed_lb.clients[0]: 10.2.0.0/16 covers part of us-east's pods"),
 ])
 def test_load_balancer_mistakes_are_named(lb, words):
     found = multicluster.plan({**regulated(), "lb": lb})["problems"]
     assert any(words in p for p in found), found
+
+
+def test_load_balancer_clients_default_to_none_and_everyone_is_warned_about_but_still_proven():
+    """No client range: no client rule and a warning. 0.0.0.0/0: a warning, and the proof keeps a
+    negative expectation (the clients on another port) although no IPv4 address is outside them."""
+    none = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": []}})
+    assert none["problems"] == [] and "admit no client from outside the clusters" in none["warnings"][0]
+    assert not [f for c in none["policy_config"] for f in c["flows"] if f["name"].startswith("lb-")]
+    everyone = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["0.0.0.0/0"]}})
+    assert everyone["warnings"] == [
+        "kubefed_lb.clients: 0.0.0.0/0 admits every IPv4 address to each shared service's target port in every "
+        "cluster (only other regions' pods are kept from regulated data); name the ranges your clients come from"]
+    denied = [e for e in everyone["expect"] if not e["allowed"] and e["dst"].endswith("/financial-app")
+              and "." in e["src"] and not e["src"].startswith("10.")]
+    assert denied and all(e["port"] != 8443 for e in denied), "the clients reach the target port only"
+    some = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["198.51.100.0/24"]}})
+    assert some["warnings"] == []
+    assert any(e["src"] == "198.51.100.0" and e["allowed"] for e in some["expect"])
+    assert any(not e["allowed"] and e["port"] == 8443 and e["src"] != "198.51.100.0" and "." in e["src"]
+               and not e["src"].startswith("10.") for e in some["expect"]), "an address outside the clients is denied"
 
 
 METRICS = {"enabled": True, "port": 9090, "interval": "30s", "namespace": "monitoring"}
