@@ -155,6 +155,21 @@ def _ingress_problems(spec: dict, names: list, peers: dict) -> list[str]:
     if GATEWAY not in peers:
         out.append("ecommerce_net_ingress.enabled: the gateway (or ingress controller) must reach the backend; "
                    "declare where its pods run as ecommerce_net_peers.gateway")
+    elif (api == "ingress") == _selects_envoy_gateway(peers[GATEWAY]):
+        # The peer the policies admit to the backend must be the one that serves the chosen API,
+        # or the serving controller is locked out while the proof (about the peer) still passes.
+        if api == "ingress":
+            out.append("ecommerce_net_ingress_api: 'ingress' is served by an Ingress controller (class "
+                       f"{ingress.get('class_name', 'nginx')!r}), but ecommerce_net_peers.gateway still selects Envoy "
+                       "Gateway's proxies, so the policies would lock the controller out of the backend; set "
+                       "ecommerce_net_peers.gateway to the controller's pods (ingress-nginx: namespace ingress-nginx, "
+                       "pods app.kubernetes.io/name: ingress-nginx)")
+        elif ingress.get("implementation", "envoy-gateway") == "envoy-gateway":
+            out.append("ecommerce_net_ingress.implementation: 'envoy-gateway' serves the Gateway, but "
+                       "ecommerce_net_peers.gateway does not select its proxies (labels app.kubernetes.io/managed-by: "
+                       "envoy-gateway, app.kubernetes.io/component: proxy), so the policies would lock them out of the "
+                       "backend; point ecommerce_net_peers.gateway at them, or set implementation: none for another "
+                       "Gateway implementation")
     rps = ingress.get("rate_limit_rps") or 0
     if isinstance(rps, bool) or not isinstance(rps, int) or rps < 0:
         out.append(f"ecommerce_net_ingress.rate_limit_rps: {rps!r} must be a whole number (0: no limit)")
@@ -338,6 +353,12 @@ def _gateway(spec: dict, env: dict) -> list[dict]:
                              "rateLimit": {"type": "Local", "local": {"rules": [
                                  {"limit": {"requests": ingress["rate_limit_rps"], "unit": "Second"}}]}}}})
     return out
+
+
+def _selects_envoy_gateway(peer) -> bool:
+    """Whether a peer selects Envoy Gateway's proxy pods (the labels Envoy Gateway puts on them)."""
+    pods = (peer.get("pods") or {}) if isinstance(peer, dict) else {}
+    return pods.get("app.kubernetes.io/managed-by") == "envoy-gateway"
 
 
 def _ingress(spec: dict, env: dict) -> dict:

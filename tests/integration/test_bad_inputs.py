@@ -49,6 +49,12 @@ CASES = [
     ("ecommerce", {"ecommerce_net_peers": {**EC["ecommerce_net_peers"], "gateway": {"pods": {"app": "gw"}}}},
      "ecommerce_net_peers.gateway: platform peers live in their own namespace"),
     ("ecommerce", {"ecommerce_net_ingress": {"host": "shop.example.org"}}, "missing required arguments"),
+    # The Ingress API with the default peers would admit Envoy Gateway and lock the Ingress controller out.
+    ("ecommerce", {"ecommerce_net_ingress_api": "ingress"},
+     "ecommerce_net_ingress_api: 'ingress' is served by an Ingress controller (class 'nginx'), but ecommerce_net_peers.gateway still selects Envoy Gateway's proxies"),
+    ("ecommerce", {"ecommerce_net_peers": {**EC["ecommerce_net_peers"],
+                                           "gateway": {"namespace": "ingress-nginx", "pods": {"app.kubernetes.io/name": "ingress-nginx"}}}},
+     "ecommerce_net_ingress.implementation: 'envoy-gateway' serves the Gateway, but ecommerce_net_peers.gateway does not select its proxies"),
     ("ecommerce", changed(EC, "ecommerce_net_ingress", ("host",), "shop_1.example.com"), "ecommerce_net_ingress.host: 'shop_1.example.com'"),
     ("ecommerce", changed(EC, "ecommerce_net_ingress", ("waf",), True), "ecommerce_net_ingress.waf: Gateway API and Envoy Gateway have no WAF"),
     ("ecommerce", changed(EC, "ecommerce_net_ingress", ("rate_limit_rps",), -5), "ecommerce_net_ingress.rate_limit_rps: -5"),

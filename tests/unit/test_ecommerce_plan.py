@@ -77,8 +77,26 @@ def test_gateway_api_entry_with_tls_redirect_and_rate_limit():
     limit = kinds(plan, "BackendTrafficPolicy")[0]
     assert limit["spec"]["rateLimit"]["local"]["rules"] == [{"limit": {"requests": 20, "unit": "Second"}}]
     assert not kinds(plan, "Ingress")
-    ingress = ecommerce_net_plan(spec(ingress_api="ingress"))
+    nginx = {"namespace": "ingress-nginx", "pods": {"app.kubernetes.io/name": "ingress-nginx"}}
+    ingress = ecommerce_net_plan(spec(ingress_api="ingress", peers={**DEFAULTS["ecommerce_net_peers"], "gateway": nginx}))
     assert kinds(ingress, "Ingress") and not kinds(ingress, "Gateway")
+    # The proof is about the controller that serves the Ingress: its pods reach the backend.
+    assert prove(ingress) == [] and any(e["src"] == nginx and e["allowed"] for e in ingress["expect"])
+
+
+def test_the_peer_admitted_to_the_backend_is_the_one_serving_the_chosen_api():
+    """ingress_api: ingress with Envoy Gateway's proxies as the peer would lock the Ingress
+    controller out while the proof (about the peer) passed: refused, naming both variables."""
+    found = ecommerce_net_plan(spec(ingress_api="ingress"))["problems"]
+    assert any(p.startswith("ecommerce_net_ingress_api: 'ingress' is served by an Ingress controller")
+               and "ecommerce_net_peers.gateway still selects Envoy Gateway's proxies" in p for p in found), found
+    nginx = {"namespace": "ingress-nginx", "pods": {"app.kubernetes.io/name": "ingress-nginx"}}
+    found = ecommerce_net_plan(spec(peers={**DEFAULTS["ecommerce_net_peers"], "gateway": nginx}))["problems"]
+    assert any("ecommerce_net_peers.gateway does not select its proxies" in p for p in found), found
+    other = ecommerce_net_plan(spec(peers={**DEFAULTS["ecommerce_net_peers"], "gateway": nginx},
+                                    ingress={**DEFAULTS["ecommerce_net_ingress"], "implementation": "none",
+                                             "rate_limit_rps": 0}))
+    assert other["problems"] == [], "another Gateway implementation names its own pods"
 
 
 @pytest.mark.parametrize("removed,words", [
