@@ -163,6 +163,11 @@ def test_records_follow_health_and_priority_on_the_cluster(testbed, tmp_path, re
     extra = role_vars(resolvers, port, namespace_name)
     first = run_role(tmp_path, extra)
     assert first.returncode == 0, first.stdout[-4000:]
+    # The plan is proven before the first write, and what was written is proven again.
+    order = [first.stdout.index(f"TASK [k8snet.fabric.hybrid_dns : {name}") for name in (
+        "Prove the plan before anything is written", "Application namespaces, global records and LoadBalancers",
+        "Prove it again over what was written")]
+    assert order == sorted(order), order
     assert record(testbed, namespace_name)["spec"]["endpoints"][0]["targets"] == ["127.1.0.10"]
     custom = testbed.client(CLUSTER).request("GET", "/api/v1/namespaces/kube-system/configmaps/coredns-custom")
     assert "aws.hybrid.example.com:53 {" in custom["data"]["hybrid.server"]

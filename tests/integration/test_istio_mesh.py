@@ -93,6 +93,20 @@ def test_bad_routes_fail_before_any_write(testbed, tmp_path, namespace_name):
     assert testbed.writes(CLUSTER, since=mark) == []
 
 
+def test_a_plan_whose_authorization_proof_fails_writes_nothing(testbed, tmp_path, namespace_name):
+    """The proof runs over the plan before any write: an expectation the policies deny fails the
+    run with nothing live (it used to run after Converge, over what was already applied)."""
+    bad = mesh_vars(namespace_name, istio_mesh_expect=[
+        {"from": f"{namespace_name}/intruder", "to": f"{namespace_name}/api", "method": "GET", "allowed": True}])
+    mark = testbed.audit_mark(CLUSTER)
+    result = run_role(tmp_path, bad)
+    assert result.returncode != 0
+    assert (f"{namespace_name}/intruder -> {namespace_name}/api GET /: expected allowed, denied"
+            in " ".join(result.stdout.split())), result.stdout[-3000:]
+    assert testbed.writes(CLUSTER, since=mark) == []
+    assert get(testbed, f"/api/v1/namespaces/{namespace_name}") is None
+
+
 def test_gateway_api_ingress_converges_and_is_idempotent(testbed, tmp_path, namespace_name):
     """The Gateway API path (Istio's recommended ingress) against the testbed's upstream
     gateway.networking.k8s.io CRDs (v1.6.3 standard channel)."""
