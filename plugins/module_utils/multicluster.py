@@ -301,6 +301,10 @@ def routing_problems(clusters: list[dict], mechanism: str, routing: str, dns: di
                            "a two-letter country code or '*'")
         if routing == "geolocation" and len({c.get("geo") for c in clusters}) < len(clusters):
             out.append("kubefed_clusters: two clusters have the same geo; Route 53 answers a location with one record")
+        if routing == "geolocation" and not any(str(c.get("geo")) == "*" for c in clusters):
+            out.append("kubefed_clusters: Route 53 geolocation answers only the locations listed "
+                       f"({', '.join(str(c.get('geo')) for c in clusters)}); clients anywhere else get no answer - "
+                       "give one cluster geo: '*' (the default record)")
     return out
 
 

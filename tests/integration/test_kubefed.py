@@ -208,9 +208,14 @@ def test_route53_routing_records_carry_external_dns_aws_properties(testbed, tmp_
 
     geo = with_regions(namespace_name, records="geolocation", mechanism="route53")
     geo["kubefed_clusters"][0]["geo"], geo["kubefed_clusters"][1]["geo"] = "NA", "DE"
+    mark = testbed.audit_mark(HOST)
+    refused = run(tmp_path, geo)
+    assert refused.returncode != 0 and "give one cluster geo: '*' (the default record)" in " ".join(refused.stdout.split())
+    assert testbed.writes(HOST, since=mark) == []
+    geo["kubefed_clusters"][0]["geo"] = "*"
     assert run(tmp_path, geo).returncode == 0
     endpoints = testbed.client(HOST).request("GET", path)["spec"]["endpoints"]
-    assert [e["providerSpecific"][0] for e in endpoints] == [{"name": "aws/geolocation-continent-code", "value": "NA"},
+    assert [e["providerSpecific"][0] for e in endpoints] == [{"name": "aws/geolocation-country-code", "value": "*"},
                                                              {"name": "aws/geolocation-country-code", "value": "DE"}]
 
 

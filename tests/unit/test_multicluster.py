@@ -128,6 +128,9 @@ def test_route53_probes_do_not_filter_what_route53_checks_itself():
     (dict(mechanism="route53", records="latency", region=["us-east", "eu-west-1"]), "kubefed_clusters[0].region: 'us-east' is not an AWS region"),
     (dict(mechanism="route53", records="geolocation", geo=["Europe", "DE"]), "kubefed_clusters[0].geo: 'Europe' is not a continent code"),
     (dict(mechanism="route53", records="geolocation", geo=["DE", "DE"]), "two clusters have the same geo"),
+    (dict(mechanism="route53", records="geolocation", geo=["NA", "DE"]),
+     "kubefed_clusters: Route 53 geolocation answers only the locations listed (NA, DE); clients anywhere else get no "
+     "answer - give one cluster geo: '*' (the default record)"),
     (dict(mechanism="anycast", records="failover"), "kubefed_global_dns.mechanism: 'anycast' is not one of probes, k8gb, route53"),
 ])
 def test_routing_needs_are_named_per_cluster(changes, words):
