@@ -6,6 +6,7 @@ JSON extra vars, or as `-e name=value` strings where that is how the mistake hap
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pytest
 import yaml
@@ -176,6 +177,7 @@ CASES = [
     # -- edge_k3s -----------------------------------------------------------------------------
     ("edge", "edge_k3s_processor_replicas=three", "edge_k3s_processor_replicas"),
     ("edge", {"edge_k3s_lan_cidr": "192.168.1.0/33"}, "edge_k3s_lan_cidr"),
+    ("edge", {"edge_k3s_arch": "x86_64"}, "value of edge_k3s_arch must be one of: amd64, arm64, arm, got: x86_64"),
     ("edge", {"edge_k3s_metallb_pool": ["10.9.9.1-10.9.9.9"]}, "edge_k3s_metallb_pool"),
     ("edge", {"edge_k3s_cluster_cidr": "10.43.0.0/16"}, "overlap"),
     ("edge", {"edge_k3s_version": "latest"}, "edge_k3s_version"),
@@ -236,6 +238,21 @@ def test_an_inventory_that_does_not_parse_fails_instead_of_running_no_host(tmp_p
     assert result.returncode != 0, output[-1500:]
     assert f"the inventory ({inventory}) has no hosts in group {group}" in output, output[-1500:]
     assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.parametrize("playbook", ["edge", "ecommerce", "multicluster", "mesh", "hybrid"])
+def test_an_inventory_without_fabric_mode_is_refused_naming_it(tmp_path, playbook):
+    folder = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventories" / "local", folder)
+    group_vars = yaml.safe_load((folder / "group_vars" / "all.yml").read_text())
+    del group_vars["fabric_mode"]
+    (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(group_vars))
+    plays = yaml.safe_load((REPO / "playbooks" / f"{playbook}.yml").read_text())
+    result = run_playbook(tmp_path, plays, extra_vars={"fabric_build_dir": str(tmp_path / "build")}, inventory=str(folder))
+    output = " ".join(result.stdout.split())
+    assert result.returncode != 0 and "missing required arguments: fabric_mode" in output, output[-1500:]
+    assert "is undefined" not in output
+    assert not [p for p in (tmp_path / "build").rglob("*") if p.is_file()]
 
 
 def test_an_edge_site_without_its_cluster_entry_is_refused(tmp_path):
