@@ -228,7 +228,8 @@ def test_the_suite_covers_every_role_with_at_least_a_hundred_cases():
 
 
 @pytest.mark.parametrize("playbook,group", [("ecommerce", "clusters"), ("hybrid", "clusters"), ("mesh", "clusters"),
-                                            ("multicluster", "federations"), ("edge", "edge_clusters")])
+                                            ("multicluster", "federations"), ("edge", "edge_clusters"),
+                                            ("edge_upgrade", "edge_servers"), ("edge_reset", "edge_servers")])
 def test_an_inventory_that_does_not_parse_fails_instead_of_running_no_host(tmp_path, playbook, group):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  children:\n\tclusters:\n      hosts:\n        us-east:\n")  # a tab
@@ -253,6 +254,21 @@ def test_an_inventory_without_fabric_mode_is_refused_naming_it(tmp_path, playboo
     assert result.returncode != 0 and "missing required arguments: fabric_mode" in output, output[-1500:]
     assert "is undefined" not in output
     assert not [p for p in (tmp_path / "build").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("playbook", ["edge", "edge_upgrade"])
+def test_apply_mode_never_installs_k3s_on_the_controller(tmp_path, playbook):
+    """-e fabric_mode=apply on the render inventory (its hosts are ansible_connection: local)."""
+    plays = yaml.safe_load((REPO / "playbooks" / f"{playbook}.yml").read_text())
+    result = run_playbook(tmp_path, plays, extra_vars={"fabric_build_dir": str(tmp_path / "build"), "fabric_mode": "apply",
+                                                       "edge_k3s_token": "t0ken-x", "edge_k3s_sync_token": "s1nc-y",
+                                                       "edge_k3s_root": str(tmp_path / "root")},
+                          inventory=str(REPO / "inventories" / "local"))
+    output = " ".join(result.stdout.split())
+    assert result.returncode != 0, output[-1500:]
+    assert "ansible_connection is local, so apply mode would install K3s on the machine that runs Ansible" in output
+    assert "host_preflight" not in output, "refused before preflight"
+    assert not (tmp_path / "root").exists() and not (tmp_path / "build").exists()
 
 
 def test_an_edge_site_without_its_cluster_entry_is_refused(tmp_path):
