@@ -100,6 +100,7 @@ def problems(spec: dict) -> list[str]:
             if checks.collect(out, ipplan.parse, source, vip) is not None:
                 vips[source] = vip
         checks.small_number(cluster.get("priority", 1), f"{where}.priority", out)
+    out += source_name_clashes(clusters)
     # Pods and services of every cluster share one routed network: no range may overlap, and a
     # VIP inside one would be routed to pods or services, never to the load balancer.
     out += ipplan.conflicts(ranges)
@@ -195,6 +196,26 @@ def compliance_problems(svc: dict, where: str, clusters: list[dict], pods: dict)
             if not in_region(cluster, region) and cluster.get("name") in pods and parsed & pods[cluster["name"]]:
                 out.append(f"{where}.allow_from[{i}]: {source} covers pods of {cluster.get('name')} (region {cluster.get('region')}), "
                            f"opening {svc.get('name')}'s {region} data to another region; name the cluster to make that exception")
+    return out
+
+
+def source_name_clashes(clusters: list[dict]) -> list[str]:
+    """A cluster named like the name allowed_sources gives another cluster's further pod range
+    (us-east's second range is us-east-1) or an allow_from exception (exception-0) would share
+    its policies' names: refused here, naming both, instead of failing late at the API."""
+    derived = {f"{c.get('name')}-{j}": (i, j) for i, c in enumerate(clusters) for j in range(1, len(c.get("pod_cidrs") or []))}
+    out = []
+    for i, cluster in enumerate(clusters):
+        name = cluster.get("name")
+        if name in derived:
+            other, j = derived[name]
+            origin = (clusters[other].get("origin") or {}).get("pod_cidrs") or []
+            source = origin[j] if j < len(origin) else f"kubefed_clusters[{other}].pod_cidrs[{j}]"
+            out.append(f"kubefed_clusters[{i}].name: {name!r} is also the name the policies give {source} "
+                       f"({clusters[other].get('name')}'s range {clusters[other]['pod_cidrs'][j]}); rename the cluster")
+        elif isinstance(name, str) and re.match(r"^exception-\d+$", name):
+            out.append(f"kubefed_clusters[{i}].name: {name!r} is the name the policies give an allow_from exception; "
+                       "rename the cluster")
     return out
 
 

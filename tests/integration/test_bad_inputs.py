@@ -150,6 +150,12 @@ CASES = [
      "fabric_clusters[0].vips[0] (us-east): 10.42.0.1 overlaps fabric_clusters[0].pod_cidrs[0] (us-east)"),
     ("multicluster", {"kubefed_lb": {**KF["kubefed_lb"], "clients": ["10.0.0.0/33"]}}, "kubefed_lb.clients[0]: '10.0.0.0/33'"),
     ("multicluster", {"kubefed_lb": {"enabled": True, "port": 443}}, "missing required arguments: address_annotation, clients"),
+    # us-east's IPv6 pod range is named us-east-1 in the policies: a cluster of that name would share them.
+    ("multicluster", {"fabric_clusters": PL["fabric_clusters"] + [
+        {"name": "us-east-1", "context": "us-east-1", "region": "us-east-2", "pod_cidrs": ["10.50.0.0/16"],
+         "service_cidrs": ["10.98.0.0/16"], "vips": ["203.0.113.30"]}],
+      "kubefed_clusters": KF["kubefed_clusters"] + [{"name": "us-east-1", "priority": 2}]},
+     "kubefed_clusters[2].name: 'us-east-1' is also the name the policies give fabric_clusters[0].pod_cidrs[1]"),
     ("multicluster", {"kubefed_clustres": KF["kubefed_clusters"]}, "kubefed_clustres is not a variable of kubefed (did you mean kubefed_clusters?)"),
     ("multicluster", {"kubefed_probes": {**KF["kubefed_probes"], "timout": 2}}, "kubefed_probes.timout is not a key of kubefed_probes (did you mean timeout?)"),
     ("multicluster", {"kubefed_federated_types": ["services", "Deployments.apps"]}, "kubefed_federated_types[1]: 'Deployments.apps'"),
