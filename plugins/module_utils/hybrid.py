@@ -134,6 +134,7 @@ def problems(spec: dict) -> list[str]:
                                f"({ipplan.describe(mine & theirs)}): traffic to that location would stay in the cluster")
             out += _served_inside(locations, source, value, mine)
     out += [f"hybrid_dns_cluster: {c}" for c in ipplan.conflicts(own)]
+    out += _other_clusters_in_locations(spec.get("fabric_clusters") or [], cluster.get("name"), location_sets)
     checks.port((spec.get("coredns") or {}).get("port", 53), "hybrid_dns_coredns.port", out)
     ttl = spec.get("record_ttl", 60)
     if not 1 <= ttl <= 86400:
@@ -346,6 +347,26 @@ def this_cluster(spec: dict) -> tuple[dict, list[str]]:
     inventory host): location and ranges, as lists pod_cidrs and service_cidrs."""
     return fabric_clusters.fill(spec.get("cluster") or {}, "hybrid_dns_cluster", spec.get("fabric_clusters"),
                                 {"location": "location", "pods": "pod_cidrs", "services": "service_cidrs"})
+
+
+def _other_clusters_in_locations(plan: list, mine: str | None, location_sets: dict) -> list[str]:
+    """The IP plan's other clusters: a range of theirs inside a location they are not in would be
+    taken for that location's addresses by the policies (let in as that location's clients)."""
+    out = []
+    for i, other in enumerate(plan):
+        if not isinstance(other, dict) or other.get("name") == mine:
+            continue
+        home = other.get("location")
+        for kind in ("pod_cidrs", "service_cidrs", "node_cidrs"):
+            for j, value in enumerate(other.get(kind) or []):
+                theirs = ipplan.parse(f"fabric_clusters[{i}].{kind}[{j}]", value)
+                for name, location in location_sets.items():
+                    if location is not None and name != home and theirs & location:
+                        out.append(f"fabric_clusters[{i}].{kind}[{j}] ({other.get('name')}): {value} lies in location "
+                                   f"{name!r} ({ipplan.describe(theirs & location)}), but {other.get('name')} is "
+                                   f"{'in ' + repr(home) if home else 'in no location'}: the policies would let its "
+                                   f"addresses in as {name}'s; set fabric_clusters[{i}].location: {name}, or move the range")
+    return out
 
 
 def _served_inside(locations: list, source: str, value, mine) -> list[str]:

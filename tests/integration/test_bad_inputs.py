@@ -85,6 +85,9 @@ CASES = [
     ("mesh", {"istio_mesh_gateway": {**MESH["istio_mesh_gateway"], "hots": ["a.example.com"]}},
      "istio_mesh_gateway.hots is not a key of istio_mesh_gateway (did you mean hosts?)"),
     ("mesh", {"istio_mesh_service": MESH["istio_mesh_services"]}, "istio_mesh_service is not a variable of istio_mesh (did you mean istio_mesh_services?)"),
+    # Another cluster of the plan inside a location it is not in (the embedded plan's eu-west used to be).
+    ("hybrid", {"fabric_clusters": [PL["fabric_clusters"][0], {k: v for k, v in PL["fabric_clusters"][1].items() if k != "location"}]},
+     "fabric_clusters[1].pod_cidrs[0] (eu-west): 10.44.0.0/16 lies in location 'on-prem' (10.44.0.0/16), but eu-west is in no location"),
     ("hybrid", {"hybrid_dns_coredns": {**HY["hybrid_dns_coredns"], "mdoe": "custom"}},
      "hybrid_dns_coredns.mdoe is not a key of hybrid_dns_coredns (did you mean mode?)"),
     ("hybrid", {"hybrid_dns_location": HY["hybrid_dns_locations"]}, "hybrid_dns_location is not a variable of hybrid_dns (did you mean hybrid_dns_locations?)"),
