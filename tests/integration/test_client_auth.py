@@ -9,13 +9,14 @@ import json
 import socket
 import stat
 import tempfile
-import threading
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.helpers import run_playbook
+from tests.netstubs import Proxy
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError, ClusterUnreachable
@@ -73,9 +74,8 @@ def script(tmp_path, name: str, body: str) -> str:
     return str(path)
 
 
-def exec_credential(status: dict) -> str:
-    return json.dumps({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
-                       "status": status})
+def exec_credential(status: dict, api_version: str = "client.authentication.k8s.io/v1") -> str:
+    return json.dumps({"apiVersion": api_version, "kind": "ExecCredential", "status": status})
 
 
 SA_USER = "system:serviceaccount:client-auth:reader"
@@ -102,14 +102,14 @@ def test_exec_plugin_token_and_client_certificate(tmp_path, testbed_config, sa_t
     # The plugin is told how it is called (KUBERNETES_EXEC_INFO) and gets the declared env.
     plugin = script(tmp_path, "token-plugin", '[ -n "$KUBERNETES_EXEC_INFO" ] && [ "$REGION" = eu ] '
                                               '|| exit 9\ncat "$(dirname "$0")/token.json"\n')
-    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "interactiveMode": "Never", "command": plugin,
                      "env": [{"name": "REGION", "value": "eu"}]}}
     assert whoami(Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, user)})) == SA_USER
 
     admin = admin_user(testbed_config)
     (tmp_path / "cert.json").write_text(exec_credential({
         "clientCertificateData": base64.b64decode(admin["client-certificate-data"]).decode(),
-        "clientKeyData": base64.b64decode(admin["client-key-data"]).decode()}))
+        "clientKeyData": base64.b64decode(admin["client-key-data"]).decode()}, "client.authentication.k8s.io/v1beta1"))
     plugin = script(tmp_path, "cert-plugin", 'cat "$(dirname "$0")/cert.json"\n')
     user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": plugin}}
     assert whoami(Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, user)})) == "k8snet-admin"
@@ -123,14 +123,37 @@ def test_exec_credential_is_renewed_once_on_401(tmp_path, testbed_config, sa_tok
     plugin = script(tmp_path, "renewing", 'd="$(dirname "$0")"; echo x >> "$d/calls"\n'
                                           'if [ "$(wc -l < "$d/calls")" -eq 1 ]; then cat "$d/stale.json"; '
                                           'else cat "$d/fresh.json"; fi\n')
-    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin}}
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "interactiveMode": "Never", "command": plugin}}
     assert whoami(Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, user)})) == SA_USER
+    assert (tmp_path / "calls").read_text().count("x") == 2
+
+
+def test_an_expired_exec_credential_is_renewed_before_the_next_request(tmp_path, testbed_config, sa_token):
+    """A run longer than the plugin's credential: expirationTimestamp is honoured (client-go
+    re-runs the plugin once the time has passed), without waiting for a 401."""
+    from datetime import datetime, timedelta, timezone
+
+    soon = (datetime.now(timezone.utc) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    admin = admin_user(testbed_config)
+    (tmp_path / "first.json").write_text(exec_credential({"token": sa_token, "expirationTimestamp": soon}))
+    (tmp_path / "second.json").write_text(exec_credential({
+        "clientCertificateData": base64.b64decode(admin["client-certificate-data"]).decode(),
+        "clientKeyData": base64.b64decode(admin["client-key-data"]).decode()}))
+    plugin = script(tmp_path, "expiring", 'd="$(dirname "$0")"; echo x >> "$d/calls"\n'
+                                          'if [ "$(wc -l < "$d/calls")" -eq 1 ]; then cat "$d/first.json"; '
+                                          'else cat "$d/second.json"; fi\n')
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "interactiveMode": "Never", "command": plugin}}
+    client = Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, user)})
+    assert whoami(client) == SA_USER and whoami(client) == SA_USER
+    assert (tmp_path / "calls").read_text().count("x") == 1, "cached while valid"
+    time.sleep(max(0.0, client._creds.exec_expires - time.time()) + 0.2)  # noqa: SLF001 - the credential's expiry
+    assert whoami(client) == "k8snet-admin", "the plugin ran again and its certificate is used"
     assert (tmp_path / "calls").read_text().count("x") == 2
 
 
 def test_failing_exec_plugin_says_why(tmp_path, testbed_config):
     plugin = script(tmp_path, "failing", 'echo "please run: cloud login" >&2; exit 3\n')
-    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "interactiveMode": "Never", "command": plugin,
                      "installHint": "install cloud-cli"}}
     with pytest.raises(ClusterUnreachable, match=r"exited 3: please run: cloud login \(install cloud-cli\)"):
         Client({"kubeconfig": kubeconfig(tmp_path, testbed_config, user)})
@@ -160,46 +183,9 @@ def test_tls_server_name_and_verification(tmp_path, testbed_config):
 @pytest.fixture
 def connect_proxy():
     """A real HTTP CONNECT proxy on loopback that records the tunnels it opens."""
-    tunnels = []
-
-    def pipe(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def handle(client):
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += client.recv(4096)
-        target = head.split(b" ")[1].decode()
-        tunnels.append(target)
-        host, port = target.rsplit(":", 1)
-        upstream = socket.create_connection((host, int(port)))
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
-        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve():
-        while True:
-            try:
-                client, _unused = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(client,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", tunnels
-    listener.close()
+    proxy = Proxy("http")
+    yield proxy.url, proxy.tunnels
+    proxy.close()
 
 
 def test_proxy_url_tunnels_through_the_proxy(tmp_path, testbed_config, connect_proxy):
@@ -209,8 +195,8 @@ def test_proxy_url_tunnels_through_the_proxy(tmp_path, testbed_config, connect_p
     client = Client({"kubeconfig": path})
     assert whoami(client) == "k8snet-admin"
     assert tunnels == [client.server.split("//", 1)[1]], "one tunnel, to the API server"
-    path = kubeconfig(tmp_path, testbed_config, admin, **{"proxy-url": "socks5://127.0.0.1:1080"})
-    with pytest.raises(ClusterUnreachable, match="only http\\(s\\) proxies are supported"):
+    path = kubeconfig(tmp_path, testbed_config, admin, **{"proxy-url": "ftp://127.0.0.1:1080"})
+    with pytest.raises(ClusterUnreachable, match="proxy-url 'ftp://127.0.0.1:1080' is not supported"):
         Client({"kubeconfig": path})
 
 
