@@ -6,6 +6,7 @@ the variable and the value, to ``out`` instead of raising, so a plan reports eve
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
@@ -35,6 +36,16 @@ def port(value, where: str, out: list[str]) -> None:
         out.append(f"{where}: {value!r} is not a port (1-65535)")
 
 
+# Prometheus's duration (model.ParseDuration): units largest first, each at most once: 1h30m, 15d, 500ms.
+PROMETHEUS_DURATION = re.compile(r"^(?=\d)((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
+
+
+def prometheus_duration(value, where: str, out: list[str]) -> None:
+    """A duration Prometheus (and the Prometheus Operator's CRDs) accepts: for, interval, retention."""
+    if not isinstance(value, str) or not PROMETHEUS_DURATION.match(value):
+        out.append(f"{where}: {value!r} is not a Prometheus duration (30s, 5m, 1h30m, 15d)")
+
+
 def small_number(value, where: str, out: list[str]) -> None:
     """Weights and priorities: 0-255."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
@@ -55,7 +66,8 @@ def collect(out: list[str], check, *args):
 # plan reads a field it checks the shape, so a wrong type is a problem naming the variable, never
 # a TypeError from deep inside. Schemas: "str", "int", "bool", "number", "any",
 # ("list", item), ("map", value) for name -> value mappings, ("opt", schema) for None allowed,
-# and {key: schema} for a mapping with those keys; a key written "name!" must be present.
+# and {key: schema} for a mapping with those keys and no other (a key "*" lets others in: Kubernetes
+# objects); a key written "name!" must be present.
 TYPE_WORDS = {"str": "a string", "int": "a whole number", "bool": "true or false", "number": "a number"}
 
 
@@ -112,8 +124,16 @@ def _shape(value, schema, where: str, out: list[str]) -> None:
     if not isinstance(value, dict):
         out.append(f"{where}: {value!r} must be a mapping")
         return
+    known = {key.rstrip("!") for key in schema} - {"*"}
+    for key in value if "*" not in schema else ():
+        if key not in known:  # a typo (retry for retries) would otherwise be silently ignored
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(known))}"
+            out.append(f"{where}.{key} is not a key of {where} ({hint})")
     for key, inner in schema.items():
         name = key.rstrip("!")
+        if name == "*":
+            continue
         if name in value:
             _shape(value[name], inner, f"{where}.{name}", out)
         elif key.endswith("!"):

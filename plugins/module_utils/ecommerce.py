@@ -48,10 +48,11 @@ SHAPES = {
                 "class_name": "str", "waf": "bool"},
     "monitoring": {"enabled!": "bool", "interval": "str", "latency_threshold_seconds!": "number",
                    "latency_for!": "str", "error_rate_threshold!": "number"},
-    "workloads": ("list", {"kind!": "str", "metadata!": {"name!": "str", "namespace": "str"},
-                           "spec": {"replicas": ("opt", "int"), "selector": ("opt", "any"),
-                                    "template": {"metadata": ("opt", {"labels": ("opt", ("map", "str"))}),
-                                                 "spec": ("opt", {"containers": ("opt", ("list", {"name": "str"}))})}}}),
+    # Kubernetes objects: the fields read here are checked, every other field is the API's ("*").
+    "workloads": ("list", {"*": "any", "kind!": "str", "metadata!": {"*": "any", "name!": "str", "namespace": "str"},
+                           "spec": {"*": "any", "replicas": ("opt", "int"), "selector": ("opt", "any"),
+                                    "template": {"*": "any", "metadata": ("opt", {"*": "any", "labels": ("opt", ("map", "str"))}),
+                                                 "spec": ("opt", {"*": "any", "containers": ("opt", ("list", {"*": "any", "name": "str"}))})}}}),
     "spread_topology_key": "str",
     **fabric_clusters.CONNECTION_SHAPES,
 }
@@ -121,6 +122,9 @@ def problems(spec: dict) -> list[str]:
     if mon.get("enabled") and MONITORING not in peers:
         out.append("ecommerce_net_monitoring.enabled: Prometheus must be able to scrape; declare where it runs as "
                    "ecommerce_net_peers.monitoring")
+    if mon.get("enabled"):
+        checks.prometheus_duration(mon.get("latency_for"), "ecommerce_net_monitoring.latency_for", out)
+        checks.prometheus_duration(mon.get("interval", "30s"), "ecommerce_net_monitoring.interval", out)
     return out
 
 

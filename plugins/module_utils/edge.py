@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
@@ -85,7 +85,6 @@ def shape_problems(site: dict, where: str) -> list[str]:
 
 
 K3S_VERSION = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
-PROM_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?|[a-z]{3}(-[a-z]{3})?)(/\d+)?(,(\*|\d+(-\d+)?|[a-z]{3})(/\d+)?)*$", re.I)
 CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 WHOLE_NUMBER_HINT = "with -e, pass JSON so it stays a number: -e '{{\"{var}\": {example}}}'"
@@ -139,8 +138,8 @@ def workload_problems(site: dict, where: str) -> list[str]:
         if value is not None and storage_bytes(value) is None:
             out.append(f"{where}: {var} {value!r} is not a positive Kubernetes quantity (10Gi, 400Mi)")
     retention = prometheus.get("retention")
-    if retention is not None and not (isinstance(retention, str) and PROM_DURATION.match(retention)):
-        out.append(f"{where}: edge_k3s_prometheus_retention {retention!r} is not a Prometheus duration (24h, 15d)")
+    if retention is not None:
+        checks.prometheus_duration(retention, f"{where}: edge_k3s_prometheus_retention", out)
     if sync.get("endpoint") is not None and not _is_http_url(sync["endpoint"]):
         out.append(f"{where}: edge_k3s_sync_endpoint {sync['endpoint']!r} must be an http(s) URL")
     if sync.get("schedule") is not None and not _cron(sync["schedule"]):

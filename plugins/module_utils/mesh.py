@@ -127,7 +127,6 @@ def _service_problems(svc: dict, where: str, out: list[str]) -> None:
         _allow_problems(rule, f"{where}.allow[{a}]", out)
 
 
-ALLOW_KEYS = ("from", "namespaces", "methods", "not_methods", "paths", "not_paths", "ports")
 
 
 def _fault_problems(route: dict, svc: dict, where: str, out: list[str]) -> None:
@@ -160,9 +159,6 @@ def _allow_problems(rule, where: str, out: list[str]) -> None:
     if not isinstance(rule, dict):
         out.append(f"{where}: expected a mapping with from/namespaces and methods, paths, ports")
         return
-    unknown = sorted(set(rule) - set(ALLOW_KEYS))
-    if unknown:
-        out.append(f"{where}: unknown keys {unknown}; known: {', '.join(ALLOW_KEYS)}")
     if not rule.get("from") and not rule.get("namespaces"):
         out.append(f"{where}: from (namespace/serviceaccount) or namespaces is needed: whom it lets in")
     if rule.get("from"):
@@ -203,7 +199,7 @@ SHAPES = {
                                               "retry_on": ("opt", "str")}),
                           "fault": ("opt", "any"), "allow": ("opt", ("list", ALLOW))}),
     "authz_default_deny": "bool",
-    "gateway": {"enabled": "bool", "api": ("opt", "str"), "name": ("opt", "str"), "namespace": ("opt", "str"),
+    "gateway": {"enabled": "bool", "api": ("opt", "str"), "class": ("opt", "str"), "name": ("opt", "str"), "namespace": ("opt", "str"),
                 "hosts": ("opt", ("list", "str")), "tls_secret": ("opt", "str"), "routes_to": ("opt", "str"),
                 "service_account": ("opt", "str")},
     "telemetry": {"access_logging": ("opt", "bool"), "tracing_sampling": PERCENT},
@@ -265,7 +261,8 @@ def problems(spec: dict) -> list[str]:
                                   or (key == "error_ratio" and value >= 1)):
             out.append(f"istio_mesh_alerts.{key}: {value!r} must be a number above 0"
                        + (" and below 1" if key == "error_ratio" else ""))
-    _duration(alerts.get("for"), "istio_mesh_alerts.for", out)
+    if alerts.get("for") is not None:
+        checks.prometheus_duration(alerts["for"], "istio_mesh_alerts.for", out)
     if spec.get("istioctl_install") and not spec.get("revision"):
         out.append("istio_mesh_istioctl_install: installs are pinned to a revision; set istio_mesh_revision (e.g. 1-30)")
     telemetry = spec.get("telemetry") or {}

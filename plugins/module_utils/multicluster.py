@@ -238,8 +238,7 @@ def metrics_problems(spec: dict, clusters: list[dict]) -> list[str]:
         return []
     out: list[str] = []
     checks.port(metrics.get("port"), "kubefed_metrics.port", out)
-    if not re.match(r"^[0-9]+(ms|s|m|h)$", str(metrics.get("interval", ""))):
-        out.append(f"kubefed_metrics.interval: {metrics.get('interval')!r} is not a Prometheus duration (30s, 1m)")
+    checks.prometheus_duration(metrics.get("interval"), "kubefed_metrics.interval", out)
     checks.label(metrics.get("namespace"), "kubefed_metrics.namespace", out)
     for svc in spec.get("services") or []:
         if isinstance(svc, dict) and metrics.get("port") in (svc.get("port"), svc.get("target_port")):

@@ -85,6 +85,17 @@ CASES = [
     ("mesh", {"istio_mesh_gateway": {**MESH["istio_mesh_gateway"], "hots": ["a.example.com"]}},
      "istio_mesh_gateway.hots is not a key of istio_mesh_gateway (did you mean hosts?)"),
     ("mesh", {"istio_mesh_service": MESH["istio_mesh_services"]}, "istio_mesh_service is not a variable of istio_mesh (did you mean istio_mesh_services?)"),
+    # Typos inside list entries and durations Prometheus would refuse were accepted silently.
+    ("hybrid", changed(HY, "hybrid_dns_locations", (0, "dns_server"), ["10.0.0.53"]),
+     "hybrid_dns_locations[0].dns_server is not a key of hybrid_dns_locations[0] (did you mean dns_servers?)"),
+    ("mesh", changed(MESH, "istio_mesh_services", (0, "retry"), {"attempts": 3}),
+     "istio_mesh_services[0].retry is not a key of istio_mesh_services[0] (did you mean retries?)"),
+    ("multicluster", changed(KF, "kubefed_services", (0, "data_regoin"), "eu"),
+     "kubefed_services[0].data_regoin is not a key of kubefed_services[0] (did you mean data_region?)"),
+    ("ecommerce", changed(EC, "ecommerce_net_peers", ("gateway", "pod"), {"app": "gw"}),
+     "ecommerce_net_peers.gateway.pod is not a key of ecommerce_net_peers.gateway (did you mean pods?)"),
+    ("ecommerce", changed(EC, "ecommerce_net_monitoring", ("latency_for",), "5 minutes"),
+     "ecommerce_net_monitoring.latency_for: '5 minutes' is not a Prometheus duration"),
     # Another cluster of the plan inside a location it is not in (the embedded plan's eu-west used to be).
     ("hybrid", {"fabric_clusters": [PL["fabric_clusters"][0], {k: v for k, v in PL["fabric_clusters"][1].items() if k != "location"}]},
      "fabric_clusters[1].pod_cidrs[0] (eu-west): 10.44.0.0/16 lies in location 'on-prem' (10.44.0.0/16), but eu-west is in no location"),

@@ -277,12 +277,13 @@ def test_a_cluster_named_like_another_clusters_second_range_is_refused_naming_bo
     """us-east's IPv6 range is named us-east-1 in the policies: a cluster called us-east-1 would
     share those names (the run failed late, naming no variable)."""
     clash = spec()
-    del clash["clusters"][0]["pod_cidr"]
-    clash["clusters"][0]["pod_cidrs"] = ["10.0.0.0/14", "fd00:10::/56"]
+    clash["fabric_clusters"] = [{"name": "us-east", "pod_cidrs": ["10.0.0.0/14", "fd00:10::/56"],
+                                 "service_cidrs": ["10.96.0.0/16", "fd00:96::/112"]}]
+    del clash["clusters"][0]["pod_cidr"], clash["clusters"][0]["service_cidr"]
     clash["clusters"].append({"name": "us-east-1", "context": "us-east-1", "pod_cidr": "10.8.0.0/14",
                               "service_cidr": "10.98.0.0/16", "vips": ["203.0.113.30"], "priority": 3})
     found = multicluster.plan(clash)["problems"]
-    assert ("kubefed_clusters[2].name: 'us-east-1' is also the name the policies give kubefed_clusters[0].pod_cidrs[1] "
+    assert ("kubefed_clusters[2].name: 'us-east-1' is also the name the policies give fabric_clusters[0].pod_cidrs[1] "
             "(us-east's range fd00:10::/56); rename the cluster") in found, found
     clash["clusters"][2]["name"] = clash["clusters"][2]["context"] = "exception-0"
     assert any("'exception-0' is the name the policies give an allow_from exception" in p

@@ -1,0 +1,30 @@
+"""The shared shape and value checks every scenario plan runs first."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks
+
+
+@pytest.mark.parametrize("value, ok", [("30s", True), ("5m", True), ("1h30m", True), ("15d", True), ("500ms", True),
+                                        ("1y2w3d4h5m6s7ms", True), ("5 minutes", False), ("5", False), ("", False),
+                                        ("30m1h", False), ("1.5h", False), (300, False), (None, False)])
+def test_prometheus_durations_as_prometheus_parses_them(value, ok):
+    out: list[str] = []
+    checks.prometheus_duration(value, "x.for", out)
+    assert (out == []) is ok, out
+
+
+def test_a_mapping_refuses_keys_it_does_not_know_and_names_the_closest():
+    schema = ("list", {"name!": "str", "retries": ("opt", {"attempts": "int"})})
+    out: list[str] = []
+    checks.shape([{"name": "a", "retry": {}}, {"name": "b", "retries": {"attempts": 2, "perTry": 1}}], schema, "svc", out)
+    assert out == ["svc[0].retry is not a key of svc[0] (did you mean retries?)",
+                   "svc[1].retries.perTry is not a key of svc[1].retries (known: attempts)"]
+
+
+def test_an_open_mapping_lets_other_keys_in():
+    out: list[str] = []
+    checks.shape({"kind": "Deployment", "apiVersion": "apps/v1"}, {"*": "any", "kind!": "str"}, "w", out)
+    assert out == []
