@@ -45,7 +45,7 @@ KUBERNETES_VERSION = "1.37"  # resource_set's default, which the per-host path r
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("promtool",))
+    _VALID_ARGS = frozenset(("promtool", "require_checkers"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -169,6 +169,9 @@ class ActionModule(ActionBase):
                 checked[key] = ecosystem_check.run("promtool", rules, self._task.args.get("promtool") or None)
                 if checked[key]["checked"]:
                     self._promtool = (self._promtool or 0) + 1
+                elif self._task.args.get("require_checkers"):  # as ecosystem_check's required
+                    return ["promtool is not installed (not on PATH; set fabric_promtool) and fabric_require_checkers "
+                            "is on: nothing was checked by it"]
             problems += [f"{name}: promtool: {f['object']}: {f['message']}" for f in checked[key]["findings"]]
             # The proof: the LAN reaches the processor's ingest port and nothing else.
             proof = netpol.analyse(site["objects"], ["txt"], site["expect"])

@@ -88,6 +88,21 @@ def test_without_promtool_the_module_warns_that_nothing_was_checked(tmp_path):
     assert required.returncode == 2 and "promtool is not installed" in required.stdout
 
 
+@pytest.mark.parametrize("playbook", ["edge.yml", "ecommerce.yml", "mesh.yml", "multicluster.yml"])
+def test_fabric_require_checkers_turns_a_missing_checker_into_a_failure(tmp_path, playbook):
+    """Without the tools every run used to pass with a warning; an inventory can make them mandatory
+    (inventories/testbed does). Nothing is written when it fails."""
+    env = {"PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if "testbed" not in p)}
+    plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
+    build = tmp_path / "build"
+    result = run_playbook(tmp_path, plays, extra_vars={"fabric_build_dir": str(build), "fabric_require_checkers": True},
+                          inventory=str(REPO / "inventories" / "local"), env=env)
+    output = " ".join(result.stdout.split())
+    assert result.returncode != 0, output[-2000:]
+    assert "is not installed" in output and "nothing was checked" in output, output[-2000:]
+    assert not [p for p in build.rglob("*") if p.is_file()] if build.exists() else True
+
+
 @pytest.mark.parametrize("playbook, folder", [("edge.yml", "edge/factory-1"), ("ecommerce.yml", "ecommerce"),
                                               ("mesh.yml", "mesh")])
 def test_every_rendered_prometheus_rule_passes_promtool(tmp_path, checker, playbook, folder):
