@@ -17,8 +17,8 @@ def _site(value, filter_name):
     return value
 
 
-def edge_k3s_problems(site, sites=None):
-    return edge.site_problems(_site(site, "edge_k3s_problems"), sites or [])
+def edge_k3s_problems(site, sites=None, site_names=None):
+    return edge.site_problems(_site(site, "edge_k3s_problems"), sites, site_names)
 
 
 def edge_k3s_config(site, host):

@@ -9,6 +9,8 @@ to plain dicts; the role writes the host files and hands the objects to resource
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
@@ -148,8 +150,10 @@ def workload_problems(site: dict, where: str) -> list[str]:
     return out
 
 
-def site_problems(site: dict, sites: list[dict] | None = None) -> list[str]:
-    """Everything wrong with one site's plan, each naming the variable (and host) at fault."""
+def site_problems(site: dict, sites: list[dict] | None = None, site_names: list | None = None) -> list[str]:
+    """Everything wrong with one site's plan, each naming the variable (and host) at fault.
+    ``sites``: other sites' plans (connected ones are checked against them); ``site_names``: every
+    site of the inventory (default: those of ``sites``), which edge_k3s_connected_sites must name."""
     name = site.get("name")
     where = f"site {name}"
     # The other checks read these values as lists and hosts: a wrong shape is reported alone.
@@ -208,6 +212,21 @@ def site_problems(site: dict, sites: list[dict] | None = None) -> list[str]:
             if not TAINT.match(str(taint)):
                 problems.append(f"host {host['name']}: edge_k3s_node_taints item {taint!r} must be "
                                 f"key[=value]:NoSchedule|PreferNoSchedule|NoExecute")
+    known = set(site_names) if site_names is not None else (
+        {other.get("name") for other in sites} if sites is not None else None)
+    for index, other in enumerate(site.get("connected_sites") or []):
+        if known is not None and other not in known | {name}:
+            problems.append(f"{where}: edge_k3s_connected_sites[{index}] {other!r} is not a site of the inventory"
+                            f"{_hint(other, known - {name}) if known - {name} else ' (it has no other site)'}")
+    for host in hosts:  # agents join the first server at its address, over the site LAN
+        if host.get("role") == "server" and site.get("lan_cidr") and _is_ip(host.get("address")):
+            try:
+                outside = ipplan.address_in(f"host {host['name']}: ansible_host", host["address"],
+                                            "edge_k3s_lan_cidr", site["lan_cidr"])
+            except ValidationError:
+                continue  # a bad LAN range is reported above
+            if outside:
+                problems.append(f"{where}: {outside} (agents reach the servers over the site LAN)")
     # Sites meant to be connected must not reuse each other's ranges.
     for other in sites or []:
         if other.get("name") == name or other.get("name") not in (site.get("connected_sites") or []):
@@ -221,6 +240,19 @@ def site_problems(site: dict, sites: list[dict] | None = None) -> list[str]:
         except ValidationError:
             pass  # reported for the site that owns the bad value
     return problems
+
+
+def _hint(name, known) -> str:
+    close = difflib.get_close_matches(str(name), sorted(str(k) for k in known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else f" (sites: {', '.join(sorted(map(str, known)))})"
+
+
+def _is_ip(value) -> bool:
+    try:
+        ipaddress.ip_address(str(value))
+        return True
+    except ValueError:
+        return False
 
 
 # -- host files ----------------------------------------------------------------------------

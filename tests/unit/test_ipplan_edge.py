@@ -175,3 +175,19 @@ def test_alertmanager_routes_to_the_receivers():
         {"name": "ops", "webhook_url": "https://hooks.example/ops"}, {"name": "plant", "webhook_url": "https://p"}]}))
     assert config["route"]["receiver"] == "ops" and config["route"]["routes"] == [{"receiver": "plant", "continue": True}]
     assert edge.alertmanager_config(site())["receivers"] == [{"name": "null"}]
+
+
+def test_a_connected_site_that_does_not_exist_and_a_server_off_the_lan_are_refused():
+    """A typo in edge_k3s_connected_sites checked nothing; a server outside the LAN is where the
+    agents would try to join."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils import edge
+
+    site = {"name": "factory-1", "lan_cidr": "192.168.1.0/24", "cluster_cidr": "10.42.0.0/16",
+            "service_cidr": "10.43.0.0/16", "connected_sites": ["factry-2"],
+            "hosts": [{"name": "s1", "role": "server", "address": "10.9.9.9"}]}
+    found = edge.site_problems(site, [], site_names=["factory-1", "factory-2"])
+    assert "site factory-1: edge_k3s_connected_sites[0] 'factry-2' is not a site of the inventory (did you mean factory-2?)" in found
+    assert any(p.startswith("site factory-1: host s1: ansible_host") and "192.168.1.0/24" in p for p in found), found
+    site["connected_sites"], site["hosts"][0]["address"] = ["factory-2"], "192.168.1.10"
+    assert edge.site_problems(site, [], site_names=["factory-1", "factory-2"]) == []
+    assert edge.site_problems(site) == [], "without the inventory's sites nothing is guessed"
