@@ -703,7 +703,10 @@ def alertmanager_config(site: dict) -> dict:
               "receivers": [{"name": r["name"], "webhook_configs": [{"url": r["webhook_url"], "send_resolved": True}]}
                             for r in receivers] or [{"name": "null"}]}
     if len(receivers) > 1:
-        config["route"]["routes"] = [{"receiver": r["name"], "continue": True} for r in receivers[1:]]
+        # Alertmanager sends to a route's own receiver only when none of its children matches, and
+        # a child without matchers matches everything: so every receiver is a child (continue:
+        # true walks on to the next), and the root's receiver is only the required fallback.
+        config["route"]["routes"] = [{"receiver": r["name"], "continue": True} for r in receivers]
     return config
 
 

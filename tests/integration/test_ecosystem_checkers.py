@@ -227,3 +227,24 @@ def test_istio_install_runs_istioctl_once_per_file_and_revision_and_verifies(tes
             for hook in client.request("GET", f"/apis/admissionregistration.k8s.io/v1/{kind}")["items"]:
                 if revision in hook["metadata"]["name"]:
                     client.request("DELETE", f"/apis/admissionregistration.k8s.io/v1/{kind}/{hook['metadata']['name']}")
+
+
+@pytest.mark.parametrize("receivers", [["ops"], ["ops", "plant"], ["ops", "plant", "pager"]])
+def test_every_edge_alert_reaches_every_receiver_by_alertmanagers_own_routing(tmp_path, checker, receivers):
+    """The route tree edge_k3s writes, routed by Alertmanager's code (amtool config routes test):
+    with two or more receivers the first one used to sit on the root route under matcher-less
+    children, and Alertmanager uses a route's own receiver only when no child matches."""
+    import subprocess
+
+    from ansible_collections.k8snet.fabric.plugins.module_utils import edge
+
+    site = {"monitoring": {"receivers": [{"name": n, "webhook_url": f"https://hooks.example/{n}"} for n in receivers]}}
+    config = tmp_path / "alertmanager.yaml"
+    config.write_text(yaml.safe_dump(edge.alertmanager_config(site)))
+    for alert in (["alertname=EdgeNodeNotReady", "edge_location=factory-1", "severity=critical"],
+                  ["alertname=EdgeSyncDelayed", "edge_location=factory-2", "severity=warning"]):
+        routed = subprocess.run([checker("amtool"), "config", "routes", "test", f"--config.file={config}", *alert],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert routed.returncode == 0, routed.stderr
+        assert sorted(routed.stdout.strip().split(",")) == sorted(receivers), routed.stdout
+

@@ -114,6 +114,9 @@ GO_TOOLS = {
                  "github.com/prometheus/prometheus/cmd/promtool", {}),
     "istioctl": (Path(__file__).resolve().parent / "tools" / "istioctl",
                  "istio.io/istio/istioctl/cmd/istioctl", {}),
+    # Alertmanager's amtool: routes test alerts through the route trees the edge role writes.
+    "amtool": (Path(__file__).resolve().parent / "tools" / "amtool",
+               "github.com/prometheus/alertmanager/cmd/amtool", {}),
 }
 
 

@@ -173,7 +173,9 @@ def test_every_container_has_limits_and_the_sensors_reach_only_the_ingest_port()
 def test_alertmanager_routes_to_the_receivers():
     config = edge.alertmanager_config(site(monitoring={**site()["monitoring"], "receivers": [
         {"name": "ops", "webhook_url": "https://hooks.example/ops"}, {"name": "plant", "webhook_url": "https://p"}]}))
-    assert config["route"]["receiver"] == "ops" and config["route"]["routes"] == [{"receiver": "plant", "continue": True}]
+    # Which receivers an alert reaches is proven with Alertmanager's own routing (amtool, in
+    # tests/integration/test_ecosystem_checkers.py); here only that every receiver is defined once.
+    assert [r["name"] for r in config["receivers"]] == ["ops", "plant"]
     assert edge.alertmanager_config(site())["receivers"] == [{"name": "null"}]
 
 
