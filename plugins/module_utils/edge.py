@@ -200,7 +200,10 @@ def site_problems(site: dict, sites: list[dict] | None = None, site_names: list 
         problems.append(f"{where}: no host of the site is in edge_servers")
     seen = {}
     for host in hosts:
-        node = host.get("node_name") or host["name"]
+        node = node_name(host)
+        if not NODE_NAME.match(str(node)) or len(str(node)) > 253:
+            problems.append(f"host {host['name']}: node name {node!r} (edge_k3s_node_name, else the inventory name) "
+                            f"must be a DNS subdomain (lowercase letters, digits, '-', '.'); set edge_k3s_node_name")
         if node in seen:
             problems.append(f"{where}: hosts {seen[node]} and {host['name']} share the node name {node!r}")
         seen[node] = host["name"]
@@ -264,13 +267,21 @@ def server_url(site: dict) -> str:
     return f"https://{site.get('api_endpoint') or first_server(site).get('address')}:{API_PORT}"
 
 
+NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def node_name(host: dict) -> str:
+    """The host's Kubernetes node name: edge_k3s_node_name, else its inventory name."""
+    return host.get("node_name") or host["name"]
+
+
 def k3s_config(site: dict, host_name: str) -> dict:
     """/etc/rancher/k3s/config.yaml for one host: server keys only on servers."""
     host = next(h for h in site["hosts"] if h["name"] == host_name)
     labels = [f"{SITE_LABEL}={site['name']}"] + list(host.get("labels") or [])
-    config = {"node-label": labels}
-    if host.get("node_name"):
-        config["node-name"] = host["node_name"]
+    # One rule for the node name, written always: K3s registers exactly the name the site's Node
+    # objects and node_readiness use (left out, K3s would take the host's hostname instead).
+    config = {"node-label": labels, "node-name": node_name(host)}
     if host.get("taints"):
         config["node-taint"] = list(host["taints"])
     if host.get("node_ip"):
@@ -361,7 +372,7 @@ def node_objects(site: dict) -> list[dict]:
         labels = dict(label.split("=", 1) for label in host.get("labels") or [])
         labels[SITE_LABEL] = site["name"]
         out.append({"apiVersion": "v1", "kind": "Node",
-                    "metadata": {"name": host.get("node_name") or host["name"], "labels": labels}})
+                    "metadata": {"name": node_name(host), "labels": labels}})
     return out
 
 
@@ -398,7 +409,7 @@ def storage_problems(site: dict, where: str) -> list[str]:
                     "keep it or use edge_k3s_storage: static"]
         return []
     problems = []
-    nodes = {h.get("node_name") or h["name"] for h in site.get("hosts") or []}
+    nodes = {node_name(h) for h in site.get("hosts") or []}
     volumes = storage.get("volumes") or []
     if not volumes:
         problems.append(f"{where}: edge_k3s_storage is static, but edge_k3s_static_volumes is empty: "

@@ -29,7 +29,7 @@ def test_render_writes_every_host_file_and_manifest_and_is_idempotent(tmp_path):
     server = yaml.safe_load((site / "hosts/factory1-server-1/etc/rancher/k3s/config.yaml").read_text())
     assert server["disable"] == ["traefik", "servicelb", "metrics-server"] and server["cluster-dns"] == "10.43.0.10"
     agent = yaml.safe_load((site / "hosts/factory1-agent-2/etc/rancher/k3s/config.yaml").read_text())
-    assert set(agent) == {"node-label", "node-taint", "server"}
+    assert set(agent) == {"node-label", "node-name", "node-taint", "server"} and agent["node-name"] == "factory1-agent-2"
     assert server["secrets-encryption"] is True and server["flannel-backend"] == "vxlan"
     assert (site / "hosts/factory1-agent-2/etc/systemd/system/k3s-agent.service").exists()
     assert not (site / "hosts/factory1-agent-2/etc/systemd/system/k3s.service").exists()

@@ -62,7 +62,8 @@ def site(**overrides):
 def test_agents_get_only_agent_keys():
     spec = site()
     agent = edge.k3s_config(spec, "a1")
-    assert agent == {"node-label": ["edge-location=factory-1", "zone=a"], "server": "https://192.168.1.10:6443"}
+    assert agent == {"node-label": ["edge-location=factory-1", "zone=a"], "node-name": "a1",
+                     "server": "https://192.168.1.10:6443"}
     server = edge.k3s_config(spec, "s1")
     assert server["disable"] == ["traefik", "servicelb", "metrics-server"]
     assert server["cluster-cidr"] == "10.42.0.0/16" and "server" not in server and "cluster-init" not in server
@@ -193,3 +194,17 @@ def test_a_connected_site_that_does_not_exist_and_a_server_off_the_lan_are_refus
     site["connected_sites"], site["hosts"][0]["address"] = ["factory-2"], "192.168.1.10"
     assert edge.site_problems(site, [], site_names=["factory-1", "factory-2"]) == []
     assert edge.site_problems(site) == [], "without the inventory's sites nothing is guessed"
+
+
+def test_one_node_name_rule_written_into_every_config():
+    """Without edge_k3s_node_name K3s used the host's hostname while the plan waited for the
+    inventory name; config.yaml now always names the node the plan expects."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils import edge
+
+    spec = site()
+    spec["hosts"][1]["node_name"] = "line-a-1"
+    assert edge.k3s_config(spec, "s1")["node-name"] == "s1"
+    assert edge.k3s_config(spec, "a1")["node-name"] == "line-a-1"
+    assert {n["metadata"]["name"] for n in edge.node_objects(spec)} == {"s1", "line-a-1"}
+    spec["hosts"][0]["name"] = "Factory1_Server"
+    assert any("node name 'Factory1_Server'" in p for p in edge.site_problems(spec))
