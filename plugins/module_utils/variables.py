@@ -101,4 +101,19 @@ def role_problems(folder: str, role: str, given: dict, template) -> list[str]:
     options, internal = role_names(folder)
     values = {name: template(given[name]) if (options.get(name) or {}).get("options") else None
               for name in given if name.startswith(f"{role}_") or name in options}
-    return unknown(values, options, set(internal), role)
+    return unknown(values, options, set(internal), role) or spec_problems(options, given, template)
+
+
+def spec_problems(options: dict, given: dict, template) -> list[str]:
+    """The argument spec's own verdict over the variables, one line per problem: Ansible's
+    validation of a role prints the whole spec with each failure (1,790 lines for one mistyped
+    choice on a four-host site), so the roles' first dependency says it first, briefly."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    params = {}
+    for name in options:
+        if name in given:
+            value = template(given[name])
+            if value is not None:
+                params[name] = value
+    return list(dict.fromkeys(ArgumentSpecValidator(options).validate(params).error_messages))
