@@ -46,3 +46,15 @@ def test_every_role_defaults_are_known_to_its_argument_spec():
         options = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
         plain = {k: v for k, v in defaults.items() if not (isinstance(v, str) and "{{" in v)}
         assert variables.unknown(plain, options, set(), role) == [], role
+
+
+def test_argument_specs_show_the_defaults_the_roles_ship():
+    """ansible-doc -t role showed 'default: null' for every option; the specs now carry each
+    default, and this keeps them equal to defaults/main.yml."""
+    for role in ("ecommerce_net", "edge_k3s", "hybrid_dns", "istio_mesh", "kubefed"):
+        defaults = yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text())
+        specs = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+        for entry, spec in specs.items():
+            drift = {k: (spec["options"][k].get("default"), v) for k, v in defaults.items()
+                     if spec["options"][k].get("default") != v}
+            assert drift == {}, f"{role} {entry}: argument spec default != defaults/main.yml: {drift}"
