@@ -154,7 +154,8 @@ class ActionModule(ActionBase):
             group = info["templar"].template(info["vars"]["edge_k3s_site_group"])
             if not set(self._members(group)) & self._site_entries:
                 problems.append(f"site {spec['name']} ({name}) has no host in both {CLUSTERS} and {group}: without it "
-                                "the site's cluster objects are never rendered or converged; add one (see inventories/local, "
+                                "the site's cluster objects are never rendered or converged; add one (the collection's "
+                                "inventories/local/hosts.yml shows the shape: "
                                 "edge-factory-1)")
         if problems:
             return problems

@@ -196,7 +196,12 @@ def site_problems(site: dict, sites: list[dict] | None = None, site_names: list 
         except ValidationError as exc:
             problems.append(f"{where}: {exc}")
     hosts = site.get("hosts") or []
-    if not any(h.get("role") == "server" for h in hosts):
+    if not hosts and site.get("group"):
+        problems.append(f"{where}: the site's hosts are the edge_servers and edge_agents members of the group "
+                        f"{site['group']} (edge_k3s_site_group: edge_ and the site name with '-' as '_'), and no "
+                        f"host is in it; name the site's group {site['group']}, or set edge_k3s_site_group to the "
+                        f"group that holds its hosts")
+    elif not any(h.get("role") == "server" for h in hosts):
         problems.append(f"{where}: no host of the site is in edge_servers")
     seen = {}
     for host in hosts:

@@ -309,6 +309,24 @@ def test_apply_mode_never_installs_k3s_on_the_controller(tmp_path, playbook):
     assert not (tmp_path / "root").exists() and not (tmp_path / "build").exists()
 
 
+def test_an_edge_site_group_without_the_edge_prefix_is_explained(tmp_path):
+    """A site group named berlin (not edge_berlin) left the site without hosts, and the run said
+    'no host of the site is in edge_servers', which was false."""
+    inventory = yaml.safe_load((REPO / "inventories" / "local" / "hosts.yml").read_text())
+    groups = inventory["all"]["children"]
+    groups["berlin"] = groups.pop("edge_factory_1")
+    folder = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventories" / "local", folder)
+    (folder / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    plays = yaml.safe_load((REPO / "playbooks" / "edge.yml").read_text())
+    result = run_playbook(tmp_path, plays, extra_vars={"fabric_build_dir": str(tmp_path / "build")}, inventory=str(folder))
+    output = " ".join(result.stdout.split())
+    assert result.returncode != 0
+    assert "the site's hosts are the edge_servers and edge_agents members of the group edge_factory_1" in output, output[-2000:]
+    assert "no host of the site is in edge_servers" not in output
+    assert not (tmp_path / "build").exists()
+
+
 def test_an_edge_site_without_its_cluster_entry_is_refused(tmp_path):
     """A second site whose hosts are listed but whose cluster entry was forgotten would have its
     cluster objects silently skipped."""
