@@ -123,6 +123,11 @@ def test_inventory_values_survive_a_launch_with_the_survey_untouched(installed_c
     assert endpoints and {e["recordTTL"] for e in endpoints} == {300}
     assert all(e.get("setIdentifier") and any(p.get("name") == "aws/weight" for p in e.get("providerSpecific") or [])
                for e in endpoints if e["recordType"] == "A"), "weighted, as the inventory says"
+    # What the job found reaches AWX as job artifacts (set_stats): render output goes with the job's folder.
+    [stats] = [e for e in events if e.get("event") == "playbook_on_stats"]
+    outcome = stats["event_data"]["artifact_data"]["k8snet_fabric"]["us-east"]
+    assert outcome["scenario"] == "hybrid" and outcome["expectations"] == 12
+    assert outcome["proof"]["findings"] == 0 and outcome["proof"]["reports"].endswith("/hybrid/report")
 
 
 @pytest.mark.testbed

@@ -86,3 +86,14 @@ def test_check_mode_writes_nothing_and_diff_shows_the_rendered_files(tmp_path, p
     # edge's render task is no_log (the site's Secrets travel with it): Ansible hides its diff.
     if playbook != "edge.yml":
         assert f"+++ after: {tmp_path / 'build' / manifest}" in result.stdout, result.stdout[-3000:]
+
+
+def test_the_closing_line_names_the_findings_only_the_report_showed(tmp_path):
+    """The default federation has a peer that matches nothing; the console said its expectations
+    hold and only the HTML report showed the finding."""
+    result = render(tmp_path, "multicluster.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    output = " ".join(result.stdout.split())
+    assert "expectations hold across the clusters; 2 finding(s) (2 peer-matches-nothing): peer-matches-nothing:" in output
+    assert f"reports in {tmp_path}/build/multicluster/report" in output
+

@@ -28,3 +28,16 @@ def test_an_open_mapping_lets_other_keys_in():
     out: list[str] = []
     checks.shape({"kind": "Deployment", "apiVersion": "apps/v1"}, {"*": "any", "kind!": "str"}, "w", out)
     assert out == []
+
+
+def test_proof_summary_counts_findings_by_kind_and_says_the_first():
+    from ansible_collections.k8snet.fabric.plugins.filter.netpol import proof_summary
+
+    loop = {"results": [{"findings": [{"kind": "peer-matches-nothing", "message": "a"}]},
+                        {"findings": [{"kind": "not-isolated", "message": "b"}, {"kind": "peer-matches-nothing", "message": "c"},
+                                      {"kind": "peer-matches-nothing", "message": "d"}]}]}
+    out = proof_summary(loop, "build/x/report", shown=2)
+    assert out["findings"] == 4 and out["kinds"] == {"peer-matches-nothing": 3, "not-isolated": 1}
+    assert out["text"] == ("4 finding(s) (1 not-isolated, 3 peer-matches-nothing): peer-matches-nothing: a; "
+                           "not-isolated: b; ... - reports in build/x/report")
+    assert proof_summary({"findings": []})["text"] == "no findings"
