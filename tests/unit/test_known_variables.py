@@ -55,6 +55,8 @@ def test_argument_specs_show_the_defaults_the_roles_ship():
         defaults = yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text())
         specs = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
         for entry, spec in specs.items():
+            # A default computed from other variables ("{{ ... }}") stays in defaults/main.yml only: a
+            # template is no value of the option's type (antsibull-docs refuses it).
             drift = {k: (spec["options"][k].get("default"), v) for k, v in defaults.items()
-                     if spec["options"][k].get("default") != v}
+                     if spec["options"][k].get("default") != v and "{{" not in str(v)}
             assert drift == {}, f"{role} {entry}: argument spec default != defaults/main.yml: {drift}"
