@@ -127,8 +127,6 @@ def _service_problems(svc: dict, where: str, out: list[str]) -> None:
         _allow_problems(rule, f"{where}.allow[{a}]", out)
 
 
-
-
 def _fault_problems(route: dict, svc: dict, where: str, out: list[str]) -> None:
     fault = route.get("fault") or {}
     if not fault:

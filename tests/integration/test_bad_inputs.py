@@ -52,7 +52,8 @@ CASES = [
     ("ecommerce", {"ecommerce_net_ingress": {"host": "shop.example.org"}}, "missing required arguments"),
     # The Ingress API with the default peers would admit Envoy Gateway and lock the Ingress controller out.
     ("ecommerce", {"ecommerce_net_ingress_api": "ingress"},
-     "ecommerce_net_ingress_api: 'ingress' is served by an Ingress controller (class 'nginx'), but ecommerce_net_peers.gateway still selects Envoy Gateway's proxies"),
+     "ecommerce_net_ingress_api: 'ingress' is served by an Ingress controller (class 'nginx'), "
+     "but ecommerce_net_peers.gateway still selects Envoy Gateway's proxies"),
     ("ecommerce", {"ecommerce_net_peers": {**EC["ecommerce_net_peers"],
                                            "gateway": {"namespace": "ingress-nginx", "pods": {"app.kubernetes.io/name": "ingress-nginx"}}}},
      "ecommerce_net_ingress.implementation: 'envoy-gateway' serves the Gateway, but ecommerce_net_peers.gateway does not select its proxies"),
@@ -168,7 +169,7 @@ CASES = [
     ("multicluster", {"fabric_clusters": PL["fabric_clusters"] + [
         {"name": "us-east-1", "context": "us-east-1", "region": "us-east-2", "pod_cidrs": ["10.50.0.0/16"],
          "service_cidrs": ["10.98.0.0/16"], "vips": ["203.0.113.30"]}],
-      "kubefed_clusters": KF["kubefed_clusters"] + [{"name": "us-east-1", "priority": 2}]},
+     "kubefed_clusters": KF["kubefed_clusters"] + [{"name": "us-east-1", "priority": 2}]},
      "kubefed_clusters[2].name: 'us-east-1' is also the name the policies give fabric_clusters[0].pod_cidrs[1]"),
     ("multicluster", {"kubefed_clustres": KF["kubefed_clusters"]}, "kubefed_clustres is not a variable of kubefed (did you mean kubefed_clusters?)"),
     ("multicluster", {"kubefed_probes": {**KF["kubefed_probes"], "timout": 2}}, "kubefed_probes.timout is not a key of kubefed_probes (did you mean timeout?)"),

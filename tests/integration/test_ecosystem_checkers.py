@@ -247,4 +247,3 @@ def test_every_edge_alert_reaches_every_receiver_by_alertmanagers_own_routing(tm
                                 capture_output=True, text=True, timeout=60, check=False)
         assert routed.returncode == 0, routed.stderr
         assert sorted(routed.stdout.strip().split(",")) == sorted(receivers), routed.stdout
-

@@ -171,8 +171,8 @@ def exec_provide_cluster_info(tmp, w):
              "(sys.argv[1], sys.argv[2], {'audience': 'fabric'}) else 7)")
     plugin = script(tmp, "plugin", f'"{sys.executable}" -c "{check}" "{w.server}" "{w.ca_b64}" || exit 7\n'
                                    f'cat "{answer}"\n')
-    cluster = {**w.cluster(), "extensions": [{"name": "client.authentication.k8s.io/exec",
-                                               "extension": {"audience": "fabric"}}]}
+    cluster = {**w.cluster(),
+               "extensions": [{"name": "client.authentication.k8s.io/exec", "extension": {"audience": "fabric"}}]}
     path = config_file(tmp / "kubeconfig", {"c": cluster}, {"u": {"exec": {
         "apiVersion": V1, "command": plugin, "interactiveMode": "Never", "provideClusterInfo": True}}},
         {"t": {"cluster": "c", "user": "u"}})
@@ -441,7 +441,7 @@ def test_impersonating_kubeconfig_cannot_write_through_the_module(testbed, world
     task = {"k8snet.fabric.resource_set": {
         "name": "impersonation-probe", "set_namespace": namespace_name, "kubeconfig": config,
         "objects": [{"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": "probe", "namespace": namespace_name}, "data": {"a": "b"}}]}}
+                     "metadata": {"name": "probe", "namespace": namespace_name}, "data": {"a": "b"}}]}}
     mark = testbed.audit_mark(CLUSTER)
     result = run_playbook(tmp_path, [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}])
     assert result.returncode != 0, result.stdout[-3000:]

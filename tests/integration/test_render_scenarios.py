@@ -96,4 +96,3 @@ def test_the_closing_line_names_the_findings_only_the_report_showed(tmp_path):
     output = " ".join(result.stdout.split())
     assert "expectations hold across the clusters; 2 finding(s) (2 peer-matches-nothing): peer-matches-nothing:" in output
     assert f"reports in {tmp_path}/build/multicluster/report" in output
-

@@ -7,9 +7,9 @@ import pytest
 from ansible_collections.k8snet.fabric.plugins.module_utils import checks
 
 
-@pytest.mark.parametrize("value, ok", [("30s", True), ("5m", True), ("1h30m", True), ("15d", True), ("500ms", True),
-                                        ("1y2w3d4h5m6s7ms", True), ("5 minutes", False), ("5", False), ("", False),
-                                        ("30m1h", False), ("1.5h", False), (300, False), (None, False)])
+@pytest.mark.parametrize("value, ok", [
+    ("30s", True), ("5m", True), ("1h30m", True), ("15d", True), ("500ms", True), ("1y2w3d4h5m6s7ms", True),
+    ("5 minutes", False), ("5", False), ("", False), ("30m1h", False), ("1.5h", False), (300, False), (None, False)])
 def test_prometheus_durations_as_prometheus_parses_them(value, ok):
     out: list[str] = []
     checks.prometheus_duration(value, "x.for", out)

@@ -247,8 +247,8 @@ def test_exec_gets_the_cluster_with_provide_cluster_info_and_honours_expiry(tmp_
            "clusters": [{"name": "c", "cluster": {
                "server": "https://h:1", "certificate-authority-data": ca, "tls-server-name": "api.internal",
                "extensions": [{"name": "client.authentication.k8s.io/exec", "extension": {"audience": "k8s"}}]}}],
-           "users": [{"name": "u", "user": {"exec": {"apiVersion": V1, "command": command, "interactiveMode": "Never",
-                                                    "provideClusterInfo": True}}}],
+           "users": [{"name": "u", "user": {"exec": {"apiVersion": V1, "command": command,
+                                                     "interactiveMode": "Never", "provideClusterInfo": True}}}],
            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}]}
     (tmp_path / "config").write_text(yaml.safe_dump(doc))
     creds = kubeconfig.resolve({"kubeconfig": str(tmp_path / "config")}, {})

@@ -120,7 +120,8 @@ def test_callers_and_the_gateway_are_the_only_ones_allowed_in():
      "istio_mesh_services[0].routes[0]: timeout and fault on one route - Istio does not apply timeouts"),
     (lambda s: s["services"][0]["allow"][0].update(paths=["/api/*/orders"]),
      "istio_mesh_services[0].allow[0].paths: '/api/*/orders' must be an exact path (/x), a prefix (/x/*)"),
-    (lambda s: s["services"][0]["allow"][0].update(path=["/x"]), "istio_mesh_services[0].allow[0].path is not a key of istio_mesh_services[0].allow[0] (did you mean paths?)"),
+    (lambda s: s["services"][0]["allow"][0].update(path=["/x"]),
+     "istio_mesh_services[0].allow[0].path is not a key of istio_mesh_services[0].allow[0] (did you mean paths?)"),
     # A typo in a service's key was silently ignored: retries would not be configured.
     (lambda s: s["services"][0].update(retry={"attempts": 3}),
      "istio_mesh_services[0].retry is not a key of istio_mesh_services[0] (did you mean retries?)"),
