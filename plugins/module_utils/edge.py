@@ -10,7 +10,6 @@ to plain dicts; the role writes the host files and hands the objects to resource
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
@@ -226,15 +225,6 @@ def site_problems(site: dict, sites: list[dict] | None = None, site_names: list 
         if known is not None and other not in known | {name}:
             problems.append(f"{where}: edge_k3s_connected_sites[{index}] {other!r} is not a site of the inventory"
                             f"{_hint(other, known - {name}) if known - {name} else ' (it has no other site)'}")
-    for host in hosts:  # agents join the first server at its address, over the site LAN
-        if host.get("role") == "server" and site.get("lan_cidr") and _is_ip(host.get("address")):
-            try:
-                outside = ipplan.address_in(f"host {host['name']}: ansible_host", host["address"],
-                                            "edge_k3s_lan_cidr", site["lan_cidr"])
-            except ValidationError:
-                continue  # a bad LAN range is reported above
-            if outside:
-                problems.append(f"{where}: {outside} (agents reach the servers over the site LAN)")
     # Sites meant to be connected must not reuse each other's ranges.
     for other in sites or []:
         if other.get("name") == name or other.get("name") not in (site.get("connected_sites") or []):
@@ -253,14 +243,6 @@ def site_problems(site: dict, sites: list[dict] | None = None, site_names: list 
 def _hint(name, known) -> str:
     close = difflib.get_close_matches(str(name), sorted(str(k) for k in known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else f" (sites: {', '.join(sorted(map(str, known)))})"
-
-
-def _is_ip(value) -> bool:
-    try:
-        ipaddress.ip_address(str(value))
-        return True
-    except ValueError:
-        return False
 
 
 # -- host files ----------------------------------------------------------------------------

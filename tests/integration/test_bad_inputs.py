@@ -200,7 +200,6 @@ CASES = [
     ("edge", {"edge_k3s_lan_cidr": "192.168.1.0/33"}, "edge_k3s_lan_cidr"),
     ("edge", {"edge_k3s_connected_sites": ["factry-2"]},
      "edge_k3s_connected_sites[0] 'factry-2' is not a site of the inventory (it has no other site)"),
-    ("edge", {"ansible_host": "10.9.9.9"}, "host factory1-server-1: ansible_host"),
     ("edge", {"edge_k3s_arch": "x86_64"}, "value of edge_k3s_arch must be one of: amd64, arm64, arm, got: x86_64"),
     ("edge", {"edge_k3s_metallb_pool": ["10.9.9.1-10.9.9.9"]}, "edge_k3s_metallb_pool"),
     ("edge", {"edge_k3s_cluster_cidr": "10.43.0.0/16"}, "overlap"),
