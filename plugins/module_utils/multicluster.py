@@ -520,10 +520,15 @@ def lb_warnings(spec: dict) -> list[str]:
     if not lb.get("clients"):
         return ["kubefed_lb.clients is empty: the regional LoadBalancers admit no client from outside the clusters; "
                 "name the ranges your clients come from"]
-    everything = [c for c in lb["clients"] if ipplan.parse("clients", c).size == 2 ** (32 if ":" not in c else 128)]
-    return [f"kubefed_lb.clients: {c} admits every {'IPv6' if ':' in c else 'IPv4'} address to each shared service's "
-            f"target port in every cluster (only other regions' pods are kept from regulated data); name the ranges "
-            f"your clients come from" for c in everything]
+    out = []
+    for cidr in lb["clients"]:
+        clients = ipplan.parse("clients", cidr)
+        family = ipplan.version(clients)
+        if clients.size == 2 ** (32 if family == 4 else 128):
+            out.append(f"kubefed_lb.clients: {cidr} admits every IPv{family} address to each shared service's target "
+                       f"port in every cluster (only other regions' pods are kept from regulated data); name the "
+                       f"ranges your clients come from")
+    return out
 
 
 def expectations(spec: dict, services: list[dict]) -> list[dict]:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import http.client
+import ipaddress
 import json
 import os
 import queue
 import random
-import ipaddress
 import re
 import socket
 import ssl
