@@ -19,9 +19,13 @@ $(STAMP): requirements.txt
 edge: setup
 	$(VENV)/bin/ansible-playbook playbooks/edge.yml
 
-# Debian packages the tests use: sshd for the edge test hosts (needs root, as CI has).
+# Debian packages the tests use (needs root, as CI has): sshd for the edge test hosts; iptables,
+# ipset, iproute2 and util-linux (nsenter, unshare) for the data plane's namespaces and kube-router.
+SYSDEPS := /usr/sbin/sshd:openssh-server /usr/sbin/iptables:iptables /usr/sbin/ipset:ipset \
+           /usr/sbin/ip:iproute2 /usr/bin/nsenter:util-linux /usr/sbin/sysctl:procps
 sysdeps:
-	@test -x /usr/sbin/sshd || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
+	@missing=""; for dep in $(SYSDEPS); do test -x "$${dep%%:*}" || missing="$$missing $${dep#*:}"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 # Build etcd, kube-apiserver and kubectl from the pinned Go module (cached until the pin
 # changes) and fetch the upstream CRDs.

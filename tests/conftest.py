@@ -40,6 +40,21 @@ def testbed():
         bed.down()
 
 
+@pytest.fixture(scope="module")
+def dataplane(testbed):
+    """Real packets on the testbed's clusters (tests/testbed/dataplane.py): node namespaces with
+    kube-router's firewall, pods as namespaces after each ``sync()``. One per test module, so
+    the enforcers do not follow the rest of the suite's objects."""
+    from tests.testbed.dataplane import DataPlane
+
+    plane = DataPlane(testbed)
+    plane.up()
+    yield plane
+    failures = plane.enforcer_failures()
+    plane.down(quiet=True)
+    assert not failures, "kube-router failed to update rules:\n" + "\n".join(failures)
+
+
 @pytest.fixture
 def namespace_name():
     """A fresh namespace name per test, so tests never see each other's objects."""

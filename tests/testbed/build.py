@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,12 +43,26 @@ class BuildError(RuntimeError):
     """The testbed could not be built; the message carries the tool's own output."""
 
 
-def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise BuildError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return proc.stdout
+# What the Go command prints when the module proxy could not be reached this time (a cold CI
+# run once lost a submission to one DNS time-out); the command is worth running again.
+TRANSIENT = re.compile(r"i/o timeout|TLS handshake timeout|connection reset|connection refused|no such host|"
+                       r"temporary failure|server misbehaving|unexpected EOF|50[234] (Bad Gateway|Service|Gateway)")
+RETRY_PAUSES = (5, 20, 60)  # seconds before the 2nd, 3rd and 4th try
+
+
+def _run(cmd: list[str], cwd: Path, env: dict | None = None, log=print) -> str:
+    """Run a command; a Go command that failed on the network is tried again after a pause."""
+    for pause in (*RETRY_PAUSES, None):
+        proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})},
+                              capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            return proc.stdout
+        if pause is None or cmd[0] != "go" or not TRANSIENT.search(proc.stderr):
+            break
+        log(f"testbed: {' '.join(cmd[:3])} met a network error; trying again in {pause}s: "
+            f"{TRANSIENT.search(proc.stderr).group(0)}")
+        time.sleep(pause)
+    raise BuildError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
 def kubernetes_version() -> str:
@@ -117,6 +132,9 @@ GO_TOOLS = {
     # Alertmanager's amtool: routes test alerts through the route trees the edge role writes.
     "amtool": (Path(__file__).resolve().parent / "tools" / "amtool",
                "github.com/prometheus/alertmanager/cmd/amtool", {}),
+    # kube-router v2.1.0: its NetworkPolicy firewall is the data plane's enforcer (dataplane.py).
+    "kube-router": (Path(__file__).resolve().parent / "tools" / "kube-router",
+                    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router", {}),
 }
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from . import build, pki
+from .dataplane import DataPlane
 from .ports import free_port, port_free
 from .versions import CLUSTERS, ClusterSpec, NodeSpec
 
@@ -317,7 +318,8 @@ class Testbed:
         lifecycle controller, and the default ServiceAccount exists (controllers act)."""
         client = self.client(cluster)
         for index, node in enumerate(spec.nodes):
-            self.register_node(cluster, node, pod_cidr=_nth_subnet(spec.pod_cidr, index))
+            self.register_node(cluster, node, pod_cidr=_nth_subnet(spec.pod_cidr, index),
+                               address=spec.node_address(index))
 
         def acting() -> bool:
             nodes = client.request("GET", "/api/v1/nodes", query={
@@ -330,8 +332,9 @@ class Testbed:
 
         self._wait(acting, f"{cluster}: nodes Ready and controllers acting", state)
 
-    def register_node(self, cluster: str, node: NodeSpec, pod_cidr: str) -> dict:
-        """A Node as a kubelet registers it, kept alive by kwok (tests add their own too)."""
+    def register_node(self, cluster: str, node: NodeSpec, pod_cidr: str, address: str = "") -> dict:
+        """A Node as a kubelet registers it, kept alive by kwok (tests add their own too). Its
+        InternalIP (kept by kwok, and the pods' hostIP) is where the data plane puts the node."""
         body = {
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": node.name, "annotations": {KWOK_ANNOTATION: "fake"},
@@ -345,7 +348,13 @@ class Testbed:
         existing = client.request("GET", f"/api/v1/nodes/{node.name}", allow=(404,))
         if existing is not None:
             return existing
-        return client.request("POST", "/api/v1/nodes", body=body)
+        created = client.request("POST", "/api/v1/nodes", body=body)
+        if not address:
+            return created
+        # The apiserver keeps no addresses given at creation; a kubelet sets them on status too.
+        return client.request("PATCH", f"/api/v1/nodes/{node.name}/status", body={
+            "status": {"addresses": [{"type": "InternalIP", "address": address}]}},
+            content_type="application/merge-patch+json")
 
     # -- fault hooks ---------------------------------------------------------------------
     def stop(self, name: str) -> None:
@@ -449,7 +458,8 @@ class Testbed:
     def _bootstrap(self, cluster: str, crds: list[dict]) -> None:
         """RBAC for the limited user, then every CRD, waiting until all are Established."""
         client = self.client(cluster, workers=4)
-        rbac = yaml.safe_load((HERE / "rbac" / "limited.yaml").read_text())["items"]
+        rbac = [doc for name in ("limited.yaml", "kube-router.yaml")
+                for doc in yaml.safe_load((HERE / "rbac" / name).read_text())["items"]]
         for doc in rbac:
             plural = doc["kind"].lower() + "s"
             self._apply(client, f"/apis/rbac.authorization.k8s.io/v1/{plural}/{doc['metadata']['name']}", doc)
@@ -478,6 +488,7 @@ class Testbed:
         """Stop every process the testbed started and wait until they are gone."""
         if self.external:
             return
+        DataPlane(self).down(quiet=quiet)  # its enforcers talk to these apiservers
         state = self._state()
         pids = state.get("pids", {})
         # SIGKILL: every start is a fresh cluster, so there is nothing to shut down gracefully,

@@ -23,6 +23,8 @@ CLIENTS = {
     "kube-controller-manager": ("system:kube-controller-manager", ()),
     "kube-scheduler": ("system:kube-scheduler", ()),
     "kwok": ("system:kwok", ("system:masters",)),
+    # The data plane's enforcers: read-only (rbac/kube-router.yaml).
+    "kube-router": ("system:kube-router", ()),
 }
 
 

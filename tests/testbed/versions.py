@@ -7,6 +7,7 @@ upstream project's own Go module, downloaded with ``go mod download`` at the ver
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 
@@ -99,6 +100,12 @@ class ClusterSpec:
     service_cidr: str
     pod_cidr: str
     nodes: tuple[NodeSpec, ...]
+    # Node addresses (InternalIP): where the data plane's node namespaces sit. Outside every
+    # range the scenarios name, so no role's ipBlock covers a node by accident.
+    node_cidr: str = ""
+
+    def node_address(self, index: int) -> str:
+        return str(ipaddress.ip_network(self.node_cidr)[index + 1])
 
 
 def _zones(region: str, prefix: str) -> tuple[NodeSpec, ...]:
@@ -110,15 +117,16 @@ def _zones(region: str, prefix: str) -> tuple[NodeSpec, ...]:
 # The clusters the scenarios name. us-east/eu-west use the kubefed role's ranges; the edge
 # site has K3s' defaults and the edge inventory's hosts as nodes (agent-2 tainted as there).
 CLUSTERS: dict[str, ClusterSpec] = {
-    "us-east": ClusterSpec("10.96.0.0/16", "10.0.0.0/14", _zones("us-east-1", "us-east")),
-    "eu-west": ClusterSpec("10.97.0.0/16", "10.4.0.0/14", _zones("eu-west-1", "eu-west")),
+    "us-east": ClusterSpec("10.96.0.0/16", "10.0.0.0/14", _zones("us-east-1", "us-east"), "100.127.0.0/24"),
+    "eu-west": ClusterSpec("10.97.0.0/16", "10.4.0.0/14", _zones("eu-west-1", "eu-west"), "100.127.1.0/24"),
     "edge-factory-1": ClusterSpec("10.43.0.0/16", "10.42.0.0/16", (
         NodeSpec("factory1-server-1", {"node-role.kubernetes.io/control-plane": "true"}),
         NodeSpec("factory1-agent-1"),
         NodeSpec("factory1-agent-2", taints=({"key": "dedicated", "value": "sensors",
                                               "effect": "NoSchedule"},)),
-    )),
+    ), "100.127.2.0/24"),
 }
+KUBE_ROUTER_USER = "kube-router"  # its client certificate (pki.CLIENTS) and RBAC (rbac/kube-router.yaml)
 
 # kwok's upstream stages (files in its module): nodes Ready with heartbeats, pods Running.
 KWOK_STAGES = ("kustomize/stage/node/fast/node-initialize.yaml",

@@ -1,0 +1,438 @@
+"""Real packets for the testbed: pods as network namespaces, kube-router's firewall per node.
+
+Topology (IPv4; every namespace is made here and held by a process of ours):
+
+    pod ns (eth0, pod IP/32) ── veth ── node ns ── veth ── fabric ns ── veth ── outside ns
+                                         │ kube-router (firewall only)        (the internet, an
+                                         │ API server relay on 127.0.0.1      on-prem range, a LAN)
+
+- One **node namespace per Node** of the data-plane clusters. Its kube-router enforces the
+  NetworkPolicies of the pods on that node in the namespace's own FORWARD chain; the machine's
+  own chains are never touched. It reaches its API server through the agent's relay (the
+  apiserver listens on the machine's loopback only).
+- One **pod namespace per Running pod** with an IP (kwok assigns them from the node's podCIDR),
+  with an answering socket on every containerPort (TCP and UDP; SCTP is not probed).
+- One **fabric namespace** routes each node's pod range and each outside address: every
+  cluster's pods reach every other's (a flat network, as Submariner or ClusterMesh give).
+- **Outside namespaces** hold the addresses the roles' ipBlocks name.
+
+Every hop is a point-to-point veth with a link-local next hop and a permanent neighbour entry:
+the kernel's neighbour table is shared by all namespaces (1,024 entries), and ARP per pod and
+destination overflows it at a few dozen pods.
+
+Namespaces are held by ``sleep`` processes (``unshare --net``); ``down`` kills every process by
+the pid recorded in ``dataplane.json`` and the kernel removes the namespaces and their veths.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import build
+from .versions import CLUSTERS, KUBE_ROUTER_USER
+
+HERE = Path(__file__).resolve().parent
+LINK_GATEWAY = "169.254.1.1"  # the next hop every pod and outside namespace uses
+NODE_PEER = "169.254.1.2"  # the fabric's next hop toward a node namespace
+SYSCTLS = ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+           # kube-router rejects with ICMP; a rate-limited rejection looks like a 1 s timeout.
+           "net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=1000000")
+PROBED_PROTOCOLS = ("TCP", "UDP")
+ENFORCER_FAILURE = re.compile(r"Aborting sync")
+
+
+class DataPlaneError(RuntimeError):
+    """The data plane could not be built or a helper failed; the message says which."""
+
+
+@dataclass
+class Endpoint:
+    """A namespace made here: a pod, a node or an outside client."""
+
+    name: str  # "cluster/namespace/pod", "node:cluster/node" or "outside:name"
+    holder: int  # pid of the process holding the namespace
+    address: str = ""
+    ports: tuple = ()  # ((number, protocol), ...) answered in the namespace
+    link: str = ""  # the veth's name on the node or fabric side
+    uid: str = ""
+
+    @property
+    def netns(self) -> str:
+        return f"/proc/{self.holder}/ns/net"
+
+
+def _mac(index: int, side: int) -> str:
+    """A locally administered unicast MAC, unique per link end."""
+    return "02:6b:{:02x}:{:02x}:{:02x}:{:02x}".format(side, (index >> 16) & 0xFF, (index >> 8) & 0xFF, index & 0xFF)
+
+
+def _own_netns() -> int:
+    return os.stat("/proc/self/ns/net").st_ino
+
+
+class DataPlane:
+    """The namespaces, enforcers and agent of the data plane for some testbed clusters."""
+
+    def __init__(self, testbed, clusters: tuple[str, ...] = tuple(CLUSTERS)):
+        self.testbed = testbed
+        self.clusters = clusters
+        self.run_dir = testbed.run_dir / "dataplane"
+        self.state_file = self.run_dir / "dataplane.json"
+        self.pods: dict[str, Endpoint] = {}
+        self.nodes: dict[str, Endpoint] = {}
+        self.outside: dict[str, Endpoint] = {}
+        self.fabric: Endpoint | None = None
+        self.enforcers: dict[str, int] = {}  # node name -> kube-router pid
+        self.agent: subprocess.Popen | None = None
+        self._agent_lock = threading.Lock()
+        self._links = 0
+        self.timings: dict[str, float] = {}
+
+    # -- processes -------------------------------------------------------------------------
+    def _save(self) -> None:
+        pids = {"agent": self.agent.pid if self.agent else None,
+                **{f"enforcer:{n}": pid for n, pid in self.enforcers.items()},
+                **{e.name: e.holder for e in self._endpoints()}}
+        self.state_file.write_text(json.dumps({"pids": {k: v for k, v in pids.items() if v}}, indent=1))
+
+    def _endpoints(self) -> list[Endpoint]:
+        return ([self.fabric] if self.fabric else []) + list(self.nodes.values()) + list(self.pods.values()) \
+            + list(self.outside.values())
+
+    def _holders(self, names: list[str]) -> dict[str, int]:
+        """One namespace-holding process per name, each in a new network namespace."""
+        own = _own_netns()
+        procs = {name: subprocess.Popen(["unshare", "--net", "sleep", "infinity"], stdin=subprocess.DEVNULL,
+                                        start_new_session=True) for name in names}
+        deadline = time.monotonic() + 10
+        for name, proc in procs.items():
+            while True:
+                try:
+                    if os.stat(f"/proc/{proc.pid}/ns/net").st_ino != own:
+                        break
+                except FileNotFoundError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise DataPlaneError(f"unshare --net for {name} did not give a namespace (exit {proc.poll()})")
+                time.sleep(0.002)
+        return {name: proc.pid for name, proc in procs.items()}
+
+    @staticmethod
+    def _in_netns(holder: int, argv: list[str], stdin: str | None = None) -> str:
+        proc = subprocess.run(["nsenter", f"--net=/proc/{holder}/ns/net", *argv], input=stdin,
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise DataPlaneError(f"in namespace of pid {holder}: {' '.join(argv)} failed: "
+                                 f"{proc.stderr.strip()}\n{(stdin or '')[:2000]}")
+        return proc.stdout
+
+    def _ip_batch(self, holder: int, lines: list[str]) -> None:
+        if lines:
+            self._in_netns(holder, ["ip", "-batch", "-"], "\n".join(lines) + "\n")
+
+    def _router_setup(self, holder: int, address: str | None = None) -> None:
+        self._in_netns(holder, ["sysctl", "-q", "-w", *SYSCTLS])
+        lines = ["link set lo up"] + ([f"addr add {address}/32 dev lo"] if address else [])
+        self._ip_batch(holder, lines)
+
+    def _ask(self, command: dict) -> dict:
+        with self._agent_lock:
+            self.agent.stdin.write(json.dumps(command) + "\n")
+            self.agent.stdin.flush()
+            line = self.agent.stdout.readline()
+        if not line:
+            raise DataPlaneError(f"the data plane agent exited ({self.agent.poll()}): "
+                                 + (self.run_dir / "agent.log").read_text(errors="replace")[-2000:])
+        reply = json.loads(line)
+        if "error" in reply:
+            raise DataPlaneError(f"agent {command['op']}: {reply['error']}")
+        return reply
+
+    def _new_link(self) -> tuple[str, str, str]:
+        """A fresh veth index: (index, near-side MAC, far-side MAC)."""
+        self._links += 1
+        return str(self._links), _mac(self._links, 1), _mac(self._links, 2)
+
+    # -- up --------------------------------------------------------------------------------
+    def up(self) -> dict:
+        """Fabric, node namespaces with their enforcers, the agent; then one sync of the pods."""
+        if self.testbed.external:
+            raise DataPlaneError("the data plane needs the testbed's own clusters (K8SNET_TEST_KUBECONFIG is set)")
+        self.down(quiet=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        kube_router = build.build_tool("kube-router")
+        agent_log = (self.run_dir / "agent.log").open("wb")
+        self.agent = subprocess.Popen([sys.executable, "-m", "tests.testbed.netagent"], cwd=build.REPO,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=agent_log, text=True,
+                                      start_new_session=True)
+        self._save()
+        try:
+            servers = self.testbed._state()["servers"]
+            # One kubeconfig per cluster, written before any enforcer reads it.
+            kubeconfigs = {cluster: self.testbed._component_kubeconfig(cluster, servers[cluster], KUBE_ROUTER_USER)
+                           for cluster in self.clusters}
+            nodes = [(cluster, node, index) for cluster in self.clusters
+                     for index, node in enumerate(CLUSTERS[cluster].nodes)]
+            holders = self._holders(["fabric"] + [f"node:{c}/{n.name}" for c, n, _unused in nodes])
+            self.fabric = Endpoint("fabric", holders["fabric"])
+            self._save()
+            self._router_setup(self.fabric.holder)
+            fabric_lines, fabric_macs = [], {}
+            for cluster, node, index in nodes:
+                name = f"node:{cluster}/{node.name}"
+                address = CLUSTERS[cluster].node_address(index)
+                link, mac_fabric, mac_node = self._new_link()
+                endpoint = self.nodes[node.name] = Endpoint(name, holders[name], address, link=f"n{link}")
+                fabric_lines += [
+                    f"link add n{link} address {mac_fabric} type veth peer name up0 address {mac_node} "
+                    f"netns {endpoint.holder}",
+                    f"link set n{link} up",
+                    f"neigh replace {NODE_PEER} lladdr {mac_node} dev n{link} nud permanent",
+                    f"route replace {self._pod_range(cluster, index)} via {NODE_PEER} dev n{link} onlink",
+                    f"route replace {address}/32 via {NODE_PEER} dev n{link} onlink",
+                ]
+                fabric_macs[node.name] = mac_fabric
+            self._save()
+            self._ip_batch(self.fabric.holder, fabric_lines)
+            for cluster, node, index in nodes:
+                endpoint = self.nodes[node.name]
+                self._router_setup(endpoint.holder, endpoint.address)
+                self._ip_batch(endpoint.holder, [
+                    "link set up0 up",
+                    f"neigh replace {LINK_GATEWAY} lladdr {fabric_macs[node.name]} dev up0 nud permanent",
+                    f"route replace default via {LINK_GATEWAY} dev up0 onlink"])
+                host, port = servers[cluster].rsplit("//", 1)[1].rsplit(":", 1)
+                self._ask({"op": "relay", "key": endpoint.name, "netns": endpoint.netns,
+                           "listen": [host, int(port)], "target": [host, int(port)]})
+                self.enforcers[node.name] = self._start_enforcer(kube_router, cluster, node.name, endpoint,
+                                                               kubeconfigs[cluster])
+                self._save()
+            self._wait(self._enforcers_ready, "kube-router's first sync on every node", 60)
+            plane_at = time.monotonic()
+            self.sync()
+        except BaseException:
+            self.down(quiet=True)
+            raise
+        self.timings = {"plane": round(plane_at - started, 2), "total": round(time.monotonic() - started, 2)}
+        return self.timings
+
+    def _pod_range(self, cluster: str, index: int) -> str:
+        spec = CLUSTERS[cluster]
+        return str(list(ipaddress.ip_network(spec.pod_cidr).subnets(new_prefix=24))[index])
+
+    def _start_enforcer(self, binary: Path, cluster: str, node: str, endpoint: Endpoint, kubeconfig: Path) -> int:
+        log = (self.run_dir / f"kube-router-{node}.log").open("wb")  # this plane's lines only
+        proc = subprocess.Popen([
+            "nsenter", f"--net={endpoint.netns}", "--", str(binary),
+            # Only the firewall: the service proxy (advisory GHSA-phqm-jgc3-qf8g) and the BGP
+            # router never run; health and metrics ports stay closed.
+            "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+            "--health-port=0", "--metrics-port=0", "--enable-ipv6=false",
+            f"--kubeconfig={kubeconfig}", f"--hostname-override={node}",
+            f"--service-cluster-ip-range={CLUSTERS[cluster].service_cidr}",
+            "--v=1"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return proc.pid
+
+    def _enforcers_ready(self) -> bool:
+        for node, pid in self.enforcers.items():
+            if not _alive(pid):
+                raise DataPlaneError(f"kube-router on {node} exited:\n{self.enforcer_log(node)[-3000:]}")
+        return all(self.enforcer_log(node).count("sync iptables took") >= 1 for node in self.enforcers)
+
+    def enforcer_log(self, node: str) -> str:
+        path = self.run_dir / f"kube-router-{node}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def enforcer_failures(self) -> list[str]:
+        """Lines of kube-router's logs saying a rule update failed (the test fails on them)."""
+        return [f"{node}: {line}" for node in self.enforcers for line in self.enforcer_log(node).splitlines()
+                if ENFORCER_FAILURE.search(line)]
+
+    def settle(self, quiet: float = 0.4, timeout: float = 20.0) -> None:
+        """Wait until no enforcer has started a rule sync for ``quiet`` seconds and none is
+        running: what the API server has told them is in the kernel."""
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            logs = {node: self.enforcer_log(node) for node in self.enforcers}
+            marks = tuple((log.count("Starting sync of iptables"), log.count("sync iptables took"))
+                          for log in logs.values())
+            if marks != last:
+                last, since = marks, time.monotonic()
+            elif all(started == done for started, done in marks) and time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.05)
+        raise DataPlaneError(f"the enforcers did not settle within {timeout}s")
+
+    # -- pods ------------------------------------------------------------------------------
+    def sync(self) -> dict:
+        """Make the namespaces match the Running pods with IPs on the data plane's nodes: new
+        pods get a namespace, gone (or replaced) pods lose theirs. Returns counts."""
+        wanted: dict[str, dict] = {}
+        for cluster in self.clusters:
+            for pod in self.testbed.client(cluster).request("GET", "/api/v1/pods")["items"]:
+                status, spec, meta = pod.get("status") or {}, pod.get("spec") or {}, pod["metadata"]
+                if status.get("phase") != "Running" or not status.get("podIP") or spec.get("hostNetwork") \
+                        or spec.get("nodeName") not in self.nodes:
+                    continue
+                ports = tuple(sorted({(p["containerPort"], p.get("protocol") or "TCP")
+                                      for c in spec.get("containers") or [] for p in c.get("ports") or []
+                                      if (p.get("protocol") or "TCP") in PROBED_PROTOCOLS}))
+                wanted[f"{cluster}/{meta['namespace']}/{meta['name']}"] = {
+                    "uid": meta["uid"], "ip": status["podIP"], "node": spec["nodeName"], "ports": ports}
+        gone = [name for name, pod in self.pods.items()
+                if name not in wanted or wanted[name]["uid"] != pod.uid or wanted[name]["ip"] != pod.address]
+        for name in gone:
+            self._remove(self.pods.pop(name))
+        new = [name for name in wanted if name not in self.pods]
+        if new:
+            self._add_pods({name: wanted[name] for name in new})
+        self._save()
+        return {"added": len(new), "removed": len(gone), "pods": len(self.pods)}
+
+    def _add_pods(self, pods: dict[str, dict]) -> None:
+        holders = self._holders(list(pods))
+        node_lines: dict[str, list[str]] = {}
+        node_macs: dict[str, str] = {}
+        for name, pod in pods.items():
+            link, mac_node, mac_pod = self._new_link()
+            endpoint = self.pods[name] = Endpoint(name, holders[name], pod["ip"], pod["ports"], f"p{link}", pod["uid"])
+            node_lines.setdefault(pod["node"], []).extend([
+                f"link add p{link} address {mac_node} type veth peer name eth0 address {mac_pod} netns {endpoint.holder}",
+                f"link set p{link} up",
+                f"neigh replace {pod['ip']} lladdr {mac_pod} dev p{link} nud permanent",
+                f"route replace {pod['ip']}/32 dev p{link}"])
+            node_macs[name] = mac_node
+        self._save()
+        for node, lines in node_lines.items():
+            self._ip_batch(self.nodes[node].holder, lines)
+        for name in pods:
+            self._client_side(self.pods[name], node_macs[name])
+
+    def _client_side(self, endpoint: Endpoint, gateway_mac: str) -> None:
+        """The pod (or outside) end: its address, the link-local gateway, answering ports."""
+        self._ip_batch(endpoint.holder, [
+            "link set lo up", f"addr add {endpoint.address}/32 dev eth0", "link set eth0 up",
+            f"neigh replace {LINK_GATEWAY} lladdr {gateway_mac} dev eth0 nud permanent",
+            f"route replace {LINK_GATEWAY} dev eth0 scope link",
+            f"route replace default via {LINK_GATEWAY} dev eth0"])
+        if endpoint.ports:
+            self._ask({"op": "listen", "key": endpoint.name, "netns": endpoint.netns,
+                       "ports": [list(p) for p in endpoint.ports]})
+
+    def add_outside(self, name: str, address: str, ports: tuple = ()) -> Endpoint:
+        """An outside client (or server, with ``ports``) at ``address``, reachable from every pod."""
+        key = f"outside:{name}"
+        if key in self.outside:
+            return self.outside[key]
+        holder = self._holders([key])[key]
+        link, mac_fabric, mac_outside = self._new_link()
+        endpoint = self.outside[key] = Endpoint(key, holder, str(ipaddress.ip_address(address)),
+                                                tuple(ports), f"o{link}")
+        self._save()
+        self._ip_batch(self.fabric.holder, [
+            f"link add o{link} address {mac_fabric} type veth peer name eth0 address {mac_outside} netns {holder}",
+            f"link set o{link} up",
+            f"neigh replace {address} lladdr {mac_outside} dev o{link} nud permanent",
+            f"route replace {address}/32 dev o{link}"])
+        self._client_side(endpoint, mac_fabric)
+        return endpoint
+
+    def _remove(self, endpoint: Endpoint) -> None:
+        if endpoint.ports and self.agent and self.agent.poll() is None:
+            self._ask({"op": "forget", "key": endpoint.name})
+        _kill(endpoint.holder)
+
+    # -- probes ----------------------------------------------------------------------------
+    def probe(self, sources: list[str] | None = None, destinations: list[str] | None = None,
+              timeout: float = 1.0) -> dict[tuple[str, str, str], str]:
+        """Connect from every source to every destination's ports: {(source, destination,
+        'port/PROTO'): 'open' | reason}. Sources and destinations are endpoint names (pods
+        ``cluster/ns/name``, ``outside:name``); by default every pod and outside namespace."""
+        everyone = {**self.pods, **self.outside}
+        sources = list(everyone) if sources is None else sources
+        destinations = list(everyone) if destinations is None else destinations
+        keys, probes = [], []
+        for src in sources:
+            for dst in destinations:
+                if src == dst:
+                    continue
+                for port, protocol in everyone[dst].ports:
+                    keys.append((src, dst, f"{port}/{protocol}"))
+                    probes.append([everyone[src].netns, everyone[dst].address, port, protocol])
+        if not probes:
+            return {}
+        results = self._ask({"op": "probe", "probes": probes, "timeout": timeout})["results"]
+        return dict(zip(keys, results))
+
+    # -- down ------------------------------------------------------------------------------
+    def down(self, quiet: bool = False) -> None:
+        """Kill every process the data plane started, by the pids on record; the kernel then
+        removes the namespaces and veths they held."""
+        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        pids = set((state.get("pids") or {}).values()) | set(self.enforcers.values()) \
+            | {e.holder for e in self._endpoints()} | ({self.agent.pid} if self.agent else set())
+        for pid in pids:
+            _kill(pid, wait=False)
+        for pid in pids:
+            _wait_gone(pid)
+        if self.agent:
+            for stream in (self.agent.stdin, self.agent.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self.agent, self.fabric = None, None
+        self.pods, self.nodes, self.outside, self.enforcers = {}, {}, {}, {}
+        if self.state_file.exists():
+            self.state_file.unlink()
+        if not quiet and pids:
+            print(f"dataplane: stopped {len(pids)} processes")
+
+    def _wait(self, condition, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.1)
+        raise DataPlaneError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _alive(pid: int) -> bool:
+    from .harness import _gone  # the testbed's own rule for a process that has exited
+    return not _gone(pid)
+
+
+def _kill(pid: int, wait: bool = True) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if wait:
+        _wait_gone(pid)
+
+
+def _wait_gone(pid: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise DataPlaneError(f"pid {pid} did not exit after SIGKILL")
+        time.sleep(0.01)
+
+
+def kubeconfig_user_rbac() -> list[dict]:
+    """The read-only ClusterRole kube-router's firewall needs, bound to its user."""
+    return yaml.safe_load((HERE / "rbac" / "kube-router.yaml").read_text())["items"]
