@@ -5,7 +5,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: setup sysdeps edge test unit testbed testbed-up testbed-down build-collection bench bench-large bench-fleet bench-hosts bench-clusters bench-dense clean
+.PHONY: setup sysdeps edge test unit dataplane-property testbed testbed-up testbed-down build-collection bench bench-large bench-fleet bench-hosts bench-clusters bench-dense clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,12 @@ test: testbed
 
 unit: setup
 	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+# The analyzer against the kernel on many more generated clusters than the suite runs
+# (random seeds; a disagreement prints its seed: add it to REGRESSIONS in the test).
+dataplane-property: testbed
+	K8SNET_PROPERTY_EXAMPLES=$${EXAMPLES:-300} K8SNET_PROPERTY_RANDOM=1 $(PY) -m pytest -p no:cacheprovider \
+		tests/integration/test_netpol_dataplane.py -k kernel_agrees $(PYTEST_ARGS)
 
 build-collection: setup
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path build/

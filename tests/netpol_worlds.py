@@ -24,7 +24,7 @@ def _selector(rng):
     return {"matchExpressions": [expr]}
 
 
-def _peer(rng, namespaces):
+def _peer(rng, namespaces, cidrs=CIDRS):
     choice = rng.random()
     if choice < 0.35:
         return {"podSelector": _selector(rng)}
@@ -33,21 +33,21 @@ def _peer(rng, namespaces):
     if choice < 0.8:
         return {"namespaceSelector": rng.choice([{}, {"matchLabels": {"kubernetes.io/metadata.name": rng.choice(namespaces)}}]),
                 "podSelector": _selector(rng)}
-    cidr, excepts = rng.choice(CIDRS)
+    cidr, excepts = rng.choice(cidrs)
     block = {"cidr": cidr}
     if excepts and rng.random() < 0.7:
         block["except"] = excepts
     return {"ipBlock": block}
 
 
-def _ports(rng):
+def _ports(rng, protocols=PROTOCOLS):
     if rng.random() < 0.3:
         return None
     out = []
     for _unused in range(rng.randint(1, 2)):
         entry = {}
         if rng.random() < 0.7:
-            entry["protocol"] = rng.choice(PROTOCOLS)
+            entry["protocol"] = rng.choice(protocols)
         kind = rng.random()
         if kind < 0.5:
             entry["port"] = rng.choice([80, 443, 8080, 5432, 53])
@@ -60,9 +60,12 @@ def _ports(rng):
     return out
 
 
-def world(seed: int, namespaces: int = 3, workloads: int = 6, policies: int = 4) -> list[dict]:
+def world(seed: int, namespaces: int = 3, workloads: int = 6, policies: int = 4, *, prefix: str = "ns",
+          bare_pods: bool = False, cidrs=CIDRS, protocols=PROTOCOLS) -> list[dict]:
+    """Namespaces, workloads (Deployments, or bare Pods with ``bare_pods``) and policies drawn
+    from ``seed``; ``cidrs`` are the ipBlocks policies may name, ``protocols`` their ports'."""
     rng = random.Random(seed)
-    names = [f"ns{i}" for i in range(namespaces)]
+    names = [f"{prefix}{i}" for i in range(namespaces)]
     objects = [{"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": n, "labels": {"team": rng.choice(["red", "blue"])}}} for n in names]
     for i in range(workloads):
@@ -72,11 +75,16 @@ def world(seed: int, namespaces: int = 3, workloads: int = 6, policies: int = 4)
         ports = [{"name": name, "containerPort": number, "protocol": proto}
                  for name, number, proto in (("http", 8080, "TCP"), ("metrics", 9090, "TCP"), ("dns", 53, "UDP"))
                  if rng.random() < 0.5]
+        pod_spec = {"containers": [{"name": "c", "image": "x", "ports": ports}]}
+        namespace = rng.choice(names)
+        if bare_pods:
+            objects.append({"apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": f"w{i}", "namespace": namespace, "labels": labels}, "spec": pod_spec})
+            continue
         objects.append({"apiVersion": "apps/v1", "kind": "Deployment",
-                        "metadata": {"name": f"w{i}", "namespace": rng.choice(names)},
+                        "metadata": {"name": f"w{i}", "namespace": namespace},
                         "spec": {"selector": {"matchLabels": labels},
-                                 "template": {"metadata": {"labels": labels},
-                                              "spec": {"containers": [{"name": "c", "image": "x", "ports": ports}]}}}})
+                                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
     for i in range(policies):
         spec = {"podSelector": _selector(rng)}
         for direction, key in (("ingress", "from"), ("egress", "to")):
@@ -85,8 +93,8 @@ def world(seed: int, namespaces: int = 3, workloads: int = 6, policies: int = 4)
                 for _unused in range(rng.randint(0, 2)):
                     rule = {}
                     if rng.random() < 0.8:
-                        rule[key] = [_peer(rng, names) for _unused in range(rng.randint(1, 2))]
-                    ports = _ports(rng)
+                        rule[key] = [_peer(rng, names, cidrs) for _unused in range(rng.randint(1, 2))]
+                    ports = _ports(rng, protocols)
                     if ports:
                         rule["ports"] = ports
                     rules.append(rule)

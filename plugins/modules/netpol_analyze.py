@@ -58,6 +58,27 @@ options:
     type: str
     choices: [exclude, include]
     default: exclude
+  ipblock_pods:
+    description:
+      - Whether an C(ipBlock) admits the pods whose addresses it holds. The API leaves this to
+        the implementation.
+      - C(address) (the default) models iptables/nftables enforcers (kube-router, Calico,
+        kube-network-policies), which match the packet's address; measured against kube-router's
+        firewall on real packets in this collection's tests.
+      - C(identity) models identity-based enforcers (Cilium), where ipBlocks mean addresses
+        outside the cluster.
+      - Pods have addresses only when read live (O(from_cluster)); for manifests both agree. An
+        C(ipblock-holds-pods) finding names every ipBlock whose meaning depends on this.
+    type: str
+    choices: [address, identity]
+    default: address
+  pod_cidrs:
+    description:
+      - The clusters' pod ranges. An ipBlock that shares addresses with one gets an
+        C(ipblock-holds-pods) finding even before any pod runs (rendered manifests).
+    type: list
+    elements: str
+    default: []
   stand_ins:
     description:
       - Workloads (usually Pods) that join the analysis only where no workload of the other inputs
@@ -204,6 +225,8 @@ def main() -> None:
             proposed=dict(type="list", elements="dict"),
             stand_ins=dict(type="list", elements="dict", default=[]),
             host_network=dict(type="str", choices=["exclude", "include"], default="exclude"),
+            ipblock_pods=dict(type="str", choices=["address", "identity"], default="address"),
+            pod_cidrs=dict(type="list", elements="str", default=[]),
             output_format=dict(type="list", elements="str", default=["txt"],
                                choices=["txt", "json", "csv", "md", "dot", "mermaid", "html"]),
             dest=dict(type="path"),
@@ -230,7 +253,8 @@ def main() -> None:
         objects, stand_ins_used = runner.with_stand_ins(objects, params["stand_ins"])
         result = runner.analyse(objects, params["output_format"], params["expect"] or [],
                                 None if module.check_mode else params["dest"],
-                                include_host_network=params["host_network"] == "include", detail=params["detail"])
+                                include_host_network=params["host_network"] == "include", detail=params["detail"],
+                                ipblock_pods=params["ipblock_pods"], pod_cidrs=params["pod_cidrs"])
         result["stand_ins_used"] = stand_ins_used
     except FabricError as exc:
         module.fail_json(msg=str(exc))

@@ -5,8 +5,15 @@
 
 Pods with equal namespace, labels and named ports behave identically, so the analysis runs on
 those equivalence classes, not on pods; selectors are evaluated once per class and cached.
-Out of scope (as in the Kubernetes model itself): host-network pods (reported, not analysed),
-node-to-pod traffic, and pod IPs in ipBlocks (ipBlock peers are taken as external addresses).
+Out of scope (as in the Kubernetes model itself): host-network pods (reported, not analysed)
+and node-to-pod traffic.
+
+Pod addresses inside ipBlocks: the API leaves it to the implementation. iptables/nftables
+enforcers (kube-router, Calico, kube-network-policies) match the packet's address, so an ipBlock
+that holds a pod's IP admits that pod; identity-based ones (Cilium) treat ipBlocks as outside
+the cluster. ``ipblock_pods='address'`` (the default) models the first - measured against
+kube-router's firewall on real packets - and ``'identity'`` the second. Pods' addresses come
+from live Pods; manifests have none, and there both models agree.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics imp
 WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
                   "ReplicationController")
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
+IPBLOCK_MODELS = ("address", "identity")
 
 
 @dataclass
@@ -38,6 +46,7 @@ class Workload:
     labels: dict
     named_ports: dict = field(default_factory=dict)  # (name, protocol) -> number
     host_network: bool = False
+    addresses: list = field(default_factory=list)  # live pods' IPs (every pod a controller stands for)
 
     @property
     def id(self) -> str:
@@ -68,7 +77,16 @@ def workload_of(obj: dict) -> Workload:
                 named[(port["name"], port.get("protocol") or "TCP")] = port["containerPort"]
     return Workload(meta.get("namespace") or "default", meta.get("name", "?"), obj["kind"],
                     dict((template.get("metadata") or {}).get("labels") or {}), named,
-                    bool(pod_spec.get("hostNetwork")))
+                    bool(pod_spec.get("hostNetwork")), pod_addresses(obj))
+
+
+def pod_addresses(obj: dict) -> list[str]:
+    """A live Pod's IPs (status.podIPs, else status.podIP); nothing for other objects."""
+    if obj.get("kind") != "Pod":
+        return []
+    status = obj.get("status") or {}
+    found = [entry.get("ip") for entry in status.get("podIPs") or [] if isinstance(entry, dict)]
+    return [ip for ip in found if ip] or ([status["podIP"]] if status.get("podIP") else [])
 
 
 def owner_name(pod: dict) -> tuple[str, str] | None:
@@ -101,17 +119,24 @@ class Policy:
 class Analysis:
     """The connectivity of one set of namespaces, workloads and policies."""
 
-    def __init__(self, objects: list[dict], strict_named_ports: bool = True, include_host_network: bool = False):
+    def __init__(self, objects: list[dict], strict_named_ports: bool = True, include_host_network: bool = False,
+                 ipblock_pods: str = "address", pod_cidrs: tuple = ()):
         """``include_host_network`` analyses hostNetwork pods as ordinary pods (as np-guard's
         netpol-analyzer does); by default they are left out and reported, since policies do not
-        apply to them."""
+        apply to them. ``ipblock_pods``: whether an ipBlock admits the pods whose addresses it
+        holds (``address``) or only addresses outside the cluster (``identity``). ``pod_cidrs``:
+        the clusters' pod ranges, so findings can name ipBlocks that cover pods not yet running."""
+        if ipblock_pods not in IPBLOCK_MODELS:
+            raise ValidationError(f"ipblock_pods: {ipblock_pods!r} is not one of {', '.join(IPBLOCK_MODELS)}")
         self.strict = strict_named_ports
+        self.ipblock_pods = ipblock_pods
+        self.pod_cidrs = tuple(pod_cidrs or ())
         self.namespaces: dict[str, dict] = {}
         self.workloads: list[Workload] = []
         self.policies: list[Policy] = []
         self.host_network: list[Workload] = []
         self.services: list[dict] = []  # read for findings only: policies act on pods' ports
-        live_pods: dict[tuple, dict] = {}
+        live_pods: dict[tuple, Workload] = {}
         for obj in objects:
             kind = obj.get("kind")
             meta = obj.get("metadata") or {}
@@ -126,9 +151,9 @@ class Analysis:
                     okind, oname = owner_name(obj)
                     key = (meta.get("namespace") or "default", okind, oname)
                     if key in live_pods:
+                        live_pods[key].addresses.extend(pod_addresses(obj))
                         continue
-                    live_pods[key] = obj
-                    workload = workload_of(obj)
+                    workload = live_pods[key] = workload_of(obj)
                     workload.kind, workload.name = okind, oname
                 else:
                     workload = workload_of(obj)
@@ -156,8 +181,10 @@ class Analysis:
         index: dict[tuple, int] = {}
         self.class_of: list[int] = []
         self.classes: list[Workload] = []  # one representative per class
+        self._block_members()
         for w in self.workloads:
-            key = (w.namespace, tuple(sorted(w.labels.items())), tuple(sorted(w.named_ports.items())))
+            key = (w.namespace, tuple(sorted(w.labels.items())), tuple(sorted(w.named_ports.items())),
+                   self.inside_blocks.get(w.id, frozenset()) if self.ipblock_pods == "address" else ())
             if key not in index:
                 index[key] = len(self.classes)
                 self.classes.append(w)
@@ -192,6 +219,27 @@ class Analysis:
         self.in_rules = [[self.ingress_rules[r] for r in ids] for ids in self.in_ids]
         self.out_rules = [[self.egress_rules[r] for r in ids] for ids in self.out_ids]
 
+    def _block_members(self) -> None:
+        """Which ipBlocks hold each workload's pod addresses (under the address model part of its
+        class, so a class is uniform), and the workloads only some of whose pods they hold."""
+        self.inside_blocks: dict[str, frozenset] = {}
+        self.partly_inside: list[tuple[Workload, tuple]] = []
+        self._block_classes: dict[tuple, frozenset] = {}
+        blocks = {block_of(peer["ipBlock"]) for p in self.policies for direction, key in (("ingress", "from"), ("egress", "to"))
+                  for rule in p.spec.get(direction) or [] for peer in rule.get(key) or [] if "ipBlock" in peer}
+        for w in self.workloads:
+            if not w.addresses:
+                continue
+            inside = set()
+            for block in blocks:
+                held = [_block_holds(block, address) for address in w.addresses]
+                if all(held):
+                    inside.add(block)
+                elif any(held):
+                    inside.add(block)
+                    self.partly_inside.append((w, block))
+            self.inside_blocks[w.id] = frozenset(inside)
+
     def _namespaces(self, selector: dict) -> set[str]:
         key = selector_key(selector)
         if key not in self._ns_cache:
@@ -214,11 +262,19 @@ class Analysis:
         for peer in peers:
             if "ipBlock" in peer:
                 blocks.append((peer["ipBlock"]["cidr"], peer["ipBlock"].get("except") or []))
+                if self.ipblock_pods == "address":  # the pods whose addresses it holds are peers too
+                    classes |= self._classes_inside(block_of(peer["ipBlock"]))
                 continue
             ns_selector, pod_selector = peer.get("namespaceSelector"), peer.get("podSelector")
             namespaces = self._namespaces(ns_selector) if ns_selector is not None else policy.namespace
             classes |= self._pods(namespaces, pod_selector or {})
         return frozenset(classes), blocks, ports, policy
+
+    def _classes_inside(self, block: tuple) -> frozenset:
+        if block not in self._block_classes:
+            self._block_classes[block] = frozenset(
+                c for c, w in enumerate(self.classes) if block in self.inside_blocks.get(w.id, ()))
+        return self._block_classes[block]
 
     # -- pod to pod -----------------------------------------------------------------------
     def _allowed(self, rules: list, isolated: bool, peer: int, named_ports: dict) -> ConnSet:
@@ -346,6 +402,22 @@ def _address(ref: str) -> tuple[int, int, int] | None:
     except ValueError:
         return None
     return address.version, int(address), int(address)
+
+
+def block_of(ip_block: dict) -> tuple:
+    """An ipBlock as a hashable (cidr, excepts)."""
+    return ip_block["cidr"], tuple(ip_block.get("except") or ())
+
+
+def _block_holds(block: tuple, address: str) -> bool:
+    """True when ``address`` is in the block's CIDR and in none of its excepts."""
+    segment = _address(address)
+    if segment is None:
+        return False
+    cidr, excepts = block
+    version, low, high = _address_range(cidr)
+    return version == segment[0] and low <= segment[1] <= high and not any(
+        e_version == segment[0] and e_low <= segment[1] <= e_high for e_version, e_low, e_high in map(_address_range, excepts))
 
 
 @functools.lru_cache(maxsize=4096)

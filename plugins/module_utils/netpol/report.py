@@ -7,10 +7,11 @@ expectations and findings."""
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis, Workload
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis, Workload, block_of
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.connectivity import LINE_FORMATS, LINE_HEADERS
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (
     ConnSet,
@@ -222,6 +223,42 @@ def _show(ref) -> str:
 
 
 # -- findings -------------------------------------------------------------------------------
+def _ipblock_findings(a: Analysis, add) -> None:
+    """ipBlocks that hold pods' addresses (live pods, or the pod ranges given): what they allow
+    depends on the enforcer, so the report says which model it used."""
+    models = ("kube-router, Calico and other iptables/nftables enforcers admit those pods by address; "
+              "identity-based ones (Cilium) do not")
+    for p in a.policies:
+        for direction, key in (("ingress", "from"), ("egress", "to")):
+            for index, rule in enumerate(p.spec.get(direction) or []):
+                for peer in rule.get(key) or []:
+                    if "ipBlock" not in peer:
+                        continue
+                    block = block_of(peer["ipBlock"])
+                    held = [w.id for w in a.workloads if block in a.inside_blocks.get(w.id, ())]
+                    ranges = [r for r in a.pod_cidrs if _covers_part(block, r)]
+                    if not held and not ranges:
+                        continue
+                    what = (f"{len(held)} workload(s), e.g. {held[0]}" if held else "") + \
+                        (" and " if held and ranges else "") + (f"pod range {', '.join(ranges)}" if ranges else "")
+                    add("ipblock-holds-pods", f"policy {p.id}: {direction} rule {index} ipBlock {block[0]} holds pod "
+                                              f"addresses ({what}); {models}; this analysis uses the "
+                                              f"{a.ipblock_pods!r} model", policy=p.id)
+    for w, block in a.partly_inside:
+        add("ipblock-holds-some-pods", f"{w.id}: only some of its pods' addresses are in ipBlock {block[0]}; "
+                                       f"what the analysis allows it holds for those pods only", workload=w.id)
+
+
+def _covers_part(block: tuple, pod_range: str) -> bool:
+    """True when the ipBlock (less its excepts) shares addresses with a pod range."""
+    cidr, excepts = block
+    net, pods = ipaddress.ip_network(cidr, strict=False), ipaddress.ip_network(pod_range, strict=False)
+    if net.version != pods.version or not net.overlaps(pods):
+        return False
+    return not any(pods.subnet_of(e) for e in (ipaddress.ip_network(x, strict=False) for x in excepts)
+                   if e.version == pods.version)
+
+
 def findings(analysis: Analysis, groups: list[dict] | None = None) -> list[dict]:
     """Problems found. Cross-environment flows are named per workload pair, or - given the
     grouped rows of a large input - per namespace pair."""
@@ -243,6 +280,7 @@ def findings(analysis: Analysis, groups: list[dict] | None = None) -> list[dict]
                 if classes is not None and not classes and not blocks:
                     add("peer-matches-nothing", f"policy {p.id}: {direction} rule {index} has peers that match "
                                                 f"no workload", policy=p.id)
+    _ipblock_findings(a, add)
     # isolation gaps: a namespace where some workloads are isolated and others not
     for direction, isolated in (("ingress", a.ingress_isolated), ("egress", a.egress_isolated)):
         by_ns: dict[str, list[bool]] = {}

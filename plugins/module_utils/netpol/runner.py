@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import io
+import ipaddress
 import os
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff, manifests
@@ -70,7 +71,8 @@ def with_stand_ins(objects: list[dict], stand_ins: list[dict]) -> tuple[list[dic
 
 
 def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: str | None = None,
-            include_host_network: bool = False, detail: str = "auto") -> dict:
+            include_host_network: bool = False, detail: str = "auto", ipblock_pods: str = "address",
+            pod_cidrs: tuple = ()) -> dict:
     """Analyse, check the expectations, report. ``detail``: ``full`` lists every allowed
     connection, ``grouped`` folds them to namespace pairs, ``auto`` lists up to FULL_LIST_LIMIT
     lines and groups above that."""
@@ -79,9 +81,15 @@ def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: s
             raise ValidationError(f"output_format: {fmt!r} is not one of {', '.join(report.FORMATS)}")
     if detail not in DETAILS:
         raise ValidationError(f"detail: {detail!r} is not one of {', '.join(DETAILS)}")
+    for index, cidr in enumerate(pod_cidrs):
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"pod_cidrs[{index}]: {cidr!r} is not a network ({exc})") from exc
     relevant = [o for o in objects if isinstance(o, dict) and o.get("kind") in RELEVANT]
     try:
-        analysis = Analysis(relevant, include_host_network=include_host_network)
+        analysis = Analysis(relevant, include_host_network=include_host_network, ipblock_pods=ipblock_pods,
+                            pod_cidrs=pod_cidrs)
         connectivity = analysis.connectivity()
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationError(f"objects: cannot analyse ({type(exc).__name__}: {exc})") from exc
