@@ -9,9 +9,11 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, pods, run_playbook, running, wait_for
+from tests.packets import probes_against_report
 
 CLUSTER = "us-east"
 TEST_WORKLOADS = "ecommerce-test-workloads"
+PROOF_NAMESPACES = ["ecommerce-prod", "ecommerce-staging", "envoy-gateway-system", "monitoring", "kube-system"]
 DEFAULTS = yaml.safe_load((REPO / "roles" / "ecommerce_net" / "defaults" / "main.yml").read_text())
 CART = {"ecommerce_net_tiers": DEFAULTS["ecommerce_net_tiers"] + [{"name": "cart", "port": 8081}],
         "ecommerce_net_flows": DEFAULTS["ecommerce_net_flows"] + [{"from": "api", "to": "cart", "port": 8081}]}
@@ -122,11 +124,11 @@ def test_tls_key_that_does_not_match_its_certificate(tmp_path):
 
 
 @pytest.mark.testbed
-def test_apply_on_the_testbed_and_prove_over_live_pods(testbed, tmp_path):
+def test_apply_on_the_testbed_and_prove_over_live_pods(testbed, dataplane, tmp_path):
     c = testbed.client(CLUSTER)
     remove_test_workloads(c)
     try:
-        applied_and_proved(testbed, c, tmp_path)
+        applied_and_proved(testbed, c, tmp_path, dataplane)
     finally:
         remove_test_workloads(c)
 
@@ -139,7 +141,7 @@ def remove_test_workloads(c):
         wait_for(lambda: not pods(c, namespace), f"no pods left in {namespace}", timeout=120)
 
 
-def applied_and_proved(testbed, c, tmp_path):
+def applied_and_proved(testbed, c, tmp_path, dataplane):
     result = ecommerce(tmp_path, inventory="testbed")
     assert result.returncode == 0, result.stdout[-4000:]
     ns = c.request("GET", "/api/v1/namespaces/ecommerce-prod")
@@ -204,6 +206,7 @@ def applied_and_proved(testbed, c, tmp_path):
     into_app = [l for l in lines if "=> ecommerce-" in l]
     assert len(into_app) == 2 * (2 + 2 + 3 + 1), into_app  # per env: internet x2 ranges, gateway, 3 tier flows, monitoring x2 - and nothing else
     assert not [l for l in into_app if "coredns" in l.split(" => ")[0]]
+    on_packets(testbed, dataplane, tmp_path / "build" / "ecommerce" / "report" / "connlist.txt")
 
     checked = ecommerce(tmp_path, "--check", inventory="testbed", extra=CART)
     assert checked.returncode == 0, checked.stdout[-3000:]
@@ -222,6 +225,35 @@ def applied_and_proved(testbed, c, tmp_path):
     mark = testbed.audit_mark(CLUSTER)
     bad = ecommerce(tmp_path, inventory="testbed", extra={"ecommerce_net_tiers": [{"name": "frontend", "port": 70000}]})
     assert bad.returncode != 0 and testbed.writes(CLUSTER, since=mark) == []
+
+
+def on_packets(testbed, dataplane, report):
+    """The proof on real packets: kube-router enforces what the role wrote, and every probe
+    between the proof's pods (and from the internet) equals the report the role wrote."""
+    dataplane.add_outside("internet", "203.0.113.10")
+    result = probes_against_report(dataplane, testbed, CLUSTER, PROOF_NAMESPACES, report, ["internet"])
+    assert result["pods"] == 11 and not result["wrong"], result["wrong"]
+    matrix = result["matrix"]
+    prod = "us-east/ecommerce-prod/"
+    frontend = next(d for (_s, d, _p) in matrix if d.startswith(prod + "shop-frontend"))
+    api = next(d for (_s, d, _p) in matrix if d.startswith(prod + "shop-api"))
+    userdb = next(d for (_s, d, _p) in matrix if d.startswith(prod + "shop-userdb"))
+    staging_api = next(s for (s, _d, _p) in matrix if s.startswith("us-east/ecommerce-staging/shop-api"))
+    gateway = next(s for (s, _d, _p) in matrix if s.startswith("us-east/envoy-gateway-system/"))
+    prometheus = next(s for (s, _d, _p) in matrix if s.startswith("us-east/monitoring/"))
+    # The internet reaches the published port only; the gateway the same; Prometheus the metrics.
+    assert matrix[("outside:internet", frontend, "80/TCP")] == "open"
+    assert matrix[("outside:internet", frontend, "9090/TCP")] == "refused"
+    assert matrix[(gateway, frontend, "80/TCP")] == "open" and matrix[(gateway, api, "8080/TCP")] == "refused"
+    assert matrix[(prometheus, frontend, "9090/TCP")] == "open" and matrix[(prometheus, frontend, "80/TCP")] == "refused"
+    # Tiers on their ports only, and nothing across environments.
+    assert matrix[(frontend, api, "8080/TCP")] == "open" and matrix[(frontend, userdb, "5432/TCP")] == "refused"
+    assert matrix[(api, userdb, "5432/TCP")] == "open"
+    assert matrix[(staging_api, userdb, "5432/TCP")] == "refused"
+    # DNS: every tier may ask the cluster's DNS (the coredns stand-in answers on 53/TCP).
+    coredns = next(d for (_s, d, _p) in matrix if d.startswith("us-east/kube-system/coredns"))
+    assert matrix[(api, coredns, "53/TCP")] == "open" and matrix[(userdb, coredns, "53/TCP")] == "open"
+    assert not dataplane.enforcer_failures()
 
 
 def test_supplied_workloads_get_budgets_and_warnings(tmp_path):
