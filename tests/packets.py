@@ -60,30 +60,52 @@ def workload_id(pod: dict) -> str:
 
 
 def report_allows(rows: dict, src: str, dst: str, protocol: str, port: int) -> bool:
-    """``src`` is a workload id or an address; ``dst`` a workload id."""
-    if "[" in src:
+    """One cluster's report: ``src`` and ``dst`` are each a workload id or an address."""
+    if "[" in src and "[" in dst:
         conn = rows.get((src, dst))
         return bool(conn) and conn_allows(conn, protocol, port)
-    return any(_in_range(s, src) and conn_allows(conn, protocol, port)
-               for (s, d), conn in rows.items() if d == dst and "[" not in s)
+    if "[" in dst:  # from an address: the rows from ranges into the workload
+        return any(_in_range(s, src) and conn_allows(conn, protocol, port)
+                   for (s, d), conn in rows.items() if d == dst and "[" not in s)
+    return any(_in_range(d, dst) and conn_allows(conn, protocol, port)  # to an address
+               for (s, d), conn in rows.items() if s == src and "[" not in d)
 
 
-def probes_against_report(dataplane, testbed, cluster: str, namespaces: list[str], report: Path,
-                          outside: list[str], deadline: float = 10.0) -> dict:
-    """Probe every pod of ``namespaces`` (and the ``outside`` endpoints) against every pod of
-    them; returns {'probes': n, 'open': n, 'wrong': {key: (kernel, report)}} once the kernel
-    agrees with the report, or with what still disagrees after ``deadline`` seconds. Pairs of
-    one workload's own pods are left out: the report makes no claim on them."""
-    rows = parse_report(report)
-    client = testbed.client(cluster)
-    ids = {}
-    for ns in namespaces:
-        for pod in client.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]:
-            ids[f"{cluster}/{ns}/{pod['metadata']['name']}"] = workload_id(pod)
+def probes_against_reports(dataplane, testbed, proofs: dict[str, tuple[list[str], Path]], outside: list[str],
+                           clients: tuple = (), deadline: float = 10.0) -> dict:
+    """Probe every pod of the proofs' namespaces ({cluster: (namespaces, report)}) and the
+    ``outside`` endpoints against every pod of them. The expected answer of a pair comes from
+    the reports: within a cluster, its report's row; across clusters, the source cluster's row
+    toward the destination's address *and* the destination cluster's row from the source's
+    address (each cluster's policies see the other's pods as addresses). ``clients`` are
+    (cluster, namespace) pairs whose pods only send: no policy selects them and the reports do
+    not list them, so they count by their address, as outside clients do. Returns {'probes',
+    'pods', 'matrix', 'wrong': {key: (kernel, report)}} once the kernel agrees with the reports,
+    or with what still disagrees after ``deadline`` seconds. Pairs of one workload's own pods
+    are left out: a report makes no claim on them."""
+    reports = {cluster: parse_report(report) for cluster, (_namespaces, report) in proofs.items()}
+    ids: dict[str, tuple[str, str]] = {}
+    for cluster, (namespaces, _report) in proofs.items():
+        client = testbed.client(cluster)
+        for ns in namespaces:
+            for pod in client.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]:
+                ids[f"{cluster}/{ns}/{pod['metadata']['name']}"] = (cluster, workload_id(pod))
     dataplane.sync()
     dataplane.settle()
     pods = [name for name in dataplane.pods if name in ids]
-    sources = pods + [f"outside:{name}" for name in outside]
+    senders = [name for name in dataplane.pods if tuple(name.split("/")[:2]) in set(clients)]
+    sources = pods + senders + [f"outside:{name}" for name in outside]
+
+    def claimed(src: str, dst: str, protocol: str, port: int) -> bool:
+        dst_cluster, dst_id = ids[dst]
+        if src in ids and ids[src][0] == dst_cluster:
+            return report_allows(reports[dst_cluster], ids[src][1], dst_id, protocol, port)
+        ingress = report_allows(reports[dst_cluster], dataplane.endpoint(src).address, dst_id, protocol, port)
+        if src not in ids:
+            return ingress
+        src_cluster, src_id = ids[src]
+        return ingress and report_allows(reports[src_cluster], src_id, dataplane.endpoint(dst).address, protocol, port)
+
     started = time.monotonic()
     while True:
         matrix = dataplane.probe(sources, pods)
@@ -92,11 +114,15 @@ def probes_against_report(dataplane, testbed, cluster: str, namespaces: list[str
             if ids.get(src) == ids[dst]:
                 continue
             number, protocol = port.split("/")
-            source = ids[src] if src in ids else dataplane.outside[src].address
-            claimed = report_allows(rows, source, ids[dst], protocol, int(number))
-            if (verdict == "open") != claimed:
-                wrong[(src, dst, port)] = (verdict, "allowed" if claimed else "denied")
+            expected = claimed(src, dst, protocol, int(number))
+            if (verdict == "open") != expected:
+                wrong[(src, dst, port)] = (verdict, "allowed" if expected else "denied")
         if not wrong or time.monotonic() - started > deadline:
-            return {"probes": len(matrix), "open": sum(v == "open" for v in matrix.values()), "wrong": wrong,
-                    "pods": len(pods), "matrix": matrix}
+            return {"probes": len(matrix), "pods": len(pods), "wrong": wrong, "matrix": matrix}
         time.sleep(0.2)
+
+
+def probes_against_report(dataplane, testbed, cluster: str, namespaces: list[str], report: Path,
+                          outside: list[str], deadline: float = 10.0) -> dict:
+    """One cluster's proof held to the packets (probes_against_reports with one cluster)."""
+    return probes_against_reports(dataplane, testbed, {cluster: (namespaces, report)}, outside, deadline)

@@ -7,7 +7,8 @@ import base64
 
 import pytest
 
-from tests.helpers import recap, run_testbed_playbook
+from tests.helpers import recap, run_testbed_playbook, wait_for
+from tests.packets import probes_against_reports
 from tests.netstubs import free_port, listening, stop
 
 pytestmark = pytest.mark.testbed
@@ -276,3 +277,54 @@ def test_cross_cluster_metrics_monitors_in_every_cluster_and_the_hosts_federatio
     marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
     again = run(tmp_path, extra)
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0 and writes(testbed, marks) == []
+
+
+def test_cross_cluster_flows_on_packets(testbed, dataplane, tmp_path, namespace_name):
+    """Both clusters' proofs on real packets (one flat pod network, as Submariner gives): each
+    cluster's financial-app reaches the other's, only eu-west's pods reach the EU-only ledger (a
+    client pod in each cluster, in a namespace no policy selects, tries), and of the outside only
+    the LoadBalancer's clients' range gets in."""
+    ledger = f"{namespace_name}-eu"
+    extra = with_regions(namespace_name, records="failover", mechanism="probes")
+    extra["kubefed_services"].append({"name": "ledger", "namespace": ledger, "port": 443, "target_port": 8443,
+                                      "data_region": "eu"})
+    extra["fabric_build_dir"] = str(tmp_path / "build")
+    extra["kubefed_lb"] = {"enabled": True, "port": 443, "clients": ["203.0.113.0/24"],
+                           "address_annotation": "metallb.io/loadBalancerIPs"}
+    result = run(tmp_path, extra)
+    assert result.returncode == 0, result.stdout[-4000:]
+    # The pods the services select, named as the proof's stand-ins (the reports name them so).
+    clients = f"{namespace_name}-clients"
+    placed = {HOST: [(namespace_name, "financial-app", 8080), (clients, "client", 9999)],
+              MEMBER: [(namespace_name, "financial-app", 8080), (ledger, "ledger", 8443), (clients, "client", 9999)]}
+    for cluster, pods in placed.items():
+        client = testbed.client(cluster)
+        client.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                           "metadata": {"name": clients}})
+        for ns, name, port in pods:
+            client.request("POST", f"/api/v1/namespaces/{ns}/pods", body={
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": "registry.invalid/app:1",
+                                         "ports": [{"containerPort": port}]}]}})
+        wait_for(lambda: all((client.request("GET", f"/api/v1/namespaces/{ns}/pods/{name}").get("status") or {})
+                             .get("podIP") for ns, name, _port in pods), f"pods running in {cluster}")
+    dataplane.add_outside("lb-clients", "203.0.113.10")
+    dataplane.add_outside("elsewhere", "198.51.100.7")
+    report = tmp_path / "build" / "multicluster" / "report"
+    result = probes_against_reports(dataplane, testbed, {
+        HOST: ([namespace_name, ledger], report / HOST / "connlist.txt"),
+        MEMBER: ([namespace_name, ledger], report / MEMBER / "connlist.txt")}, ["lb-clients", "elsewhere"],
+        clients=((HOST, clients), (MEMBER, clients)))
+    assert result["pods"] == 3 and not result["wrong"], result["wrong"]
+    matrix = result["matrix"]
+    us_app, eu_app = f"{HOST}/{namespace_name}/financial-app", f"{MEMBER}/{namespace_name}/financial-app"
+    eu_ledger = f"{MEMBER}/{ledger}/ledger"
+    assert matrix[(us_app, eu_app, "8080/TCP")] == "open" and matrix[(eu_app, us_app, "8080/TCP")] == "open"
+    assert matrix[(f"{MEMBER}/{clients}/client", eu_ledger, "8443/TCP")] == "open"
+    assert matrix[(f"{HOST}/{clients}/client", eu_ledger, "8443/TCP")] == "refused", "EU data stays in the EU"
+    assert matrix[(us_app, eu_ledger, "8443/TCP")] == "refused" and matrix[(eu_app, eu_ledger, "8443/TCP")] == "refused"
+    assert matrix[("outside:lb-clients", eu_ledger, "8443/TCP")] == "open"
+    assert matrix[("outside:elsewhere", eu_ledger, "8443/TCP")] == "refused"
+    assert not dataplane.enforcer_failures()
+    for cluster in placed:
+        testbed.client(cluster).request("DELETE", f"/api/v1/namespaces/{clients}", allow=(404,))

@@ -356,6 +356,10 @@ class DataPlane:
             self._ask({"op": "forget", "key": endpoint.name})
         _kill(endpoint.holder)
 
+    def endpoint(self, name: str) -> Endpoint:
+        """A pod (``cluster/ns/name``) or outside (``outside:name``) endpoint by name."""
+        return self.outside[name] if name.startswith("outside:") else self.pods[name]
+
     # -- probes ----------------------------------------------------------------------------
     def probe(self, sources: list[str] | None = None, destinations: list[str] | None = None,
               timeout: float = 1.0) -> dict[tuple[str, str, str], str]:
