@@ -79,7 +79,9 @@ def probes_against_reports(dataplane, testbed, proofs: dict[str, tuple[list[str]
     toward the destination's address *and* the destination cluster's row from the source's
     address (each cluster's policies see the other's pods as addresses). ``clients`` are
     (cluster, namespace) pairs whose pods only send: no policy selects them and the reports do
-    not list them, so they count by their address, as outside clients do. Returns {'probes',
+    not list them, so they count by their address, as outside clients do. Outside endpoints
+    with ports are probed from the pods too (the source's report row toward the address).
+    Returns {'probes',
     'pods', 'matrix', 'wrong': {key: (kernel, report)}} once the kernel agrees with the reports,
     or with what still disagrees after ``deadline`` seconds. Pairs of one workload's own pods
     are left out: a report makes no claim on them."""
@@ -94,9 +96,14 @@ def probes_against_reports(dataplane, testbed, proofs: dict[str, tuple[list[str]
     dataplane.settle()
     pods = [name for name in dataplane.pods if name in ids]
     senders = [name for name in dataplane.pods if tuple(name.split("/")[:2]) in set(clients)]
-    sources = pods + senders + [f"outside:{name}" for name in outside]
+    outsiders = [f"outside:{name}" for name in outside]
+    # Outside endpoints with ports are servers too: the pods' egress toward them is probed.
+    servers = [name for name in outsiders if dataplane.outside[name].ports]
 
     def claimed(src: str, dst: str, protocol: str, port: int) -> bool:
+        if dst.startswith("outside:"):
+            src_cluster, src_id = ids[src]
+            return report_allows(reports[src_cluster], src_id, dataplane.endpoint(dst).address, protocol, port)
         dst_cluster, dst_id = ids[dst]
         if src in ids and ids[src][0] == dst_cluster:
             return report_allows(reports[dst_cluster], ids[src][1], dst_id, protocol, port)
@@ -108,10 +115,10 @@ def probes_against_reports(dataplane, testbed, proofs: dict[str, tuple[list[str]
 
     started = time.monotonic()
     while True:
-        matrix = dataplane.probe(sources, pods)
+        matrix = {**dataplane.probe(pods + senders + outsiders, pods), **dataplane.probe(pods, servers)}
         wrong = {}
         for (src, dst, port), verdict in matrix.items():
-            if ids.get(src) == ids[dst]:
+            if ids.get(src) == ids.get(dst, dst):
                 continue
             number, protocol = port.split("/")
             expected = claimed(src, dst, protocol, int(number))
@@ -125,4 +132,4 @@ def probes_against_reports(dataplane, testbed, proofs: dict[str, tuple[list[str]
 def probes_against_report(dataplane, testbed, cluster: str, namespaces: list[str], report: Path,
                           outside: list[str], deadline: float = 10.0) -> dict:
     """One cluster's proof held to the packets (probes_against_reports with one cluster)."""
-    return probes_against_reports(dataplane, testbed, {cluster: (namespaces, report)}, outside, deadline)
+    return probes_against_reports(dataplane, testbed, {cluster: (namespaces, report)}, outside, deadline=deadline)

@@ -16,8 +16,9 @@ import dns.rcode
 import pytest
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
-from tests.helpers import recap, run_playbook, run_testbed_playbook
+from tests.helpers import recap, run_playbook, run_testbed_playbook, wait_for
 from tests.netstubs import free_port, listening, stop
+from tests.packets import probes_against_report
 from tests.testbed import build
 
 pytestmark = pytest.mark.testbed
@@ -335,3 +336,40 @@ def test_a_location_resolver_over_dns_over_tls(tmp_path, resolvers, monkeypatch)
             assert checked["ok"] is (expected != "SERVFAIL"), checked
     finally:
         stub.stop()
+
+
+def test_each_location_reaches_its_applications_on_packets(testbed, dataplane, tmp_path, resolvers, namespace_name):
+    """hybrid_dns's proof on real packets: each location (an outside namespace in its range)
+    reaches the application on its pod port and on no other, an address of no location reaches
+    nothing, and the application reaches each location and nothing outside them."""
+    extra = role_vars(resolvers, free_port(), namespace_name)
+    for i, location in enumerate(extra["hybrid_dns_locations"]):
+        location["cidrs"], location["endpoints"] = [f"172.{16 + i}.0.0/16"], [f"172.{16 + i}.0.20"]
+    extra["hybrid_dns_probes"]["endpoints"] = False  # the endpoints live in the data plane, not on loopback
+    extra["hybrid_dns_apps"] = [{"name": "hybrid-app", "namespace": namespace_name, "port": 443, "target_port": 8443,
+                                 "create_namespace": True}]
+    extra["fabric_build_dir"] = str(tmp_path / "build")
+    result = run_role(tmp_path, extra)
+    assert result.returncode == 0, result.stdout[-4000:]
+    client = testbed.client(CLUSTER)
+    client.request("POST", f"/api/v1/namespaces/{namespace_name}/pods", body={
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hybrid-app", "namespace": namespace_name,
+                                                          "labels": {"app": "hybrid-app"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1",
+                                 "ports": [{"containerPort": 8443}, {"containerPort": 9443}]}]}})
+    wait_for(lambda: (client.request("GET", f"/api/v1/namespaces/{namespace_name}/pods/hybrid-app")
+                      .get("status") or {}).get("podIP"), "hybrid-app running")
+    for i, location in enumerate(LOCATIONS):
+        dataplane.add_outside(location, f"172.{16 + i}.0.10", ports=((443, "TCP"),))
+    dataplane.add_outside("elsewhere", "198.51.100.7", ports=((443, "TCP"),))
+    report = next((tmp_path / "build").rglob("report/connlist.txt"))
+    packets = probes_against_report(dataplane, testbed, CLUSTER, [namespace_name], report, [*LOCATIONS, "elsewhere"])
+    assert packets["pods"] == 1 and not packets["wrong"], packets["wrong"]
+    matrix, app = packets["matrix"], f"{CLUSTER}/{namespace_name}/hybrid-app"
+    for location in LOCATIONS:
+        assert matrix[(f"outside:{location}", app, "8443/TCP")] == "open"
+        assert matrix[(f"outside:{location}", app, "9443/TCP")] == "refused"
+        assert matrix[(app, f"outside:{location}", "443/TCP")] == "open"
+    assert matrix[("outside:elsewhere", app, "8443/TCP")] == "refused"
+    assert matrix[(app, "outside:elsewhere", "443/TCP")] == "refused"
+    assert not dataplane.enforcer_failures()
