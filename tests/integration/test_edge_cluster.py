@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, phase_is, run_playbook, running, wait_for
+from tests.packets import probes_against_report
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "edge-factory-1"
@@ -51,7 +52,7 @@ def get(client, path):
     return client.request("GET", path, allow=(404,))
 
 
-def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_cluster, tmp_path):
+def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_cluster, dataplane, tmp_path):
     result = edge(tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
     c = edge_cluster
@@ -120,6 +121,16 @@ def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_clust
     # The proof ran and wrote its report (a violated expectation would have failed the run).
     report = tmp_path / "build" / "edge" / "factory-1" / "report" / "connlist.txt"
     assert "192.168.1.0-192.168.1.255 => edge-processing/edge-processor[Deployment] : TCP 8080" in report.read_text()
+    # On real packets: a sensor on the factory LAN reaches the processors' ingest port, a host off
+    # the LAN does not, and every probe equals the report.
+    dataplane.add_outside("sensor", "192.168.1.50")
+    dataplane.add_outside("off-lan", "198.51.100.9")
+    packets = probes_against_report(dataplane, testbed, CLUSTER, ["edge-processing"], report, ["sensor", "off-lan"])
+    assert packets["pods"] == 2 and not packets["wrong"], packets["wrong"]
+    ingest = {(src, port): verdict for (src, _dst, port), verdict in packets["matrix"].items()
+              if src.startswith("outside:")}
+    assert ingest == {("outside:sensor", "8080/TCP"): "open", ("outside:off-lan", "8080/TCP"): "refused"}, ingest
+    assert not dataplane.enforcer_failures()
 
     mark = testbed.audit_mark(CLUSTER)
     again = edge(tmp_path)
