@@ -5,7 +5,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: setup sysdeps edge test unit dataplane-property testbed testbed-up testbed-down build-collection bench bench-large bench-fleet bench-hosts bench-clusters bench-dense clean
+.PHONY: setup sysdeps edge test unit dataplane-property testbed testbed-up testbed-down build-collection bench bench-large bench-fleet bench-hosts bench-clusters bench-dense bench-dataplane clean
 
 setup: $(STAMP)
 
@@ -80,6 +80,11 @@ bench-fleet: setup
 # against the collection before host_files (an earlier git revision), measured in the same run.
 bench-hosts: testbed
 	$(PY) -m bench.edge_hosts --hosts 20
+
+# The data plane at 100 pods: up, the probe matrix and policy-to-kernel time, against kwok's pod
+# start, netpol_analyze on the same pairs and the apiserver's write (bench/dataplane.py).
+bench-dataplane: testbed
+	$(PY) -m bench.dataplane --pods 100 --repeat 3
 
 # One scenario (hybrid.yml) converged on the testbed's three clusters, forks 1 against forks 3.
 bench-clusters: testbed

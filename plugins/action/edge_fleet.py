@@ -174,6 +174,8 @@ class ActionModule(ActionBase):
                     return ["promtool is not installed (not on PATH; set fabric_promtool) and fabric_require_checkers "
                             "is on: nothing was checked by it"]
             problems += [f"{name}: promtool: {f['object']}: {f['message']}" for f in checked[key]["findings"]]
+            if not edge.has_stack(site["spec"]):
+                continue  # K3s only: no stack, no proof
             # The proof: the LAN reaches the processor's ingest port and nothing else.
             proof = netpol.analyse(site["objects"], ["txt"], site["expect"])
             site["report"] = proof["reports"]["txt"]
@@ -214,7 +216,8 @@ class ActionModule(ActionBase):
             checked = manifests.validate_offline(objects, KUBERNETES_VERSION)
             self._schema_checked += sum(1 for entry in checked if entry["schema"] == "valid")
             out[os.path.join(site["dir"], "manifests.yaml")] = (manifests.dump([manifests.for_file(o) for o in objects]), 0o644)
-            out[os.path.join(site["dir"], "report", "connlist.txt")] = (site["report"], 0o644)
+            if "report" in site:
+                out[os.path.join(site["dir"], "report", "connlist.txt")] = (site["report"], 0o644)
         return out
 
     def _template(self, info: dict, name: str, dest: str, extra: dict) -> str:

@@ -20,7 +20,14 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import Va
 DISABLE_CHOICES = ("coredns", "servicelb", "traefik", "local-storage", "metrics-server", "runtimes")
 # Keys only `k3s server` understands; an agent given them refuses to start.
 SERVER_ONLY_KEYS = ("cluster-init", "cluster-cidr", "service-cidr", "cluster-dns", "cluster-domain",
-                    "disable", "tls-san", "write-kubeconfig-mode", "flannel-backend", "secrets-encryption")
+                    "disable", "tls-san", "write-kubeconfig-mode", "flannel-backend", "secrets-encryption",
+                    # and what users add through edge_k3s_agent_config by mistake (`k3s server --help` only)
+                    "https-listen-port", "advertise-address", "advertise-port", "bind-address", "cluster-reset",
+                    "datastore-endpoint", "disable-network-policy", "disable-helm-controller", "disable-scheduler",
+                    "disable-cloud-controller", "disable-kube-proxy", "embedded-registry", "egress-selector-mode",
+                    "kube-apiserver-arg", "kube-controller-manager-arg", "kube-scheduler-arg",
+                    "kube-cloud-controller-manager-arg", "etcd-expose-metrics", "etcd-snapshot-retention",
+                    "etcd-snapshot-schedule-cron", "etcd-disable-snapshots")
 LABEL = re.compile(r"^(([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)/)?"
                    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 TAINT = re.compile(r"^[^=:\s]+(=[^:\s]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$")
@@ -57,11 +64,15 @@ def shape_problems(site: dict, where: str) -> list[str]:
             problems.append(f"{where}: {var} must be a list of strings, got {value!r} "
                             f"(write [{value!r}] for one entry)" if isinstance(value, str)
                             else f"{where}: {var} must be a list of strings, got {value!r}")
+    port = site.get("api_port", API_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        problems.append(f"{where}: edge_k3s_api_port {port!r} must be a port number (1-65535)")
+        port = "<edge_k3s_api_port>"
     endpoint = site.get("api_endpoint") or ""
     if not isinstance(endpoint, str) or "://" in endpoint or "/" in endpoint or (
             endpoint.count(":") == 1) or endpoint.startswith("["):
         problems.append(f"{where}: edge_k3s_api_endpoint {endpoint!r} must be a host name or address "
-                        f"without scheme or port (the role writes https://<endpoint>:{API_PORT})")
+                        f"without scheme or port (the role writes https://<endpoint>:{port})")
     mirrors = site.get("registry_mirrors")
     if mirrors is not None and not isinstance(mirrors, dict):
         problems.append(f"{where}: edge_k3s_registry_mirrors must map a registry to a list of endpoint URLs, "
@@ -82,6 +93,43 @@ def shape_problems(site: dict, where: str) -> list[str]:
         for var, key in (("edge_k3s_node_labels", "labels"), ("edge_k3s_node_taints", "taints")):
             if host.get(key) is not None and not _is_list_of_str(host[key]):
                 problems.append(f"host {host.get('name')}: {var} must be a list of strings, got {host[key]!r}")
+        problems += extra_config_problems(site, host)
+    return problems
+
+
+# config.yaml keys the role writes from its own variables: set through those, never twice.
+OWNED_KEYS = {
+    "token": "edge_k3s_token", "token-file": "edge_k3s_token", "agent-token": "edge_k3s_token",
+    "server": "edge_k3s_api_endpoint", "cluster-init": "the site's first server (edge_servers)",
+    "node-name": "edge_k3s_node_name", "node-label": "edge_k3s_node_labels", "node-taint": "edge_k3s_node_taints",
+    "node-ip": "edge_k3s_node_ip", "cluster-cidr": "edge_k3s_cluster_cidr", "service-cidr": "edge_k3s_service_cidr",
+    "cluster-dns": "edge_k3s_cluster_dns", "disable": "edge_k3s_disable", "tls-san": "edge_k3s_tls_san",
+    "secrets-encryption": "edge_k3s_secrets_encryption", "flannel-backend": "edge_k3s_flannel_backend",
+    "https-listen-port": "edge_k3s_api_port", "write-kubeconfig-mode": "the role (0600: the kubeconfig is admin's)",
+    "private-registry": "edge_k3s_registry_mirrors",
+}
+
+
+def extra_config_problems(site: dict, host: dict) -> list[str]:
+    """edge_k3s_server_config / edge_k3s_agent_config of one host: a mapping of K3s flags
+    (k3s-ansible's server_config_yaml / extra_server_args), none the role writes itself, and on an
+    agent no server-only flag (K3s' agent refuses to start with one)."""
+    var = "edge_k3s_server_config" if host.get("role") == "server" else "edge_k3s_agent_config"
+    extra = host.get("extra_config")
+    if extra is None or extra == {}:
+        return []
+    where = f"host {host.get('name')}"
+    if not isinstance(extra, dict):
+        return [f"{where}: {var} must map K3s config.yaml keys to values (as `k3s {'server' if var.endswith('server_config') else 'agent'} "
+                f"--help` names them, without --), got {extra!r}"]
+    problems = []
+    for key in extra:
+        if not isinstance(key, str) or not re.match(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$", key):
+            problems.append(f"{where}: {var} key {key!r} is not a K3s flag name (lowercase, '-', no leading --)")
+        elif key in OWNED_KEYS:
+            problems.append(f"{where}: {var} key {key!r} is written by the role; set {OWNED_KEYS[key]} instead")
+        elif var == "edge_k3s_agent_config" and key in SERVER_ONLY_KEYS:
+            problems.append(f"{where}: {var} key {key!r} is a server-only flag; `k3s agent` refuses to start with it")
     return problems
 
 
@@ -251,7 +299,7 @@ def first_server(site: dict) -> dict:
 
 
 def server_url(site: dict) -> str:
-    return f"https://{site.get('api_endpoint') or first_server(site).get('address')}:{API_PORT}"
+    return f"https://{site.get('api_endpoint') or first_server(site).get('address')}:{site.get('api_port') or API_PORT}"
 
 
 NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -287,6 +335,8 @@ def k3s_config(site: dict, host_name: str) -> dict:
             "tls-san": sorted({*(site.get("tls_san") or []), *(h.get("address") for h in servers if h.get("address")),
                                *([site["api_endpoint"]] if site.get("api_endpoint") else [])}),
         })
+        if (site.get("api_port") or API_PORT) != API_PORT:
+            config["https-listen-port"] = site["api_port"]
         if len(servers) > 1:  # embedded etcd: the first server starts the cluster, the rest join it
             if host["name"] == servers[0]["name"]:
                 config["cluster-init"] = True
@@ -294,6 +344,11 @@ def k3s_config(site: dict, host_name: str) -> dict:
                 config["server"] = server_url(site)
     else:
         config["server"] = server_url(site)
+    problems = extra_config_problems(site, host)
+    if problems:
+        raise ValidationError("; ".join(problems))
+    # The user's extra flags after the role's (none overlap: checked above), sorted for stable files.
+    config.update(sorted((host.get("extra_config") or {}).items()))
     stray = [key for key in SERVER_ONLY_KEYS if key in config] if host.get("role") != "server" else []
     if stray:
         raise ValidationError(f"{host.get('name')}: server-only keys {', '.join(stray)} in an agent's config")
@@ -458,8 +513,15 @@ def storage_objects(site: dict) -> list[dict]:
     return out
 
 
+def has_stack(site: dict) -> bool:
+    """False for K3s only (edge_k3s_stack: false): the site's stack is neither built, proven nor pruned."""
+    return bool(site.get("stack", True))
+
+
 def site_objects(site: dict) -> list[dict]:
     """Every object of one edge site, in the current APIs (see docs for what changed)."""
+    if not has_stack(site):
+        return []
     proc, sync, prom = site["processor"], site["sync"], site["prometheus"]
     app = {"app": "data-processor"}
     objects = [
@@ -710,6 +772,8 @@ def alertmanager_config(site: dict) -> dict:
 
 def secret_objects(site: dict) -> list[dict]:
     """The site's Secrets, converged by their own no_log task."""
+    if not has_stack(site):
+        return []
     import yaml
 
     return [{"apiVersion": "v1", "kind": "Secret", "metadata": _meta("sync-secrets", PROCESSING_NS),

@@ -95,13 +95,27 @@ def role_names(folder: str, entry_point: str = "main") -> tuple[dict, frozenset]
     return options, frozenset(internal)
 
 
+@functools.lru_cache(maxsize=None)
+def foreign_names(folder: str) -> dict[str, tuple[str, str]]:
+    """Other projects' names for the role's variables (``meta/foreign_variables.yml``:
+    project -> {their name: our variable}), as {their name: (project, our variable)}."""
+    path = os.path.join(folder, "meta", "foreign_variables.yml")
+    if not os.path.exists(path):
+        return {}
+    return {theirs: (project, ours) for project, names in (_load(path)[0] or {}).items()
+            for theirs, ours in names.items()}
+
+
 def role_problems(folder: str, role: str, given: dict, template) -> list[str]:
     """unknown() over a host's variables ``given``: declared dicts are read through
-    ``template`` (they may come templated from the inventory; None when unreadable)."""
+    ``template`` (they may come templated from the inventory; None when unreadable). Another
+    project's name for one of the role's variables is refused naming the role's."""
     options, internal = role_names(folder)
     values = {name: template(given[name]) if (options.get(name) or {}).get("options") else None
               for name in given if name.startswith(f"{role}_") or name in options}
-    return unknown(values, options, set(internal), role) or spec_problems(options, given, template)
+    foreign = [f"{name} is {project}'s variable and does nothing here: set {ours}"
+               for name, (project, ours) in sorted(foreign_names(folder).items()) if name in given]
+    return foreign + unknown(values, options, set(internal), role) or spec_problems(options, given, template)
 
 
 def spec_problems(options: dict, given: dict, template) -> list[str]:

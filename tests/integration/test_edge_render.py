@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,26 @@ def test_render_writes_every_host_file_and_manifest_and_is_idempotent(tmp_path):
     assert all("changed=0" in line for line in second.stdout.splitlines() if "ok=" in line)
 
 
+def test_k3s_ansible_escape_hatches_extra_flags_api_port_and_k3s_only(tmp_path):
+    """Extra server/agent flags merged into config.yaml, the API port followed by agents, and
+    K3s only (edge_k3s_stack: false): host files and node labels, no site stack, no proof."""
+    extra = {"edge_k3s_api_port": 6444, "edge_k3s_stack": False,
+             "edge_k3s_server_config": {"kube-apiserver-arg": ["audit-log-maxage=30"], "etcd-snapshot-retention": 10},
+             "edge_k3s_agent_config": {"kubelet-arg": ["max-pods=50"]}}
+    result = run_local("edge.yml", tmp_path, "-e", json.dumps(extra))
+    assert result.returncode == 0, result.stdout[-3000:]
+    site = tmp_path / "edge" / "factory-1"
+    server = yaml.safe_load((site / "hosts/factory1-server-1/etc/rancher/k3s/config.yaml").read_text())
+    assert server["https-listen-port"] == 6444 and server["kube-apiserver-arg"] == ["audit-log-maxage=30"]
+    assert server["etcd-snapshot-retention"] == 10 and "kubelet-arg" not in server
+    agent = yaml.safe_load((site / "hosts/factory1-agent-1/etc/rancher/k3s/config.yaml").read_text())
+    assert agent["server"].endswith(":6444") and agent["kubelet-arg"] == ["max-pods=50"]
+    assert "https-listen-port" not in agent and "kube-apiserver-arg" not in agent
+    kinds = {d["kind"] for d in yaml.safe_load_all((site / "manifests.yaml").read_text())}
+    assert kinds == {"Node"}, kinds
+    assert not (site / "report").exists()
+
+
 def run_local(playbook, tmp_path, *extra):
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
@@ -68,6 +89,17 @@ def run_local(playbook, tmp_path, *extra):
     ('{"edge_k3s_api_endpoint": "https://api.plant.example:6443"}',
      "edge_k3s_api_endpoint 'https://api.plant.example:6443' must be a host name or address without scheme or port"),
     ('{"edge_k3s_flannel_backend": "wireguard"}', "edge_k3s_flannel_backend"),
+    # k3s-ansible's escape hatches: flags the role writes itself are refused naming the variable.
+    ('{"edge_k3s_server_config": {"cluster-cidr": "10.50.0.0/16"}}',
+     "edge_k3s_server_config key 'cluster-cidr' is written by the role; set edge_k3s_cluster_cidr instead"),
+    ('{"edge_k3s_agent_config": {"tls-san": ["x"]}}',
+     "edge_k3s_agent_config key 'tls-san' is written by the role; set edge_k3s_tls_san instead"),
+    ('{"edge_k3s_agent_config": {"kube-apiserver-arg": ["x=1"], "--kubelet-arg": ["y"]}}',
+     "edge_k3s_agent_config key '--kubelet-arg' is not a K3s flag name"),
+    ('{"edge_k3s_api_port": 70000}', "edge_k3s_api_port"),
+    # k3s-ansible's variable names do nothing here: each is named with the role's own.
+    ('{"k3s_version": "v1.31.1+k3s1", "token": "x"}',
+     "k3s_version is k3s-ansible's variable and does nothing here: set edge_k3s_version"),
 ])
 def test_render_rejects_a_bad_plan_before_writing(tmp_path, extra, words):
     result = run_local("edge.yml", tmp_path, "-e", extra)

@@ -30,6 +30,7 @@ from tests import kube_router_model
 from tests.netpol_worlds import world
 from tests.testbed.versions import CLUSTERS
 
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.runner import live_objects
 
@@ -136,22 +137,25 @@ def test_regressions(testbed, dataplane, seed):
     check_world(testbed, dataplane, seed)
 
 
+def two_pods_and_a_policy(namespace: str, names: tuple[str, str], policy: str, spec: dict) -> list[dict]:
+    """A namespace, two bare pods labelled app=<name> answering on 8080/TCP (named http), one policy."""
+    ports = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}] + [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+         "spec": {"containers": [{"name": "c", "image": "x", "ports": ports}]}} for name in names] + [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": {"name": policy, "namespace": namespace}, "spec": spec}]
+
+
 def test_kube_routers_mirrored_rules(testbed, dataplane, namespace_name):
     """The deviation the property test found, on its smallest shape: one policy of both types
     selects web and worker and gives egress to web only. The API isolates web's ingress (no
     ingress rule); kube-router lets worker in, because the policy's egress rule matches the
     packet in web's chain too. netpol_analyze keeps the API's answer; the model has kube-router's."""
     client = testbed.client(CLUSTER)
-    ports = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name}}] + [
-        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace_name,
-                                                          "labels": {"app": name}},
-         "spec": {"containers": [{"name": "c", "image": "x", "ports": ports}]}} for name in ("web", "worker")] + [
-        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-         "metadata": {"name": "egress-to-web", "namespace": namespace_name},
-         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-                  "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]}}]
-    apply_world(client, objects)
+    apply_world(client, two_pods_and_a_policy(namespace_name, ("web", "worker"), "egress-to-web", {
+        "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+        "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]}))
     try:
         dataplane.sync()
         dataplane.settle()
@@ -170,23 +174,15 @@ def test_an_ipblock_holding_pod_addresses_admits_those_pods(testbed, dataplane, 
     address. kube-router lets the packet through; the analyzer's address model says so, its
     identity model does not, and both report the finding."""
     client = testbed.client(CLUSTER)
-    pod_ports = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace_name}}] + [
-        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace_name,
-                                                          "labels": {"app": name}},
-         "spec": {"containers": [{"name": "c", "image": "x", "ports": pod_ports}]}} for name in ("client", "server")] + [
-        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-         "metadata": {"name": "client-egress", "namespace": namespace_name},
-         "spec": {"podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
-                  "egress": [{"to": [{"ipBlock": {"cidr": PODS}}], "ports": [{"port": 8080}]}]}}]
-    apply_world(client, objects)
+    apply_world(client, two_pods_and_a_policy(namespace_name, ("client", "server"), "client-egress", {
+        "podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": PODS}}], "ports": [{"port": 8080}]}]}))
     try:
         dataplane.sync()
         dataplane.settle()
         src, dst = f"{CLUSTER}/{namespace_name}/client", f"{CLUSTER}/{namespace_name}/server"
         assert dataplane.probe([src], [dst]) == {(src, dst, "8080/TCP"): "open"}
         live = live_objects(client, [namespace_name])
-        from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report
         for model, allowed in (("address", True), ("identity", False)):
             analysis = Analysis(live, ipblock_pods=model)
             assert analysis.conn(f"{namespace_name}/client", f"{namespace_name}/server").allows("TCP", 8080) is allowed

@@ -207,3 +207,28 @@ def test_one_node_name_rule_written_into_every_config():
     assert {n["metadata"]["name"] for n in edge.node_objects(spec)} == {"s1", "line-a-1"}
     spec["hosts"][0]["name"] = "Factory1_Server"
     assert any("node name 'Factory1_Server'" in p for p in edge.site_problems(spec))
+
+
+def test_extra_k3s_flags_merge_and_owned_or_server_only_flags_are_refused():
+    from ansible_collections.k8snet.fabric.plugins.module_utils import edge
+    site = {"name": "f", "api_port": 6444, "cluster_cidr": "10.42.0.0/16", "service_cidr": "10.43.0.0/16",
+            "cluster_dns": "10.43.0.10", "hosts": [
+                {"name": "s1", "role": "server", "address": "192.168.1.10", "extra_config": {"etcd-snapshot-retention": 10}},
+                {"name": "a1", "role": "agent", "extra_config": {"kubelet-arg": ["max-pods=50"]}}]}
+    server, agent = edge.k3s_config(site, "s1"), edge.k3s_config(site, "a1")
+    assert server["https-listen-port"] == 6444 and server["etcd-snapshot-retention"] == 10
+    assert agent == {"node-label": ["edge-location=f"], "node-name": "a1", "server": "https://192.168.1.10:6444",
+                     "kubelet-arg": ["max-pods=50"]}
+    site["hosts"][1]["extra_config"] = {"etcd-snapshot-retention": 5, "node-ip": "1.2.3.4"}
+    site["api_port"] = True
+    assert edge.shape_problems(site, "site f") == [
+        "site f: edge_k3s_api_port True must be a port number (1-65535)",
+        "host a1: edge_k3s_agent_config key 'etcd-snapshot-retention' is a server-only flag; `k3s agent` refuses "
+        "to start with it",
+        "host a1: edge_k3s_agent_config key 'node-ip' is written by the role; set edge_k3s_node_ip instead"]
+    site["api_port"] = 6443
+    site["hosts"][1]["extra_config"] = {"cluster-init": True}
+    assert "cluster-init" in edge.shape_problems(site, "site f")[0]
+    site["hosts"][1]["extra_config"] = {"kube-apiserver-arg": ["x=1"], "disable-network-policy": True}
+    assert [p.split("key ")[1].split(" ")[0] for p in edge.shape_problems(site, "site f")] == [
+        "'kube-apiserver-arg'", "'disable-network-policy'"]

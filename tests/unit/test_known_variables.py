@@ -60,3 +60,15 @@ def test_argument_specs_show_the_defaults_the_roles_ship():
             drift = {k: (spec["options"][k].get("default"), v) for k, v in defaults.items()
                      if spec["options"][k].get("default") != v and "{{" not in str(v)}
             assert drift == {}, f"{role} {entry}: argument spec default != defaults/main.yml: {drift}"
+
+
+def test_k3s_ansibles_names_are_refused_naming_the_roles_variable():
+    given = {"k3s_version": "v1.31.1+k3s1", "token": "secret", "extra_server_args": "--x", "unrelated": 1}
+    problems = variables.role_problems(str(REPO / "roles" / "edge_k3s"), "edge_k3s", given, lambda value: value)
+    assert problems[:3] == [
+        "extra_server_args is k3s-ansible's variable and does nothing here: set edge_k3s_server_config",
+        "k3s_version is k3s-ansible's variable and does nothing here: set edge_k3s_version",
+        "token is k3s-ansible's variable and does nothing here: set edge_k3s_token"]
+    assert variables.role_problems(str(REPO / "roles" / "ecommerce_net"), "ecommerce_net",
+                                   {"token": "x", "fabric_mode": "render"}, lambda value: value) == [], \
+        "only the edge role knows k3s-ansible's names"
