@@ -220,7 +220,10 @@ def site_problems(site: dict, sites: list[dict] | None = None, site_names: list 
             if site.get("lan_cidr"):
                 outside = ipplan.contains("edge_k3s_lan_cidr", site["lan_cidr"], key, ranges[key])
                 if outside:
-                    problems.append(f"{where}: {outside} (layer-2 pools must be on the site LAN)")
+                    problems.append(f"{where}: {outside} (layer-2 pools must be on the site LAN; the role's default "
+                                    "pool is for its default LAN, so a site on another LAN sets edge_k3s_metallb_pool "
+                                    "too, or [] for no MetalLB objects - the collection's inventories/examples/ "
+                                    "has sites on their own LANs)")
         if site.get("cluster_dns") and site.get("service_cidr"):
             outside = ipplan.address_in("edge_k3s_cluster_dns", site["cluster_dns"],
                                         "edge_k3s_service_cidr", site["service_cidr"])

@@ -97,6 +97,9 @@ def run_local(playbook, tmp_path, *extra):
     ('{"edge_k3s_agent_config": {"kube-apiserver-arg": ["x=1"], "--kubelet-arg": ["y"]}}',
      "edge_k3s_agent_config key '--kubelet-arg' is not a K3s flag name"),
     ('{"edge_k3s_api_port": 70000}', "edge_k3s_api_port"),
+    # Another LAN with the default pool: the message says the pool is a default to set too.
+    ('{"edge_k3s_lan_cidr": "10.10.0.0/24"}',
+     "the role's default pool is for its default LAN, so a site on another LAN sets edge_k3s_metallb_pool too"),
     # k3s-ansible's variable names do nothing here: each is named with the role's own.
     ('{"k3s_version": "v1.31.1+k3s1", "token": "x"}',
      "k3s_version is k3s-ansible's variable and does nothing here: set edge_k3s_version"),
