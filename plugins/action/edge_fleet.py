@@ -79,7 +79,11 @@ class ActionModule(ActionBase):
             result["diff"] = [{"before_header": p, "after_header": p, "before": written[p]["before"] or "",
                                "after": written[p]["after"]} for p in changed]
         result.update(changed=bool(changed), sites=len(sites), hosts=len(hosts), files=len(files),
-                      schema_checked=self._schema_checked, promtool=self._promtool, written=sorted(changed))
+                      schema_checked=self._schema_checked, promtool=self._promtool, written=sorted(changed),
+                      # Each site's proof, shaped as netpol_analyze's results (proof_summary reads them).
+                      proofs=[{"site": site["spec"]["name"], "findings": site["findings"],
+                               "report": os.path.join(site["dir"], "report")}
+                              for site in sites.values() if "findings" in site])
         if self._promtool is None and sites:  # as the per-host path's ecosystem_check warns
             result["warnings"] = ["promtool is not installed (not on PATH; set fabric_promtool): the sites' alert "
                                   "rules were not checked by it"]
@@ -179,6 +183,7 @@ class ActionModule(ActionBase):
             # The proof: the LAN reaches the processor's ingest port and nothing else.
             proof = netpol.analyse(site["objects"], ["txt"], site["expect"])
             site["report"] = proof["reports"]["txt"]
+            site["findings"] = proof["findings"]
             problems += [f"{name}: network policy expectation violated: {v}" for v in proof["violations"]]
         return problems
 

@@ -63,6 +63,14 @@ written:
   returned: always
   type: list
   elements: str
+proofs:
+  description:
+    - Each site's reachability proof - C(site), C(findings) (as netpol_analyze returns them) and
+      C(report) (its folder); sites with C(edge_k3s_stack=false) have none. The filter
+      k8snet.fabric.proof_summary reads this list.
+  returned: always
+  type: list
+  elements: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

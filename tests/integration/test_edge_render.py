@@ -43,6 +43,8 @@ def test_render_writes_every_host_file_and_manifest_and_is_idempotent(tmp_path):
     assert next(d for d in docs if d["kind"] == "Secret")["stringData"] == {"token": "<redacted>"}
     text = " ".join(first.stdout.split())
     assert "1 sites and 4 hosts checked; 14 files" in text and "manifests schema-checked offline" in text, text[-2000:]
+    # The closing line says where the output went and what the proof found (issue 25, item 15).
+    assert f"output under {build}/edge/<site>/; proofs: 5 finding(s)" in text, text[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build"], "nothing outside the build folder"
 
     second = run_edge(build)

@@ -43,6 +43,9 @@ def get(testbed, path):
 def test_converge_idempotence_check_mode_and_prune(testbed, tmp_path, namespace_name):
     first = run_role(tmp_path, mesh_vars(namespace_name))
     assert first.returncode == 0, first.stdout[-4000:]
+    # The closing line names the output folder and what istioctl analyze found (on PATH here).
+    closing = " ".join(first.stdout.split())
+    assert "output under" in closing and "istioctl analyze: 0 finding(s)" in closing, closing[-2000:]
     vs = get(testbed, f"/apis/networking.istio.io/v1/namespaces/{namespace_name}/virtualservices/api")
     assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [90, 10]
     assert vs["spec"]["gateways"] == ["mesh", f"istio-system/gw-{namespace_name}"]
