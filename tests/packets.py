@@ -44,7 +44,8 @@ def conn_allows(conn: str, protocol: str, port: int) -> bool:
 
 
 def _in_range(label: str, address: str) -> bool:
-    first, sep, last = label.partition("-")
+    """``first-last``, or ``first-last (name)`` where the role named the range."""
+    first, sep, last = label.split(" (", 1)[0].partition("-")
     try:
         low, high = ipaddress.ip_address(first), ipaddress.ip_address(last if sep else first)
         return low.version == ipaddress.ip_address(address).version and low <= ipaddress.ip_address(address) <= high

@@ -181,7 +181,7 @@ class ActionModule(ActionBase):
             if not edge.has_stack(site["spec"]):
                 continue  # K3s only: no stack, no proof
             # The proof: the LAN reaches the processor's ingest port and nothing else.
-            proof = netpol.analyse(site["objects"], ["txt"], site["expect"])
+            proof = netpol.analyse(site["objects"], ["txt"], site["expect"], range_names=edge.range_names(site["spec"]))
             site["report"] = proof["reports"]["txt"]
             site["findings"] = proof["findings"]
             problems += [f"{name}: network policy expectation violated: {v}" for v in proof["violations"]]

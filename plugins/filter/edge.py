@@ -46,6 +46,10 @@ def edge_site_expectations(site):
     return edge.expectations(_site(site, "edge_site_expectations"))
 
 
+def edge_site_range_names(site):
+    return edge.range_names(_site(site, "edge_site_range_names"))
+
+
 def edge_k3s_kubeconfig(text, site):
     return edge.site_kubeconfig(text, _site(site, "edge_k3s_kubeconfig"))
 
@@ -54,4 +58,5 @@ class FilterModule:
     def filters(self):
         return {"edge_k3s_problems": edge_k3s_problems, "edge_k3s_config": edge_k3s_config,
                 "edge_k3s_registries": edge_k3s_registries, "edge_site_objects": edge_site_objects,
-                "edge_k3s_kubeconfig": edge_k3s_kubeconfig, "edge_site_expectations": edge_site_expectations}
+                "edge_k3s_kubeconfig": edge_k3s_kubeconfig, "edge_site_expectations": edge_site_expectations,
+                "edge_site_range_names": edge_site_range_names}

@@ -215,7 +215,13 @@ def plan(spec: dict) -> dict:
     return {"problems": [], "policy_config": policy_config(spec), "objects": objects(spec),
             "connection": fabric_clusters.connection(spec, "ecommerce_net"),
             "stand_ins": stand_ins(spec), "expect": expectations(spec), "proof_namespaces": proof_namespaces(spec),
-            "warnings": workload_warnings(spec)}
+            "range_names": range_names(spec), "warnings": workload_warnings(spec)}
+
+
+def range_names(spec: dict) -> list[dict]:
+    """The peers given as address ranges, by their names (``internet``), for the reports."""
+    return [{"name": name, "cidr": peer["cidr"], "except": list(peer.get("except") or [])}
+            for name, peer in sorted((spec.get("peers") or {}).items()) if isinstance(peer, dict) and peer.get("cidr")]
 
 
 def _probe_address(where: str, peer: dict) -> str:

@@ -736,6 +736,12 @@ def monitoring_objects(site: dict) -> list[dict]:
 OUTSIDE_ADDRESS = "198.51.100.10"  # TEST-NET-2: an address on no site's LAN
 
 
+def range_names(site: dict) -> list[dict]:
+    """The site's ranges by what they are, for its report: the LAN and the sensors' ranges."""
+    out = [{"name": f"{site['name']} LAN", "cidr": site["lan_cidr"]}]
+    return out + [{"name": "sensors", "cidr": cidr} for cidr in site.get("sensor_cidrs") or [] if cidr != site["lan_cidr"]]
+
+
 def expectations(site: dict) -> list[dict]:
     """What the site's proof asserts: a sensor on the LAN reaches the processor's ingest port
     and nothing else; an address off the LAN reaches nothing."""

@@ -412,4 +412,5 @@ def plan(spec: dict, probed: dict | None = None) -> dict:
             "namespaces": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
                            for ns in sorted({a["namespace"] for a in spec.get("apps") or [] if a.get("create_namespace")})],
             "services": load_balancers(spec),
-            "policy_config": policy_config(spec), "workloads": workloads(spec), "expect": expectations(spec)}
+            "policy_config": policy_config(spec), "workloads": workloads(spec), "expect": expectations(spec),
+            "range_names": [{"name": loc["name"], "cidr": cidr} for loc in spec["locations"] for cidr in loc["cidrs"]]}

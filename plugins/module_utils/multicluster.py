@@ -508,7 +508,18 @@ def proofs(spec: dict) -> dict:
     out = {}
     for cluster in spec["clusters"]:
         services = [svc for svc in spec.get("services") or [] if cluster["name"] in runs_in(svc, spec)]
-        out[cluster["name"]] = {"workloads": workloads(services), "expect": expectations(spec, services)}
+        out[cluster["name"]] = {"workloads": workloads(services), "expect": expectations(spec, services),
+                                "range_names": range_names(spec, cluster["name"])}
+    return out
+
+
+def range_names(spec: dict, here: str) -> list[dict]:
+    """For one cluster's report: the other clusters' pod ranges and the LoadBalancer's clients."""
+    out = [{"name": f"{c['name']} pods", "cidr": cidr} for c in spec["clusters"] if c["name"] != here
+           for cidr in c.get("pod_cidrs") or []]
+    lb = spec.get("lb") or {}
+    if lb.get("enabled"):
+        out += [{"name": "LoadBalancer clients", "cidr": cidr} for cidr in lb.get("clients") or []]
     return out
 
 

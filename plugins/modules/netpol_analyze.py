@@ -72,6 +72,22 @@ options:
     type: str
     choices: [address, identity]
     default: address
+  range_names:
+    description:
+      - What address ranges are to the reader (C(internet), an on-prem location, another cluster's
+        pods). A reported range inside one is labelled C(first-last (name)) - the most specific
+        name wins - and adjacent ranges of different names are never merged.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name: {description: The range's name in reports., type: str, required: true}
+      cidr: {description: The range., type: str, required: true}
+      except: {description: Parts of the range the name does not cover., type: list, elements: str, default: []}
+  title:
+    description: The HTML report's title (scenario and cluster, for instance).
+    type: str
+    default: ""
   pod_cidrs:
     description:
       - The clusters' pod ranges. An ipBlock that shares addresses with one gets an
@@ -227,6 +243,10 @@ def main() -> None:
             host_network=dict(type="str", choices=["exclude", "include"], default="exclude"),
             ipblock_pods=dict(type="str", choices=["address", "identity"], default="address"),
             pod_cidrs=dict(type="list", elements="str", default=[]),
+            range_names=dict(type="list", elements="dict", default=[], options=dict(
+                name=dict(type="str", required=True), cidr=dict(type="str", required=True),
+                **{"except": dict(type="list", elements="str", default=[])})),
+            title=dict(type="str", default=""),
             output_format=dict(type="list", elements="str", default=["txt"],
                                choices=["txt", "json", "csv", "md", "dot", "mermaid", "html"]),
             dest=dict(type="path"),
@@ -254,7 +274,8 @@ def main() -> None:
         result = runner.analyse(objects, params["output_format"], params["expect"] or [],
                                 None if module.check_mode else params["dest"],
                                 include_host_network=params["host_network"] == "include", detail=params["detail"],
-                                ipblock_pods=params["ipblock_pods"], pod_cidrs=params["pod_cidrs"])
+                                ipblock_pods=params["ipblock_pods"], pod_cidrs=params["pod_cidrs"],
+                                range_names=params["range_names"], title=params["title"])
         result["stand_ins_used"] = stand_ins_used
     except FabricError as exc:
         module.fail_json(msg=str(exc))

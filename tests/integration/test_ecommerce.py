@@ -67,9 +67,16 @@ def test_render_mode_writes_validates_and_proves(tmp_path):
     assert "ecommerce-prod/frontend[Pod] => ecommerce-prod/api[Pod] : TCP 8080" in lines
     assert "envoy-gateway-system/gateway[Pod] => ecommerce-prod/frontend[Pod] : TCP 80" in lines
     assert "monitoring/monitoring[Pod] => ecommerce-prod/api[Pod] : TCP 9090" in lines
-    assert "0.0.0.0-9.255.255.255 => ecommerce-prod/frontend[Pod] : TCP 80" in lines
+    assert "0.0.0.0-9.255.255.255 (internet) => ecommerce-prod/frontend[Pod] : TCP 80" in lines
     assert not any("ecommerce-prod" in l and "ecommerce-staging" in l for l in lines), "environments never meet"
-    assert (out / "report" / "connlist.html").read_text().startswith("<!doctype html>")
+    page = (out / "report" / "connlist.html").read_text()
+    assert page.startswith("<!doctype html>")
+    # The page says what it is about and which expectations it proved (issue 25, item 17).
+    assert "<title>Network policy connectivity - ecommerce - us-east</title>" in page
+    proved = re.search(r"<h2>Expectations \((\d+) of (\d+) held\)</h2>", page)
+    assert proved and proved.group(1) == proved.group(2) and int(proved.group(1)) > 80, page[:2000]
+    assert ("held: 0.0.0.1 reaches pods app=frontend in namespace ecommerce-prod TCP 80 (declared flow internet "
+            "-&gt; frontend on 80)") in page
     held = re.search(r"(\d+) expectations hold over \d+ allowed connections \(plan stand-ins for ",
                      " ".join(result.stdout.split()))
     assert held and int(held.group(1)) > 80, result.stdout[-2000:]

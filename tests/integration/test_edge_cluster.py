@@ -120,7 +120,7 @@ def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_clust
     # The proof ran (a violated expectation would have failed the run above).
     # The proof ran and wrote its report (a violated expectation would have failed the run).
     report = tmp_path / "build" / "edge" / "factory-1" / "report" / "connlist.txt"
-    assert "192.168.1.0-192.168.1.255 => edge-processing/edge-processor[Deployment] : TCP 8080" in report.read_text()
+    assert "192.168.1.0-192.168.1.255 (factory-1 LAN) => edge-processing/edge-processor[Deployment] : TCP 8080" in report.read_text()
     # On real packets: a sensor on the factory LAN reaches the processors' ingest port, a host off
     # the LAN does not, and every probe equals the report.
     dataplane.add_outside("sensor", "192.168.1.50")

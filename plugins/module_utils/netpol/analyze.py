@@ -120,17 +120,21 @@ class Analysis:
     """The connectivity of one set of namespaces, workloads and policies."""
 
     def __init__(self, objects: list[dict], strict_named_ports: bool = True, include_host_network: bool = False,
-                 ipblock_pods: str = "address", pod_cidrs: tuple = ()):
+                 ipblock_pods: str = "address", pod_cidrs: tuple = (), range_names: tuple = ()):
         """``include_host_network`` analyses hostNetwork pods as ordinary pods (as np-guard's
         netpol-analyzer does); by default they are left out and reported, since policies do not
         apply to them. ``ipblock_pods``: whether an ipBlock admits the pods whose addresses it
         holds (``address``) or only addresses outside the cluster (``identity``). ``pod_cidrs``:
-        the clusters' pod ranges, so findings can name ipBlocks that cover pods not yet running."""
+        the clusters' pod ranges, so findings can name ipBlocks that cover pods not yet running.
+        ``range_names``: ({name, cidr, except}, ...) - what the address ranges are to the reader
+        (``internet``, a location, another cluster's pods); a reported range inside one is
+        labelled ``first-last (name)``, the most specific name winning."""
         if ipblock_pods not in IPBLOCK_MODELS:
             raise ValidationError(f"ipblock_pods: {ipblock_pods!r} is not one of {', '.join(IPBLOCK_MODELS)}")
         self.strict = strict_named_ports
         self.ipblock_pods = ipblock_pods
         self.pod_cidrs = tuple(pod_cidrs or ())
+        self.range_names = [_named_range(index, entry) for index, entry in enumerate(range_names or ())]
         self.namespaces: dict[str, dict] = {}
         self.workloads: list[Workload] = []
         self.policies: list[Policy] = []
@@ -321,6 +325,9 @@ class Analysis:
                         for cidr in [block["cidr"]] + list(block.get("except") or []):
                             net = ipaddress.ip_network(cidr, strict=False)
                             cuts[net.version] |= {int(net.network_address), int(net.broadcast_address) + 1}
+        for _name, (version, lo, hi), excepts in self.range_names:  # a name ends where its range does
+            if cuts[version]:  # IPv6 only where the policies use it
+                cuts[version] |= {lo, hi + 1} | {edge for _v, e_lo, e_hi in excepts for edge in (e_lo, e_hi + 1)}
         if cuts[6]:
             cuts[6] |= {0, 2 ** 128}
         out = []
@@ -328,6 +335,18 @@ class Analysis:
             ordered = sorted(points)
             out += [(version, lo, hi - 1) for lo, hi in zip(ordered, ordered[1:])]
         return out
+
+    def range_name(self, version: int, lo: int, hi: int) -> str:
+        """The most specific name whose range (less its excepts) holds the whole segment, or ''."""
+        best = None
+        for name, (n_version, n_lo, n_hi), excepts in self.range_names:
+            if n_version != version or not (n_lo <= lo and hi <= n_hi):
+                continue
+            if any(e_lo <= hi and lo <= e_hi for _v, e_lo, e_hi in excepts if _v == version):
+                continue
+            if best is None or n_hi - n_lo < best[0]:
+                best = (n_hi - n_lo, name)
+        return best[1] if best else ""
 
     @staticmethod
     def _in_block(segment: tuple, blocks: list) -> bool:
@@ -402,6 +421,17 @@ def _address(ref: str) -> tuple[int, int, int] | None:
     except ValueError:
         return None
     return address.version, int(address), int(address)
+
+
+def _named_range(index: int, entry) -> tuple:
+    """A range_names entry as (name, (version, first, last), [excepts as such triples])."""
+    if not isinstance(entry, dict) or not entry.get("name") or not entry.get("cidr"):
+        raise ValidationError(f"range_names[{index}]: {entry!r} needs a name and a cidr")
+    try:
+        return (str(entry["name"]), _address_range(str(entry["cidr"])),
+                [_address_range(str(e)) for e in entry.get("except") or []])
+    except ValueError as exc:
+        raise ValidationError(f"range_names[{index}] ({entry.get('name')}): {exc}") from exc
 
 
 def block_of(ip_block: dict) -> tuple:

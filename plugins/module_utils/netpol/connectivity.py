@@ -137,7 +137,7 @@ class Connectivity:
         key = ("ranges", isolated, tuple(map(id, rules)), _ports_key(named_ports))
         if key not in self._rule_cache:
             conns = [self.a.external(rules, isolated, segment, named_ports) for segment in segments]
-            self._rule_cache[key] = merge_segments(segments, conns)
+            self._rule_cache[key] = merge_segments(segments, conns, self.a.range_name)
         return self._rule_cache[key]
 
     # -- rows in output order -----------------------------------------------------------
@@ -255,16 +255,21 @@ def _ports_key(named_ports: dict) -> tuple:
     return tuple(sorted(named_ports.items()))
 
 
-def merge_segments(segments: list, conns: list) -> list[tuple[str, ConnSet]]:
-    """Adjacent address ranges with equal connections become one ``start-end`` range."""
+def merge_segments(segments: list, conns: list, name_of=None) -> list[tuple[str, ConnSet]]:
+    """Adjacent address ranges with equal connections (and equal names, with ``name_of``)
+    become one ``start-end`` range, labelled ``start-end (name)`` when it has a name."""
+    def name(version, lo, hi):
+        return name_of(version, lo, hi) if name_of else ""
     out, current = [], None
     for (version, lo, hi), conn in zip(segments, conns):
-        if current and current[0] == version and current[2] + 1 == lo and current[3] == conn:
-            current = (version, current[1], hi, conn)
+        if current and current[0] == version and current[2] + 1 == lo and current[3] == conn \
+                and current[4] == name(version, lo, hi):
+            current = (version, current[1], hi, conn, current[4])
             continue
         if current and current[3]:
             out.append(current)
-        current = (version, lo, hi, conn)
+        current = (version, lo, hi, conn, name(version, lo, hi))
     if current and current[3]:
         out.append(current)
-    return [(f"{ipaddress.ip_address(lo)}-{ipaddress.ip_address(hi)}", conn) for _unused, lo, hi, conn in out]
+    return [(f"{ipaddress.ip_address(lo)}-{ipaddress.ip_address(hi)}" + (f" ({label})" if label else ""), conn)
+            for _unused, lo, hi, conn, label in out]

@@ -32,9 +32,11 @@ def rows(connections) -> list[dict]:
     return [{"src": s, "dst": d, "conn": str(c)} for s, d, c in connections]
 
 
-def render(data: list[dict], fmt: str, findings: list[dict] | None = None) -> str:
+def render(data: list[dict], fmt: str, findings: list[dict] | None = None, title: str = "",
+           expect: list[dict] | None = None, violations: list[str] | None = None) -> str:
     """A report of connection rows ({src, dst, conn}) or of grouped rows (with ``pairs``: the
-    number of workload pairs a row stands for)."""
+    number of workload pairs a row stands for). The HTML page also carries ``title`` and the
+    expectations with their outcome."""
     grouped = bool(data) and "pairs" in data[0]
     if fmt in LINE_FORMATS:
         prefix_of, piece_of = LINE_FORMATS[fmt]
@@ -50,7 +52,7 @@ def render(data: list[dict], fmt: str, findings: list[dict] | None = None) -> st
     if fmt == "mermaid":
         return _mermaid(data)
     if fmt == "html":
-        return _html(data, findings or [])
+        return _html(data, findings or [], title, expect or [], violations or [])
     raise ValueError(f"output_format {fmt!r} is not one of {', '.join(FORMATS)}")
 
 
@@ -126,9 +128,23 @@ def _svg(data, names) -> str:
     return "".join(parts) + "</svg>"
 
 
-def _html(data, findings) -> str:
-    """One self-contained page: a src x dst matrix, a graph, the findings, the list. No external assets."""
+def _expectation_text(exp: dict) -> str:
+    port = f" {str(exp.get('protocol') or 'TCP').upper()} {exp['port']}" if exp.get("port") else ""
+    verb = "reaches" if exp.get("allowed", True) else "does not reach"
+    return f"{_show(exp.get('src'))} {verb} {_show(exp.get('dst'))}{port}" + (f" ({exp['why']})" if exp.get("why") else "")
+
+
+def _html(data, findings, title: str = "", expect=(), violations=()) -> str:
+    """One self-contained page: a title, the expectations and how they came out, a src x dst
+    matrix, a graph, the findings, the list. No external assets."""
     names, _unused = _nodes(data)
+    heading = "Network policy connectivity" + (f" - {title}" if title else "")
+    failed = {int(v.split("]", 1)[0].split("[", 1)[1]) for v in violations if v.startswith("expect[")}
+    expectations = "".join(
+        f"<li class=\"{'violated' if i in failed else 'held'}\">{'VIOLATED' if i in failed else 'held'}: "
+        f"{html.escape(_expectation_text(exp))}</li>" for i, exp in enumerate(expect)) or "<li>none given</li>"
+    # Rotated column headers need room above the table: as much as the longest name takes at 60 degrees.
+    header_rem = min(40.0, 2 + 0.45 * 0.87 * max((len(n) for n in names), default=0))
     cell = {(r["src"], r["dst"]): r["conn"] for r in data}
     head = "".join(f'<th class="v"><div>{html.escape(n)}</div></th>' for n in names)
     body = []
@@ -145,16 +161,19 @@ def _html(data, findings) -> str:
     listing = "".join(f"<tr><td>{html.escape(r['src'])}</td><td>{html.escape(r['dst'])}</td>"
                       f"<td>{html.escape(r['conn'])}</td></tr>" for r in data)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Network policy connectivity</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}}
 h1{{font-size:1.3rem}} table{{border-collapse:collapse;font-size:.8rem}}
 td,th{{border:1px solid #ccc;padding:.25rem .4rem;text-align:left}}
-th.v{{height:11rem;white-space:nowrap;vertical-align:bottom}} th.v div{{transform:rotate(-60deg);width:1.5rem}}
+th.v{{height:{header_rem:.1f}rem;white-space:nowrap;vertical-align:bottom}}
+th.v div{{transform:rotate(-60deg);transform-origin:bottom left;width:1.5rem}}
+li.violated{{color:#a00;font-weight:bold}}
 td.all{{background:#f8d7da}} td.some{{background:#fff3cd}} td.none{{background:#e8f5e9}} td.self{{background:#eee}}
 .legend span{{display:inline-block;padding:.1rem .5rem;margin-right:.5rem;border:1px solid #ccc}}
 </style></head><body>
-<h1>Network policy connectivity</h1>
+<h1>{html.escape(heading)}</h1>
+<h2>Expectations ({len(expect) - len(failed)} of {len(expect)} held)</h2><ul>{expectations}</ul>
 <p class="legend"><span class="all" style="background:#f8d7da">all connections</span>
 <span style="background:#fff3cd">some ports</span><span style="background:#e8f5e9">denied</span></p>
 <h2>Matrix (row = source, column = destination)</h2>

@@ -72,7 +72,7 @@ def with_stand_ins(objects: list[dict], stand_ins: list[dict]) -> tuple[list[dic
 
 def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: str | None = None,
             include_host_network: bool = False, detail: str = "auto", ipblock_pods: str = "address",
-            pod_cidrs: tuple = ()) -> dict:
+            pod_cidrs: tuple = (), range_names: tuple = (), title: str = "") -> dict:
     """Analyse, check the expectations, report. ``detail``: ``full`` lists every allowed
     connection, ``grouped`` folds them to namespace pairs, ``auto`` lists up to FULL_LIST_LIMIT
     lines and groups above that."""
@@ -89,7 +89,7 @@ def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: s
     relevant = [o for o in objects if isinstance(o, dict) and o.get("kind") in RELEVANT]
     try:
         analysis = Analysis(relevant, include_host_network=include_host_network, ipblock_pods=ipblock_pods,
-                            pod_cidrs=pod_cidrs)
+                            pod_cidrs=pod_cidrs, range_names=range_names)
         connectivity = analysis.connectivity()
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationError(f"objects: cannot analyse ({type(exc).__name__}: {exc})") from exc
@@ -110,7 +110,7 @@ def analyse(objects: list[dict], formats: list[str], expect: list[dict], dest: s
         if listed and fmt in LINE_FORMATS:
             connectivity.write(handle, fmt)
         else:
-            handle.write(report.render(data, fmt, found))
+            handle.write(report.render(data, fmt, found, title=title, expect=expect or [], violations=violations))
     result = {
         "groups": groups,
         "findings": found,

@@ -1,4 +1,5 @@
-"""Pod addresses inside ipBlocks: the address model (default) and the identity model."""
+"""Address ranges in the analysis: pods inside ipBlocks (address and identity models), ranges named
+for the reader, and the HTML page that says what it proved."""
 
 from __future__ import annotations
 
@@ -71,3 +72,37 @@ def test_bad_options_are_refused_naming_them():
         Analysis([], ipblock_pods="both")
     with pytest.raises(ValidationError, match=r"pod_cidrs\[1\]: '10.0.0.1/8'"):
         runner.analyse([], [], [], pod_cidrs=("10.0.0.0/8", "10.0.0.1/8"))
+
+
+def test_ranges_are_named_by_the_most_specific_name_and_never_merged_across_names():
+    web = {"kind": "Pod", "metadata": {"name": "web", "namespace": "a", "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "c"}]}}
+    policy = {"kind": "NetworkPolicy", "metadata": {"name": "p", "namespace": "a"}, "spec": {
+        "podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}],
+                                        "ports": [{"port": 80}]}, {"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
+                                                                   "ports": [{"port": 80}]}]}}
+    names = ({"name": "internet", "cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}, {"name": "private", "cidr": "10.0.0.0/8"},
+             {"name": "eu-west pods", "cidr": "10.4.0.0/14"})
+    rows = [(s, str(c)) for s, d, c in Analysis([web, policy], range_names=names).connections() if d == "a/web[Pod]"]
+    assert rows == [("0.0.0.0-9.255.255.255 (internet)", "TCP 80"), ("10.0.0.0-10.3.255.255 (private)", "TCP 80"),
+                    ("10.4.0.0-10.7.255.255 (eu-west pods)", "TCP 80"), ("10.8.0.0-10.255.255.255 (private)", "TCP 80"),
+                    ("11.0.0.0-255.255.255.255 (internet)", "TCP 80")]
+    # Without names the same connections merge into one range.
+    assert [(s, str(c)) for s, d, c in Analysis([web, policy]).connections() if d == "a/web[Pod]"] == [
+        ("0.0.0.0-255.255.255.255", "TCP 80")]
+    with pytest.raises(ValidationError, match=r"range_names\[0\]"):
+        Analysis([web], range_names=({"name": "x"},))
+
+
+def test_the_html_page_has_a_title_the_expectations_and_room_for_long_headers():
+    rows = [{"src": "fd00:10::-fd00:10:0:ff:ffff:ffff:ffff:ffff (eu-west pods)", "dst": "a/web[Pod]", "conn": "TCP 80"}]
+    expect = [{"src": "10.4.0.1", "dst": "a/web", "port": 80, "allowed": True},
+              {"src": "10.0.0.1", "dst": "a/web", "port": 80, "allowed": False, "why": "us-east stays out"}]
+    page = report.render(rows, "html", [], title="multicluster - eu-west", expect=expect,
+                         violations=["expect[1] (us-east stays out): ..."])
+    assert "<title>Network policy connectivity - multicluster - eu-west</title>" in page
+    assert "<h2>Expectations (1 of 2 held)</h2>" in page
+    assert '<li class="held">held: 10.4.0.1 reaches a/web TCP 80</li>' in page
+    assert '<li class="violated">VIOLATED: 10.0.0.1 does not reach a/web TCP 80 (us-east stays out)</li>' in page
+    height = float(page.split("th.v{height:")[1].split("rem")[0])
+    assert height > 20, "a 58-character IPv6 header needs more than the old 11rem"
