@@ -255,6 +255,7 @@ def site_problems(site: dict, sites: list[dict] | None = None, site_names: list 
         problems.append(f"{where}: no host of the site is in edge_servers")
     seen = {}
     for host in hosts:
+        problems += _lan_problems(site, host)
         node = node_name(host)
         if not NODE_NAME.match(str(node)) or len(str(node)) > 253:
             problems.append(f"host {host['name']}: node name {node!r} (edge_k3s_node_name, else the inventory name) "
@@ -289,6 +290,23 @@ def site_problems(site: dict, sites: list[dict] | None = None, site_names: list 
         except ValidationError:
             pass  # reported for the site that owns the bad value
     return problems
+
+
+def _lan_problems(site: dict, host: dict) -> list[str]:
+    """A node's LAN address (edge_k3s_node_ip, else ansible_host when it is an address) must lie
+    on the site LAN: MetalLB answers for the pool there and the sensors reach the nodes there."""
+    import ipaddress
+
+    which = "edge_k3s_node_ip" if host.get("node_ip") else "ansible_host"
+    value = host.get("node_ip") or host.get("address")
+    try:
+        address, lan = ipaddress.ip_address(str(value)), ipaddress.ip_network(str(site.get("lan_cidr")), strict=False)
+    except ValueError:
+        return []  # a host name, or a LAN the range checks report
+    if address.version != lan.version or address in lan:
+        return []
+    hint = "" if host.get("node_ip") else " (when Ansible reaches the host by another address, set edge_k3s_node_ip to its LAN address)"
+    return [f"host {host.get('name')}: {which} {address} is not inside edge_k3s_lan_cidr ({lan}){hint}"]
 
 
 def _hint(name, known) -> str:

@@ -91,6 +91,10 @@ def run_local(playbook, tmp_path, *extra):
     ('{"edge_k3s_api_endpoint": "https://api.plant.example:6443"}',
      "edge_k3s_api_endpoint 'https://api.plant.example:6443' must be a host name or address without scheme or port"),
     ('{"edge_k3s_flannel_backend": "wireguard"}', "edge_k3s_flannel_backend"),
+    # A node off the site LAN (issue 25, item 8): MetalLB and the sensors could not reach it.
+    ('{"edge_k3s_lan_cidr": "192.168.5.0/24", "edge_k3s_metallb_pool": []}',
+     "host factory1-server-1: ansible_host 192.168.1.10 is not inside edge_k3s_lan_cidr (192.168.5.0/24) (when "
+     "Ansible reaches the host by another address, set edge_k3s_node_ip to its LAN address)"),
     # k3s-ansible's escape hatches: flags the role writes itself are refused naming the variable.
     ('{"edge_k3s_server_config": {"cluster-cidr": "10.50.0.0/16"}}',
      "edge_k3s_server_config key 'cluster-cidr' is written by the role; set edge_k3s_cluster_cidr instead"),

@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         vars_ = hosts.inventory_vars(facts, sys.executable)
         artifacts = hosts.write_artifacts(hosts.run_dir / "artifacts")
         addons = hosts.write_addons(hosts.run_dir / "addons")
-        for name, host in vars_.items():
-            host.update({"edge_k3s_host_part": True, "edge_k3s_manage_service": False,
+        for index, (name, host) in enumerate(vars_.items()):
+            # Ansible reaches the test hosts on loopback; on the site they sit on the testbed
+            # inventory's LAN (192.168.1.0/24), which K3s is told with node-ip.
+            host.update({"edge_k3s_node_ip": f"192.168.1.{100 + index}", "edge_k3s_host_part": True,
+                         "edge_k3s_manage_service": False,
                          "edge_k3s_node_name": name, "edge_k3s_min_free_gb": 0,
                          "edge_k3s_artifacts_dir": str(artifacts), "edge_k3s_addons_dir": str(addons)})
         inventory.write_text(yaml.safe_dump({"all": {"hosts": vars_}}))
