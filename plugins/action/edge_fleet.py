@@ -159,8 +159,8 @@ class ActionModule(ActionBase):
             if not set(self._members(group)) & self._site_entries:
                 problems.append(f"site {spec['name']} ({name}) has no host in both {CLUSTERS} and {group}: without it "
                                 "the site's cluster objects are never rendered or converged; add one (the collection's "
-                                "inventories/local/hosts.yml shows the shape: "
-                                "edge-factory-1)")
+                                "inventories/examples/factories/hosts.yml shows two sites with theirs: "
+                                "edge-factory-1, edge-factory-2)")
         if problems:
             return problems
         for name, site in sites.items():

@@ -349,4 +349,5 @@ def test_an_edge_site_without_its_cluster_entry_is_refused(tmp_path):
     output = " ".join(result.stdout.split())
     assert result.returncode != 0, output[-1500:]
     assert "site factory-2 (factory2-server-1) has no host in both edge_clusters and edge_factory_2" in output, output[-2000:]
+    assert "inventories/examples/factories/hosts.yml shows two sites with theirs" in output, output[-2000:]
     assert not build.exists()
