@@ -353,8 +353,8 @@ def test_each_location_reaches_its_applications_on_packets(testbed, dataplane, t
     assert result.returncode == 0, result.stdout[-4000:]
     client = testbed.client(CLUSTER)
     client.request("POST", f"/api/v1/namespaces/{namespace_name}/pods", body={
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hybrid-app", "namespace": namespace_name,
-                                                          "labels": {"app": "hybrid-app"}},
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "hybrid-app", "namespace": namespace_name, "labels": {"app": "hybrid-app"}},
         "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1",
                                  "ports": [{"containerPort": 8443}, {"containerPort": 9443}]}]}})
     wait_for(lambda: (client.request("GET", f"/api/v1/namespaces/{namespace_name}/pods/hybrid-app")

@@ -35,15 +35,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from . import build
 from .versions import CLUSTERS, KUBE_ROUTER_USER
 
-HERE = Path(__file__).resolve().parent
 LINK_GATEWAY = "169.254.1.1"  # the next hop every pod and outside namespace uses
 NODE_PEER = "169.254.1.2"  # the fabric's next hop toward a node namespace
 SYSCTLS = ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
@@ -217,8 +214,8 @@ class DataPlane:
                 host, port = servers[cluster].rsplit("//", 1)[1].rsplit(":", 1)
                 self._ask({"op": "relay", "key": endpoint.name, "netns": endpoint.netns,
                            "listen": [host, int(port)], "target": [host, int(port)]})
-                self.enforcers[node.name] = self._start_enforcer(kube_router, cluster, node.name, endpoint,
-                                                               kubeconfigs[cluster])
+                self.enforcers[node.name] = self._start_enforcer(
+                    kube_router, cluster, node.name, endpoint, kubeconfigs[cluster])
                 self._save()
             self._wait(self._enforcers_ready, "kube-router's first sync on every node", 60)
             plane_at = time.monotonic()
@@ -435,8 +432,3 @@ def _wait_gone(pid: int, timeout: float = 15) -> None:
         if time.monotonic() > deadline:
             raise DataPlaneError(f"pid {pid} did not exit after SIGKILL")
         time.sleep(0.01)
-
-
-def kubeconfig_user_rbac() -> list[dict]:
-    """The read-only ClusterRole kube-router's firewall needs, bound to its user."""
-    return yaml.safe_load((HERE / "rbac" / "kube-router.yaml").read_text())["items"]
