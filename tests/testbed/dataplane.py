@@ -93,6 +93,7 @@ class DataPlane:
         self.fabric: Endpoint | None = None
         self.enforcers: dict[str, int] = {}  # node name -> kube-router pid
         self.agent: subprocess.Popen | None = None
+        self._children: dict[int, subprocess.Popen] = {}  # started here: reaped when stopped
         self._agent_lock = threading.Lock()
         self._links = 0
         self.timings: dict[str, float] = {}
@@ -113,6 +114,7 @@ class DataPlane:
         own = _own_netns()
         procs = {name: subprocess.Popen(["unshare", "--net", "sleep", "infinity"], stdin=subprocess.DEVNULL,
                                         start_new_session=True) for name in names}
+        self._children.update({proc.pid: proc for proc in procs.values()})
         deadline = time.monotonic() + 10
         for name, proc in procs.items():
             while True:
@@ -175,6 +177,7 @@ class DataPlane:
         self.agent = subprocess.Popen([sys.executable, "-m", "tests.testbed.netagent"], cwd=build.REPO,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=agent_log, text=True,
                                       start_new_session=True)
+        self._children[self.agent.pid] = self.agent
         self._save()
         try:
             servers = self.testbed._state()["servers"]
@@ -241,6 +244,7 @@ class DataPlane:
             f"--kubeconfig={kubeconfig}", f"--hostname-override={node}",
             f"--service-cluster-ip-range={CLUSTERS[cluster].service_cidr}",
             "--v=1"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._children[proc.pid] = proc
         return proc.pid
 
     def _enforcers_ready(self) -> bool:
@@ -351,7 +355,7 @@ class DataPlane:
     def _remove(self, endpoint: Endpoint) -> None:
         if endpoint.ports and self.agent and self.agent.poll() is None:
             self._ask({"op": "forget", "key": endpoint.name})
-        _kill(endpoint.holder)
+        self._stop(endpoint.holder)
 
     def endpoint(self, name: str) -> Endpoint:
         """A pod (``cluster/ns/name``) or outside (``outside:name``) endpoint by name."""
@@ -387,9 +391,9 @@ class DataPlane:
         pids = set((state.get("pids") or {}).values()) | set(self.enforcers.values()) \
             | {e.holder for e in self._endpoints()} | ({self.agent.pid} if self.agent else set())
         for pid in pids:
-            _kill(pid, wait=False)
+            _kill(pid)
         for pid in pids:
-            _wait_gone(pid)
+            self._reap(pid)
         if self.agent:
             for stream in (self.agent.stdin, self.agent.stdout):
                 try:
@@ -402,6 +406,19 @@ class DataPlane:
             self.state_file.unlink()
         if not quiet and pids:
             print(f"dataplane: stopped {len(pids)} processes")
+
+    def _stop(self, pid: int) -> None:
+        _kill(pid)
+        self._reap(pid)
+
+    def _reap(self, pid: int) -> None:
+        """Wait for a stopped process: a child of ours is reaped (no zombie is left behind);
+        one started by another process (``down`` from the CLI) is waited out."""
+        proc = self._children.pop(pid, None)
+        if proc is not None:
+            proc.wait(timeout=15)
+        else:
+            _wait_gone(pid)
 
     def _wait(self, condition, what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -417,13 +434,11 @@ def _alive(pid: int) -> bool:
     return not _gone(pid)
 
 
-def _kill(pid: int, wait: bool = True) -> None:
+def _kill(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    if wait:
-        _wait_gone(pid)
 
 
 def _wait_gone(pid: int, timeout: float = 15) -> None:

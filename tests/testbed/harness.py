@@ -352,8 +352,11 @@ class Testbed:
         if not address:
             return created
         # The apiserver keeps no addresses given at creation; a kubelet sets them on status too.
+        # Both entries: kwok's node-initialize stage rewrites the whole list (Hostname only) when
+        # either is missing, which would drop the InternalIP whenever it runs after this patch.
         return client.request("PATCH", f"/api/v1/nodes/{node.name}/status", body={
-            "status": {"addresses": [{"type": "InternalIP", "address": address}]}},
+            "status": {"addresses": [{"type": "InternalIP", "address": address},
+                                     {"type": "Hostname", "address": node.name}]}},
             content_type="application/merge-patch+json")
 
     # -- fault hooks ---------------------------------------------------------------------
