@@ -188,8 +188,10 @@ def test_down_leaves_nothing_behind(testbed, namespace_name):
         plane.add_outside("lan", "192.168.1.50", ports=((1883, "TCP"),))
         assert set(plane.probe().values()) == {"open"}
         pids = [e.holder for e in plane._endpoints()] + list(plane.enforcers.values()) + [plane.agent.pid]
-        made = {os.stat(e.netns).st_ino for e in plane._endpoints()}
-        assert len(made) == 1 + 3 + 3 + 1  # fabric, nodes, pods, lan: each its own
+        made = {os.stat(e.netns).st_ino for e in plane._endpoints()}  # earlier tests' pods too
+        ours = [plane.fabric, *plane.nodes.values(), plane.outside["outside:lan"],
+                *(e for name, e in plane.pods.items() if name.split("/")[1] == namespace_name)]
+        assert len({os.stat(e.netns).st_ino for e in ours}) == 1 + 3 + 1 + 3  # fabric, nodes, lan, pods: each its own
         assert root_links() == links_before and _root_rules() == rules_before
     finally:
         plane.down(quiet=True)
