@@ -13,6 +13,7 @@ import re
 from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE
 
 INTERNET = "internet"
 GATEWAY = "gateway"
@@ -24,7 +25,7 @@ IMPLEMENTATIONS = ("envoy-gateway", "none")
 TLS_SECRET = "shop-tls"
 ENTRY = "shop"
 METRICS_COMPONENT = {"app.kubernetes.io/component": "metrics"}
-DNS = {"namespace": "kube-system", "pods": {"k8s-app": "kube-dns"}}
+DNS = {"namespace": CLUSTER_DNS_NAMESPACE, "pods": dict(CLUSTER_DNS_LABELS)}
 HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 AWS_SSL_CERT = "service.beta.kubernetes.io/aws-load-balancer-ssl-cert"
 AWS_SSL_PORTS = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"

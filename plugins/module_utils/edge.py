@@ -15,6 +15,7 @@ import re
 from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE
 
 # What `k3s server --disable` accepts.
 DISABLE_CHOICES = ("coredns", "servicelb", "traefik", "local-storage", "metrics-server", "runtimes")
@@ -414,8 +415,8 @@ def _meta(name: str, namespace: str | None = None, **labels) -> dict:
 
 
 def _dns_egress() -> dict:
-    return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+    return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": CLUSTER_DNS_NAMESPACE}},
+                    "podSelector": {"matchLabels": dict(CLUSTER_DNS_LABELS)}}],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
 
 

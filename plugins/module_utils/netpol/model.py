@@ -27,6 +27,7 @@ import re
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE
 
 FLOW_ANNOTATION = "fabric.k8snet.io/flow"
 ROLE_ANNOTATION = "fabric.k8snet.io/role"
@@ -34,7 +35,7 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PORT_TEXT = re.compile(r"^(?P<lo>\d+)(-(?P<hi>\d+))?(/(?P<proto>[A-Za-z]+))?$")
 NAMED_PORT = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(/(?P<proto>[A-Za-z]+))?$")
-DEFAULT_DNS = {"namespace": "kube-system", "pods": {"k8s-app": "kube-dns"}, "ports": ["53/UDP", "53/TCP"]}
+DEFAULT_DNS = {"namespace": CLUSTER_DNS_NAMESPACE, "pods": dict(CLUSTER_DNS_LABELS), "ports": ["53/UDP", "53/TCP"]}
 
 
 def _fail(where: str, message: str):
@@ -304,6 +305,6 @@ def stand_in_pods(workloads: list[tuple[str, str]]) -> list[dict]:
     out = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
             "spec": {"containers": [{"name": name}]}} for namespace, name in workloads]
     out.append({"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+                "metadata": {"name": "coredns", "namespace": CLUSTER_DNS_NAMESPACE, "labels": dict(CLUSTER_DNS_LABELS)},
                 "spec": {"containers": [{"name": "coredns"}]}})
     return out

@@ -14,6 +14,8 @@ import re
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis, Workload, block_of
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.connectivity import LINE_FORMATS, LINE_HEADERS
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (
+    CLUSTER_DNS_LABELS,
+    CLUSTER_DNS_NAMESPACE,
     ConnSet,
     policy_types,
     rule_conns,
@@ -21,7 +23,7 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics imp
 )
 
 FORMATS = ("txt", "json", "csv", "md", "dot", "mermaid", "html")
-DNS_WORKLOAD = Workload("kube-system", "kube-dns", "Deployment", {"k8s-app": "kube-dns"})
+DNS_WORKLOAD = Workload(CLUSTER_DNS_NAMESPACE, "kube-dns", "Deployment", dict(CLUSTER_DNS_LABELS))
 
 
 PAIRS_SUFFIX = {"txt": " ({} workload pairs)", "csv": ",{}", "md": " {} |"}
@@ -311,7 +313,8 @@ def findings(analysis: Analysis, groups: list[dict] | None = None) -> list[dict]
                                     f"{w.namespace} are (no default-deny covers it)", workload=w.id)
     # egress-isolated pods that cannot resolve names
     dns_ports = {("dns", "UDP"): 53, ("dns-tcp", "TCP"): 53}
-    dns_classes = [c for c, w in enumerate(a.classes) if w.namespace == "kube-system" and w.labels.get("k8s-app") == "kube-dns"]
+    dns_classes = [c for c, w in enumerate(a.classes)
+                   if w.namespace == CLUSTER_DNS_NAMESPACE and selector_matches({"matchLabels": CLUSTER_DNS_LABELS}, w.labels)]
     for i, w in enumerate(a.workloads):
         c = a.class_of[i]
         if not a.egress_isolated[c]:
@@ -393,7 +396,7 @@ def _dns_egress_without_dns_pods(a: Analysis, c: int) -> ConnSet:
     """Egress toward a kube-dns pod that is not among the inputs (the usual case offline),
     read from the raw peers of the egress rules that apply to class ``c``."""
     out = ConnSet.none()
-    dns_ns = a.namespaces.get("kube-system", {"kubernetes.io/metadata.name": "kube-system"})
+    dns_ns = a.namespaces.get(CLUSTER_DNS_NAMESPACE, {"kubernetes.io/metadata.name": CLUSTER_DNS_NAMESPACE})
     for policy, selected in zip(a.policies, a.selected):
         if c not in selected or "Egress" not in policy_types(policy.spec):
             continue
@@ -406,7 +409,7 @@ def _dns_egress_without_dns_pods(a: Analysis, c: int) -> ConnSet:
                 if "ipBlock" in peer:
                     continue
                 ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
-                ns_ok = selector_matches(ns_sel, dns_ns) if ns_sel is not None else policy.namespace == "kube-system"
+                ns_ok = selector_matches(ns_sel, dns_ns) if ns_sel is not None else policy.namespace == CLUSTER_DNS_NAMESPACE
                 if ns_ok and selector_matches(pod_sel or {}, DNS_WORKLOAD.labels):
                     out = out | rule_conns(ports, {("dns", "UDP"): 53})
     return out

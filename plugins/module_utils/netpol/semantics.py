@@ -11,6 +11,10 @@ from __future__ import annotations
 
 PROTOCOLS = ("SCTP", "TCP", "UDP")
 MAX_PORT = 65535
+# The cluster DNS's pods, as kubeadm, K3s and the cloud distributions label CoreDNS: the one
+# definition every DNS rule, stand-in and finding uses.
+CLUSTER_DNS_NAMESPACE = "kube-system"
+CLUSTER_DNS_LABELS = {"k8s-app": "kube-dns"}
 
 
 class ConnSet:
