@@ -201,7 +201,7 @@ class DataPlane:
                     f"netns {endpoint.holder}",
                     f"link set n{link} up",
                     f"neigh replace {NODE_PEER} lladdr {mac_node} dev n{link} nud permanent",
-                    f"route replace {self._pod_range(cluster, index)} via {NODE_PEER} dev n{link} onlink",
+                    f"route replace {CLUSTERS[cluster].node_pod_cidr(index)} via {NODE_PEER} dev n{link} onlink",
                     f"route replace {address}/32 via {NODE_PEER} dev n{link} onlink",
                 ]
                 fabric_macs[node.name] = mac_fabric
@@ -228,10 +228,6 @@ class DataPlane:
             raise
         self.timings = {"plane": round(plane_at - started, 2), "total": round(time.monotonic() - started, 2)}
         return self.timings
-
-    def _pod_range(self, cluster: str, index: int) -> str:
-        spec = CLUSTERS[cluster]
-        return str(list(ipaddress.ip_network(spec.pod_cidr).subnets(new_prefix=24))[index])
 
     def _start_enforcer(self, binary: Path, cluster: str, node: str, endpoint: Endpoint, kubeconfig: Path) -> int:
         log = (self.run_dir / f"kube-router-{node}.log").open("wb")  # this plane's lines only

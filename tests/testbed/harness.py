@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import json
 import os
 import shutil
@@ -48,11 +47,6 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
 class TestbedError(RuntimeError):
     """The testbed could not start; the message quotes the process log."""
-
-
-def _nth_subnet(cidr: str, index: int, prefix: int = 24) -> str:
-    network = ipaddress.ip_network(cidr)
-    return str(next(n for i, n in enumerate(network.subnets(new_prefix=prefix)) if i == index))
 
 
 def _node_ready(node: dict) -> bool:
@@ -318,7 +312,7 @@ class Testbed:
         lifecycle controller, and the default ServiceAccount exists (controllers act)."""
         client = self.client(cluster)
         for index, node in enumerate(spec.nodes):
-            self.register_node(cluster, node, pod_cidr=_nth_subnet(spec.pod_cidr, index),
+            self.register_node(cluster, node, pod_cidr=spec.node_pod_cidr(index),
                                address=spec.node_address(index))
 
         def acting() -> bool:

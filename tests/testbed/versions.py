@@ -8,6 +8,7 @@ upstream project's own Go module, downloaded with ``go mod download`` at the ver
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from dataclasses import dataclass, field
 
 
@@ -106,6 +107,10 @@ class ClusterSpec:
 
     def node_address(self, index: int) -> str:
         return str(ipaddress.ip_network(self.node_cidr)[index + 1])
+
+    def node_pod_cidr(self, index: int) -> str:
+        """Node ``index``'s podCIDR: the index-th /24 of the pod range, as node IPAM hands out."""
+        return str(next(itertools.islice(ipaddress.ip_network(self.pod_cidr).subnets(new_prefix=24), index, None)))
 
 
 def _zones(region: str, prefix: str) -> tuple[NodeSpec, ...]:
