@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "collections"))
 
+from tests.helpers import running, wait_for  # noqa: E402
 from tests.testbed import Testbed  # noqa: E402
 from tests.testbed.dataplane import DataPlane  # noqa: E402
 
@@ -44,11 +45,8 @@ def pods_running(client, ns: str, count: int) -> float:
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}", "namespace": ns, "labels": {"app": f"a{i % 5}"}},
             "spec": {"containers": [{"name": "c", "image": "x", "ports": [
                 {"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}]}]}})
-    while True:
-        items = client.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
-        if sum(1 for p in items if (p.get("status") or {}).get("phase") == "Running" and p["status"].get("podIP")) == count:
-            return time.monotonic() - started
-        time.sleep(0.05)
+    wait_for(lambda: running(client, ns, "", count), f"{count} pods Running", 120, 0.05)
+    return time.monotonic() - started
 
 
 def one_round(testbed: Testbed, count: int) -> dict:

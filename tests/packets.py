@@ -72,6 +72,23 @@ def report_allows(rows: dict, src: str, dst: str, protocol: str, port: int) -> b
                for (s, d), conn in rows.items() if s == src and "[" not in d)
 
 
+def agreement(probe, claim, deadline: float = 10.0) -> tuple[dict, dict, dict]:
+    """Probe until every verdict equals its claim or ``deadline`` seconds pass (the enforcer
+    may still be catching up). ``probe()`` returns {key: verdict}; ``claim(key)`` is True (open),
+    False (closed) or None (no claim), asked once per key. Returns (matrix, claims, wrong)."""
+    claims: dict = {}
+    started = time.monotonic()
+    while True:
+        matrix = probe()
+        for key in matrix.keys() - claims.keys():
+            claims[key] = claim(key)
+        wrong = {key: verdict for key, verdict in matrix.items()
+                 if claims[key] is not None and (verdict == "open") != claims[key]}
+        if not wrong or time.monotonic() - started > deadline:
+            return matrix, claims, wrong
+        time.sleep(0.2)
+
+
 def probes_against_reports(dataplane, testbed, proofs: dict[str, tuple[list[str], Path]], outside: list[str],
                            clients: tuple = (), deadline: float = 10.0) -> dict:
     """Probe every pod of the proofs' namespaces ({cluster: (namespaces, report)}) and the
@@ -82,9 +99,8 @@ def probes_against_reports(dataplane, testbed, proofs: dict[str, tuple[list[str]
     (cluster, namespace) pairs whose pods only send: no policy selects them and the reports do
     not list them, so they count by their address, as outside clients do. Outside endpoints
     with ports are probed from the pods too (the source's report row toward the address).
-    Returns {'probes',
-    'pods', 'matrix', 'wrong': {key: (kernel, report)}} once the kernel agrees with the reports,
-    or with what still disagrees after ``deadline`` seconds. Pairs of one workload's own pods
+    Returns {'probes', 'pods', 'matrix', 'wrong': {key: (kernel, report)}} once the kernel
+    agrees with the reports, or with what still disagrees after ``deadline`` seconds. Pairs of one workload's own pods
     are left out: a report makes no claim on them."""
     reports = {cluster: parse_report(report) for cluster, (_namespaces, report) in proofs.items()}
     ids: dict[str, tuple[str, str]] = {}
@@ -96,7 +112,8 @@ def probes_against_reports(dataplane, testbed, proofs: dict[str, tuple[list[str]
     dataplane.sync()
     dataplane.settle()
     pods = [name for name in dataplane.pods if name in ids]
-    senders = [name for name in dataplane.pods if tuple(name.split("/")[:2]) in set(clients)]
+    client_namespaces = set(clients)
+    senders = [name for name in dataplane.pods if tuple(name.split("/")[:2]) in client_namespaces]
     outsiders = [f"outside:{name}" for name in outside]
     # Outside endpoints with ports are servers too: the pods' egress toward them is probed.
     servers = [name for name in outsiders if dataplane.outside[name].ports]
@@ -114,20 +131,17 @@ def probes_against_reports(dataplane, testbed, proofs: dict[str, tuple[list[str]
         src_cluster, src_id = ids[src]
         return ingress and report_allows(reports[src_cluster], src_id, dataplane.endpoint(dst).address, protocol, port)
 
-    started = time.monotonic()
-    while True:
-        matrix = {**dataplane.probe(pods + senders + outsiders, pods), **dataplane.probe(pods, servers)}
-        wrong = {}
-        for (src, dst, port), verdict in matrix.items():
-            if ids.get(src) == ids.get(dst, dst):
-                continue
-            number, protocol = port.split("/")
-            expected = claimed(src, dst, protocol, int(number))
-            if (verdict == "open") != expected:
-                wrong[(src, dst, port)] = (verdict, "allowed" if expected else "denied")
-        if not wrong or time.monotonic() - started > deadline:
-            return {"probes": len(matrix), "pods": len(pods), "wrong": wrong, "matrix": matrix}
-        time.sleep(0.2)
+    def claim(key):
+        src, dst, port = key
+        if ids.get(src) == ids.get(dst, dst):
+            return None
+        number, protocol = port.split("/")
+        return claimed(src, dst, protocol, int(number))
+
+    matrix, claims, wrong = agreement(
+        lambda: {**dataplane.probe(pods + senders + outsiders, pods), **dataplane.probe(pods, servers)}, claim, deadline)
+    return {"probes": len(matrix), "pods": len(pods), "matrix": matrix,
+            "wrong": {key: (verdict, "allowed" if claims[key] else "denied") for key, verdict in wrong.items()}}
 
 
 def probes_against_report(dataplane, testbed, cluster: str, namespaces: list[str], report: Path,

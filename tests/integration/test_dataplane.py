@@ -15,6 +15,7 @@ from collections import Counter
 
 import pytest
 
+from tests.helpers import running, wait_for
 from tests.testbed.dataplane import DataPlane
 
 pytestmark = pytest.mark.testbed
@@ -38,14 +39,7 @@ def create_pods(client, ns: str, pods: list[dict], timeout: float = 60) -> None:
                                                        "metadata": {"name": ns, "labels": {"team": ns}}})
     for body in pods:
         client.request("POST", f"/api/v1/namespaces/{ns}/pods", body=body)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        items = client.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
-        if len(items) == len(pods) and all((i.get("status") or {}).get("phase") == "Running"
-                                           and i["status"].get("podIP") for i in items):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"pods in {ns} not Running with IPs after {timeout}s")
+    wait_for(lambda: running(client, ns, "", len(pods)), f"{len(pods)} pods Running with IPs in {ns}", timeout, 0.1)
 
 
 def policy(ns: str, name: str, spec: dict) -> dict:
@@ -151,13 +145,14 @@ def test_a_deleted_pod_loses_its_namespace(testbed, dataplane, app):
     assert dataplane.sync()["removed"] >= 1  # earlier tests' pods may go in the same sync
     assert gone not in dataplane.pods and set(names(app, "web-1", "web-2", "db-1")) <= set(dataplane.pods)
     assert not os.path.exists(f"/proc/{holder}/ns/net")
-    links, _unused = until(lambda: link not in node_links(node.holder), timeout=5)
-    assert links, f"{link} is still in {node.name}'s namespace"
+    removed, _unused = until(lambda: link not in links(node.holder), timeout=5)
+    assert removed, f"{link} is still in {node.name}'s namespace"
 
 
-def node_links(holder: int) -> str:
-    return subprocess.run(["nsenter", f"--net=/proc/{holder}/ns/net", "ip", "-br", "link"],
-                          capture_output=True, text=True, check=True).stdout
+def links(holder: int | None = None) -> str:
+    """`ip -br link` in the namespace ``holder`` holds, or in the machine's own."""
+    enter = ["nsenter", f"--net=/proc/{holder}/ns/net"] if holder else []
+    return subprocess.run([*enter, "ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
 
 
 def _net_namespaces() -> set[int]:
@@ -179,7 +174,7 @@ def test_down_leaves_nothing_behind(testbed, namespace_name):
     """A data plane of its own on the edge cluster: after down, no process it started runs, no
     namespace it made exists, and the machine's own links and rules are as before."""
     client = testbed.client("edge-factory-1")
-    links_before, rules_before = root_links(), _root_rules()
+    links_before, rules_before = links(), _root_rules()
     plane = DataPlane(testbed, ("edge-factory-1",))
     try:
         plane.up()
@@ -192,15 +187,11 @@ def test_down_leaves_nothing_behind(testbed, namespace_name):
         ours = [plane.fabric, *plane.nodes.values(), plane.outside["outside:lan"],
                 *(e for name, e in plane.pods.items() if name.split("/")[1] == namespace_name)]
         assert len({os.stat(e.netns).st_ino for e in ours}) == 1 + 3 + 1 + 3  # fabric, nodes, lan, pods: each its own
-        assert root_links() == links_before and _root_rules() == rules_before
+        assert links() == links_before and _root_rules() == rules_before
     finally:
         plane.down(quiet=True)
         client.request("DELETE", f"/api/v1/namespaces/{namespace_name}", allow=(404,))
     assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
     assert not made & _net_namespaces(), "namespaces survived down"
-    assert root_links() == links_before and _root_rules() == rules_before
+    assert links() == links_before and _root_rules() == rules_before
     assert not plane.state_file.exists()
-
-
-def root_links() -> str:
-    return subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout

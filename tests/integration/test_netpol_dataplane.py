@@ -17,9 +17,9 @@ The suite runs a fixed number of examples (K8SNET_PROPERTY_EXAMPLES, default 6);
 
 from __future__ import annotations
 
+import collections
 import os
 import random
-import time
 import uuid
 
 import pytest
@@ -27,7 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import kube_router_model
+from tests.helpers import running, wait_for
 from tests.netpol_worlds import world
+from tests.packets import agreement
 from tests.testbed.versions import CLUSTERS
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report
@@ -64,15 +66,10 @@ def apply_world(client, objects: list[dict]) -> list[str]:
              "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"}
     for obj in objects:
         client.request("POST", paths[obj["kind"]].format(ns=obj["metadata"].get("namespace")), body=obj)
-    pods = sum(1 for o in objects if o["kind"] == "Pod")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        running = [p for ns in namespaces for p in client.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
-                   if (p.get("status") or {}).get("phase") == "Running" and p["status"].get("podIP")]
-        if len(running) == pods:
-            return namespaces
-        time.sleep(0.1)
-    raise AssertionError("the world's pods did not all run")
+    counts = collections.Counter(o["metadata"]["namespace"] for o in objects if o["kind"] == "Pod")
+    wait_for(lambda: all(running(client, ns, "", n) is not None for ns, n in counts.items()),
+             "the world's pods Running with IPs", 60, 0.1)
+    return namespaces
 
 
 def answers(analysis: Analysis, dataplane, key) -> tuple[bool, bool]:
@@ -104,15 +101,14 @@ def check_world(testbed, dataplane, seed: int) -> int:
         ours = [n for n in dataplane.pods if n.split("/")[1] in namespaces]
         endpoints = ours + list(dataplane.outside)
         dataplane.settle()
-        deadline = time.monotonic() + 8
-        while True:
-            matrix = {k: v for k, v in dataplane.probe(endpoints, endpoints, timeout=1.0).items()
-                      if not (k[0].startswith("outside:") and k[1].startswith("outside:"))}
-            expected = {k: answers(analysis, dataplane, k) for k in matrix}
-            wrong = {k: v for k, v in matrix.items() if (v == "open") != expected[k][1]}
-            if not wrong or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        expected: dict = {}  # key -> (the API's answer, kube-router's)
+
+        def kernel_answer(key):
+            expected[key] = answers(analysis, dataplane, key)
+            return expected[key][1]
+        matrix, _claims, wrong = agreement(
+            lambda: {k: v for k, v in dataplane.probe(endpoints, endpoints, timeout=1.0).items()
+                     if not (k[0].startswith("outside:") and k[1].startswith("outside:"))}, kernel_answer, 8)
         assert matrix, "nothing was probed"
         assert not [v for v in matrix.values() if v not in ("open", "refused")], matrix
         assert not wrong, (f"seed {seed}: {len(wrong)} of {len(matrix)} probes disagree with netpol_analyze "

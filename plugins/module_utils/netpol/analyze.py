@@ -229,8 +229,7 @@ class Analysis:
         self.inside_blocks: dict[str, frozenset] = {}
         self.partly_inside: list[tuple[Workload, tuple]] = []
         self._block_classes: dict[tuple, frozenset] = {}
-        blocks = {block_of(peer["ipBlock"]) for p in self.policies for direction, key in (("ingress", "from"), ("egress", "to"))
-                  for rule in p.spec.get(direction) or [] for peer in rule.get(key) or [] if "ipBlock" in peer}
+        blocks = {block_of(ip_block) for _p, _d, _i, ip_block in self.ip_blocks()}
         for w in self.workloads:
             if not w.addresses:
                 continue
@@ -243,6 +242,15 @@ class Analysis:
                     inside.add(block)
                     self.partly_inside.append((w, block))
             self.inside_blocks[w.id] = frozenset(inside)
+
+    def ip_blocks(self):
+        """Every ipBlock peer of every policy: (policy, direction, rule index, the ipBlock)."""
+        for p in self.policies:
+            for direction, key in (("ingress", "from"), ("egress", "to")):
+                for index, rule in enumerate(p.spec.get(direction) or []):
+                    for peer in rule.get(key) or []:
+                        if "ipBlock" in peer:
+                            yield p, direction, index, peer["ipBlock"]
 
     def _namespaces(self, selector: dict) -> set[str]:
         key = selector_key(selector)
@@ -315,16 +323,10 @@ class Analysis:
     def segments(self) -> list[tuple]:
         """Disjoint address ranges cut at every ipBlock boundary (IPv4 always, IPv6 if used)."""
         cuts = {4: {0, 2 ** 32}, 6: set()}
-        for p in self.policies:
-            for direction, key in (("ingress", "from"), ("egress", "to")):
-                for rule in p.spec.get(direction) or []:
-                    for peer in rule.get(key) or []:
-                        block = peer.get("ipBlock")
-                        if not block:
-                            continue
-                        for cidr in [block["cidr"]] + list(block.get("except") or []):
-                            net = ipaddress.ip_network(cidr, strict=False)
-                            cuts[net.version] |= {int(net.network_address), int(net.broadcast_address) + 1}
+        for _p, _d, _i, block in self.ip_blocks():
+            for cidr in [block["cidr"]] + list(block.get("except") or []):
+                net = ipaddress.ip_network(cidr, strict=False)
+                cuts[net.version] |= {int(net.network_address), int(net.broadcast_address) + 1}
         for _name, (version, lo, hi), excepts in self.range_names:  # a name ends where its range does
             if cuts[version]:  # IPv6 only where the policies use it
                 cuts[version] |= {lo, hi + 1} | {edge for _v, e_lo, e_hi in excepts for edge in (e_lo, e_hi + 1)}

@@ -249,22 +249,17 @@ def _ipblock_findings(a: Analysis, add) -> None:
     depends on the enforcer, so the report says which model it used."""
     models = ("kube-router, Calico and other iptables/nftables enforcers admit those pods by address; "
               "identity-based ones (Cilium) do not")
-    for p in a.policies:
-        for direction, key in (("ingress", "from"), ("egress", "to")):
-            for index, rule in enumerate(p.spec.get(direction) or []):
-                for peer in rule.get(key) or []:
-                    if "ipBlock" not in peer:
-                        continue
-                    block = block_of(peer["ipBlock"])
-                    held = [w.id for w in a.workloads if block in a.inside_blocks.get(w.id, ())]
-                    ranges = [r for r in a.pod_cidrs if _covers_part(block, r)]
-                    if not held and not ranges:
-                        continue
-                    what = (f"{len(held)} workload(s), e.g. {held[0]}" if held else "") + \
-                        (" and " if held and ranges else "") + (f"pod range {', '.join(ranges)}" if ranges else "")
-                    add("ipblock-holds-pods", f"policy {p.id}: {direction} rule {index} ipBlock {block[0]} holds pod "
-                                              f"addresses ({what}); {models}; this analysis uses the "
-                                              f"{a.ipblock_pods!r} model", policy=p.id)
+    for p, direction, index, ip_block in a.ip_blocks():
+        block = block_of(ip_block)
+        held = [w.id for w in a.workloads if block in a.inside_blocks.get(w.id, ())]
+        ranges = [r for r in a.pod_cidrs if _covers_part(block, r)]
+        if not held and not ranges:
+            continue
+        what = (f"{len(held)} workload(s), e.g. {held[0]}" if held else "") + \
+            (" and " if held and ranges else "") + (f"pod range {', '.join(ranges)}" if ranges else "")
+        add("ipblock-holds-pods", f"policy {p.id}: {direction} rule {index} ipBlock {block[0]} holds pod "
+                                  f"addresses ({what}); {models}; this analysis uses the "
+                                  f"{a.ipblock_pods!r} model", policy=p.id)
     for w, block in a.partly_inside:
         add("ipblock-holds-some-pods", f"{w.id}: only some of its pods' addresses are in ipBlock {block[0]}; "
                                        f"what the analysis allows it holds for those pods only", workload=w.id)
