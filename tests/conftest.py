@@ -41,13 +41,14 @@ def testbed():
 
 
 @pytest.fixture(scope="module")
-def dataplane(testbed):
+def dataplane(testbed, request):
     """Real packets on the testbed's clusters (tests/testbed/dataplane.py): node namespaces with
     kube-router's firewall, pods as namespaces after each ``sync()``. One per test module, so
-    the enforcers do not follow the rest of the suite's objects."""
+    the enforcers do not follow the rest of the suite's objects. A module that sets
+    ``DATAPLANE_SERVICES = True`` gets kube-proxy and the clusters' DNS too."""
     from tests.testbed.dataplane import DataPlane
 
-    plane = DataPlane(testbed)
+    plane = DataPlane(testbed, services=getattr(request.module, "DATAPLANE_SERVICES", False))
     plane.up()
     yield plane
     failures = plane.enforcer_failures()

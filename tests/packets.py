@@ -4,13 +4,20 @@ The report is the connection list a role writes (``connlist.txt``: ``src => dst 
 every allowed connection, workloads as ``ns/name[Kind]`` and outside addresses as ranges
 ``first-last``); what it does not list is denied. The probes run from every pod of the proof's
 namespaces and every outside namespace to every pod of those namespaces on each of its ports.
+
+Also the building blocks the data-plane tests share: pods on chosen nodes, policies, polling,
+and what the machine's own namespace holds (links, rules, namespaces) before and after.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import subprocess
 import time
 from pathlib import Path
+
+from tests.helpers import running, wait_for
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import owner_name
 
@@ -148,3 +155,58 @@ def probes_against_report(dataplane, testbed, cluster: str, namespaces: list[str
                           outside: list[str], deadline: float = 10.0) -> dict:
     """One cluster's proof held to the packets (probes_against_reports with one cluster)."""
     return probes_against_reports(dataplane, testbed, {cluster: (namespaces, report)}, outside, deadline=deadline)
+
+
+def pod(ns: str, name: str, labels: dict, ports=((80, "TCP"), (53, "UDP")), node: str | None = None) -> dict:
+    spec = {"containers": [{"name": "app", "image": "registry.invalid/app:1",
+                            "ports": [{"containerPort": n, "protocol": p, **({"name": "http"} if n == 80 else {})}
+                                      for n, p in ports]}]}
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": spec}
+
+
+def create_pods(client, ns: str, pods: list[dict], timeout: float = 60) -> None:
+    """Create ``ns`` and the pods, and wait until kwok runs them all with an IP."""
+    client.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": ns, "labels": {"team": ns}}})
+    for body in pods:
+        client.request("POST", f"/api/v1/namespaces/{ns}/pods", body=body)
+    wait_for(lambda: running(client, ns, "", len(pods)), f"{len(pods)} pods Running with IPs in {ns}", timeout, 0.1)
+
+
+def policy(ns: str, name: str, spec: dict) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def until(check, timeout: float = 10.0):
+    """Poll ``check`` until it returns a true value; returns (value, seconds taken)."""
+    started = time.monotonic()
+    while True:
+        value = check()
+        if value or time.monotonic() - started > timeout:
+            return value, time.monotonic() - started
+        time.sleep(0.02)
+
+
+def links(holder: int | None = None) -> str:
+    """`ip -br link` in the namespace ``holder`` holds, or in the machine's own."""
+    enter = ["nsenter", f"--net=/proc/{holder}/ns/net"] if holder else []
+    return subprocess.run([*enter, "ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
+
+
+def net_namespaces() -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                found.add(os.stat(f"/proc/{entry}/ns/net").st_ino)
+            except OSError:
+                pass
+    return found
+
+
+def root_rules() -> str:
+    return subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout

@@ -9,52 +9,17 @@ and ``down`` leaves no process, namespace, veth or rule behind.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections import Counter
 
 import pytest
 
-from tests.helpers import running, wait_for
+from tests.packets import create_pods, links, net_namespaces, pod, policy, root_rules, until
 from tests.testbed.dataplane import DataPlane
 
 pytestmark = pytest.mark.testbed
 
 CLUSTER = "us-east"
-
-
-def pod(ns: str, name: str, labels: dict, ports=((80, "TCP"), (53, "UDP")), node: str | None = None) -> dict:
-    spec = {"containers": [{"name": "app", "image": "registry.invalid/app:1",
-                            "ports": [{"containerPort": n, "protocol": p, **({"name": "http"} if n == 80 else {})}
-                                      for n, p in ports]}]}
-    if node:
-        spec["nodeName"] = node
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels},
-            "spec": spec}
-
-
-def create_pods(client, ns: str, pods: list[dict], timeout: float = 60) -> None:
-    """Create ``ns`` and the pods, and wait until kwok runs them all with an IP."""
-    client.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
-                                                       "metadata": {"name": ns, "labels": {"team": ns}}})
-    for body in pods:
-        client.request("POST", f"/api/v1/namespaces/{ns}/pods", body=body)
-    wait_for(lambda: running(client, ns, "", len(pods)), f"{len(pods)} pods Running with IPs in {ns}", timeout, 0.1)
-
-
-def policy(ns: str, name: str, spec: dict) -> dict:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": name, "namespace": ns}, "spec": spec}
-
-
-def until(check, timeout: float = 10.0):
-    """Poll ``check`` until it returns a true value; returns (value, seconds taken)."""
-    started = time.monotonic()
-    while True:
-        value = check()
-        if value or time.monotonic() - started > timeout:
-            return value, time.monotonic() - started
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -149,32 +114,11 @@ def test_a_deleted_pod_loses_its_namespace(testbed, dataplane, app):
     assert removed, f"{link} is still in {node.name}'s namespace"
 
 
-def links(holder: int | None = None) -> str:
-    """`ip -br link` in the namespace ``holder`` holds, or in the machine's own."""
-    enter = ["nsenter", f"--net=/proc/{holder}/ns/net"] if holder else []
-    return subprocess.run([*enter, "ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
-
-
-def _net_namespaces() -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                found.add(os.stat(f"/proc/{entry}/ns/net").st_ino)
-            except OSError:
-                pass
-    return found
-
-
-def _root_rules() -> str:
-    return subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-
-
 def test_down_leaves_nothing_behind(testbed, namespace_name):
     """A data plane of its own on the edge cluster: after down, no process it started runs, no
     namespace it made exists, and the machine's own links and rules are as before."""
     client = testbed.client("edge-factory-1")
-    links_before, rules_before = links(), _root_rules()
+    links_before, rules_before = links(), root_rules()
     plane = DataPlane(testbed, ("edge-factory-1",))
     try:
         plane.up()
@@ -187,11 +131,11 @@ def test_down_leaves_nothing_behind(testbed, namespace_name):
         ours = [plane.fabric, *plane.nodes.values(), plane.outside["outside:lan"],
                 *(e for name, e in plane.pods.items() if name.split("/")[1] == namespace_name)]
         assert len({os.stat(e.netns).st_ino for e in ours}) == 1 + 3 + 1 + 3  # fabric, nodes, lan, pods: each its own
-        assert links() == links_before and _root_rules() == rules_before
+        assert links() == links_before and root_rules() == rules_before
     finally:
         plane.down(quiet=True)
         client.request("DELETE", f"/api/v1/namespaces/{namespace_name}", allow=(404,))
     assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
-    assert not made & _net_namespaces(), "namespaces survived down"
-    assert links() == links_before and _root_rules() == rules_before
+    assert not made & net_namespaces(), "namespaces survived down"
+    assert links() == links_before and root_rules() == rules_before
     assert not plane.state_file.exists()

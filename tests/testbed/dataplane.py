@@ -15,6 +15,11 @@ Topology (IPv4; every namespace is made here and held by a process of ours):
 - One **fabric namespace** routes each node's pod range and each outside address: every
   cluster's pods reach every other's (a flat network, as Submariner or ClusterMesh give).
 - **Outside namespaces** hold the addresses the roles' ipBlocks name.
+- With ``services=True``, **kube-proxy** (iptables mode) runs in every node namespace beside
+  kube-router, so ClusterIPs and NodePorts reach the pods; and each cluster gets its **DNS**
+  as kubeadm installs it (Deployment ``kube-system/coredns``, Service ``kube-dns`` on the
+  tenth Service address) with a real CoreDNS process in each of its pods' namespaces, serving
+  ``cluster.local`` from the API server.
 
 Every hop is a point-to-point veth with a link-local next hop and a permanent neighbour entry:
 the kernel's neighbour table is shared by all namespaces (1,024 entries), and ARP per pod and
@@ -39,7 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import build
-from .versions import CLUSTERS, KUBE_ROUTER_USER
+from .versions import CLUSTER_DOMAIN, CLUSTERS, COREDNS_USER, KUBE_PROXY_USER, KUBE_ROUTER_USER
+
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (  # noqa: E402
+    CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE)
 
 LINK_GATEWAY = "169.254.1.1"  # the next hop every pod and outside namespace uses
 NODE_PEER = "169.254.1.2"  # the fabric's next hop toward a node namespace
@@ -48,6 +56,10 @@ SYSCTLS = ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.c
            "net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=1000000")
 PROBED_PROTOCOLS = ("TCP", "UDP")
 ENFORCER_FAILURE = re.compile(r"Aborting sync")
+# Each rule writer's log lines for "a sync started" and "a sync is in the kernel" (settle()).
+SYNC_MARKS = {"kube-router": ("Starting sync of iptables", "sync iptables took"),
+              "kube-proxy": ("Syncing iptables rules", "SyncProxyRules complete")}
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.15.0"  # what the testbed's CoreDNS build is
 
 
 class DataPlaneError(RuntimeError):
@@ -82,9 +94,10 @@ def _own_netns() -> int:
 class DataPlane:
     """The namespaces, enforcers and agent of the data plane for some testbed clusters."""
 
-    def __init__(self, testbed, clusters: tuple[str, ...] = tuple(CLUSTERS)):
+    def __init__(self, testbed, clusters: tuple[str, ...] = tuple(CLUSTERS), services: bool = False):
         self.testbed = testbed
         self.clusters = clusters
+        self.services = services
         self.run_dir = testbed.run_dir / "dataplane"
         self.state_file = self.run_dir / "dataplane.json"
         self.pods: dict[str, Endpoint] = {}
@@ -92,6 +105,9 @@ class DataPlane:
         self.outside: dict[str, Endpoint] = {}
         self.fabric: Endpoint | None = None
         self.enforcers: dict[str, int] = {}  # node name -> kube-router pid
+        self.proxies: dict[str, int] = {}  # node name -> kube-proxy pid (services)
+        self.dns_servers: dict[str, int] = {}  # DNS pod name -> its CoreDNS pid (services)
+        self.addons: list[tuple[str, str]] = []  # (cluster, API path) of the objects up() made
         self.agent: subprocess.Popen | None = None
         self._children: dict[int, subprocess.Popen] = {}  # started here: reaped when stopped
         self._agent_lock = threading.Lock()
@@ -102,8 +118,11 @@ class DataPlane:
     def _save(self) -> None:
         pids = {"agent": self.agent.pid if self.agent else None,
                 **{f"enforcer:{n}": pid for n, pid in self.enforcers.items()},
+                **{f"proxy:{n}": pid for n, pid in self.proxies.items()},
+                **{f"dns:{n}": pid for n, pid in self.dns_servers.items()},
                 **{e.name: e.holder for e in self._endpoints()}}
-        self.state_file.write_text(json.dumps({"pids": {k: v for k, v in pids.items() if v}}, indent=1))
+        self.state_file.write_text(json.dumps({"pids": {k: v for k, v in pids.items() if v},
+                                               "addons": self.addons}, indent=1))
 
     def _endpoints(self) -> list[Endpoint]:
         return ([self.fabric] if self.fabric else []) + list(self.nodes.values()) + list(self.pods.values()) \
@@ -173,6 +192,7 @@ class DataPlane:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         kube_router = build.build_tool("kube-router")
+        kube_proxy = build.build_binaries()["kube-proxy"] if self.services else None
         agent_log = (self.run_dir / "agent.log").open("wb")
         self.agent = subprocess.Popen([sys.executable, "-m", "tests.testbed.netagent"], cwd=build.REPO,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=agent_log, text=True,
@@ -184,6 +204,8 @@ class DataPlane:
             # One kubeconfig per cluster, written before any enforcer reads it.
             kubeconfigs = {cluster: self.testbed._component_kubeconfig(cluster, servers[cluster], KUBE_ROUTER_USER)
                            for cluster in self.clusters}
+            proxy_kubeconfigs = {cluster: self.testbed._component_kubeconfig(cluster, servers[cluster], KUBE_PROXY_USER)
+                                 for cluster in self.clusters} if self.services else {}
             nodes = [(cluster, node, index) for cluster in self.clusters
                      for index, node in enumerate(CLUSTERS[cluster].nodes)]
             holders = self._holders(["fabric"] + [f"node:{c}/{n.name}" for c, n, _unused in nodes])
@@ -213,60 +235,92 @@ class DataPlane:
                 self._ip_batch(endpoint.holder, [
                     "link set up0 up",
                     f"neigh replace {LINK_GATEWAY} lladdr {fabric_macs[node.name]} dev up0 nud permanent",
-                    f"route replace default via {LINK_GATEWAY} dev up0 onlink"])
+                    # The node's own address as the source: what kube-proxy's masquerade gives.
+                    f"route replace default via {LINK_GATEWAY} dev up0 onlink src {endpoint.address}"])
                 host, port = servers[cluster].rsplit("//", 1)[1].rsplit(":", 1)
                 self._ask({"op": "relay", "key": endpoint.name, "netns": endpoint.netns,
                            "listen": [host, int(port)], "target": [host, int(port)]})
                 self.enforcers[node.name] = self._start_enforcer(
                     kube_router, cluster, node.name, endpoint, kubeconfigs[cluster])
+                if self.services:
+                    self.proxies[node.name] = self._start_proxy(
+                        kube_proxy, cluster, node.name, endpoint, proxy_kubeconfigs[cluster])
                 self._save()
-            self._wait(self._enforcers_ready, "kube-router's first sync on every node", 60)
+            if self.services:
+                self._install_dns()
+            self._wait(self._writers_ready, "the first rule sync of every kube-router and kube-proxy", 60)
             plane_at = time.monotonic()
             self.sync()
+            if self.services:
+                self._wait(self._dns_ready, "CoreDNS serving in every cluster", 60)
         except BaseException:
             self.down(quiet=True)
             raise
         self.timings = {"plane": round(plane_at - started, 2), "total": round(time.monotonic() - started, 2)}
         return self.timings
 
+    def _start_in(self, endpoint: Endpoint, argv: list[str], log_name: str) -> int:
+        """A process of ours inside a namespace made here, logging to the run folder."""
+        log = (self.run_dir / log_name).open("wb")  # this plane's lines only
+        proc = subprocess.Popen(["nsenter", f"--net={endpoint.netns}", "--", *argv], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._children[proc.pid] = proc
+        return proc.pid
+
     def _start_enforcer(self, binary: Path, cluster: str, node: str, endpoint: Endpoint, kubeconfig: Path) -> int:
-        log = (self.run_dir / f"kube-router-{node}.log").open("wb")  # this plane's lines only
-        proc = subprocess.Popen([
-            "nsenter", f"--net={endpoint.netns}", "--", str(binary),
+        return self._start_in(endpoint, [
+            str(binary),
             # Only the firewall: the service proxy (advisory GHSA-phqm-jgc3-qf8g) and the BGP
             # router never run; health and metrics ports stay closed.
             "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
             "--health-port=0", "--metrics-port=0", "--enable-ipv6=false",
             f"--kubeconfig={kubeconfig}", f"--hostname-override={node}",
             f"--service-cluster-ip-range={CLUSTERS[cluster].service_cidr}",
-            "--v=1"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self._children[proc.pid] = proc
-        return proc.pid
+            "--v=1"], f"kube-router-{node}.log")
 
-    def _enforcers_ready(self) -> bool:
-        for node, pid in self.enforcers.items():
+    def _start_proxy(self, binary: Path, cluster: str, node: str, endpoint: Endpoint, kubeconfig: Path) -> int:
+        """kube-proxy as kubeadm runs it, in iptables mode; the node namespace's conntrack
+        limits are left as the kernel has them (they are the machine's, not the namespace's)."""
+        return self._start_in(endpoint, [
+            str(binary), f"--kubeconfig={kubeconfig}", f"--hostname-override={node}",
+            "--proxy-mode=iptables", "--nodeport-addresses=primary", f"--cluster-cidr={CLUSTERS[cluster].pod_cidr}",
+            "--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established=0",
+            "--conntrack-tcp-timeout-close-wait=0",
+            # Rules as soon as a Service changes: tests wait for them with settle().
+            "--iptables-min-sync-period=0s",
+            f"--healthz-bind-address={endpoint.address}:10256", "--metrics-bind-address=127.0.0.1:10249",
+            "--v=2"], f"kube-proxy-{node}.log")
+
+    def _writers(self) -> list[tuple[str, str, int]]:
+        """(program, node, pid) of every process writing rules into a node namespace."""
+        return [("kube-router", node, pid) for node, pid in self.enforcers.items()] + \
+            [("kube-proxy", node, pid) for node, pid in self.proxies.items()]
+
+    def _writers_ready(self) -> bool:
+        for program, node, pid in self._writers():
             if not _alive(pid):
-                raise DataPlaneError(f"kube-router on {node} exited:\n{self.enforcer_log(node)[-3000:]}")
-        return all(self.enforcer_log(node).count("sync iptables took") >= 1 for node in self.enforcers)
+                raise DataPlaneError(f"{program} on {node} exited:\n{self.log(program, node)[-3000:]}")
+        return all(self.log(program, node).count(SYNC_MARKS[program][1]) >= 1
+                   for program, node, _pid in self._writers())
 
-    def enforcer_log(self, node: str) -> str:
-        path = self.run_dir / f"kube-router-{node}.log"
+    def log(self, program: str, node: str) -> str:
+        """What one of the plane's processes has logged so far (``kube-router``, ``kube-proxy``)."""
+        path = self.run_dir / f"{program}-{node}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def enforcer_failures(self) -> list[str]:
         """Lines of kube-router's logs saying a rule update failed (the test fails on them)."""
-        return [f"{node}: {line}" for node in self.enforcers for line in self.enforcer_log(node).splitlines()
+        return [f"{node}: {line}" for node in self.enforcers for line in self.log("kube-router", node).splitlines()
                 if ENFORCER_FAILURE.search(line)]
 
     def settle(self, quiet: float = 0.4, timeout: float = 20.0) -> None:
-        """Wait until no enforcer has started a rule sync for ``quiet`` seconds and none is
-        running: what the API server has told them is in the kernel."""
+        """Wait until no enforcer or proxy has started a rule sync for ``quiet`` seconds and none
+        is running: what the API server has told them is in the kernel."""
         deadline = time.monotonic() + timeout
         last, since = None, time.monotonic()
         while time.monotonic() < deadline:
-            logs = {node: self.enforcer_log(node) for node in self.enforcers}
-            marks = tuple((log.count("Starting sync of iptables"), log.count("sync iptables took"))
-                          for log in logs.values())
+            marks = tuple((log.count(SYNC_MARKS[program][0]), log.count(SYNC_MARKS[program][1]))
+                          for program, node, _pid in self._writers() for log in [self.log(program, node)])
             if marks != last:
                 last, since = marks, time.monotonic()
             elif all(started == done for started, done in marks) and time.monotonic() - since >= quiet:
@@ -289,7 +343,8 @@ class DataPlane:
                                       for c in spec.get("containers") or [] for p in c.get("ports") or []
                                       if (p.get("protocol") or "TCP") in PROBED_PROTOCOLS}))
                 wanted[f"{cluster}/{meta['namespace']}/{meta['name']}"] = {
-                    "uid": meta["uid"], "ip": status["podIP"], "node": spec["nodeName"], "ports": ports}
+                    "uid": meta["uid"], "ip": status["podIP"], "node": spec["nodeName"], "ports": ports,
+                    "cluster": cluster, "dns": self.services and _is_cluster_dns(meta)}
         gone = [name for name, pod in self.pods.items()
                 if name not in wanted or wanted[name]["uid"] != pod.uid or wanted[name]["ip"] != pod.address]
         for name in gone:
@@ -316,17 +371,20 @@ class DataPlane:
         self._save()
         for node, lines in node_lines.items():
             self._ip_batch(self.nodes[node].holder, lines)
-        for name in pods:
-            self._client_side(self.pods[name], node_macs[name])
+        for name, pod in pods.items():
+            self._client_side(self.pods[name], node_macs[name], listen=not pod["dns"])
+            if pod["dns"]:
+                self._serve_dns(pod["cluster"], self.pods[name])
 
-    def _client_side(self, endpoint: Endpoint, gateway_mac: str) -> None:
-        """The pod (or outside) end: its address, the link-local gateway, answering ports."""
+    def _client_side(self, endpoint: Endpoint, gateway_mac: str, listen: bool = True) -> None:
+        """The pod (or outside) end: its address, the link-local gateway, answering ports
+        (unless a real server answers on them)."""
         self._ip_batch(endpoint.holder, [
             "link set lo up", f"addr add {endpoint.address}/32 dev eth0", "link set eth0 up",
             f"neigh replace {LINK_GATEWAY} lladdr {gateway_mac} dev eth0 nud permanent",
             f"route replace {LINK_GATEWAY} dev eth0 scope link",
             f"route replace default via {LINK_GATEWAY} dev eth0"])
-        if endpoint.ports:
+        if endpoint.ports and listen:
             self._ask({"op": "listen", "key": endpoint.name, "netns": endpoint.netns,
                        "ports": [list(p) for p in endpoint.ports]})
 
@@ -349,13 +407,72 @@ class DataPlane:
         return endpoint
 
     def _remove(self, endpoint: Endpoint) -> None:
-        if endpoint.ports and self.agent and self.agent.poll() is None:
+        if self.agent and self.agent.poll() is None:
             self._ask({"op": "forget", "key": endpoint.name})
+        if endpoint.name in self.dns_servers:
+            self._stop(self.dns_servers.pop(endpoint.name))
         self._stop(endpoint.holder)
 
     def endpoint(self, name: str) -> Endpoint:
         """A pod (``cluster/ns/name``) or outside (``outside:name``) endpoint by name."""
         return self.outside[name] if name.startswith("outside:") else self.pods[name]
+
+    # -- cluster DNS (services) ------------------------------------------------------------
+    def _install_dns(self) -> None:
+        """Each cluster's DNS as kubeadm installs it, unless the cluster has one: the Deployment
+        whose pods get a CoreDNS process each, and the kube-dns Service. down() removes what
+        this made."""
+        for cluster in self.clusters:
+            client = self.testbed.client(cluster)
+            for path, obj in _dns_addon(cluster):
+                if client.request("GET", path, allow=(404,)) is None:
+                    client.request("PATCH", path, query={"fieldManager": "k8snet-testbed"}, body=obj,
+                                   content_type="application/apply-patch+yaml")
+                    self.addons.append((cluster, path))
+        self._save()
+
+    def _serve_dns(self, cluster: str, endpoint: Endpoint) -> None:
+        """A CoreDNS process in a DNS pod's namespace, reading the API server through a relay
+        on the pod's own loopback (the apiserver listens on the machine's only)."""
+        server = self.testbed._state()["servers"][cluster]
+        host, port = server.rsplit("//", 1)[1].rsplit(":", 1)
+        self._ask({"op": "relay", "key": endpoint.name, "netns": endpoint.netns,
+                   "listen": [host, int(port)], "target": [host, int(port)]})
+        kubeconfig = self.testbed._component_kubeconfig(cluster, server, COREDNS_USER)
+        corefile = self.run_dir / f"Corefile-{endpoint.holder}"
+        corefile.write_text(
+            ".:53 {\n    errors\n    prometheus :9153\n"
+            f"    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
+            f"        kubeconfig {kubeconfig} {cluster}\n        pods insecure\n"
+            "        fallthrough in-addr.arpa ip6.arpa\n        ttl 5\n    }\n    loadbalance\n}\n")
+        self.dns_servers[endpoint.name] = self._start_in(
+            endpoint, [str(build.build_tool("coredns")), "-conf", str(corefile)], f"coredns-{endpoint.holder}.log")
+        self._save()
+
+    def _dns_ready(self) -> bool:
+        """Every cluster's DNS pods run a CoreDNS that has synced with its API server."""
+        served = {name.split("/", 1)[0] for name in self.dns_servers}
+        for name, pid in self.dns_servers.items():
+            log = (self.run_dir / f"coredns-{self.pods[name].holder}.log").read_text(errors="replace")
+            if not _alive(pid):
+                raise DataPlaneError(f"CoreDNS in {name} exited:\n{log[-3000:]}")
+            if "CoreDNS-" not in log:
+                return False
+        if served != set(self.clusters):
+            self.sync()  # the DNS pods were not Running yet at the last sync
+            return False
+        return True
+
+    def resolve(self, source: str, name: str, rdtype: str = "A") -> dict:
+        """Look ``name`` up from a pod as its resolver would (cluster DNS Service as the
+        nameserver, the pod namespace's search list, ndots 5): {'name': the name answered,
+        'rcode': 'NOERROR' | 'NXDOMAIN' | 'timeout' | ..., 'addresses': [...]}."""
+        cluster, namespace, _pod = source.split("/", 2)
+        search = [f"{namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
+        absolute = name.endswith(".") or name.count(".") >= 5
+        names = [name] if absolute else [f"{name}.{domain}." for domain in search] + [name + "."]
+        return self._ask({"op": "resolve", "netns": self.pods[source].netns,
+                          "server": CLUSTERS[cluster].dns_address, "names": names, "type": rdtype})
 
     # -- probes ----------------------------------------------------------------------------
     def probe(self, sources: list[str] | None = None, destinations: list[str] | None = None,
@@ -379,13 +496,31 @@ class DataPlane:
         results = self._ask({"op": "probe", "probes": probes, "timeout": timeout})["results"]
         return dict(zip(keys, results))
 
+    def probe_addresses(self, sources: list[str], targets: list[tuple[str, int, str]], timeout: float = 1.0,
+                        peers: bool = False) -> dict[tuple[str, str], str]:
+        """Connect from each source endpoint to each (address, port, protocol) target, such as
+        a ClusterIP or a node's NodePort: {(source, 'address:port/PROTO'): 'open' | reason}.
+        With ``peers``, an open result is 'open from <address>': the client address the pod
+        behind the Service saw (kept, or rewritten by the proxy's masquerade)."""
+        everyone = {**self.pods, **self.outside}
+        keys = [(src, f"{address}:{port}/{protocol}") for src in sources for address, port, protocol in targets]
+        probes = [[everyone[src].netns, address, port, protocol]
+                  for src in sources for address, port, protocol in targets]
+        reply = self._ask({"op": "probe", "probes": probes, "timeout": timeout, "peers": peers})
+        results = reply["results"]
+        if peers:
+            results = [f"open from {peer}" if result == "open" and peer else result
+                       for result, peer in zip(results, reply["peers"])]
+        return dict(zip(keys, results))
+
     # -- down ------------------------------------------------------------------------------
     def down(self, quiet: bool = False) -> None:
         """Kill every process the data plane started, by the pids on record; the kernel then
         removes the namespaces and veths they held."""
         state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-        pids = set((state.get("pids") or {}).values()) | set(self.enforcers.values()) \
-            | {e.holder for e in self._endpoints()} | ({self.agent.pid} if self.agent else set())
+        pids = set((state.get("pids") or {}).values()) | set(self.enforcers.values()) | set(self.proxies.values()) \
+            | set(self.dns_servers.values()) | {e.holder for e in self._endpoints()} \
+            | ({self.agent.pid} if self.agent else set())
         for pid in pids:
             _kill(pid)
         for pid in pids:
@@ -396,12 +531,23 @@ class DataPlane:
                     stream.close()
                 except OSError:
                     pass
+        self._remove_addons({tuple(item) for item in state.get("addons") or []} | set(self.addons))
         self.agent, self.fabric = None, None
         self.pods, self.nodes, self.outside, self.enforcers = {}, {}, {}, {}
+        self.proxies, self.dns_servers, self.addons = {}, {}, []
         if self.state_file.exists():
             self.state_file.unlink()
         if not quiet and pids:
             print(f"dataplane: stopped {len(pids)} processes")
+
+    def _remove_addons(self, addons: set) -> None:
+        """Delete the cluster objects up() made (their pods go with them), while the API
+        servers still run; a testbed already stopped has nothing left to delete."""
+        for cluster, path in addons:
+            try:
+                self.testbed.client(cluster).request("DELETE", path, allow=(404,))
+            except Exception:  # noqa: BLE001 - the apiserver is gone with everything in it
+                pass
 
     def _stop(self, pid: int) -> None:
         _kill(pid)
@@ -423,6 +569,27 @@ class DataPlane:
                 return
             time.sleep(0.1)
         raise DataPlaneError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _is_cluster_dns(meta: dict) -> bool:
+    labels = meta.get("labels") or {}
+    return meta["namespace"] == CLUSTER_DNS_NAMESPACE and all(labels.get(k) == v for k, v in CLUSTER_DNS_LABELS.items())
+
+
+def _dns_addon(cluster: str) -> list[tuple[str, dict]]:
+    """(API path, object) of a cluster's DNS add-on as kubeadm names and labels it."""
+    labels = dict(CLUSTER_DNS_LABELS)
+    ports = [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
+    meta = {"namespace": CLUSTER_DNS_NAMESPACE, "labels": labels}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "coredns", **meta}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+            "containers": [{"name": "coredns", "image": COREDNS_IMAGE, "args": ["-conf", "/etc/coredns/Corefile"],
+                            "ports": [{"name": n, "containerPort": p, "protocol": proto} for n, p, proto in ports]}]}}}}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", **meta}, "spec": {
+        "clusterIP": CLUSTERS[cluster].dns_address, "selector": labels,
+        "ports": [{"name": n, "port": p, "targetPort": p, "protocol": proto} for n, p, proto in ports]}}
+    return [(f"/apis/apps/v1/namespaces/{CLUSTER_DNS_NAMESPACE}/deployments/coredns", deployment),
+            (f"/api/v1/namespaces/{CLUSTER_DNS_NAMESPACE}/services/kube-dns", service)]
 
 
 def _alive(pid: int) -> bool:

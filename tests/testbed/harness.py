@@ -27,7 +27,6 @@ from pathlib import Path
 import yaml
 
 from . import build, pki
-from .dataplane import DataPlane
 from .ports import free_port, port_free
 from .versions import CLUSTERS, ClusterSpec, NodeSpec
 
@@ -36,6 +35,8 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client  # noqa: E402
+
+from .dataplane import DataPlane  # noqa: E402 - it reads the collection's DNS identity too
 
 RUN = Path(os.environ.get("K8SNET_TESTBED_RUN", build.CACHE / "run"))
 EXTERNAL_KUBECONFIG = os.environ.get("K8SNET_TEST_KUBECONFIG")
@@ -455,7 +456,7 @@ class Testbed:
     def _bootstrap(self, cluster: str, crds: list[dict]) -> None:
         """RBAC for the limited user, then every CRD, waiting until all are Established."""
         client = self.client(cluster, workers=4)
-        rbac = [doc for name in ("limited.yaml", "kube-router.yaml")
+        rbac = [doc for name in ("limited.yaml", "kube-router.yaml", "coredns.yaml")
                 for doc in yaml.safe_load((HERE / "rbac" / name).read_text())["items"]]
         for doc in rbac:
             plural = doc["kind"].lower() + "s"

@@ -62,8 +62,10 @@ class Namespaces:
 
 
 class Server(threading.Thread):
-    """Answers on every registered socket: TCP listeners accept and close (the handshake is the
-    answer), UDP sockets echo, relay listeners pump each connection to their target."""
+    """Answers on every registered socket: TCP listeners accept, send the client's address as
+    they saw it and close (the handshake is the answer); UDP sockets answer each datagram with
+    the client's address; relay listeners pump each connection to their target. The address
+    tells a test whether a Service proxy kept the client's source or rewrote it."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -95,11 +97,13 @@ class Server(threading.Thread):
                 sock = key.fileobj
                 try:
                     if role == "tcp":
-                        conn, _unused = sock.accept()
+                        conn, peer = sock.accept()
+                        with contextlib.suppress(OSError):
+                            conn.send(peer[0].encode())
                         conn.close()
                     elif role == "udp":
-                        data, peer = sock.recvfrom(2048)
-                        sock.sendto(data, peer)
+                        _unused, peer = sock.recvfrom(2048)
+                        sock.sendto(peer[0].encode(), peer)
                     elif role == "relay":
                         conn, _unused = sock.accept()
                         threading.Thread(target=_relay, args=(conn, target), daemon=True).start()
@@ -166,8 +170,13 @@ class Agent:
         if op == "forget":
             return self.forget(command["key"])
         if op == "probe":
-            return {"results": probe(self.namespaces, command["probes"], float(command.get("timeout", 1.0)),
-                                     int(command.get("parallel", 256)))}
+            peers = [] if command.get("peers") else None
+            results = probe(self.namespaces, command["probes"], float(command.get("timeout", 1.0)),
+                            int(command.get("parallel", 256)), peers)
+            return {"results": results, **({"peers": peers} if peers is not None else {})}
+        if op == "resolve":
+            return resolve(self.namespaces, command["netns"], command["server"], command["names"],
+                           command.get("type", "A"), float(command.get("timeout", 2.0)))
         raise ValueError(f"unknown op {op!r}")
 
     def listen(self, key: str, path: str, ports: list) -> dict:
@@ -206,19 +215,32 @@ class Agent:
         return {"ok": True}
 
 
-def probe(namespaces: Namespaces, probes: list, timeout: float, parallel: int) -> list[str]:
+# A UDP probe's datagram is a DNS question (id 0x6b38, "k8snet-probe." A): the agent's sockets
+# answer anything, and a real DNS server answers it too, so one probe serves both.
+UDP_PROBE = bytes.fromhex("6b38010000010000000000000c6b38736e65742d70726f62650000010001")
+
+
+def probe(namespaces: Namespaces, probes: list, timeout: float, parallel: int,
+          peers: list | None = None) -> list[str]:
     """Connect from each probe's namespace to (address, port, protocol); a probe is 'open' when
-    a TCP handshake completes or a UDP datagram is echoed, else the reason ('refused' for a
+    a TCP handshake completes or a UDP datagram is answered, else the reason ('refused' for a
     rejection or no listener, 'unreachable', 'timeout'). Chunks of ``parallel`` probes run
-    together, each chunk ordered by namespace so the agent enters each namespace once."""
+    together, each chunk ordered by namespace so the agent enters each namespace once. With
+    ``peers`` (a list), each open probe also waits for the address the server saw it come
+    from (the agent's listeners send it) and the list gets one entry per probe."""
     order = sorted(range(len(probes)), key=lambda i: probes[i][0])
     results: list[str] = [""] * len(probes)
+    seen: list[str] = [""] * len(probes)
     for start in range(0, len(order), parallel):
-        _probe_chunk(namespaces, probes, order[start:start + parallel], results, timeout)
+        _probe_chunk(namespaces, probes, order[start:start + parallel], results, timeout,
+                     seen if peers is not None else None)
+    if peers is not None:
+        peers.extend(seen)
     return results
 
 
-def _probe_chunk(namespaces: Namespaces, probes: list, chunk: list[int], results: list, timeout: float) -> None:
+def _probe_chunk(namespaces: Namespaces, probes: list, chunk: list[int], results: list, timeout: float,
+                 seen: list | None = None) -> None:
     selector = selectors.DefaultSelector()
     live = {}
     current, stack = None, contextlib.ExitStack()
@@ -241,7 +263,7 @@ def _probe_chunk(namespaces: Namespaces, probes: list, chunk: list[int], results
             else:
                 sock.connect((address, int(port)))
                 try:
-                    sock.send(b"k8snet-probe")
+                    sock.send(UDP_PROBE)
                 except OSError as exc:
                     results[index] = _reason(exc.errno)
                     sock.close()
@@ -257,24 +279,61 @@ def _probe_chunk(namespaces: Namespaces, probes: list, chunk: list[int], results
             break
         for key, _unused in selector.select(remaining):
             index, sock = key.data, key.fileobj
-            if probes[index][3] == "TCP":
+            if probes[index][3] == "TCP" and not results[index]:
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 results[index] = "open" if code == 0 else _reason(code)
+                if code == 0 and seen is not None:
+                    selector.modify(sock, selectors.EVENT_READ, index)  # then read what it saw
+                    continue
             else:
                 try:
-                    results[index] = "open" if sock.recv(2048) else "refused"
+                    answer = sock.recv(2048)
                 except BlockingIOError:
                     continue
                 except OSError as exc:
-                    results[index] = _reason(exc.errno)
+                    if probes[index][3] == "UDP":
+                        results[index] = _reason(exc.errno)
+                    answer = b""
+                if probes[index][3] == "UDP":
+                    results[index] = "open" if answer else "refused"
+                if seen is not None:
+                    seen[index] = answer.decode(errors="replace") if len(answer) < 64 else ""
             selector.unregister(sock)
             sock.close()
             del live[index]
     for index, sock in live.items():
-        results[index] = "timeout"
+        results[index] = results[index] or "timeout"  # an open TCP probe waiting for its peer stays open
         selector.unregister(sock)
         sock.close()
     selector.close()
+
+
+def resolve(namespaces: Namespaces, path: str, server: str, names: list, rdtype: str, timeout: float) -> dict:
+    """Ask ``server`` from inside a namespace, like a stub resolver walking its search list:
+    the first name answered NOERROR with records wins. Returns the name asked last, its rcode
+    and the answer's addresses (or 'timeout')."""
+    import dns.exception
+    import dns.message
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+
+    answer = {"name": "", "rcode": "", "addresses": []}
+    for name in names:
+        with namespaces.inside(path):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            reply = dns.query.udp(dns.message.make_query(name, rdtype), server, timeout=timeout, sock=sock)
+        except dns.exception.Timeout:
+            return {"name": name, "rcode": "timeout", "addresses": []}
+        finally:
+            sock.close()
+        addresses = sorted(item.to_text() for rrset in reply.answer for item in rrset
+                           if rrset.rdtype == dns.rdatatype.from_text(rdtype))
+        answer = {"name": name, "rcode": dns.rcode.to_text(reply.rcode()), "addresses": addresses}
+        if reply.rcode() == dns.rcode.NOERROR and addresses:
+            break
+    return answer
 
 
 def _reason(code: int) -> str:

@@ -25,6 +25,10 @@ CLIENTS = {
     "kwok": ("system:kwok", ("system:masters",)),
     # The data plane's enforcers: read-only (rbac/kube-router.yaml).
     "kube-router": ("system:kube-router", ()),
+    # kube-proxy as Kubernetes' bootstrap RBAC knows it (system:node-proxier is bound to it).
+    "kube-proxy": ("system:kube-proxy", ()),
+    # The clusters' DNS: read-only (rbac/coredns.yaml).
+    "coredns": ("system:coredns", ()),
 }
 
 

@@ -105,6 +105,12 @@ class ClusterSpec:
     # range the scenarios name, so no role's ipBlock covers a node by accident.
     node_cidr: str = ""
 
+    @property
+    def dns_address(self) -> str:
+        """The cluster DNS Service's ClusterIP: the tenth address of the Service range, as
+        kubeadm and K3s choose it."""
+        return str(ipaddress.ip_network(self.service_cidr)[10])
+
     def node_address(self, index: int) -> str:
         return str(ipaddress.ip_network(self.node_cidr)[index + 1])
 
@@ -132,6 +138,9 @@ CLUSTERS: dict[str, ClusterSpec] = {
     ), "100.127.2.0/24"),
 }
 KUBE_ROUTER_USER = "kube-router"  # its client certificate (pki.CLIENTS) and RBAC (rbac/kube-router.yaml)
+KUBE_PROXY_USER = "kube-proxy"  # system:kube-proxy, which bootstrap RBAC binds to system:node-proxier
+COREDNS_USER = "coredns"  # its client certificate (pki.CLIENTS) and RBAC (rbac/coredns.yaml)
+CLUSTER_DOMAIN = "cluster.local"
 
 # kwok's upstream stages (files in its module): nodes Ready with heartbeats, pods Running.
 KWOK_STAGES = ("kustomize/stage/node/fast/node-initialize.yaml",
