@@ -13,6 +13,7 @@ from tests.packets import probes_against_report
 
 CLUSTER = "us-east"
 TEST_WORKLOADS = "ecommerce-test-workloads"
+DATAPLANE_SERVICES = True  # kube-proxy and the cluster DNS on the data plane (conftest.py)
 PROOF_NAMESPACES = ["ecommerce-prod", "ecommerce-staging", "envoy-gateway-system", "monitoring", "kube-system"]
 DEFAULTS = yaml.safe_load((REPO / "roles" / "ecommerce_net" / "defaults" / "main.yml").read_text())
 CART = {"ecommerce_net_tiers": DEFAULTS["ecommerce_net_tiers"] + [{"name": "cart", "port": 8081}],
@@ -187,7 +188,6 @@ def applied_and_proved(testbed, c, tmp_path, dataplane):
                    {"app.kubernetes.io/component": "proxy", "app.kubernetes.io/managed-by": "envoy-gateway",
                     "app.kubernetes.io/name": "envoy"}, [10080, 10443]),
         deployment("monitoring", "prometheus-k8s", {"app.kubernetes.io/name": "prometheus"}, [9090]),
-        deployment("kube-system", "coredns", {"k8s-app": "kube-dns"}, [53]),
     ] + [deployment(env, f"shop-{tier['name']}", {"app": tier["name"]}, [tier["port"]] + (
         [tier["metrics_port"]] if tier.get("metrics_port") else []))
         for env in ("ecommerce-prod", "ecommerce-staging") for tier in DEFAULTS["ecommerce_net_tiers"]]
@@ -257,10 +257,40 @@ def on_packets(testbed, dataplane, report):
     assert matrix[(frontend, api, "8080/TCP")] == "open" and matrix[(frontend, userdb, "5432/TCP")] == "refused"
     assert matrix[(api, userdb, "5432/TCP")] == "open"
     assert matrix[(staging_api, userdb, "5432/TCP")] == "refused"
-    # DNS: every tier may ask the cluster's DNS (the coredns stand-in answers on 53/TCP).
+    # DNS: every tier may ask the cluster's DNS (a real CoreDNS answers on 53), not its metrics.
     coredns = next(d for (_s, d, _p) in matrix if d.startswith("us-east/kube-system/coredns"))
-    assert matrix[(api, coredns, "53/TCP")] == "open" and matrix[(userdb, coredns, "53/TCP")] == "open"
+    assert matrix[(api, coredns, "53/TCP")] == "open" and matrix[(userdb, coredns, "53/UDP")] == "open"
+    assert matrix[(api, coredns, "9153/TCP")] == "refused"
+    by_name(testbed, dataplane, frontend, api, userdb, staging_api)
     assert not dataplane.enforcer_failures()
+
+
+def by_name(testbed, dataplane, frontend, api, userdb, staging_api):
+    """Tiers reach each other by Service name, through the cluster DNS the role's allow-dns
+    policies admit and kube-proxy's ClusterIPs, on their ports only; the internet reaches the
+    frontend's LoadBalancer Service on its node port (where a cloud load balancer or MetalLB
+    delivers) with its own address kept, which the role's internet ipBlock admits."""
+    names = {tier: dataplane.resolve(frontend, tier) for tier in ("api", "userdb", "frontend-metrics")}
+    assert all(answer["rcode"] == "NOERROR" for answer in names.values()), names
+    api_ip, metrics_ip = names["api"]["addresses"][0], names["frontend-metrics"]["addresses"][0]
+    assert names["userdb"]["addresses"] == [dataplane.pods[userdb].address], "headless: the pod itself"
+    assert dataplane.resolve(staging_api, "userdb")["addresses"] != names["userdb"]["addresses"], \
+        "each environment's names are its own"
+    seen = dataplane.probe_addresses([frontend, api], [(api_ip, 8080, "TCP"), (names["userdb"]["addresses"][0], 5432, "TCP"),
+                                                       (metrics_ip, 9090, "TCP")])
+    assert seen == {(frontend, f"{api_ip}:8080/TCP"): "open",
+                    (frontend, f"{dataplane.pods[userdb].address}:5432/TCP"): "refused",
+                    (frontend, f"{metrics_ip}:9090/TCP"): "refused",
+                    (api, f"{api_ip}:8080/TCP"): "refused",
+                    (api, f"{dataplane.pods[userdb].address}:5432/TCP"): "open",
+                    (api, f"{metrics_ip}:9090/TCP"): "refused"}, seen
+    shop = testbed.client(CLUSTER).request("GET", "/api/v1/namespaces/ecommerce-prod/services/frontend")
+    node = dataplane.nodes[testbed.client(CLUSTER).request("GET", "/api/v1/namespaces/ecommerce-prod/pods", query={
+        "labelSelector": "app=frontend"})["items"][0]["spec"]["nodeName"]].address
+    node_port = shop["spec"]["ports"][0]["nodePort"]
+    assert [p["port"] for p in shop["spec"]["ports"]] == [80]  # metrics are not published
+    published = dataplane.probe_addresses(["outside:internet"], [(node, node_port, "TCP")], peers=True)
+    assert published == {("outside:internet", f"{node}:{node_port}/TCP"): "open from 203.0.113.10"}, published
 
 
 def test_supplied_workloads_get_budgets_and_warnings(tmp_path):

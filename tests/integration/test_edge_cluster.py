@@ -10,6 +10,7 @@ from tests.packets import probes_against_report
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "edge-factory-1"
+DATAPLANE_SERVICES = True  # kube-proxy and the cluster DNS on the data plane (conftest.py)
 NODES = ("factory1-server-1", "factory1-agent-1")
 
 
@@ -104,9 +105,9 @@ def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_clust
         node = get(c, f"/api/v1/nodes/{pod['spec']['nodeName']}")
         assert node["metadata"]["labels"]["edge-location"] == "factory-1"
     assert wait_for(lambda: running(c, "edge-monitoring", "app.kubernetes.io/name=kube-state-metrics", 1), "kube-state-metrics")
-    ingest = get(c, "/api/v1/namespaces/edge-processing/services/edge-processor-ingest")
-    assert ingest["spec"]["type"] == "LoadBalancer" and [p["port"] for p in ingest["spec"]["ports"]] == [8080]
-    assert ingest["metadata"]["annotations"]["metallb.io/address-pool"] == "factory-1-pool"
+    ingest_service = get(c, "/api/v1/namespaces/edge-processing/services/edge-processor-ingest")
+    assert ingest_service["spec"]["type"] == "LoadBalancer" and [p["port"] for p in ingest_service["spec"]["ports"]] == [8080]
+    assert ingest_service["metadata"]["annotations"]["metallb.io/address-pool"] == "factory-1-pool"
     lan = get(c, "/apis/networking.k8s.io/v1/namespaces/edge-processing/networkpolicies/sensors-from-lan")["spec"]
     assert lan["ingress"] == [{"from": [{"ipBlock": {"cidr": "192.168.1.0/24"}}], "ports": [{"protocol": "TCP", "port": 8080}]}]
     assert get(c, "/apis/monitoring.coreos.com/v1/namespaces/edge-monitoring/alertmanagers/edge-alertmanager")
@@ -130,6 +131,18 @@ def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_clust
     ingest = {(src, port): verdict for (src, _dst, port), verdict in packets["matrix"].items()
               if src.startswith("outside:")}
     assert ingest == {("outside:sensor", "8080/TCP"): "open", ("outside:off-lan", "8080/TCP"): "refused"}, ingest
+    # Through the ingest Service: its name resolves inside the site (the processors' DNS egress
+    # works), and its node port on the processors' node (where MetalLB's speaker or K3s'
+    # servicelb delivers the LoadBalancer address) admits the sensor, with its own address
+    # kept (externalTrafficPolicy Local), and not the host off the LAN.
+    processor = next(name for name in dataplane.pods if name.startswith(f"{CLUSTER}/edge-processing/edge-processor"))
+    answer = dataplane.resolve(processor, "edge-processor-ingest")
+    assert answer["rcode"] == "NOERROR" and answer["addresses"] == [ingest_service["spec"]["clusterIP"]], answer
+    node = dataplane.nodes["factory1-agent-1"].address
+    node_port = ingest_service["spec"]["ports"][0]["nodePort"]
+    through = dataplane.probe_addresses(["outside:sensor", "outside:off-lan"], [(node, node_port, "TCP")], peers=True)
+    assert through == {("outside:sensor", f"{node}:{node_port}/TCP"): "open from 192.168.1.50",
+                       ("outside:off-lan", f"{node}:{node_port}/TCP"): "refused"}, through
     assert not dataplane.enforcer_failures()
 
     mark = testbed.audit_mark(CLUSTER)
