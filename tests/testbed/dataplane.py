@@ -193,10 +193,10 @@ class DataPlane:
         started = time.monotonic()
         kube_router = build.build_tool("kube-router")
         kube_proxy = build.build_binaries()["kube-proxy"] if self.services else None
-        agent_log = (self.run_dir / "agent.log").open("wb")
-        self.agent = subprocess.Popen([sys.executable, "-m", "tests.testbed.netagent"], cwd=build.REPO,
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=agent_log, text=True,
-                                      start_new_session=True)
+        with (self.run_dir / "agent.log").open("wb") as agent_log:
+            self.agent = subprocess.Popen([sys.executable, "-m", "tests.testbed.netagent"], cwd=build.REPO,
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=agent_log,
+                                          text=True, start_new_session=True)
         self._children[self.agent.pid] = self.agent
         self._save()
         try:
@@ -237,9 +237,7 @@ class DataPlane:
                     f"neigh replace {LINK_GATEWAY} lladdr {fabric_macs[node.name]} dev up0 nud permanent",
                     # The node's own address as the source: what kube-proxy's masquerade gives.
                     f"route replace default via {LINK_GATEWAY} dev up0 onlink src {endpoint.address}"])
-                host, port = servers[cluster].rsplit("//", 1)[1].rsplit(":", 1)
-                self._ask({"op": "relay", "key": endpoint.name, "netns": endpoint.netns,
-                           "listen": [host, int(port)], "target": [host, int(port)]})
+                self._relay_api(endpoint, servers[cluster])
                 self.enforcers[node.name] = self._start_enforcer(
                     kube_router, cluster, node.name, endpoint, kubeconfigs[cluster])
                 if self.services:
@@ -259,11 +257,18 @@ class DataPlane:
         self.timings = {"plane": round(plane_at - started, 2), "total": round(time.monotonic() - started, 2)}
         return self.timings
 
+    def _relay_api(self, endpoint: Endpoint, server: str) -> None:
+        """The API server at its own address and port on the namespace's loopback, relayed by
+        the agent (the apiservers listen on the machine's loopback only)."""
+        host, port = server.rsplit("//", 1)[1].rsplit(":", 1)
+        self._ask({"op": "relay", "key": endpoint.name, "netns": endpoint.netns,
+                   "listen": [host, int(port)], "target": [host, int(port)]})
+
     def _start_in(self, endpoint: Endpoint, argv: list[str], log_name: str) -> int:
         """A process of ours inside a namespace made here, logging to the run folder."""
-        log = (self.run_dir / log_name).open("wb")  # this plane's lines only
-        proc = subprocess.Popen(["nsenter", f"--net={endpoint.netns}", "--", *argv], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        with (self.run_dir / log_name).open("wb") as log:  # this plane's lines only
+            proc = subprocess.Popen(["nsenter", f"--net={endpoint.netns}", "--", *argv], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self._children[proc.pid] = proc
         return proc.pid
 
@@ -435,9 +440,7 @@ class DataPlane:
         """A CoreDNS process in a DNS pod's namespace, reading the API server through a relay
         on the pod's own loopback (the apiserver listens on the machine's only)."""
         server = self.testbed._state()["servers"][cluster]
-        host, port = server.rsplit("//", 1)[1].rsplit(":", 1)
-        self._ask({"op": "relay", "key": endpoint.name, "netns": endpoint.netns,
-                   "listen": [host, int(port)], "target": [host, int(port)]})
+        self._relay_api(endpoint, server)
         kubeconfig = self.testbed._component_kubeconfig(cluster, server, COREDNS_USER)
         corefile = self.run_dir / f"Corefile-{endpoint.holder}"
         corefile.write_text(
