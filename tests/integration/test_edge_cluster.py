@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, phase_is, run_playbook, running, wait_for
-from tests.packets import probes_against_report
+from tests.packets import probes_against_report, until
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "edge-factory-1"
@@ -143,6 +143,23 @@ def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_clust
     through = dataplane.probe_addresses(["outside:sensor", "outside:off-lan"], [(node, node_port, "TCP")], peers=True)
     assert through == {("outside:sensor", f"{node}:{node_port}/TCP"): "open from 192.168.1.50",
                        ("outside:off-lan", f"{node}:{node_port}/TCP"): "refused"}, through
+    # MetalLB for real, as the site's manifest and the role's pool set it up: its controller
+    # gives the ingest Service an address from the site's pool, the speaker on the processors'
+    # node answers ARP for it on the factory LAN, and a sensor there reaches a processor.
+    dataplane.run_metallb(CLUSTER)
+    dataplane.add_lan("factory-1", CLUSTER, "192.168.1.0/24")
+    dataplane.add_lan_client("factory-1", "lan-sensor", "192.168.1.51")
+    assigned = wait_for(lambda: (get(c, "/api/v1/namespaces/edge-processing/services/edge-processor-ingest")
+                                 .get("status", {}).get("loadBalancer") or {}).get("ingress"),
+                        "MetalLB's controller assigns the ingest address", timeout=60)
+    address = assigned[0]["ip"]
+    assert 240 <= int(address.rsplit(".", 1)[1]) <= 250 and address.startswith("192.168.1."), assigned
+    dataplane.settle()
+    target = [(address, 8080, "TCP")]
+    until(lambda: dataplane.probe_addresses(["outside:lan-sensor"], target)[
+        ("outside:lan-sensor", f"{address}:8080/TCP")] == "open", timeout=30)
+    assert dataplane.probe_addresses(["outside:lan-sensor"], target, peers=True) == {
+        ("outside:lan-sensor", f"{address}:8080/TCP"): "open from 192.168.1.51"}
     assert not dataplane.enforcer_failures()
 
     mark = testbed.audit_mark(CLUSTER)

@@ -136,6 +136,9 @@ GO_TOOLS = {
     # kube-router v2.1.0: its NetworkPolicy firewall is the data plane's enforcer (dataplane.py).
     "kube-router": (Path(__file__).resolve().parent / "tools" / "kube-router",
                     "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router", {}),
+    # MetalLB's controller and L2 speaker (dataplane.run_metallb), at the version of its CRDs.
+    "metallb-controller": (Path(__file__).resolve().parent / "tools" / "metallb", "go.universe.tf/metallb/controller", {}),
+    "metallb-speaker": (Path(__file__).resolve().parent / "tools" / "metallb", "go.universe.tf/metallb/speaker", {}),
 }
 
 

@@ -15,6 +15,9 @@ Topology (IPv4; every namespace is made here and held by a process of ours):
 - One **fabric namespace** routes each node's pod range and each outside address: every
   cluster's pods reach every other's (a flat network, as Submariner or ClusterMesh give).
 - **Outside namespaces** hold the addresses the roles' ipBlocks name.
+- A **LAN** (``add_lan``) is a bridge every node of a cluster joins with a second link: the one
+  segment where ARP runs, so MetalLB's speakers (``run_metallb``) can answer for the addresses
+  their controller assigns, and LAN clients (``add_lan_client``) reach them.
 - With ``services=True``, **kube-proxy** (iptables mode) runs in every node namespace beside
   kube-router, so ClusterIPs and NodePorts reach the pods; and each cluster gets its **DNS**
   as kubeadm installs it (Deployment ``kube-system/coredns``, Service ``kube-dns`` on the
@@ -108,6 +111,9 @@ class DataPlane:
         self.proxies: dict[str, int] = {}  # node name -> kube-proxy pid (services)
         self.dns_servers: dict[str, int] = {}  # DNS pod name -> its CoreDNS pid (services)
         self.addons: list[tuple[str, str]] = []  # (cluster, API path) of the objects up() made
+        self.lans: dict[str, Endpoint] = {}  # "lan:name" -> the namespace holding its bridge
+        self.lan_nodes: dict[str, tuple[str, ...]] = {}  # "lan:name" -> the nodes on it
+        self.controllers: dict[str, int] = {}  # pod or node namespace name -> the controller running in it
         self.agent: subprocess.Popen | None = None
         self._children: dict[int, subprocess.Popen] = {}  # started here: reaped when stopped
         self._agent_lock = threading.Lock()
@@ -120,13 +126,14 @@ class DataPlane:
                 **{f"enforcer:{n}": pid for n, pid in self.enforcers.items()},
                 **{f"proxy:{n}": pid for n, pid in self.proxies.items()},
                 **{f"dns:{n}": pid for n, pid in self.dns_servers.items()},
+                **self.controllers,
                 **{e.name: e.holder for e in self._endpoints()}}
         self.state_file.write_text(json.dumps({"pids": {k: v for k, v in pids.items() if v},
                                                "addons": self.addons}, indent=1))
 
     def _endpoints(self) -> list[Endpoint]:
         return ([self.fabric] if self.fabric else []) + list(self.nodes.values()) + list(self.pods.values()) \
-            + list(self.outside.values())
+            + list(self.outside.values()) + list(self.lans.values())
 
     def _holders(self, names: list[str]) -> dict[str, int]:
         """One namespace-holding process per name, each in a new network namespace."""
@@ -411,11 +418,104 @@ class DataPlane:
         self._client_side(endpoint, mac_fabric)
         return endpoint
 
+    # -- a LAN and MetalLB -----------------------------------------------------------------
+    def add_lan(self, name: str, cluster: str, cidr: str) -> Endpoint:
+        """A LAN segment (a bridge) that every node of ``cluster`` joins on a link ``lan0``, with
+        the address ``cidr``'s 100th, 101st, ... host (as the edge inventory numbers its hosts).
+        A node gets a host route per LAN client rather than the LAN's prefix, so the fabric's
+        outside namespaces inside the same range stay reachable the way they were."""
+        key = f"lan:{name}"
+        if key in self.lans:
+            return self.lans[key]
+        lan = self.lans[key] = Endpoint(key, self._holders([key])[key], cidr)
+        self._save()
+        lines, network = ["link set lo up", "link add br0 type bridge", "link set br0 up"], ipaddress.ip_network(cidr)
+        node_lines = {}
+        for index, node in enumerate(CLUSTERS[cluster].nodes):
+            link, mac_lan, mac_node = self._new_link()
+            lines += [f"link add l{link} address {mac_lan} type veth peer name lan0 address {mac_node} "
+                      f"netns {self.nodes[node.name].holder}", f"link set l{link} master br0", f"link set l{link} up"]
+            node_lines[node.name] = [f"addr add {network[100 + index]}/32 dev lan0", "link set lan0 up"]
+        self._ip_batch(lan.holder, lines)
+        for node, batch in node_lines.items():
+            self._ip_batch(self.nodes[node].holder, batch)
+        self.lan_nodes[key] = tuple(node_lines)
+        return lan
+
+    def add_lan_client(self, lan_name: str, name: str, address: str) -> Endpoint:
+        """A host on the LAN (``outside:<name>``) at ``address`` with the LAN's prefix: it finds
+        the LAN's addresses, LoadBalancer addresses included, by ARP."""
+        lan = self.lans[f"lan:{lan_name}"]
+        key = f"outside:{name}"
+        holder = self._holders([key])[key]
+        endpoint = self.outside[key] = Endpoint(key, holder, address)
+        self._save()
+        link, mac_lan, mac_client = self._new_link()
+        prefix = ipaddress.ip_network(lan.address).prefixlen
+        self._ip_batch(lan.holder, [
+            f"link add l{link} address {mac_lan} type veth peer name eth0 address {mac_client} netns {holder}",
+            f"link set l{link} master br0", f"link set l{link} up"])
+        self._ip_batch(holder, ["link set lo up", f"addr add {address}/{prefix} dev eth0", "link set eth0 up"])
+        for node in self.lan_nodes[lan.name]:
+            self._ip_batch(self.nodes[node].holder, [f"route replace {address}/32 dev lan0"])
+        return endpoint
+
+    def run_metallb(self, cluster: str, namespace: str = "metallb-system") -> None:
+        """MetalLB's controller in its pod's namespace and, on every node where a speaker pod
+        runs, its speaker in the node's namespace (as its hostNetwork pod would), as the service
+        accounts and RBAC of the MetalLB manifest the cluster has (tokens from the TokenRequest
+        API). The controller's webhooks are off: nothing calls into a pod here."""
+        client = self.testbed.client(cluster)
+        server = self.testbed._state()["servers"][cluster]
+        controller, speaker = (build.build_tool(tool) for tool in ("metallb-controller", "metallb-speaker"))
+        speakers = {pod["spec"]["nodeName"]: pod["metadata"]["name"] for pod in client.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": "component=speaker"})["items"]
+            if (pod.get("status") or {}).get("phase") == "Running" and pod["spec"].get("nodeName") in self.nodes}
+        if not speakers:
+            raise DataPlaneError(f"{cluster}: no MetalLB speaker pod runs in {namespace} on the plane's nodes")
+        controllers = [f"{cluster}/{namespace}/{pod['metadata']['name']}" for pod in client.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": "component=controller"})["items"]]
+        pod = next((name for name in controllers if name in self.pods), None)
+        if pod is None:
+            raise DataPlaneError(f"{cluster}: MetalLB's controller pod is not on the plane (sync() after it runs)")
+        # In its pod's namespace, as in the cluster (it serves metrics on every address it has):
+        # the agent's sockets on its ports give way to the real process.
+        self._ask({"op": "forget", "key": pod})
+        self._relay_api(self.pods[pod], server)
+        kubeconfig = self._account_kubeconfig(cluster, server, namespace, "controller")
+        self.controllers[pod] = self._start_in(self.pods[pod], [
+            "env", f"KUBECONFIG={kubeconfig}", str(controller), f"--namespace={namespace}",
+            "--webhook-mode=disabled", "--disable-cert-rotation", "--log-level=info"], "metallb-controller.log")
+        kubeconfig = self._account_kubeconfig(cluster, server, namespace, "speaker")
+        for node, speaker_pod in speakers.items():
+            self.controllers[f"node:{cluster}/{node}"] = self._start_in(self.nodes[node], [
+                "env", f"KUBECONFIG={kubeconfig}", str(speaker), f"--namespace={namespace}", f"--node-name={node}",
+                f"--pod-name={speaker_pod}", "--log-level=info"], f"metallb-speaker-{node}.log")
+        self._save()
+
+    def _account_kubeconfig(self, cluster: str, server: str, namespace: str, account: str) -> Path:
+        """A kubeconfig with a short-lived token of a service account: a component acting with
+        exactly the RBAC its manifest grants it."""
+        token = self.testbed.client(cluster).request(
+            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                  "spec": {"expirationSeconds": 3600}})["status"]["token"]
+        path = self.run_dir / f"{cluster}-{namespace}-{account}.kubeconfig"
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": cluster,
+            "clusters": [{"name": cluster, "cluster": {
+                "server": server, "certificate-authority": str(self.testbed.run_dir / "pki" / "ca.crt")}}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": account}}]}))
+        path.chmod(0o600)
+        return path
+
     def _remove(self, endpoint: Endpoint) -> None:
         if self.agent and self.agent.poll() is None:
             self._ask({"op": "forget", "key": endpoint.name})
-        if endpoint.name in self.dns_servers:
-            self._stop(self.dns_servers.pop(endpoint.name))
+        for servers in (self.dns_servers, self.controllers):
+            if endpoint.name in servers:
+                self._stop(servers.pop(endpoint.name))
         self._stop(endpoint.holder)
 
     def endpoint(self, name: str) -> Endpoint:
@@ -522,7 +622,7 @@ class DataPlane:
         removes the namespaces and veths they held."""
         state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
         pids = set((state.get("pids") or {}).values()) | set(self.enforcers.values()) | set(self.proxies.values()) \
-            | set(self.dns_servers.values()) | {e.holder for e in self._endpoints()} \
+            | set(self.dns_servers.values()) | set(self.controllers.values()) | {e.holder for e in self._endpoints()} \
             | ({self.agent.pid} if self.agent else set())
         for pid in pids:
             _kill(pid)
@@ -537,7 +637,8 @@ class DataPlane:
         self._remove_addons({tuple(item) for item in state.get("addons") or []} | set(self.addons))
         self.agent, self.fabric = None, None
         self.pods, self.nodes, self.outside, self.enforcers = {}, {}, {}, {}
-        self.proxies, self.dns_servers, self.addons = {}, {}, []
+        self.proxies, self.dns_servers, self.addons, self.lans, self.controllers = {}, {}, [], {}, {}
+        self.lan_nodes = {}
         if self.state_file.exists():
             self.state_file.unlink()
         if not quiet and pids:

@@ -51,8 +51,10 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
               for name in ("servicemonitors", "podmonitors", "prometheusrules", "prometheuses", "alertmanagers",
                            "scrapeconfigs")),
     ),
+    # v0.15.3: the newest whose dependencies the module proxy here serves (v0.16 needs frr-k8s
+    # v0.0.25 or later, refused); tools/metallb builds the controller and speaker at the same one.
     CrdSource(
-        "metallb", "go.universe.tf/metallb", "v0.15.2",
+        "metallb", "go.universe.tf/metallb", "v0.15.3",
         ("config/crd/bases/metallb.io_ipaddresspools.yaml",
          "config/crd/bases/metallb.io_l2advertisements.yaml"),
     ),

@@ -45,3 +45,13 @@ def test_a_real_failure_is_not_retried(flaky_go, tmp_path):
     with pytest.raises(build.BuildError, match="undefined: foo"):
         build._run(["go", "build"], tmp_path, log=lambda _m: None)
     assert calls() == 1
+
+
+def test_metallb_binaries_and_crds_are_one_pin():
+    """The controller and speaker the data plane runs are built at the version whose CRDs and
+    manifest the testbed installs (tools/metallb/go.mod against versions.CRD_SOURCES)."""
+    from tests.testbed.versions import CRD_SOURCES
+
+    metallb = next(source for source in CRD_SOURCES if source.project == "metallb")
+    assert build._required_version(build.GO_TOOLS["metallb-speaker"][0], metallb.module) == metallb.version
+    assert build.GO_TOOLS["metallb-controller"][0] == build.GO_TOOLS["metallb-speaker"][0]
