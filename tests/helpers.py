@@ -119,3 +119,27 @@ def install_collection(root: Path) -> dict:
 def writable_again(installed: dict) -> None:
     for path in [installed["home"], *installed["home"].rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
+
+
+class GoYamlLoader(yaml.SafeLoader):
+    """PyYAML reads a bare `=` as YAML 1.1's value tag and fails; Go's YAML (kubectl, K3s)
+    reads it as the string it is (the Prometheus Operator's CRDs list `=` among operators)."""
+
+
+GoYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def install_manifest(client, manifest: Path, keep: tuple[str, ...] = ()) -> list[dict]:
+    """An upstream release manifest applied as K3s or kubectl would (owned by its file name, so a
+    second call with ``keep`` kinds prunes the rest); webhooks are left out, because no request
+    reaches a pod here. Returns the objects applied."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
+
+    objects = [d for d in yaml.load_all(manifest.read_text(), Loader=GoYamlLoader)
+               if d and d["kind"] not in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+               and (not keep or d["kind"] in keep)]
+    Engine(client, force_conflicts=True).converge(manifest.name.split(".", maxsplit=1)[0], "kube-system", objects,
+                                                  "overridden")
+    return objects

@@ -55,6 +55,7 @@ SHAPES = {
 FROM_PLAN = {"context": "context", "region": "region", "pod_cidr": "pod_cidrs", "service_cidr": "service_cidrs",
              "vips": "vips"}
 SCRAPE_API = "monitoring.coreos.com/v1alpha1"
+METALLB_ADDRESSES = "metallb.io/loadBalancerIPs"  # MetalLB's annotation for the addresses a Service wants
 PROMETHEUS_URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})$")
 
 
@@ -433,7 +434,7 @@ def federation_objects(spec: dict) -> list[dict]:
 def lb_service(svc: dict, cluster: dict, lb: dict) -> dict:
     """The service's LoadBalancer in one region: the cluster's VIPs through the provider's
     annotation (spec.loadBalancerIP is deprecated), Local traffic policy so the policies see clients."""
-    annotation = lb.get("address_annotation") or "metallb.io/loadBalancerIPs"
+    annotation = lb.get("address_annotation") or METALLB_ADDRESSES
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": f"{svc['name']}-lb", "namespace": svc["namespace"], "labels": {"app": svc["name"]},
                          "annotations": {annotation: ",".join(str(v) for v in cluster["vips"])}},
@@ -530,8 +531,8 @@ def lb_warnings(spec: dict) -> list[str]:
         return []
     if not lb.get("clients"):
         return ["kubefed_lb.clients is empty: the regional LoadBalancers admit no client from outside the clusters; "
-                "name the ranges your clients come from"]
-    out = []
+                "name the ranges your clients come from"] + shared_vip_warnings(spec)
+    out = shared_vip_warnings(spec)
     for cidr in lb["clients"]:
         clients = ipplan.parse("clients", cidr)
         family = ipplan.version(clients)
@@ -539,6 +540,23 @@ def lb_warnings(spec: dict) -> list[str]:
             out.append(f"kubefed_lb.clients: {cidr} admits every IPv{family} address to each shared service's target "
                        f"port in every cluster (only other regions' pods are kept from regulated data); name the "
                        f"ranges your clients come from")
+    return out
+
+
+def shared_vip_warnings(spec: dict) -> list[str]:
+    """Every service of a cluster asks for the cluster's VIPs. MetalLB lets Services with
+    externalTrafficPolicy Local share an address only when they select the same pods (found
+    when the testbed ran MetalLB), so only one of them gets it."""
+    if (spec["lb"].get("address_annotation") or METALLB_ADDRESSES) != METALLB_ADDRESSES:
+        return []
+    out = []
+    for cluster in spec.get("clusters") or []:
+        names = [svc["name"] for svc in spec["services"] if cluster["name"] in runs_in(svc, spec)]
+        if len(names) > 1:
+            out.append(f"kubefed_lb: {', '.join(names)} all ask MetalLB for {cluster['name']}'s VIP "
+                       f"{', '.join(str(v) for v in cluster.get('vips') or [])}; MetalLB shares an address only "
+                       "between Services that select the same pods (externalTrafficPolicy Local), so one of them "
+                       "gets it and the others get no address")
     return out
 
 

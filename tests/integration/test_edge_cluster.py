@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.helpers import REPO, phase_is, run_playbook, running, wait_for
+from tests.helpers import REPO, install_manifest, phase_is, run_playbook, running, wait_for
 from tests.packets import probes_against_report, until
 
 pytestmark = pytest.mark.testbed
@@ -21,31 +21,17 @@ def edge(tmp_path, *args, extra_vars=None):
                         inventory=str(REPO / "inventories" / "testbed"))
 
 
-class GoYamlLoader(yaml.SafeLoader):
-    """PyYAML reads a bare `=` as YAML 1.1's value tag and fails; Go's YAML (kubectl, K3s)
-    reads it as the string it is (the operator's CRDs list `=` among operators)."""
-
-
-GoYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
 @pytest.fixture(scope="module")
 def edge_cluster(testbed, tmp_path_factory):
     """What K3s does with the add-on manifests the host part places in its manifests folder:
     apply them. The real upstream files (MetalLB's metallb-native.yaml, the Prometheus
     Operator's bundle.yaml) go through the engine; MetalLB's validating webhook is left out
     because no request reaches a pod here (kwok runs pods, nothing serves)."""
-    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
     from tests.testbed.sshhosts import write_addons
 
     addons = write_addons(tmp_path_factory.mktemp("addons"))
-    engine = Engine(testbed.client(CLUSTER), force_conflicts=True)
     for name in ("metallb-native.yaml", "prometheus-operator-bundle.yaml"):
-        objects = [d for d in yaml.load_all((addons / name).read_text(), Loader=GoYamlLoader)
-                   if d and d["kind"] != "ValidatingWebhookConfiguration"]
-        engine.converge(name.split(".", maxsplit=1)[0], "kube-system", objects, "overridden")
+        install_manifest(testbed.client(CLUSTER), addons / name)
     return testbed.client(CLUSTER)
 
 

@@ -7,12 +7,14 @@ import base64
 
 import pytest
 
-from tests.helpers import recap, run_testbed_playbook, wait_for
-from tests.packets import probes_against_reports
+from tests.helpers import install_manifest, recap, run_testbed_playbook, running, wait_for
+from tests.packets import probes_against_reports, until
 from tests.netstubs import free_port, listening, stop
 
 pytestmark = pytest.mark.testbed
 HOST, MEMBER = "us-east", "eu-west"
+DATAPLANE_SERVICES = True  # kube-proxy and the cluster DNS on the data plane (conftest.py)
+REGION_VIPS = {HOST: "203.0.113.201", MEMBER: "203.0.113.202"}
 NS = "kube-federation-system"
 
 
@@ -223,6 +225,8 @@ def test_route53_routing_records_carry_external_dns_aws_properties(testbed, tmp_
 def test_eu_data_is_reachable_from_eu_only_and_a_change_that_would_open_it_writes_nothing(testbed, tmp_path, namespace_name):
     ledger = f"{namespace_name}-eu"
     extra = with_regions(namespace_name, records="failover", mechanism="probes")
+    for entry in extra["fabric_clusters"]:  # VIPs on each region's LAN, inside the LB clients' range
+        entry["vips"] = [REGION_VIPS[entry["name"]]]
     extra["kubefed_services"].append({"name": "ledger", "namespace": ledger, "port": 443, "target_port": 8443, "data_region": "eu"})
     extra["fabric_build_dir"] = str(tmp_path / "build")
     # Clients from everywhere (not the default): warned about, and other regions' pods still kept out.
@@ -286,6 +290,8 @@ def test_cross_cluster_flows_on_packets(testbed, dataplane, tmp_path, namespace_
     the LoadBalancer's clients' range gets in."""
     ledger = f"{namespace_name}-eu"
     extra = with_regions(namespace_name, records="failover", mechanism="probes")
+    for entry in extra["fabric_clusters"]:  # VIPs on each region's LAN, inside the LB clients' range
+        entry["vips"] = [REGION_VIPS[entry["name"]]]
     extra["kubefed_services"].append({"name": "ledger", "namespace": ledger, "port": 443, "target_port": 8443,
                                       "data_region": "eu"})
     extra["fabric_build_dir"] = str(tmp_path / "build")
@@ -293,6 +299,7 @@ def test_cross_cluster_flows_on_packets(testbed, dataplane, tmp_path, namespace_
                            "address_annotation": "metallb.io/loadBalancerIPs"}
     result = run(tmp_path, extra)
     assert result.returncode == 0, result.stdout[-4000:]
+    assert "financial-app, ledger all ask MetalLB for eu-west" in " ".join(result.stdout.split())
     # The pods the services select, named as the proof's stand-ins (the reports name them so).
     clients = f"{namespace_name}-clients"
     placed = {HOST: [(namespace_name, "financial-app", 8080), (clients, "client", 9999)],
@@ -328,3 +335,49 @@ def test_cross_cluster_flows_on_packets(testbed, dataplane, tmp_path, namespace_
     assert not dataplane.enforcer_failures()
     for cluster in placed:
         testbed.client(cluster).request("DELETE", f"/api/v1/namespaces/{clients}", allow=(404,))
+    lb_on_metallb(testbed, dataplane, tmp_path, {HOST: [namespace_name], MEMBER: [namespace_name, ledger]})
+
+
+def lb_on_metallb(testbed, dataplane, tmp_path, namespaces):
+    """The per-region LoadBalancers answer on their VIPs, for real: MetalLB (its upstream
+    manifest, and a pool holding the region's VIP, as the platform team sets up bare metal)
+    assigns the VIP the role's annotation asks for and announces it on the region's LAN, where
+    a client of the LoadBalancer's range reaches the service with its own address kept. In
+    eu-west two services ask for the one VIP and one gets it, as the run's warning says."""
+    from tests.testbed.sshhosts import write_addons
+
+    manifest = write_addons(tmp_path / "addons") / "metallb-native.yaml"
+    try:
+        for cluster, vip in REGION_VIPS.items():
+            client = testbed.client(cluster)
+            install_manifest(client, manifest)
+            for kind, spec in (("IPAddressPool", {"addresses": [f"{vip}/32"]}),
+                               ("L2Advertisement", {"ipAddressPools": ["region"]})):
+                client.request("POST", f"/apis/metallb.io/v1beta1/namespaces/metallb-system/{kind.lower()}s", body={
+                    "apiVersion": "metallb.io/v1beta1", "kind": kind,
+                    "metadata": {"name": "region", "namespace": "metallb-system"}, "spec": spec})
+            wait_for(lambda: running(client, "metallb-system", "component=speaker", 3)
+                     and running(client, "metallb-system", "component=controller", 1), f"MetalLB's pods in {cluster}")
+        dataplane.sync()
+        for index, (cluster, vip) in enumerate(REGION_VIPS.items()):
+            dataplane.run_metallb(cluster)
+            dataplane.add_lan(cluster, cluster, "203.0.113.0/24")
+            dataplane.add_lan_client(cluster, f"lb-client-{cluster}", f"203.0.113.{11 + index}")
+            wait_for(lambda: [assigned(testbed, cluster, ns) for ns in namespaces[cluster]].count([vip]) == 1,
+                     f"MetalLB assigns {vip} in {cluster}")
+        dataplane.settle()
+        for index, (cluster, vip) in enumerate(REGION_VIPS.items()):
+            source, key = f"outside:lb-client-{cluster}", f"{vip}:443/TCP"
+            until(lambda: dataplane.probe_addresses([source], [(vip, 443, "TCP")])[(source, key)] == "open", timeout=30)
+            seen = dataplane.probe_addresses([source], [(vip, 443, "TCP")], peers=True)
+            assert seen == {(source, key): f"open from 203.0.113.{11 + index}"}, seen
+    finally:
+        for cluster in REGION_VIPS:  # MetalLB leaves; its CRDs stay for the suite
+            install_manifest(testbed.client(cluster), manifest, keep=("CustomResourceDefinition",))
+
+
+def assigned(testbed, cluster, namespace) -> list[str]:
+    """The addresses MetalLB gave the LoadBalancer of the service in ``namespace``."""
+    svc = next(s for s in testbed.client(cluster).request("GET", f"/api/v1/namespaces/{namespace}/services")["items"]
+               if s["metadata"]["name"].endswith("-lb"))
+    return [i.get("ip") for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]

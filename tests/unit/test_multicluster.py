@@ -213,6 +213,21 @@ def test_load_balancer_mistakes_are_named(lb, words):
     assert any(words in p for p in found), found
 
 
+SHARED_VIP = ("kubefed_lb: financial-app, ledger all ask MetalLB for eu-west's VIP 203.0.113.20; MetalLB shares an "
+              "address only between Services that select the same pods (externalTrafficPolicy Local), so one of them "
+              "gets it and the others get no address")
+
+
+def test_two_services_on_one_clusters_vip_are_warned_about_under_metallb():
+    """Found by running MetalLB on the testbed: eu-west's two LoadBalancers ask for its one VIP,
+    and MetalLB gives it to one. Another provider's annotation is not MetalLB's rule."""
+    lb = {"enabled": True, "port": 443, "clients": ["198.51.100.0/24"]}
+    assert multicluster.plan({**regulated(), "lb": lb})["warnings"] == [SHARED_VIP]
+    assert multicluster.plan({**regulated(), "lb": {**lb, "address_annotation": "kube-vip.io/loadbalancerIPs"}})[
+        "warnings"] == []
+    assert multicluster.plan({**spec(), "lb": lb})["warnings"] == [], "one service per cluster"
+
+
 def test_load_balancer_clients_default_to_none_and_everyone_is_warned_about_but_still_proven():
     """No client range: no client rule and a warning. 0.0.0.0/0: a warning, and the proof keeps a
     negative expectation (the clients on another port) although no IPv4 address is outside them."""
@@ -220,14 +235,14 @@ def test_load_balancer_clients_default_to_none_and_everyone_is_warned_about_but_
     assert none["problems"] == [] and "admit no client from outside the clusters" in none["warnings"][0]
     assert not [f for c in none["policy_config"] for f in c["flows"] if f["name"].startswith("lb-")]
     everyone = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["0.0.0.0/0"]}})
-    assert everyone["warnings"] == [
+    assert everyone["warnings"][1:] == [
         "kubefed_lb.clients: 0.0.0.0/0 admits every IPv4 address to each shared service's target port in every "
         "cluster (only other regions' pods are kept from regulated data); name the ranges your clients come from"]
     denied = [e for e in everyone["expect"] if not e["allowed"] and e["dst"].endswith("/financial-app")
               and "." in e["src"] and not e["src"].startswith("10.")]
     assert denied and all(e["port"] != 8443 for e in denied), "the clients reach the target port only"
     some = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["198.51.100.0/24"]}})
-    assert some["warnings"] == []
+    assert some["warnings"] == [SHARED_VIP]
     assert any(e["src"] == "198.51.100.0" and e["allowed"] for e in some["expect"])
     assert any(not e["allowed"] and e["port"] == 8443 and e["src"] != "198.51.100.0" and "." in e["src"]
                and not e["src"].startswith("10.") for e in some["expect"]), "an address outside the clients is denied"
