@@ -50,7 +50,7 @@ from . import build
 from .versions import CLUSTER_DOMAIN, CLUSTERS, COREDNS_USER, KUBE_PROXY_USER, KUBE_ROUTER_USER
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (  # noqa: E402
-    CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE)
+    CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE, selector_matches)
 
 LINK_GATEWAY = "169.254.1.1"  # the next hop every pod and outside namespace uses
 NODE_PEER = "169.254.1.2"  # the fabric's next hop toward a node namespace
@@ -500,15 +500,7 @@ class DataPlane:
             "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
             body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                   "spec": {"expirationSeconds": 3600}})["status"]["token"]
-        path = self.run_dir / f"{cluster}-{namespace}-{account}.kubeconfig"
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": cluster,
-            "clusters": [{"name": cluster, "cluster": {
-                "server": server, "certificate-authority": str(self.testbed.run_dir / "pki" / "ca.crt")}}],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": account}}]}))
-        path.chmod(0o600)
-        return path
+        return self.testbed._component_kubeconfig(cluster, server, f"{namespace}-{account}", {"token": token})
 
     def _remove(self, endpoint: Endpoint) -> None:
         if self.agent and self.agent.poll() is None:
@@ -676,8 +668,8 @@ class DataPlane:
 
 
 def _is_cluster_dns(meta: dict) -> bool:
-    labels = meta.get("labels") or {}
-    return meta["namespace"] == CLUSTER_DNS_NAMESPACE and all(labels.get(k) == v for k, v in CLUSTER_DNS_LABELS.items())
+    return meta["namespace"] == CLUSTER_DNS_NAMESPACE and selector_matches({"matchLabels": CLUSTER_DNS_LABELS},
+                                                                           meta.get("labels") or {})
 
 
 def _dns_addon(cluster: str) -> list[tuple[str, dict]]:

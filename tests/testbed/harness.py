@@ -253,16 +253,17 @@ class Testbed:
         ], state)
         state["servers"][cluster] = f"https://127.0.0.1:{port}"
 
-    def _component_kubeconfig(self, cluster: str, server: str, user: str) -> Path:
-        """A kubeconfig for one component of one cluster (kwok has no --context flag)."""
+    def _component_kubeconfig(self, cluster: str, server: str, user: str, credentials: dict | None = None) -> Path:
+        """A kubeconfig for one component of one cluster (kwok has no --context flag): the
+        user's client certificate, or the given credentials (a service account's token)."""
         pki_dir = self.run_dir / "pki"
         path = self.run_dir / "kubeconfigs" / f"{cluster}-{user}.yaml"
         path.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config",
             "clusters": [{"name": cluster, "cluster": {"server": server,
                                                        "certificate-authority": str(pki_dir / "ca.crt")}}],
-            "users": [{"name": user, "user": {"client-certificate": str(pki_dir / f"{user}.crt"),
-                                              "client-key": str(pki_dir / f"{user}.key")}}],
+            "users": [{"name": user, "user": credentials or {"client-certificate": str(pki_dir / f"{user}.crt"),
+                                                             "client-key": str(pki_dir / f"{user}.key")}}],
             "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
             "current-context": cluster,
         }))
