@@ -191,6 +191,17 @@ def until(check, timeout: float = 10.0):
         time.sleep(0.02)
 
 
+def controlled(dataplane, condition, what: str, timeout: float = 90.0):
+    """wait_for what a controller of the plane (MetalLB's) does; fails at once, with its log,
+    when one of them has exited instead of waiting out the timeout."""
+    def check():
+        exits = dataplane.controller_exits()
+        if exits:
+            raise AssertionError("\n".join(exits))
+        return condition()
+    return wait_for(check, what, timeout)
+
+
 def links(holder: int | None = None) -> str:
     """`ip -br link` in the namespace ``holder`` holds, or in the machine's own."""
     enter = ["nsenter", f"--net=/proc/{holder}/ns/net"] if holder else []

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, install_manifest, phase_is, run_playbook, running, wait_for
-from tests.packets import probes_against_report, until
+from tests.packets import controlled, probes_against_report, until
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "edge-factory-1"
@@ -135,9 +135,9 @@ def test_site_objects_land_on_the_cluster_and_stay_converged(testbed, edge_clust
     dataplane.run_metallb(CLUSTER)
     dataplane.add_lan("factory-1", CLUSTER, "192.168.1.0/24")
     dataplane.add_lan_client("factory-1", "lan-sensor", "192.168.1.51")
-    assigned = wait_for(lambda: (get(c, "/api/v1/namespaces/edge-processing/services/edge-processor-ingest")
-                                 .get("status", {}).get("loadBalancer") or {}).get("ingress"),
-                        "MetalLB's controller assigns the ingest address", timeout=60)
+    assigned = controlled(dataplane, lambda: (get(c, "/api/v1/namespaces/edge-processing/services/edge-processor-ingest")
+                                              .get("status", {}).get("loadBalancer") or {}).get("ingress"),
+                          "MetalLB's controller assigns the ingest address")
     address = assigned[0]["ip"]
     assert 240 <= int(address.rsplit(".", 1)[1]) <= 250 and address.startswith("192.168.1."), assigned
     dataplane.settle()

@@ -264,6 +264,15 @@ def test_clear_errors(testbed, engine, namespace_name):
         engine().converge("e", "default", [{"apiVersion": "v1", "kind": "ConfigMapp",
                                             "metadata": {"name": "x", "namespace": "default"}}], "replaced")
     assert "closest served: v1 ConfigMap" in str(typo.value)
+    with pytest.raises(ValidationError) as uninstalled:  # the testbed serves k8gb.io's Gslb, not the old group's
+        engine().converge("e", "default", [{"apiVersion": "k8gb.absa.oss/v1beta1", "kind": "Gslb",
+                                            "metadata": {"name": "x", "namespace": "default"}}], "replaced")
+    assert "served apiVersions of that kind: k8gb.io/v1beta1)" in str(uninstalled.value)
+    with pytest.raises(ValidationError) as no_controller:
+        engine().converge("e", "default", [{"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyProxy",
+                                            "metadata": {"name": "x", "namespace": "default"}}], "replaced")
+    assert ("nothing of gateway.envoyproxy.io is served: Envoy Gateway is not installed on this cluster"
+            not in str(no_controller.value)), "the testbed serves BackendTrafficPolicy of that group"
     with pytest.raises(SetError) as missing_ns:
         engine().converge("e", "default", [cm("x", f"{namespace_name}-absent")], "replaced")
     assert f"namespace '{namespace_name}-absent' does not exist" in str(missing_ns.value)

@@ -20,10 +20,12 @@ from tests.helpers import recap, run_playbook, run_testbed_playbook, wait_for
 from tests.netstubs import free_port, listening, stop
 from tests.packets import probes_against_report
 from tests.testbed import build
+from tests.testbed.externaldns import PublishedZone
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "us-east"
 LOCATIONS = ("on-prem", "aws", "azure")
+GLOBAL_NAME = "hybrid-app.hybrid.example.com"
 
 
 def ask(port: int, name: str, rtype: str = "A", timeout: float = 2.0):
@@ -37,6 +39,7 @@ class CoreDNS:
     def __init__(self, workdir, corefile: str, port: int | None, files: dict | None = None, tls_port: int | None = None):
         workdir.mkdir(parents=True, exist_ok=True)
         for name, text in (files or {}).items():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             (workdir / name).write_text(text)
         (workdir / "Corefile").write_text(corefile)
         self.log = workdir / "coredns.log"
@@ -99,7 +102,6 @@ def test_custom_mode_blocks_send_each_zone_to_its_own_location(tmp_path, resolve
     spec = spec_for(resolvers, mode="custom", port=port, bind=["127.0.0.1"])
     [(key, blocks)] = hybrid.coredns_object(spec)["data"].items()
     corefile = f".:{port} {{\n    bind 127.0.0.1\n    whoami\n}}\nimport custom/*.server\n"
-    (tmp_path / "custom").mkdir()
     server = CoreDNS(tmp_path, corefile, port, files={f"custom/{key}": blocks})
     try:
         for i, name in enumerate(LOCATIONS, 1):
@@ -160,8 +162,23 @@ def record(testbed, namespace):
 
 
 def test_records_follow_health_and_priority_on_the_cluster(testbed, tmp_path, resolvers, listeners, namespace_name):
+    """The records follow the locations' health, and they are served for real: external-dns
+    (the real controller, coredns provider) publishes the DNSEndpoint the role writes, and a
+    cluster CoreDNS running the coredns-custom blocks the role wrote (K3s' import) answers the
+    global name from the published zone and a location's names from that location's resolver."""
     port, socks = listeners
-    extra = role_vars(resolvers, port, namespace_name)
+    dns_port = free_port()
+    extra = role_vars(resolvers, port, namespace_name, hybrid_dns_coredns={
+        "mode": "custom", "namespace": "kube-system", "port": dns_port, "cache_seconds": 30, "health_check": "5s",
+        "cluster_domain": "cluster.local", "upstream": "/etc/resolv.conf"})
+    zone = PublishedZone(testbed, CLUSTER, "hybrid.example.com", namespace_name).start()
+    try:
+        records_follow_health(testbed, tmp_path, extra, socks, namespace_name, zone, dns_port)
+    finally:
+        zone.stop()
+
+
+def records_follow_health(testbed, tmp_path, extra, socks, namespace_name, zone, dns_port):
     first = run_role(tmp_path, extra)
     assert first.returncode == 0, first.stdout[-4000:]
     # The plan is proven before the first write, and what was written is proven again.
@@ -171,7 +188,18 @@ def test_records_follow_health_and_priority_on_the_cluster(testbed, tmp_path, re
     assert order == sorted(order), order
     assert record(testbed, namespace_name)["spec"]["endpoints"][0]["targets"] == ["127.1.0.10"]
     custom = testbed.client(CLUSTER).request("GET", "/api/v1/namespaces/kube-system/configmaps/coredns-custom")
-    assert "aws.hybrid.example.com:53 {" in custom["data"]["hybrid.server"]
+    assert f"aws.hybrid.example.com:{dns_port} {{" in custom["data"]["hybrid.server"]
+    zone.published(GLOBAL_NAME, ["127.1.0.10"])
+    # The cluster's CoreDNS as K3s runs it: everything else to its upstream (here the zone
+    # external-dns publishes), plus the role's blocks imported from coredns-custom.
+    cluster_dns = CoreDNS(tmp_path / "cluster-dns", f".:{dns_port} {{\n    forward . 127.0.0.1:{zone.port}\n}}\n"
+                          "import custom/*.server\n", dns_port,
+                          files={"custom/hybrid.server": custom["data"]["hybrid.server"]})
+    try:
+        assert ask(dns_port, GLOBAL_NAME) == ("NOERROR", ["127.1.0.10"])
+        assert ask(dns_port, "db.aws.hybrid.example.com") == ("NOERROR", ["203.0.113.2"])
+    finally:
+        cluster_dns.stop()
 
     mark = testbed.audit_mark(CLUSTER)
     again = run_role(tmp_path, extra)
@@ -182,6 +210,7 @@ def test_records_follow_health_and_priority_on_the_cluster(testbed, tmp_path, re
     assert failed_over.returncode == 0, failed_over.stdout[-4000:]
     assert record(testbed, namespace_name)["spec"]["endpoints"][0]["targets"] == ["127.2.0.10", "127.3.0.10"]
     assert record(testbed, namespace_name)["metadata"]["annotations"]["fabric.k8snet.io/serving-sites"] == "aws,azure"
+    zone.published(GLOBAL_NAME, ["127.2.0.10", "127.3.0.10"])
 
     weighted = run_role(tmp_path, {**extra, "hybrid_dns_records": "weighted"})
     assert weighted.returncode == 0, weighted.stdout[-4000:]

@@ -8,14 +8,16 @@ import base64
 import pytest
 
 from tests.helpers import install_manifest, recap, run_testbed_playbook, running, wait_for
-from tests.packets import probes_against_reports, until
+from tests.packets import controlled, probes_against_reports, until
 from tests.netstubs import free_port, listening, stop
+from tests.testbed.externaldns import PublishedZone
 
 pytestmark = pytest.mark.testbed
 HOST, MEMBER = "us-east", "eu-west"
 DATAPLANE_SERVICES = True  # kube-proxy and the cluster DNS on the data plane (conftest.py)
 REGION_VIPS = {HOST: "203.0.113.201", MEMBER: "203.0.113.202"}
 NS = "kube-federation-system"
+GLOBAL_NAME = "financial-app.global.example.com"
 
 
 def federation(namespace, vip_port=None, **extra):
@@ -99,24 +101,33 @@ def test_join_export_idempotence_renewal_and_unjoin(testbed, tmp_path, namespace
     assert host.request("GET", f"/apis/core.kubefed.io/v1beta1/namespaces/{NS}/kubefedclusters/{HOST}")
 
 
-def test_records_follow_the_clusters_health(testbed, tmp_path, namespace_name):
+def test_records_follow_the_clusters_health_on_real_dns(testbed, tmp_path, namespace_name):
+    """Health-gated failover on real DNS: external-dns (the real controller, its coredns
+    provider) publishes the DNSEndpoint the role writes, and the global name answers with the
+    VIPs of the clusters that answered the role's probes; when one VIP stops answering, the next
+    run changes the record and the answer follows."""
     port = free_port()
     host_vip, member_vip = listening("127.5.0.10", port), listening("127.6.0.10", port)
+    zone = PublishedZone(testbed, HOST, "global.example.com", namespace_name).start()
     try:
         result = run(tmp_path, federation(namespace_name, vip_port=port))
         assert result.returncode == 0, result.stdout[-4000:]
+        zone.published(GLOBAL_NAME, ["127.5.0.10", "127.6.0.10"])
         stop(member_vip)
         result = run(tmp_path, federation(namespace_name, vip_port=port))
         assert result.returncode == 0, result.stdout[-4000:]
         record = testbed.client(HOST).request(
             "GET", f"/apis/externaldns.k8s.io/v1alpha1/namespaces/{namespace_name}/dnsendpoints/financial-app-global")
         assert record["spec"]["endpoints"][0]["targets"] == ["127.5.0.10"]
+        zone.published(GLOBAL_NAME, ["127.5.0.10"])
         stop(host_vip)
         marks = {HOST: testbed.audit_mark(HOST), MEMBER: testbed.audit_mark(MEMBER)}
         refused = run(tmp_path, federation(namespace_name, vip_port=port))
         assert refused.returncode != 0 and "no cluster's VIP answers" in refused.stdout
         assert writes(testbed, marks) == []
+        assert zone.ask(GLOBAL_NAME) == ("NOERROR", ["127.5.0.10"]), "a refused run leaves the last answer"
     finally:
+        zone.stop()
         stop(host_vip)
         stop(member_vip)
 
@@ -363,8 +374,8 @@ def lb_on_metallb(testbed, dataplane, tmp_path, namespaces):
             dataplane.run_metallb(cluster)
             dataplane.add_lan(cluster, cluster, "203.0.113.0/24")
             dataplane.add_lan_client(cluster, f"lb-client-{cluster}", f"203.0.113.{11 + index}")
-            wait_for(lambda: [assigned(testbed, cluster, ns) for ns in namespaces[cluster]].count([vip]) == 1,
-                     f"MetalLB assigns {vip} in {cluster}")
+            controlled(dataplane, lambda: [assigned(testbed, cluster, ns) for ns in namespaces[cluster]].count([vip]) == 1,
+                       f"MetalLB assigns {vip} in {cluster}")
         dataplane.settle()
         for index, (cluster, vip) in enumerate(REGION_VIPS.items()):
             source, key = f"outside:lb-client-{cluster}", f"{vip}:443/TCP"

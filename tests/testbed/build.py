@@ -139,6 +139,9 @@ GO_TOOLS = {
     # MetalLB's controller and L2 speaker (dataplane.run_metallb), at the version of its CRDs.
     "metallb-controller": (Path(__file__).resolve().parent / "tools" / "metallb", "go.universe.tf/metallb/controller", {}),
     "metallb-speaker": (Path(__file__).resolve().parent / "tools" / "metallb", "go.universe.tf/metallb/speaker", {}),
+    # external-dns (its coredns provider into an etcd the testbed's CoreDNS serves: externaldns.py),
+    # at the version of its DNSEndpoint CRD.
+    "external-dns": (Path(__file__).resolve().parent / "tools" / "external-dns", "sigs.k8s.io/external-dns", {}),
 }
 
 

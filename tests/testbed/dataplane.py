@@ -114,6 +114,7 @@ class DataPlane:
         self.lans: dict[str, Endpoint] = {}  # "lan:name" -> the namespace holding its bridge
         self.lan_nodes: dict[str, tuple[str, ...]] = {}  # "lan:name" -> the nodes on it
         self.controllers: dict[str, int] = {}  # pod or node namespace name -> the controller running in it
+        self.controller_logs: dict[str, str] = {}  # the same names -> its log in the run folder
         self.agent: subprocess.Popen | None = None
         self._children: dict[int, subprocess.Popen] = {}  # started here: reaped when stopped
         self._agent_lock = threading.Lock()
@@ -468,14 +469,15 @@ class DataPlane:
         client = self.testbed.client(cluster)
         server = self.testbed._state()["servers"][cluster]
         controller, speaker = (build.build_tool(tool) for tool in ("metallb-controller", "metallb-speaker"))
-        speakers = {pod["spec"]["nodeName"]: pod["metadata"]["name"] for pod in client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": "component=speaker"})["items"]
-            if (pod.get("status") or {}).get("phase") == "Running" and pod["spec"].get("nodeName") in self.nodes}
+        pods = client.request("GET", f"/api/v1/namespaces/{namespace}/pods")["items"]
+        speakers = {pod["spec"]["nodeName"]: pod["metadata"]["name"] for pod in pods
+                    if pod["metadata"].get("labels", {}).get("component") == "speaker"
+                    and (pod.get("status") or {}).get("phase") == "Running" and pod["spec"].get("nodeName") in self.nodes}
         if not speakers:
             raise DataPlaneError(f"{cluster}: no MetalLB speaker pod runs in {namespace} on the plane's nodes")
-        controllers = [f"{cluster}/{namespace}/{pod['metadata']['name']}" for pod in client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": "component=controller"})["items"]]
-        pod = next((name for name in controllers if name in self.pods), None)
+        pod = next((name for name in (f"{cluster}/{namespace}/{pod['metadata']['name']}" for pod in pods
+                                      if pod["metadata"].get("labels", {}).get("component") == "controller")
+                    if name in self.pods), None)
         if pod is None:
             raise DataPlaneError(f"{cluster}: MetalLB's controller pod is not on the plane (sync() after it runs)")
         # In its pod's namespace, as in the cluster (it serves metrics on every address it has):
@@ -483,15 +485,25 @@ class DataPlane:
         self._ask({"op": "forget", "key": pod})
         self._relay_api(self.pods[pod], server)
         kubeconfig = self._account_kubeconfig(cluster, server, namespace, "controller")
-        self.controllers[pod] = self._start_in(self.pods[pod], [
+        self._start_controller(pod, self.pods[pod], [
             "env", f"KUBECONFIG={kubeconfig}", str(controller), f"--namespace={namespace}",
-            "--webhook-mode=disabled", "--disable-cert-rotation", "--log-level=info"], "metallb-controller.log")
+            "--webhook-mode=disabled", "--disable-cert-rotation", "--log-level=info"], f"metallb-controller-{cluster}.log")
         kubeconfig = self._account_kubeconfig(cluster, server, namespace, "speaker")
         for node, speaker_pod in speakers.items():
-            self.controllers[f"node:{cluster}/{node}"] = self._start_in(self.nodes[node], [
+            self._start_controller(f"node:{cluster}/{node}", self.nodes[node], [
                 "env", f"KUBECONFIG={kubeconfig}", str(speaker), f"--namespace={namespace}", f"--node-name={node}",
                 f"--pod-name={speaker_pod}", "--log-level=info"], f"metallb-speaker-{node}.log")
         self._save()
+
+    def _start_controller(self, key: str, endpoint: Endpoint, argv: list[str], log_name: str) -> None:
+        self.controllers[key] = self._start_in(endpoint, argv, log_name)
+        self.controller_logs[key] = log_name
+
+    def controller_exits(self) -> list[str]:
+        """The controllers (MetalLB's) that have exited, each with its log's tail: a test
+        waiting on what a controller does checks this so it fails with the reason."""
+        return [f"{key} exited:\n{(self.run_dir / self.controller_logs[key]).read_text(errors='replace')[-3000:]}"
+                for key, pid in self.controllers.items() if not _alive(pid) and key in self.controller_logs]
 
     def _account_kubeconfig(self, cluster: str, server: str, namespace: str, account: str) -> Path:
         """A kubeconfig with a short-lived token of a service account: a component acting with
@@ -630,6 +642,7 @@ class DataPlane:
         self.agent, self.fabric = None, None
         self.pods, self.nodes, self.outside, self.enforcers = {}, {}, {}, {}
         self.proxies, self.dns_servers, self.addons, self.lans, self.controllers = {}, {}, [], {}, {}
+        self.controller_logs = {}
         self.lan_nodes = {}
         if self.state_file.exists():
             self.state_file.unlink()

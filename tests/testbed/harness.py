@@ -59,6 +59,24 @@ def context_name(cluster: str, user: str = "admin") -> str:
     return cluster if user == "admin" else f"{cluster}-{user}"
 
 
+def etcd_command(binary: Path, name: str, data_dir: Path) -> tuple[list[str], str]:
+    """A one-member etcd on two free loopback ports: its argv and client URL."""
+    client, peer = free_port(), free_port()
+    client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+    return [str(binary), f"--name={name}", f"--data-dir={data_dir}",
+            f"--listen-client-urls={client_url}", f"--advertise-client-urls={client_url}",
+            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster={name}={peer_url}", "--unsafe-no-fsync", "--log-level=warn"], client_url
+
+
+def etcd_healthy(client_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(client_url + "/health", timeout=1) as resp:
+            return b'"true"' in resp.read()
+    except OSError:
+        return False
+
+
 def _gone(pid: int) -> bool:
     """True once the process has exited. A process started by an earlier CLI call is no
     child of ours and may linger as a zombie where PID 1 does not reap: that counts as gone."""
@@ -200,32 +218,18 @@ class Testbed:
             f"{nodes} kwok nodes in {state['timings']['total']}s (kubeconfig {self.kubeconfig})")
         return state["timings"]
 
-    def _spawn(self, name: str, argv: list[str], state: dict) -> None:
+    def _spawn(self, name: str, argv: list[str], state: dict, env: dict | None = None) -> None:
         logfile = (self.run_dir / "logs" / f"{name}.log").open("ab")
-        proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, **env} if env else None)
         state["pids"][name] = proc.pid
         state["argv"][name] = argv
         self.state_file.write_text(json.dumps(state, indent=1))
 
     def _start_etcd(self, binary: Path, state: dict) -> str:
-        client, peer = free_port(), free_port()
-        client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
-        self._spawn("etcd", [
-            str(binary), "--name=testbed", f"--data-dir={self.run_dir / 'etcd'}",
-            f"--listen-client-urls={client_url}", f"--advertise-client-urls={client_url}",
-            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=testbed={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
-        ], state)
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(client_url + "/health", timeout=1) as resp:
-                    return b'"true"' in resp.read()
-            except OSError:
-                return False
-
-        self._wait(healthy, "etcd /health", state)
+        argv, client_url = etcd_command(binary, "testbed", self.run_dir / "etcd")
+        self._spawn("etcd", argv, state)
+        self._wait(lambda: etcd_healthy(client_url), "etcd /health", state)
         return client_url
 
     def _start_apiserver(self, binary: Path, cluster: str, spec: ClusterSpec, etcd_url: str,
@@ -355,6 +359,29 @@ class Testbed:
                                      {"type": "Hostname", "address": node.name}]}},
             content_type="application/merge-patch+json")
 
+    # -- components a test starts beside the clusters ------------------------------------
+    def run_component(self, name: str, argv: list[str], env: dict | None = None) -> int:
+        """Start a process beside the clusters (log: logs/<name>.log); it is in the state, so
+        down() stops it with the rest even when the test that started it did not."""
+        state = self._state()
+        if name in state["pids"]:
+            raise TestbedError(f"a component named {name} is already on record")
+        self._spawn(name, argv, state, env)
+        return state["pids"][name]
+
+    def stop_component(self, name: str) -> None:
+        """Kill a component run_component started and take it off the record."""
+        if name not in self._state()["pids"]:
+            return
+        self.stop(name)
+        state = self._state()
+        for key in ("pids", "argv", "base_argv"):
+            state.get(key, {}).pop(name, None)
+        self.state_file.write_text(json.dumps(state, indent=1))
+
+    def component_log(self, name: str) -> str:
+        return self._log_tail(name)
+
     # -- fault hooks ---------------------------------------------------------------------
     def stop(self, name: str) -> None:
         """Kill one process of the testbed (an apiserver is named by its cluster)."""
@@ -457,7 +484,7 @@ class Testbed:
     def _bootstrap(self, cluster: str, crds: list[dict]) -> None:
         """RBAC for the limited user, then every CRD, waiting until all are Established."""
         client = self.client(cluster, workers=4)
-        rbac = [doc for name in ("limited.yaml", "kube-router.yaml", "coredns.yaml")
+        rbac = [doc for name in ("limited.yaml", "kube-router.yaml", "coredns.yaml", "external-dns.yaml")
                 for doc in yaml.safe_load((HERE / "rbac" / name).read_text())["items"]]
         for doc in rbac:
             plural = doc["kind"].lower() + "s"

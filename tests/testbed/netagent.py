@@ -81,10 +81,14 @@ class Server(threading.Thread):
             self.pending.append(("add", sock, role, target))
         os.write(self.wake_w, b"x")
 
-    def remove(self, sock: socket.socket) -> None:
+    def remove(self, sock: socket.socket) -> threading.Event:
+        """Close ``sock`` on the server's thread; the event is set once it is closed, so a
+        process started after the wait can bind its port."""
+        closed = threading.Event()
         with self.lock:
-            self.pending.append(("remove", sock, None, None))
+            self.pending.append(("remove", sock, None, closed))
         os.write(self.wake_w, b"x")
+        return closed
 
     def run(self) -> None:
         while True:
@@ -120,6 +124,7 @@ class Server(threading.Thread):
                 with contextlib.suppress(KeyError, ValueError):
                     self.selector.unregister(sock)
                 sock.close()
+                target.set()
 
 
 def _relay(conn: socket.socket, target: tuple) -> None:
@@ -207,8 +212,10 @@ class Agent:
         return {"ok": True}
 
     def forget(self, key: str) -> dict:
-        for sock in self.sockets.pop(key, []):
-            self.server.remove(sock)
+        # Answer only once the sockets are closed: a real process takes their ports next.
+        for closed in [self.server.remove(sock) for sock in self.sockets.pop(key, [])]:
+            if not closed.wait(10):
+                raise TimeoutError(f"the agent's sockets for {key} did not close")
         path = self.paths.pop(key, None)
         if path and path not in self.paths.values():
             self.namespaces.drop(path)

@@ -29,6 +29,8 @@ CLIENTS = {
     "kube-proxy": ("system:kube-proxy", ()),
     # The clusters' DNS: read-only (rbac/coredns.yaml).
     "coredns": ("system:coredns", ()),
+    # external-dns: reads its sources, updates DNSEndpoint status (rbac/external-dns.yaml).
+    "external-dns": ("system:external-dns", ()),
 }
 
 

@@ -142,6 +142,7 @@ CLUSTERS: dict[str, ClusterSpec] = {
 KUBE_ROUTER_USER = "kube-router"  # its client certificate (pki.CLIENTS) and RBAC (rbac/kube-router.yaml)
 KUBE_PROXY_USER = "kube-proxy"  # system:kube-proxy, which bootstrap RBAC binds to system:node-proxier
 COREDNS_USER = "coredns"  # its client certificate (pki.CLIENTS) and RBAC (rbac/coredns.yaml)
+EXTERNAL_DNS_USER = "external-dns"  # its client certificate (pki.CLIENTS) and RBAC (rbac/external-dns.yaml)
 CLUSTER_DOMAIN = "cluster.local"
 
 # kwok's upstream stages (files in its module): nodes Ready with heartbeats, pods Running.

@@ -155,3 +155,13 @@ def test_a_kind_defined_this_run_is_awaited_until_discovery_serves_it():
         "invalidate": lambda self: None})(), wait_timeout=0.3)
     with pytest.raises(DiscoveryError, match="gone"):
         never.await_kind("example.com/v1", "Widget")
+
+
+def test_an_unserved_controller_group_names_the_controller():
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.discovery import controller_hint
+
+    assert controller_hint("externaldns.k8s.io/v1alpha1", {"", "apps"}) == (
+        "; nothing of externaldns.k8s.io is served: external-dns is not installed on this cluster")
+    assert controller_hint("externaldns.k8s.io/v1alpha1", {"externaldns.k8s.io"}) == "", "the group is served: a typo"
+    assert controller_hint("example.com/v1", set()) == "", "an unknown group names no one"
+    assert controller_hint("v1", set()) == ""

@@ -47,11 +47,13 @@ def test_a_real_failure_is_not_retried(flaky_go, tmp_path):
     assert calls() == 1
 
 
-def test_metallb_binaries_and_crds_are_one_pin():
-    """The controller and speaker the data plane runs are built at the version whose CRDs and
-    manifest the testbed installs (tools/metallb/go.mod against versions.CRD_SOURCES)."""
+@pytest.mark.parametrize("project, tools", [("metallb", ("metallb-controller", "metallb-speaker")),
+                                            ("external-dns", ("external-dns",))])
+def test_controller_binaries_and_their_crds_are_one_pin(project, tools):
+    """The controllers the data plane runs are built at the version whose CRDs (and manifests)
+    the testbed installs (tools/<project>/go.mod against versions.CRD_SOURCES)."""
     from tests.testbed.versions import CRD_SOURCES
 
-    metallb = next(source for source in CRD_SOURCES if source.project == "metallb")
-    assert build._required_version(build.GO_TOOLS["metallb-speaker"][0], metallb.module) == metallb.version
-    assert build.GO_TOOLS["metallb-controller"][0] == build.GO_TOOLS["metallb-speaker"][0]
+    source = next(source for source in CRD_SOURCES if source.project == project)
+    for tool in tools:
+        assert build._required_version(build.GO_TOOLS[tool][0], source.module) == source.version

@@ -28,6 +28,30 @@ AGGREGATED = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryL
               "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
               "application/json")
 DEFAULT_TTL = 600.0
+# API groups that only a controller's own CRDs serve: a kind of one of them that the cluster
+# does not serve means that controller is not installed there (and nothing would act on it).
+CONTROLLER_GROUPS = {
+    "externaldns.k8s.io": "external-dns",
+    "gateway.networking.k8s.io": "a Gateway API implementation (Envoy Gateway) with the Gateway API CRDs",
+    "gateway.envoyproxy.io": "Envoy Gateway",
+    "monitoring.coreos.com": "the Prometheus Operator",
+    "metallb.io": "MetalLB",
+    "k8gb.absa.oss": "k8gb",
+    "k8gb.io": "k8gb",
+    "multicluster.x-k8s.io": "an MCS API implementation (Submariner Lighthouse, GKE multi-cluster Services)",
+    "core.kubefed.io": "the KubeFed control plane",
+    "networking.istio.io": "Istio",
+    "security.istio.io": "Istio",
+    "telemetry.istio.io": "Istio",
+}
+
+
+def controller_hint(api_version: str, served_groups) -> str:
+    """Who installs ``api_version``'s CRDs, when the server serves nothing of its group."""
+    group = api_version.rpartition("/")[0]
+    if group in CONTROLLER_GROUPS and group not in served_groups:
+        return f"; nothing of {group} is served: {CONTROLLER_GROUPS[group]} is not installed on this cluster"
+    return ""
 
 
 def cache_dir() -> str:
@@ -173,11 +197,12 @@ class Discovery:
     def _miss_message(self, api_version: str, kind: str) -> str:
         served = self._index()
         same_kind = sorted(av for av, k in served if k == kind)
-        if same_kind:
+        if same_kind:  # another version or group of it is served: a wrong apiVersion
             hint = "served apiVersions of that kind: " + ", ".join(same_kind)
         else:
             names = {f"{av} {k}": (av, k) for av, k in served}
             close = difflib.get_close_matches(f"{api_version} {kind}", list(names), n=3, cutoff=0.5)
             close += [n for n in names if names[n][1].lower() == kind.lower() and n not in close]
             hint = ("closest served: " + ", ".join(close)) if close else "no similar kind is served"
+            hint += controller_hint(api_version, {av.rpartition("/")[0] for av, _kind in served})
         return f"apiVersion {api_version!r} kind {kind!r} is not served by {self._client.server} ({hint})"

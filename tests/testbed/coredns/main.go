@@ -1,8 +1,8 @@
 // CoreDNS built with the plugins Kubernetes distributions' Corefiles use (kubeadm, k3s, AKS:
 // errors, health, ready, kubernetes, prometheus, forward, cache, loop, reload, loadbalance,
-// hosts) plus bind, file, rewrite, template, log and whoami for test stubs, and tls for a DNS over
-// TLS resolver stub. Building CoreDNS as
-// a library with an explicit directive list is CoreDNS's documented way to choose plugins; the
+// hosts); etcd, the zone external-dns's coredns provider writes; bind, file, rewrite, template,
+// log and whoami for test stubs; tls for a DNS over TLS resolver stub. Building CoreDNS as a
+// library with an explicit directive list is CoreDNS's documented way to choose plugins; the
 // list keeps upstream plugin.cfg order, which decides how a request passes through them.
 package main
 
@@ -13,6 +13,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/bind"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/etcd"
 	_ "github.com/coredns/coredns/plugin/file"
 	_ "github.com/coredns/coredns/plugin/forward"
 	_ "github.com/coredns/coredns/plugin/health"
@@ -32,7 +33,7 @@ import (
 
 func init() {
 	dnsserver.Directives = []string{"tls", "reload", "bind", "ready", "health", "prometheus", "errors", "log",
-		"loadbalance", "cache", "rewrite", "template", "hosts", "kubernetes", "file", "loop", "forward", "whoami"}
+		"loadbalance", "cache", "rewrite", "template", "hosts", "kubernetes", "file", "etcd", "loop", "forward", "whoami"}
 }
 
 func main() { coremain.Run() }
