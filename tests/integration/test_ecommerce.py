@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, pods, run_playbook, running, wait_for
-from tests.packets import probes_against_report
+from tests.packets import controlled, probes_against_report
 
 CLUSTER = "us-east"
 TEST_WORKLOADS = "ecommerce-test-workloads"
@@ -141,6 +141,86 @@ def test_apply_on_the_testbed_and_prove_over_live_pods(testbed, dataplane, tmp_p
         # A client of its own: one that met an unreachable apiserver stays marked gone, and the
         # workloads it would leave behind fail later modules' proofs.
         remove_test_workloads(testbed.client(CLUSTER))
+
+
+def test_envoy_gateway_accepts_what_the_role_writes(testbed, dataplane, tmp_path):
+    """Envoy Gateway's real control plane reads the Gateway, HTTPRoutes and
+    BackendTrafficPolicy the role writes: it accepts them, resolves the routes' Services, makes
+    the proxy Deployment and Service (kwok runs the pods) and reports the Gateway Programmed.
+    A route to a Service that does not exist is reported by the controller. The platform's
+    GatewayClass asks for a ClusterIP proxy Service (an EnvoyProxy), since no load balancer
+    serves us-east. No Envoy runs: HTTP through the gateway is not tested."""
+    c = testbed.client(CLUSTER)
+    result = ecommerce(tmp_path, inventory="testbed")
+    assert result.returncode == 0, result.stdout[-4000:]
+    platform = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "envoy-gateway-system"}},
+        {"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyProxy",
+         "metadata": {"name": "cluster-ip", "namespace": "envoy-gateway-system"},
+         "spec": {"provider": {"type": "Kubernetes", "kubernetes": {"envoyService": {"type": "ClusterIP"}}}}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "eg"},
+         "spec": {"controllerName": "gateway.envoyproxy.io/gatewayclass-controller", "parametersRef": {
+             "group": "gateway.envoyproxy.io", "kind": "EnvoyProxy", "name": "cluster-ip",
+             "namespace": "envoy-gateway-system"}}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+         "metadata": {"name": "to-nowhere", "namespace": "ecommerce-prod"},
+         "spec": {"parentRefs": [{"name": "shop"}],
+                  "rules": [{"backendRefs": [{"name": "no-such-service", "port": 80}]}]}}]
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
+    try:
+        Engine(c).converge(TEST_WORKLOADS, "default", platform, "overridden")
+        dataplane.run_envoy_gateway(CLUSTER)
+        base = "/apis/gateway.networking.k8s.io/v1"
+        controlled(dataplane, lambda: condition(c, f"{base}/gatewayclasses/eg", "Accepted") == "True",
+                   "GatewayClass eg Accepted")
+        for env in ("ecommerce-prod", "ecommerce-staging"):  # each environment's own Gateway
+            path = f"{base}/namespaces/{env}/gateways/shop"
+            controlled(dataplane, lambda: condition(c, path, "Programmed") == "True", f"Gateway {env}/shop Programmed")
+            gateway = c.request("GET", path)
+            assert condition(c, path, "Accepted") == "True", gateway["status"]
+            assert [listener["name"] for listener in gateway["status"]["listeners"]] == [
+                listener["name"] for listener in gateway["spec"]["listeners"]]
+            assert all(cond["status"] == "True" for listener in gateway["status"]["listeners"]
+                       for cond in listener["conditions"] if cond["type"] in ("Accepted", "ResolvedRefs", "Programmed")), \
+                gateway["status"]["listeners"]
+        routes = [(ns, item["metadata"]["name"]) for ns in ("ecommerce-prod", "ecommerce-staging")
+                  for item in c.request("GET", f"{base}/namespaces/{ns}/httproutes")["items"]]
+        assert ("ecommerce-prod", "shop") in routes and ("ecommerce-staging", "shop") in routes, routes
+        for ns, name in routes:
+            path = f"{base}/namespaces/{ns}/httproutes/{name}"
+            want = ("True", "False") if name == "to-nowhere" else ("True", "True")
+            controlled(dataplane, lambda: (route_condition(c, path, "Accepted"), route_condition(c, path, "ResolvedRefs"))
+                       == want, f"HTTPRoute {ns}/{name} Accepted/ResolvedRefs {want}")
+        missing = next(cond for cond in c.request("GET", f"{base}/namespaces/ecommerce-prod/httproutes/to-nowhere")
+                       ["status"]["parents"][0]["conditions"] if cond["type"] == "ResolvedRefs")
+        assert missing["reason"] == "BackendNotFound" and "no-such-service" in missing["message"], missing
+        controlled(dataplane, lambda: condition(
+            c, "/apis/gateway.envoyproxy.io/v1alpha1/namespaces/ecommerce-prod/backendtrafficpolicies/shop-rate-limit",
+            "Accepted", ancestors=True) == "True", "BackendTrafficPolicy shop-rate-limit Accepted")
+        proxies = c.request("GET", "/apis/apps/v1/namespaces/envoy-gateway-system/deployments", query={
+            "labelSelector": "gateway.envoyproxy.io/owning-gateway-name=shop"})["items"]
+        # One proxy per environment's Gateway, made by the controller and run by kwok.
+        assert sorted(d["metadata"]["labels"]["gateway.envoyproxy.io/owning-gateway-namespace"] for d in proxies
+                      if d["status"].get("availableReplicas", 0) >= 1) == ["ecommerce-prod", "ecommerce-staging"], proxies
+    finally:
+        dataplane.stop_controller(f"apart:{CLUSTER}/envoy-gateway")
+        Engine(testbed.client(CLUSTER)).converge(TEST_WORKLOADS, "default", [], "overridden")
+        testbed.client(CLUSTER).request("DELETE", "/apis/apps/v1/namespaces/envoy-gateway-system/deployments", query={
+            "labelSelector": "app.kubernetes.io/managed-by=envoy-gateway"})
+        remove_test_workloads(testbed.client(CLUSTER))
+
+
+def condition(c, path: str, kind: str, ancestors: bool = False) -> str | None:
+    """The status of condition ``kind`` of the object at ``path`` (a policy's: of its first ancestor)."""
+    status = c.request("GET", path).get("status") or {}
+    if ancestors:
+        status = (status.get("ancestors") or [{}])[0]
+    return next((cond["status"] for cond in status.get("conditions") or [] if cond["type"] == kind), None)
+
+
+def route_condition(c, path: str, kind: str) -> str | None:
+    parents = (c.request("GET", path).get("status") or {}).get("parents") or [{}]
+    return next((cond["status"] for cond in parents[0].get("conditions") or [] if cond["type"] == kind), None)
 
 
 def remove_test_workloads(c):

@@ -142,6 +142,9 @@ GO_TOOLS = {
     # external-dns (its coredns provider into an etcd the testbed's CoreDNS serves: externaldns.py),
     # at the version of its DNSEndpoint CRD.
     "external-dns": (Path(__file__).resolve().parent / "tools" / "external-dns", "sigs.k8s.io/external-dns", {}),
+    # Envoy Gateway's control plane (dataplane.run_envoy_gateway), at the version of its CRDs.
+    "envoy-gateway": (Path(__file__).resolve().parent / "tools" / "envoy-gateway",
+                      "github.com/envoyproxy/gateway/cmd/envoy-gateway", {}),
 }
 
 

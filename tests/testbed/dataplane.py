@@ -46,8 +46,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from . import build
-from .versions import CLUSTER_DOMAIN, CLUSTERS, COREDNS_USER, KUBE_PROXY_USER, KUBE_ROUTER_USER
+from .versions import (CLUSTER_DOMAIN, CLUSTERS, COREDNS_USER, ENVOY_GATEWAY_CONTROLLER, ENVOY_GATEWAY_USER,
+                       KUBE_PROXY_USER, KUBE_ROUTER_USER)
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (  # noqa: E402
     CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE, selector_matches)
@@ -112,6 +115,7 @@ class DataPlane:
         self.dns_servers: dict[str, int] = {}  # DNS pod name -> its CoreDNS pid (services)
         self.addons: list[tuple[str, str]] = []  # (cluster, API path) of the objects up() made
         self.lans: dict[str, Endpoint] = {}  # "lan:name" -> the namespace holding its bridge
+        self.apart: dict[str, Endpoint] = {}  # "apart:cluster/name" -> a controller's own namespace
         self.lan_nodes: dict[str, tuple[str, ...]] = {}  # "lan:name" -> the nodes on it
         self.controllers: dict[str, int] = {}  # pod or node namespace name -> the controller running in it
         self.controller_logs: dict[str, str] = {}  # the same names -> its log in the run folder
@@ -134,7 +138,7 @@ class DataPlane:
 
     def _endpoints(self) -> list[Endpoint]:
         return ([self.fabric] if self.fabric else []) + list(self.nodes.values()) + list(self.pods.values()) \
-            + list(self.outside.values()) + list(self.lans.values())
+            + list(self.outside.values()) + list(self.lans.values()) + list(self.apart.values())
 
     def _holders(self, names: list[str]) -> dict[str, int]:
         """One namespace-holding process per name, each in a new network namespace."""
@@ -495,6 +499,68 @@ class DataPlane:
                 f"--pod-name={speaker_pod}", "--log-level=info"], f"metallb-speaker-{node}.log")
         self._save()
 
+    def run_envoy_gateway(self, cluster: str, namespace: str = "envoy-gateway-system") -> None:
+        """Envoy Gateway's control plane for ``cluster``, as its chart runs it (provider
+        Kubernetes, every namespace watched, topology injector off), as ``system:envoy-gateway``
+        with the chart's rules. It runs in a network namespace of its own (its ports are fixed)
+        that reaches the apiserver through the agent's relay, and in a private mount namespace
+        whose root is the machine's under a throw-away overlay: the binary reads its xDS
+        certificate from /certs (where the chart mounts the certgen Secret) and writes caches under
+        /var/lib, so nothing of it lands on the machine. No Envoy runs: only the control plane's
+        statuses and the proxy Deployment and Service it makes (kwok runs the pods)."""
+        client = self.testbed.client(cluster)
+        server = self.testbed._state()["servers"][cluster]
+        binary = build.build_tool("envoy-gateway")
+        client.request("PATCH", f"/api/v1/namespaces/{namespace}", query={"fieldManager": "k8snet-testbed"},
+                       body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                       content_type="application/apply-patch+yaml")
+        for doc in yaml.safe_load((Path(__file__).resolve().parent / "rbac" / "envoy-gateway-namespace.yaml").read_text())["items"]:
+            plural = doc["kind"].lower() + "s"
+            client.request("PATCH", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/{plural}/"
+                                    f"{doc['metadata']['name']}", query={"fieldManager": "k8snet-testbed"},
+                           body={**doc, "metadata": {**doc["metadata"], "namespace": namespace}},
+                           content_type="application/apply-patch+yaml")
+        key = f"apart:{cluster}/envoy-gateway"
+        home = self.run_dir / f"envoy-gateway-{cluster}"
+        home.mkdir(parents=True, exist_ok=True)
+        # The certificates certgen makes (the chart's Job writes them to a Secret instead).
+        subprocess.run([str(binary), "certgen", "--local", f"--config-home={home / 'certgen'}"], check=True,
+                       capture_output=True, env={**os.environ, "ENVOY_GATEWAY_NAMESPACE": namespace})
+        certs = next((home / "certgen").rglob("envoy-gateway/tls.crt")).parent
+        config = home / "envoy-gateway.yaml"
+        config.write_text(yaml.safe_dump({
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyGateway",
+            "gateway": {"controllerName": ENVOY_GATEWAY_CONTROLLER},
+            "logging": {"level": {"default": "info"}},
+            "provider": {"type": "Kubernetes", "kubernetes": {"proxyTopologyInjector": {"disabled": True}}}}))
+        kubeconfig = self.testbed._component_kubeconfig(cluster, server, ENVOY_GATEWAY_USER)
+        endpoint = self.apart[key] = Endpoint(key, self._holders([key])[key])
+        self._save()
+        self._ip_batch(endpoint.holder, ["link set lo up"])
+        self._relay_api(endpoint, server)
+        root = home / "root"
+        script = "\n".join([
+            "set -e", f"cd {home}", "mkdir -p layer root",
+            "mount -t tmpfs tmpfs layer", "mkdir -p layer/upper layer/work",
+            "mount -t overlay overlay -o lowerdir=/,upperdir=layer/upper,workdir=layer/work root",
+            "for d in proc dev sys; do mount --rbind /$d root/$d; done",
+            f"mkdir -p root/certs root{home} && mount --bind {certs} root/certs && mount --rbind {home} root{home}",
+            f"exec chroot {root} env KUBECONFIG={kubeconfig} ENVOY_GATEWAY_NAMESPACE={namespace} "
+            f"{binary} server --config-path={config}"])
+        self._start_controller(key, endpoint, ["unshare", "--mount", "--propagation", "private", "--",
+                                               "sh", "-c", script], f"envoy-gateway-{cluster}.log")
+        self._save()
+
+    def stop_controller(self, key: str) -> None:
+        """Stop a controller started here (and the namespace of its own, if it had one)."""
+        if key in self.controllers:
+            self._stop(self.controllers.pop(key))
+        endpoint = self.apart.pop(key, None)
+        if endpoint:
+            self._ask({"op": "forget", "key": key})
+            self._stop(endpoint.holder)
+        self._save()
+
     def _start_controller(self, key: str, endpoint: Endpoint, argv: list[str], log_name: str) -> None:
         self.controllers[key] = self._start_in(endpoint, argv, log_name)
         self.controller_logs[key] = log_name
@@ -642,6 +708,7 @@ class DataPlane:
         self.agent, self.fabric = None, None
         self.pods, self.nodes, self.outside, self.enforcers = {}, {}, {}, {}
         self.proxies, self.dns_servers, self.addons, self.lans, self.controllers = {}, {}, [], {}, {}
+        self.apart = {}
         self.controller_logs = {}
         self.lan_nodes = {}
         if self.state_file.exists():

@@ -484,7 +484,8 @@ class Testbed:
     def _bootstrap(self, cluster: str, crds: list[dict]) -> None:
         """RBAC for the limited user, then every CRD, waiting until all are Established."""
         client = self.client(cluster, workers=4)
-        rbac = [doc for name in ("limited.yaml", "kube-router.yaml", "coredns.yaml", "external-dns.yaml")
+        rbac = [doc for name in ("limited.yaml", "kube-router.yaml", "coredns.yaml", "external-dns.yaml",
+                                 "envoy-gateway.yaml")
                 for doc in yaml.safe_load((HERE / "rbac" / name).read_text())["items"]]
         for doc in rbac:
             plural = doc["kind"].lower() + "s"

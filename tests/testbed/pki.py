@@ -31,6 +31,9 @@ CLIENTS = {
     "coredns": ("system:coredns", ()),
     # external-dns: reads its sources, updates DNSEndpoint status (rbac/external-dns.yaml).
     "external-dns": ("system:external-dns", ()),
+    # Envoy Gateway's control plane (rbac/envoy-gateway.yaml; its namespace's Role is applied
+    # when the data plane starts it).
+    "envoy-gateway": ("system:envoy-gateway", ()),
 }
 
 

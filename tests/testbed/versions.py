@@ -70,10 +70,13 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
         tuple(f"config/crd/standard/gateway.networking.k8s.io_{name}.yaml"
               for name in ("gatewayclasses", "gateways", "httproutes", "referencegrants")),
     ),
-    # Envoy Gateway's own policy CRDs (rate limits for ecommerce_net's Gateway), from its CRD chart.
+    # Envoy Gateway's own CRDs (ecommerce_net's rate limits are BackendTrafficPolicies; its
+    # control plane watches the others), from its CRD chart; tools/envoy-gateway is the same pin.
     CrdSource(
         "envoy-gateway", "github.com/envoyproxy/gateway", "v1.9.1",
-        ("charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_backendtrafficpolicies.yaml",),
+        tuple(f"charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_{name}.yaml"
+              for name in ("backends", "backendtrafficpolicies", "clienttrafficpolicies", "envoyextensionpolicies",
+                           "envoypatchpolicies", "envoyproxies", "httproutefilters", "securitypolicies")),
         helm_guarded=True,
     ),
     # The Go module proxy refuses github.com/k8gb-io/k8gb; the CRDs come unmodified from
@@ -143,6 +146,8 @@ KUBE_ROUTER_USER = "kube-router"  # its client certificate (pki.CLIENTS) and RBA
 KUBE_PROXY_USER = "kube-proxy"  # system:kube-proxy, which bootstrap RBAC binds to system:node-proxier
 COREDNS_USER = "coredns"  # its client certificate (pki.CLIENTS) and RBAC (rbac/coredns.yaml)
 EXTERNAL_DNS_USER = "external-dns"  # its client certificate (pki.CLIENTS) and RBAC (rbac/external-dns.yaml)
+ENVOY_GATEWAY_USER = "envoy-gateway"  # its client certificate (pki.CLIENTS) and RBAC (rbac/envoy-gateway*.yaml)
+ENVOY_GATEWAY_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"  # the chart's controllerName
 CLUSTER_DOMAIN = "cluster.local"
 
 # kwok's upstream stages (files in its module): nodes Ready with heartbeats, pods Running.

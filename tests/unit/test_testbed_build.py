@@ -48,7 +48,8 @@ def test_a_real_failure_is_not_retried(flaky_go, tmp_path):
 
 
 @pytest.mark.parametrize("project, tools", [("metallb", ("metallb-controller", "metallb-speaker")),
-                                            ("external-dns", ("external-dns",))])
+                                            ("external-dns", ("external-dns",)),
+                                            ("envoy-gateway", ("envoy-gateway",))])
 def test_controller_binaries_and_their_crds_are_one_pin(project, tools):
     """The controllers the data plane runs are built at the version whose CRDs (and manifests)
     the testbed installs (tools/<project>/go.mod against versions.CRD_SOURCES)."""
