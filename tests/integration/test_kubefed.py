@@ -362,7 +362,9 @@ def lb_on_metallb(testbed, dataplane, tmp_path, namespaces):
         for cluster, vip in REGION_VIPS.items():
             client = testbed.client(cluster)
             install_manifest(client, manifest)
-            for kind, spec in (("IPAddressPool", {"addresses": [f"{vip}/32"]}),
+            # autoAssign off: the VIP goes only to a Service that asks for it (the role's
+            # annotation), not to another LoadBalancer Service of the cluster (another test's).
+            for kind, spec in (("IPAddressPool", {"addresses": [f"{vip}/32"], "autoAssign": False}),
                                ("L2Advertisement", {"ipAddressPools": ["region"]})):
                 client.request("POST", f"/apis/metallb.io/v1beta1/namespaces/metallb-system/{kind.lower()}s", body={
                     "apiVersion": "metallb.io/v1beta1", "kind": kind,
