@@ -511,15 +511,12 @@ class DataPlane:
         client = self.testbed.client(cluster)
         server = self.testbed._state()["servers"][cluster]
         binary = build.build_tool("envoy-gateway")
-        client.request("PATCH", f"/api/v1/namespaces/{namespace}", query={"fieldManager": "k8snet-testbed"},
-                       body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-                       content_type="application/apply-patch+yaml")
+        self.testbed._apply(client, f"/api/v1/namespaces/{namespace}",
+                            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         for doc in yaml.safe_load((Path(__file__).resolve().parent / "rbac" / "envoy-gateway-namespace.yaml").read_text())["items"]:
-            plural = doc["kind"].lower() + "s"
-            client.request("PATCH", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/{plural}/"
-                                    f"{doc['metadata']['name']}", query={"fieldManager": "k8snet-testbed"},
-                           body={**doc, "metadata": {**doc["metadata"], "namespace": namespace}},
-                           content_type="application/apply-patch+yaml")
+            self.testbed._apply(client, f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/"
+                                        f"{doc['kind'].lower()}s/{doc['metadata']['name']}",
+                                {**doc, "metadata": {**doc["metadata"], "namespace": namespace}})
         key = f"apart:{cluster}/envoy-gateway"
         home = self.run_dir / f"envoy-gateway-{cluster}"
         home.mkdir(parents=True, exist_ok=True)
