@@ -93,6 +93,20 @@ def phase_is(obj: dict | None, phase: str):
     return obj if obj and (obj.get("status") or {}).get("phase") == phase else None
 
 
+def condition(c, path: str, kind: str, ancestors: bool = False) -> str | None:
+    """The status of condition ``kind`` of the object at ``path`` (a policy's: of its first ancestor)."""
+    status = c.request("GET", path).get("status") or {}
+    if ancestors:
+        status = (status.get("ancestors") or [{}])[0]
+    return next((cond["status"] for cond in status.get("conditions") or [] if cond["type"] == kind), None)
+
+
+def route_condition(c, path: str, kind: str) -> str | None:
+    """The status of condition ``kind`` a route's first parent reports."""
+    parents = (c.request("GET", path).get("status") or {}).get("parents") or [{}]
+    return next((cond["status"] for cond in parents[0].get("conditions") or [] if cond["type"] == kind), None)
+
+
 def run_clean(cmd, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
     """A command as a user's project runs it: no ANSIBLE_* settings of this repository."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
@@ -121,24 +135,15 @@ def writable_again(installed: dict) -> None:
         path.chmod(path.stat().st_mode | 0o200)
 
 
-class GoYamlLoader(yaml.SafeLoader):
-    """PyYAML reads a bare `=` as YAML 1.1's value tag and fails; Go's YAML (kubectl, K3s)
-    reads it as the string it is (the Prometheus Operator's CRDs list `=` among operators)."""
-
-
-GoYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
 def install_manifest(client, manifest: Path, keep: tuple[str, ...] = ()) -> list[dict]:
     """An upstream release manifest applied as K3s or kubectl would (owned by its file name, so a
     second call with ``keep`` kinds prunes the rest); webhooks are left out, because no request
     reaches a pod here. Returns the objects applied."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests
     from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
 
-    objects = [d for d in yaml.load_all(manifest.read_text(), Loader=GoYamlLoader)
-               if d and d["kind"] not in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+    objects = [d for d in manifests.parse(manifest.read_text(), str(manifest))
+               if d["kind"] not in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
                and (not keep or d["kind"] in keep)]
     Engine(client, force_conflicts=True).converge(manifest.name.split(".", maxsplit=1)[0], "kube-system", objects,
                                                   "overridden")

@@ -75,6 +75,15 @@ options:
         a kind that is not served an error at once. Objects are still validated before any write.
     type: float
     default: 0
+  pending_kinds:
+    description:
+      - Kinds (C(apiVersion), C(kind)) whose CRDs an earlier task of the run installs - the
+        RV(k8snet.fabric.controllers#module:pending_kinds) of M(k8snet.fabric.controllers).
+        In check mode, where nothing was installed, their objects are reported as created
+        instead of failing as not served; in a real run they are served by then.
+    type: list
+    elements: dict
+    default: []
   dest:
     description: With O(state=rendered), the file the objects are written to (Secret values redacted); in
       check mode it is not written, and with C(--diff) the change to it is shown.

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.helpers import REPO, pods, run_playbook, running, wait_for
+from tests.helpers import REPO, condition, pods, route_condition, run_playbook, running, wait_for
 from tests.packets import controlled, probes_against_report
 
 CLUSTER = "us-east"
@@ -208,19 +208,6 @@ def test_envoy_gateway_accepts_what_the_role_writes(testbed, dataplane, tmp_path
         testbed.client(CLUSTER).request("DELETE", "/apis/apps/v1/namespaces/envoy-gateway-system/deployments", query={
             "labelSelector": "app.kubernetes.io/managed-by=envoy-gateway"})
         remove_test_workloads(testbed.client(CLUSTER))
-
-
-def condition(c, path: str, kind: str, ancestors: bool = False) -> str | None:
-    """The status of condition ``kind`` of the object at ``path`` (a policy's: of its first ancestor)."""
-    status = c.request("GET", path).get("status") or {}
-    if ancestors:
-        status = (status.get("ancestors") or [{}])[0]
-    return next((cond["status"] for cond in status.get("conditions") or [] if cond["type"] == kind), None)
-
-
-def route_condition(c, path: str, kind: str) -> str | None:
-    parents = (c.request("GET", path).get("status") or {}).get("parents") or [{}]
-    return next((cond["status"] for cond in parents[0].get("conditions") or [] if cond["type"] == kind), None)
 
 
 def remove_test_workloads(c):

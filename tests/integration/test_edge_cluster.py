@@ -27,7 +27,7 @@ def edge_cluster(testbed, tmp_path_factory):
     apply them. The real upstream files (MetalLB's metallb-native.yaml, the Prometheus
     Operator's bundle.yaml) go through the engine; MetalLB's validating webhook is left out
     because no request reaches a pod here (kwok runs pods, nothing serves)."""
-    from tests.testbed.sshhosts import write_addons
+    from tests.testbed.bundle import write_addons
 
     addons = write_addons(tmp_path_factory.mktemp("addons"))
     for name in ("metallb-native.yaml", "prometheus-operator-bundle.yaml"):

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, run_playbook
-from tests.testbed.sshhosts import SshHosts, known_hosts_line, write_addons
+from tests.testbed.bundle import write_addons
+from tests.testbed.sshhosts import SshHosts, known_hosts_line
 
 pytestmark = pytest.mark.testbed
 SERVER, AGENT = "factory1-server-1", "factory1-agent-1"

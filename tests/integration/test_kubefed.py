@@ -355,7 +355,7 @@ def lb_on_metallb(testbed, dataplane, tmp_path, namespaces):
     assigns the VIP the role's annotation asks for and announces it on the region's LAN, where
     a client of the LoadBalancer's range reaches the service with its own address kept. In
     eu-west two services ask for the one VIP and one gets it, as the run's warning says."""
-    from tests.testbed.sshhosts import write_addons
+    from tests.testbed.bundle import write_addons
 
     manifest = write_addons(tmp_path / "addons") / "metallb-native.yaml"
     try:

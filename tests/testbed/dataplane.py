@@ -499,7 +499,7 @@ class DataPlane:
                 f"--pod-name={speaker_pod}", "--log-level=info"], f"metallb-speaker-{node}.log")
         self._save()
 
-    def run_envoy_gateway(self, cluster: str, namespace: str = "envoy-gateway-system") -> None:
+    def run_envoy_gateway(self, cluster: str, namespace: str = "envoy-gateway-system", installed: bool = False) -> None:
         """Envoy Gateway's control plane for ``cluster``, as its chart runs it (provider
         Kubernetes, every namespace watched, topology injector off), as ``system:envoy-gateway``
         with the chart's rules. It runs in a network namespace of its own (its ports are fixed)
@@ -507,16 +507,21 @@ class DataPlane:
         whose root is the machine's under a throw-away overlay: the binary reads its xDS
         certificate from /certs (where the chart mounts the certgen Secret) and writes caches under
         /var/lib, so nothing of it lands on the machine. No Envoy runs: only the control plane's
-        statuses and the proxy Deployment and Service it makes (kwok runs the pods)."""
+        statuses and the proxy Deployment and Service it makes (kwok runs the pods).
+
+        ``installed``: Envoy Gateway's release manifest is on the cluster (a role installed it);
+        the controller then runs as that manifest's service account, with its RBAC and the
+        configuration of its ConfigMap, as the manifest's Deployment would run it."""
         client = self.testbed.client(cluster)
         server = self.testbed._state()["servers"][cluster]
         binary = build.build_tool("envoy-gateway")
-        self.testbed._apply(client, f"/api/v1/namespaces/{namespace}",
-                            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        for doc in yaml.safe_load((Path(__file__).resolve().parent / "rbac" / "envoy-gateway-namespace.yaml").read_text())["items"]:
-            self.testbed._apply(client, f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/"
-                                        f"{doc['kind'].lower()}s/{doc['metadata']['name']}",
-                                {**doc, "metadata": {**doc["metadata"], "namespace": namespace}})
+        if not installed:
+            self.testbed._apply(client, f"/api/v1/namespaces/{namespace}",
+                                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            for doc in yaml.safe_load((Path(__file__).resolve().parent / "rbac" / "envoy-gateway-namespace.yaml").read_text())["items"]:
+                self.testbed._apply(client, f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/"
+                                            f"{doc['kind'].lower()}s/{doc['metadata']['name']}",
+                                    {**doc, "metadata": {**doc["metadata"], "namespace": namespace}})
         key = f"apart:{cluster}/envoy-gateway"
         home = self.run_dir / f"envoy-gateway-{cluster}"
         home.mkdir(parents=True, exist_ok=True)
@@ -525,12 +530,17 @@ class DataPlane:
                        capture_output=True, env={**os.environ, "ENVOY_GATEWAY_NAMESPACE": namespace})
         certs = next((home / "certgen").rglob("envoy-gateway/tls.crt")).parent
         config = home / "envoy-gateway.yaml"
-        config.write_text(yaml.safe_dump({
-            "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyGateway",
-            "gateway": {"controllerName": ENVOY_GATEWAY_CONTROLLER},
-            "logging": {"level": {"default": "info"}},
-            "provider": {"type": "Kubernetes", "kubernetes": {"proxyTopologyInjector": {"disabled": True}}}}))
-        kubeconfig = self.testbed._component_kubeconfig(cluster, server, ENVOY_GATEWAY_USER)
+        if installed:
+            config.write_text(client.request(
+                "GET", f"/api/v1/namespaces/{namespace}/configmaps/envoy-gateway-config")["data"]["envoy-gateway.yaml"])
+            kubeconfig = self._account_kubeconfig(cluster, server, namespace, "envoy-gateway")
+        else:
+            config.write_text(yaml.safe_dump({
+                "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyGateway",
+                "gateway": {"controllerName": ENVOY_GATEWAY_CONTROLLER},
+                "logging": {"level": {"default": "info"}},
+                "provider": {"type": "Kubernetes", "kubernetes": {"proxyTopologyInjector": {"disabled": True}}}}))
+            kubeconfig = self.testbed._component_kubeconfig(cluster, server, ENVOY_GATEWAY_USER)
         endpoint = self.apart[key] = Endpoint(key, self._holders([key])[key])
         self._save()
         self._ip_batch(endpoint.holder, ["link set lo up"])

@@ -28,7 +28,7 @@ import yaml
 
 from . import build, pki
 from .ports import free_port, port_free
-from .versions import CLUSTERS, ClusterSpec, NodeSpec
+from .versions import CLUSTERS, FRESH_CLUSTER, ClusterSpec, NodeSpec
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -358,6 +358,41 @@ class Testbed:
             "status": {"addresses": [{"type": "InternalIP", "address": address},
                                      {"type": "Hostname", "address": node.name}]}},
             content_type="application/merge-patch+json")
+
+    # -- a fresh cluster for one test ---------------------------------------------------
+    @contextlib.contextmanager
+    def fresh_cluster(self, log=print):
+        """A cluster as a user first meets it: apiserver, controllers, scheduler and kwok nodes,
+        the testbed's users and RBAC, and no CRD at all. Its contexts join the kubeconfig while
+        it runs (``fresh-<n>``, ``fresh-<n>-limited``); its processes go on exit (its etcd keys
+        stay under a prefix no later cluster uses)."""
+        if self.external:
+            raise TestbedError("an external cluster cannot be made fresh here")
+        state = self._state()
+        number = state.get("fresh", 0) + 1
+        state["fresh"] = number
+        name = f"fresh-{number}"
+        started = time.monotonic()
+        binaries = build.build_all(log)
+        etcd_url = next(a.split("=", 1)[1] for a in state["argv"]["etcd"] if a.startswith("--listen-client-urls="))
+        components = [name, f"{name}-controller-manager", f"{name}-scheduler", f"{name}-kwok"]
+        try:
+            self._start_apiserver(binaries["kube-apiserver"], name, FRESH_CLUSTER, etcd_url, state)
+            self.state_file.write_text(json.dumps(state, indent=1))
+            self._write_kubeconfig(state["servers"])
+            self._wait(lambda: self._ready(name), f"{name} /readyz", state)
+            self._bootstrap(name, [])
+            self._start_control_plane(binaries, name, state["servers"][name], build.kwok_stages(), state)
+            self._settle(name, FRESH_CLUSTER, state)
+            log(f"testbed: {name} up in {time.monotonic() - started:.1f}s")
+            yield name
+        finally:
+            for component in components:
+                self.stop_component(component)
+            state = self._state()
+            state["servers"].pop(name, None)
+            self.state_file.write_text(json.dumps(state, indent=1))
+            self._write_kubeconfig(state["servers"])
 
     # -- components a test starts beside the clusters ------------------------------------
     def run_component(self, name: str, argv: list[str], env: dict | None = None) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from .build import CACHE
+from .bundle import write_addons
 from .ports import free_port
 
 SSHD = "/usr/sbin/sshd"
@@ -117,9 +118,7 @@ class SshHosts:
         return folder
 
     def write_addons(self, folder: Path) -> Path:
-        """The add-ons' real upstream manifests (MetalLB's metallb-native.yaml and the Prometheus
-        Operator's bundle.yaml, from the modules the testbed pins) with stand-in image archives
-        and the sha256sum.txt the role verifies them against."""
+        """The air-gap bundle (bundle.py): real upstream manifests, stand-in image archives."""
         return write_addons(folder)
 
     def down(self) -> None:
@@ -141,28 +140,3 @@ def known_hosts_line(address: str, port: int, public_key: Path) -> str:
     """A known_hosts line for a host on a non-standard port, as ssh-keyscan -p writes it."""
     kind, key = public_key.read_text().split()[:2]
     return f"[{address}]:{port} {kind} {key}\n"
-
-
-ADDON_SOURCES = {  # file in the add-ons folder -> (project in versions.CRD_SOURCES, file in its module)
-    "metallb-native.yaml": ("metallb", "config/manifests/metallb-native.yaml"),
-    "prometheus-operator-bundle.yaml": ("prometheus-operator", "bundle.yaml"),
-}
-
-
-def write_addons(folder: Path, arch: str = "amd64") -> Path:
-    import hashlib
-    import shutil
-
-    from . import build
-    from .versions import CRD_SOURCES
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, (project, rel) in ADDON_SOURCES.items():
-        source = next(s for s in CRD_SOURCES if s.project == project)
-        shutil.copyfile(build.module_dir(source.module, source.version) / rel, folder / name)
-    for name in (f"metallb-images-{arch}.tar", f"monitoring-images-{arch}.tar"):
-        (folder / name).write_bytes(hashlib.sha256(name.encode()).digest() * 64)
-    (folder / "sha256sum.txt").write_text("".join(
-        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-        for p in sorted(folder.iterdir()) if p.name != "sha256sum.txt"))
-    return folder

@@ -142,6 +142,9 @@ CLUSTERS: dict[str, ClusterSpec] = {
                                               "effect": "NoSchedule"},)),
     ), "100.127.2.0/24"),
 }
+# A cluster with no CRD, started by the tests that need one (Testbed.fresh_cluster): what a
+# role meets on a cluster where nothing is installed yet.
+FRESH_CLUSTER = ClusterSpec("10.98.0.0/16", "10.8.0.0/14", _zones("us-west-2", "fresh")[:2], "100.127.3.0/24")
 KUBE_ROUTER_USER = "kube-router"  # its client certificate (pki.CLIENTS) and RBAC (rbac/kube-router.yaml)
 KUBE_PROXY_USER = "kube-proxy"  # system:kube-proxy, which bootstrap RBAC binds to system:node-proxier
 COREDNS_USER = "coredns"  # its client certificate (pki.CLIENTS) and RBAC (rbac/coredns.yaml)

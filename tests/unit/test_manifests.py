@@ -38,3 +38,10 @@ def test_a_json_array_of_non_objects_is_refused_naming_the_document():
 def test_load_reads_a_json_file(tmp_path):
     (tmp_path / "objects.json").write_text(json.dumps(OBJECTS))
     assert manifests.load([str(tmp_path / "objects.json")]) == OBJECTS
+
+
+def test_a_bare_equals_sign_is_the_string_go_yaml_reads():
+    """The Prometheus Operator's bundle.yaml lists `=` among a CRD's enum values: PyYAML's YAML
+    1.1 value tag would refuse the release manifest that kubectl applies."""
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ops}\ndata:\n  ops: x\nenum:\n- '!='\n- =\n- =~\n"
+    assert manifests.parse(text)[0]["enum"] == ["!=", "=", "=~"]

@@ -21,7 +21,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import applyset, diff
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import applyset, catalogue, diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import NOT_TRANSIENT_500
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.discovery import (
     Discovery,
@@ -113,7 +113,7 @@ class Engine:
     def __init__(self, client, *, workers: int = 8, force_conflicts: bool = False,
                  check_mode: bool = False, want_diff: bool = False, wait_timeout: float = 60.0,
                  field_manager: str = FIELD_MANAGER, discovery: Discovery | None = None,
-                 only_existing: bool = False, await_kinds: float = 0.0):
+                 only_existing: bool = False, await_kinds: float = 0.0, pending_kinds=()):
         self.client = client
         self.discovery = discovery or Discovery(client)
         self.workers = max(1, workers)
@@ -126,6 +126,9 @@ class Engine:
         # Seconds to wait for kinds another installer is defining (K3s applying a release
         # manifest with CRDs); 0: a kind that is not served is an error at once.
         self.await_kinds = await_kinds
+        # (apiVersion, kind) pairs whose CRDs an earlier task installs (in check mode it only
+        # would): their objects wait for them like those of this set's own CRDs.
+        self.pending_kinds = {(k["apiVersion"], k["kind"]) for k in pending_kinds}
         self.timings: dict[str, float] = {}
         self._secrets: set[str] = set()
         self._patch_type: dict[ResourceType, str] = {}
@@ -179,13 +182,8 @@ class Engine:
         started = time.monotonic()
         problems: list[str] = []
         items: list[Item] = []
-        crd_kinds = set()
-        for obj in objects:
-            if isinstance(obj, dict) and obj.get("kind") == "CustomResourceDefinition":
-                spec = obj.get("spec") or {}
-                for version in spec.get("versions") or []:
-                    crd_kinds.add((f"{spec.get('group')}/{version.get('name')}",
-                                   (spec.get("names") or {}).get("kind")))
+        # Kinds this set's CRDs serve, and (check mode) kinds an earlier task's CRDs would serve.
+        crd_kinds = catalogue.crd_kinds(objects) | self.pending_kinds
         for index, raw in enumerate(objects):
             where = f"objects[{index}]"
             shape = shape_problem(raw, where)

@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.catalogue import BY_GROUP
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
     ApiError,
     DiscoveryError,
@@ -28,29 +29,13 @@ AGGREGATED = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryL
               "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
               "application/json")
 DEFAULT_TTL = 600.0
-# API groups that only a controller's own CRDs serve: a kind of one of them that the cluster
-# does not serve means that controller is not installed there (and nothing would act on it).
-CONTROLLER_GROUPS = {
-    "externaldns.k8s.io": "external-dns",
-    "gateway.networking.k8s.io": "a Gateway API implementation (Envoy Gateway) with the Gateway API CRDs",
-    "gateway.envoyproxy.io": "Envoy Gateway",
-    "monitoring.coreos.com": "the Prometheus Operator",
-    "metallb.io": "MetalLB",
-    "k8gb.absa.oss": "k8gb",
-    "k8gb.io": "k8gb",
-    "multicluster.x-k8s.io": "an MCS API implementation (Submariner Lighthouse, GKE multi-cluster Services)",
-    "core.kubefed.io": "the KubeFed control plane",
-    "networking.istio.io": "Istio",
-    "security.istio.io": "Istio",
-    "telemetry.istio.io": "Istio",
-}
 
 
 def controller_hint(api_version: str, served_groups) -> str:
     """Who installs ``api_version``'s CRDs, when the server serves nothing of its group."""
     group = api_version.rpartition("/")[0]
-    if group in CONTROLLER_GROUPS and group not in served_groups:
-        return f"; nothing of {group} is served: {CONTROLLER_GROUPS[group]} is not installed on this cluster"
+    if group in BY_GROUP and group not in served_groups:
+        return f"; nothing of {group} is served: {BY_GROUP[group].title} is not installed on this cluster"
     return ""
 
 

@@ -26,10 +26,17 @@ BUILTIN_GROUPS = frozenset({
 })
 
 
+@functools.lru_cache(maxsize=1)
 def _yaml():
     import yaml
 
-    return yaml, getattr(yaml, "CSafeLoader", yaml.SafeLoader), getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    # PyYAML reads a bare `=` as YAML 1.1's value tag and fails; Go's YAML (kubectl, the API
+    # server) reads the string it is - the Prometheus Operator's CRDs list `=` among operators.
+    loader = type("KubernetesLoader", (base,), {"yaml_implicit_resolvers": {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
+        for first, resolvers in base.yaml_implicit_resolvers.items()}})
+    return yaml, loader, getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def parse(text: str, origin: str = "content") -> list[dict]:
