@@ -56,6 +56,22 @@ def dataplane(testbed, request):
     assert not failures, "kube-router failed to update rules:\n" + "\n".join(failures)
 
 
+@pytest.fixture(scope="module")
+def fresh_cluster(testbed):
+    """A cluster with no CRD at all, as a user first meets one (Testbed.fresh_cluster), for one
+    test module; gone with its processes afterwards."""
+    with testbed.fresh_cluster() as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+def controller_bundle(tmp_path_factory):
+    """The air-gap bundle of upstream release manifests with its sha256sum.txt (bundle.py)."""
+    from tests.testbed.bundle import write_addons
+
+    return write_addons(tmp_path_factory.mktemp("addons"))
+
+
 @pytest.fixture
 def namespace_name():
     """A fresh namespace name per test, so tests never see each other's objects."""

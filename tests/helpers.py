@@ -50,6 +50,14 @@ def run_testbed_playbook(tmp_path: Path, playbook: str, extra_vars: dict, *args:
     return run_playbook(tmp_path, plays, *args, extra_vars=extra_vars, inventory=str(REPO / "inventories" / "testbed"))
 
 
+def on_cluster(testbed, cluster: str, host: str = "us-east") -> dict:
+    """Extra vars that connect the testbed inventory's cluster host ``host`` to another of the
+    testbed's clusters (a fresh one): its fabric_clusters entry with that context."""
+    group_vars = yaml.safe_load((REPO / "inventories" / "testbed" / "group_vars" / "all.yml").read_text())
+    entry = next(c for c in group_vars["fabric_clusters"] if c["name"] == host)
+    return {"fabric_clusters": [{**entry, "context": cluster, "kubeconfig": str(testbed.kubeconfig)}]}
+
+
 def recap(output: str) -> dict:
     """The PLAY RECAP counters summed over every host, e.g. {'ok': 12, 'changed': 0, ...}
     (playbooks start with a localhost play that checks the inventory)."""

@@ -16,7 +16,7 @@ import dns.rcode
 import pytest
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
-from tests.helpers import recap, run_playbook, run_testbed_playbook, wait_for
+from tests.helpers import on_cluster, recap, run_playbook, run_testbed_playbook, wait_for
 from tests.netstubs import free_port, listening, stop
 from tests.packets import probes_against_report
 from tests.testbed import build
@@ -174,6 +174,31 @@ def test_records_follow_health_and_priority_on_the_cluster(testbed, tmp_path, re
     zone = PublishedZone(testbed, CLUSTER, "hybrid.example.com", namespace_name).start()
     try:
         records_follow_health(testbed, tmp_path, extra, socks, namespace_name, zone, dns_port)
+    finally:
+        zone.stop()
+
+
+def test_external_dns_the_role_installs_publishes_with_its_chart_rbac(
+        testbed, tmp_path, resolvers, listeners, namespace_name, fresh_cluster, controller_bundle):
+    """On a fresh cluster, the run without external-dns is refused naming it; with
+    hybrid_dns_controllers it installs external-dns's chart (rendered for the coredns provider)
+    from the bundle first, and the real external-dns, running as the chart's service account with
+    the chart's RBAC, publishes the record the role wrote."""
+    port, _unused = listeners
+    extra = {**role_vars(resolvers, port, namespace_name), **on_cluster(testbed, fresh_cluster)}
+    mark = testbed.audit_mark(fresh_cluster)
+    refused = run_role(tmp_path, extra)
+    assert refused.returncode != 0
+    assert "external-dns: DNSEndpoint (externaldns.k8s.io/v1alpha1)" in refused.stdout, refused.stdout[-3000:]
+    assert testbed.writes(fresh_cluster, since=mark) == []
+
+    installed = run_role(tmp_path, {**extra, "hybrid_dns_controllers": ["external-dns"],
+                                    "hybrid_dns_controllers_dir": str(controller_bundle)})
+    assert installed.returncode == 0, installed.stdout[-4000:]
+    zone = PublishedZone(testbed, fresh_cluster, "hybrid.example.com", namespace_name,
+                         account=("external-dns", "external-dns")).start()
+    try:
+        zone.published(GLOBAL_NAME, ["127.1.0.10"])
     finally:
         zone.stop()
 

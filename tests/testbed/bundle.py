@@ -69,7 +69,8 @@ def external_dns_manifest(etcd_url: str = "http://127.0.0.1:2379", log=print) ->
     chart = _module("external-dns") / "charts" / "external-dns"
     rendered = _helm_template(chart, "external-dns", EXTERNAL_DNS_NAMESPACE,
                               "--set", "provider.name=coredns", "--set", "sources={crd,service}",
-                              "--set", "policy=sync", "--set", "env[0].name=ETCD_URLS",
+                              "--set", "policy=sync", "--set", f"image.tag={_version('external-dns')}",
+                              "--set", "env[0].name=ETCD_URLS",
                               "--set", f"env[0].value={etcd_url}", log=log)
     return yaml.safe_dump(namespace) + "---\n" + rendered
 

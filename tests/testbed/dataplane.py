@@ -488,11 +488,11 @@ class DataPlane:
         # the agent's sockets on its ports give way to the real process.
         self._ask({"op": "forget", "key": pod})
         self._relay_api(self.pods[pod], server)
-        kubeconfig = self._account_kubeconfig(cluster, server, namespace, "controller")
+        kubeconfig = self.testbed.account_kubeconfig(cluster, namespace, "controller")
         self._start_controller(pod, self.pods[pod], [
             "env", f"KUBECONFIG={kubeconfig}", str(controller), f"--namespace={namespace}",
             "--webhook-mode=disabled", "--disable-cert-rotation", "--log-level=info"], f"metallb-controller-{cluster}.log")
-        kubeconfig = self._account_kubeconfig(cluster, server, namespace, "speaker")
+        kubeconfig = self.testbed.account_kubeconfig(cluster, namespace, "speaker")
         for node, speaker_pod in speakers.items():
             self._start_controller(f"node:{cluster}/{node}", self.nodes[node], [
                 "env", f"KUBECONFIG={kubeconfig}", str(speaker), f"--namespace={namespace}", f"--node-name={node}",
@@ -533,7 +533,7 @@ class DataPlane:
         if installed:
             config.write_text(client.request(
                 "GET", f"/api/v1/namespaces/{namespace}/configmaps/envoy-gateway-config")["data"]["envoy-gateway.yaml"])
-            kubeconfig = self._account_kubeconfig(cluster, server, namespace, "envoy-gateway")
+            kubeconfig = self.testbed.account_kubeconfig(cluster, namespace, "envoy-gateway")
         else:
             config.write_text(yaml.safe_dump({
                 "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyGateway",
@@ -577,15 +577,6 @@ class DataPlane:
         waiting on what a controller does checks this so it fails with the reason."""
         return [f"{key} exited:\n{(self.run_dir / self.controller_logs[key]).read_text(errors='replace')[-3000:]}"
                 for key, pid in self.controllers.items() if not _alive(pid) and key in self.controller_logs]
-
-    def _account_kubeconfig(self, cluster: str, server: str, namespace: str, account: str) -> Path:
-        """A kubeconfig with a short-lived token of a service account: a component acting with
-        exactly the RBAC its manifest grants it."""
-        token = self.testbed.client(cluster).request(
-            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
-            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                  "spec": {"expirationSeconds": 3600}})["status"]["token"]
-        return self.testbed._component_kubeconfig(cluster, server, f"{namespace}-{account}", {"token": token})
 
     def _remove(self, endpoint: Endpoint) -> None:
         if self.agent and self.agent.poll() is None:

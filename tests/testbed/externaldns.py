@@ -28,9 +28,12 @@ from .versions import EXTERNAL_DNS_USER
 class PublishedZone:
     """One zone external-dns publishes from one cluster: start(), ask(), stop()."""
 
-    def __init__(self, testbed, cluster: str, zone: str, namespace: str = "", sources: tuple[str, ...] = ("crd",)):
+    def __init__(self, testbed, cluster: str, zone: str, namespace: str = "", sources: tuple[str, ...] = ("crd",),
+                 account: tuple[str, str] | None = None):
+        """``account`` (namespace, name): external-dns runs as that service account of a
+        manifest installed on the cluster, with its RBAC, instead of ``system:external-dns``."""
         self.testbed, self.cluster, self.zone = testbed, cluster, zone.rstrip(".")
-        self.namespace, self.sources = namespace, sources
+        self.namespace, self.sources, self.account = namespace, sources, account
         self.key = re.sub(r"[^a-z0-9]+", "-", f"{cluster}-{self.zone}".lower())
         self.components = [f"dns-etcd-{self.key}", f"dns-coredns-{self.key}", f"external-dns-{self.key}"]
         self.port = 0
@@ -64,7 +67,8 @@ class PublishedZone:
 
     def _start_external_dns(self, etcd_url: str) -> None:
         server = self.testbed._state()["servers"][self.cluster]
-        kubeconfig = self.testbed._component_kubeconfig(self.cluster, server, EXTERNAL_DNS_USER)
+        kubeconfig = (self.testbed.account_kubeconfig(self.cluster, *self.account) if self.account
+                      else self.testbed._component_kubeconfig(self.cluster, server, EXTERNAL_DNS_USER))
         self.testbed.run_component(self.components[2], [
             str(build.build_tool("external-dns")), f"--kubeconfig={kubeconfig}",
             *(f"--source={source}" for source in self.sources),

@@ -274,6 +274,16 @@ class Testbed:
         path.chmod(0o600)
         return path
 
+    def account_kubeconfig(self, cluster: str, namespace: str, account: str) -> Path:
+        """A kubeconfig with a short-lived token of a service account: a component acting with
+        exactly the RBAC its manifest grants it."""
+        token = self.client(cluster).request(
+            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                  "spec": {"expirationSeconds": 3600}})["status"]["token"]
+        return self._component_kubeconfig(cluster, self._state()["servers"][cluster], f"{namespace}-{account}",
+                                          {"token": token})
+
     def _component_flags(self, binaries: dict, cluster: str, server: str, component: str) -> list[str]:
         """What kube-controller-manager and kube-scheduler share: the binary, its own kubeconfig,
         a loopback serving port with a self-signed certificate, and no leader election (one each)."""
