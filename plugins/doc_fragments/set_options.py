@@ -84,6 +84,15 @@ options:
     type: list
     elements: dict
     default: []
+  pending_namespaces:
+    description:
+      - Namespaces an earlier task of the run creates (another set declaring them). In check
+        mode, where they were not created, objects in those that do not exist are validated
+        in a stand-in namespace instead of failing as having no namespace; a real run ignores
+        this option, as they exist by then.
+    type: list
+    elements: str
+    default: []
   dest:
     description: With O(state=rendered), the file the objects are written to (Secret values redacted); in
       check mode it is not written, and with C(--diff) the change to it is shown.

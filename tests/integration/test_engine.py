@@ -220,6 +220,24 @@ def test_check_mode_sends_dry_runs_only(testbed, engine, audit, namespace_name):
     assert audit.writes() == []
 
 
+def test_check_mode_validates_in_namespaces_an_earlier_set_would_create(testbed, engine, audit, namespace_name):
+    # A second set of a role whose first set declares the namespace: in check mode it was not made.
+    objects = [netpol("np", namespace_name)]
+    with pytest.raises(SetError, match=f"namespace '{namespace_name}' does not exist"):
+        engine(check_mode=True).converge("later", "default", objects, "overridden")
+    result = engine(check_mode=True, pending_namespaces=[namespace_name]).converge(
+        "later", "default", objects, "overridden")
+    assert result["summary"]["created"] == 1
+    invalid = [netpol("np", namespace_name, egress=[{"ports": [{"port": 70000}]}])]
+    with pytest.raises(SetError, match="invalid"):  # still validated by the server, in the stand-in
+        engine(check_mode=True, pending_namespaces=[namespace_name]).converge("later", "default", invalid, "overridden")
+    assert audit.writes() == []
+    # A real run ignores the option: the namespace must exist by then.
+    with pytest.raises(SetError, match=f"namespace '{namespace_name}' does not exist"):
+        engine(pending_namespaces=[namespace_name]).converge("later", "default", objects, "overridden")
+    assert audit.writes() == []
+
+
 def test_one_invalid_object_among_fifty_writes_nothing(testbed, engine, audit, namespace_name):
     testbed.client(CLUSTER).request("POST", "/api/v1/namespaces", body=ns(namespace_name))
     audit.reset()

@@ -57,8 +57,14 @@ def envoy_gateway_install(log=print) -> str:
         for path in [chart, *chart.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)  # the module cache is read-only
         values = (chart / "values.tmpl.yaml").read_text()
-        (chart / "values.yaml").write_text(values.replace(
-            "${GatewayImage}", f"docker.io/envoyproxy/gateway:{_version('envoy-gateway')}"))
+        # what the release's helm-generate target substitutes (tools/make/helm.mk)
+        filled = {"${GatewayImage}": f"docker.io/envoyproxy/gateway:{_version('envoy-gateway')}",
+                  "${GatewayImagePullPolicy}": "IfNotPresent"}
+        for placeholder, value in filled.items():
+            values = values.replace(placeholder, value)
+        if "${" in values:
+            raise RuntimeError(f"unfilled placeholder in {chart}/values.tmpl.yaml: {values[values.index('${'):][:40]}")
+        (chart / "values.yaml").write_text(values)
         return _helm_template(chart, "eg", ENVOY_GATEWAY_NAMESPACE, "--set", "createNamespace=true", log=log)
 
 

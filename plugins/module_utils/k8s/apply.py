@@ -113,7 +113,8 @@ class Engine:
     def __init__(self, client, *, workers: int = 8, force_conflicts: bool = False,
                  check_mode: bool = False, want_diff: bool = False, wait_timeout: float = 60.0,
                  field_manager: str = FIELD_MANAGER, discovery: Discovery | None = None,
-                 only_existing: bool = False, await_kinds: float = 0.0, pending_kinds=()):
+                 only_existing: bool = False, await_kinds: float = 0.0, pending_kinds=(),
+                 pending_namespaces=()):
         self.client = client
         self.discovery = discovery or Discovery(client)
         self.workers = max(1, workers)
@@ -129,6 +130,8 @@ class Engine:
         # (apiVersion, kind) pairs whose CRDs an earlier task installs (in check mode it only
         # would): their objects wait for them like those of this set's own CRDs.
         self.pending_kinds = {(k["apiVersion"], k["kind"]) for k in pending_kinds}
+        # Namespaces an earlier task creates; only check mode, where it did not, looks at them.
+        self.pending_namespaces = set(pending_namespaces) if check_mode else set()
         self.timings: dict[str, float] = {}
         self._secrets: set[str] = set()
         self._patch_type: dict[ResourceType, str] = {}
@@ -365,6 +368,13 @@ class Engine:
             time.sleep(0.2)
             self.discovery.invalidate()
 
+    def _absent(self, namespaces: set[str]) -> set[str]:
+        """Those of ``namespaces`` the cluster does not hold."""
+        def absent(name: str) -> bool:
+            return self.client.request("GET", f"/api/v1/namespaces/{name}", allow=(404,)) is None
+
+        return {name for name, gone in zip(sorted(namespaces), self._map(absent, sorted(namespaces))) if gone}
+
     def _wait_foundation(self, items: list[Item]) -> None:
         """Namespaces Active and CRDs Established before anything depends on them."""
         deadline = time.monotonic() + self.wait_timeout
@@ -463,7 +473,8 @@ class Engine:
         self.read_live(items)
         self.plan(items, state)
         self._refuse_adoption(items, set_id)
-        creating_namespaces = {i.name for i in items if i.obj["kind"] == "Namespace" and not i.live}
+        creating_namespaces = ({i.name for i in items if i.obj["kind"] == "Namespace" and not i.live}
+                               | self._absent(self.pending_namespaces & {i.namespace for i in items}))
         waiting = _bindings_to_new_roles(items)
         failed = self.validate(items, state, creating_namespaces)
         self._abort_if_gone(items, "during validation (nothing was changed)")

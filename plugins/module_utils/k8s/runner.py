@@ -39,6 +39,7 @@ SET_ARGSPEC = dict(
     wait_timeout=dict(type="float", default=60.0),
     await_kinds=dict(type="float", default=0.0),
     pending_kinds=dict(type="list", elements="dict", default=[]),
+    pending_namespaces=dict(type="list", elements="str", default=[]),
     dest=dict(type="path"),
     kubernetes_version=dict(type="str", default="1.37"),
     **CONNECTION_ARGSPEC,
@@ -60,7 +61,8 @@ def run(module, objects: list[dict]) -> dict:
     engine = Engine(client, workers=params["workers"], force_conflicts=params["force_conflicts"],
                     check_mode=module.check_mode, want_diff=module._diff,
                     wait_timeout=params["wait_timeout"], only_existing=params["only_existing"],
-                    await_kinds=params["await_kinds"], pending_kinds=params["pending_kinds"])
+                    await_kinds=params["await_kinds"], pending_kinds=params["pending_kinds"],
+                    pending_namespaces=params["pending_namespaces"])
     try:
         if state == "gathered":
             result = engine.gather(params["name"], params["set_namespace"])
