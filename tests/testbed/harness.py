@@ -384,7 +384,10 @@ class Testbed:
         name = f"fresh-{number}"
         started = time.monotonic()
         binaries = build.build_all(log)
-        etcd_url = next(a.split("=", 1)[1] for a in state["argv"]["etcd"] if a.startswith("--listen-client-urls="))
+        etcd_url = next((a.split("=", 1)[1] for a in state["argv"]["etcd"]
+                         if a.startswith("--listen-client-urls=")), None)
+        if etcd_url is None:
+            raise TestbedError("the testbed's etcd has no --listen-client-urls to share")
         components = [name, f"{name}-controller-manager", f"{name}-scheduler", f"{name}-kwok"]
         try:
             self._start_apiserver(binaries["kube-apiserver"], name, FRESH_CLUSTER, etcd_url, state)
