@@ -71,7 +71,7 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail("edge fleet: nothing was written; fix these first:\n- " + "\n- ".join(problems))
             files = self._files(hosts, sites)
         except FabricError as exc:
-            raise AnsibleActionFail(f"edge fleet: {exc}") from exc
+            raise AnsibleActionFail(f"edge fleet: {exc}") from None  # the message holds the cause already
         # Check mode writes nothing, not even the build folder.
         written = {path: manifests.write_text(path, text, self._task.check_mode, mode) for path, (text, mode) in files.items()}
         changed = [path for path, outcome in written.items() if outcome["changed"]]

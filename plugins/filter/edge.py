@@ -5,53 +5,58 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.k8snet.fabric.plugins.module_utils import edge
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import reporting
 
 
-def _site(value, filter_name):
+def _site(value):
     if not isinstance(value, dict) or "hosts" not in value:
-        raise AnsibleFilterError(f"{filter_name}: expected the site mapping built by the edge_k3s role")
+        raise ValidationError("expected the site mapping built by the edge_k3s role")
     return value
 
 
+@reporting
 def edge_k3s_problems(site, sites=None, site_names=None):
-    return edge.site_problems(_site(site, "edge_k3s_problems"), sites, site_names)
+    return edge.site_problems(_site(site), sites, site_names)
 
 
+@reporting
 def edge_k3s_config(site, host):
-    try:
-        return edge.k3s_config(_site(site, "edge_k3s_config"), host)
-    except StopIteration:
-        raise AnsibleFilterError(f"edge_k3s_config: host {host!r} is not part of site {site.get('name')!r}")
+    if host not in {h.get("name") for h in _site(site)["hosts"]}:
+        raise ValidationError(f"host {host!r} is not part of site {site.get('name')!r}")
+    return edge.k3s_config(site, host)
 
 
+@reporting
 def edge_k3s_registries(site):
-    return edge.registries(_site(site, "edge_k3s_registries"))
+    return edge.registries(_site(site))
 
 
+@reporting
 def edge_site_objects(site, part="site"):
     builders = {"site": edge.site_objects, "nodes": edge.node_objects, "secrets": edge.secret_objects}
     if part not in builders:
-        raise AnsibleFilterError(f"edge_site_objects: part {part!r} is not one of {', '.join(builders)}")
+        raise ValidationError(f"part {part!r} is not one of {', '.join(builders)}")
     try:
-        return builders[part](_site(site, "edge_site_objects"))
-    except (KeyError, ValidationError) as exc:
-        raise AnsibleFilterError(f"edge_site_objects: site {site.get('name')!r} lacks {exc}") from exc
+        return builders[part](_site(site))
+    except KeyError as exc:  # a site built by hand, not by the role
+        raise ValidationError(f"site {site.get('name')!r} lacks {exc}") from exc
 
 
+@reporting
 def edge_site_expectations(site):
-    return edge.expectations(_site(site, "edge_site_expectations"))
+    return edge.expectations(_site(site))
 
 
+@reporting
 def edge_site_range_names(site):
-    return edge.range_names(_site(site, "edge_site_range_names"))
+    return edge.range_names(_site(site))
 
 
+@reporting
 def edge_k3s_kubeconfig(text, site):
-    return edge.site_kubeconfig(text, _site(site, "edge_k3s_kubeconfig"))
+    return edge.site_kubeconfig(text, _site(site))
 
 
 class FilterModule:

@@ -5,17 +5,15 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
+from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
 
 
+@reporting
 def hybrid_dns_plan(spec, probed=None):
-    if not isinstance(spec, dict):
-        raise AnsibleFilterError("hybrid_dns_plan: expected the role's spec mapping")
-    if probed is not None and not isinstance(probed, dict):
-        raise AnsibleFilterError("hybrid_dns_plan: probed must be the result of k8snet.fabric.net_probe")
-    return hybrid.plan(spec, probed)
+    if probed is not None:
+        expect_type(probed, dict, "probed to be the result of k8snet.fabric.net_probe")
+    return hybrid.plan(expect_type(spec, dict, "the role's spec mapping"), probed)
 
 
 class FilterModule:

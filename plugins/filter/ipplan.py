@@ -4,35 +4,23 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.k8snet.fabric.plugins.module_utils import ipplan
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
 
 
-def _wrap(fn):
-    def run(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ValidationError as exc:
-            raise AnsibleFilterError(str(exc)) from exc
-    run.__name__ = fn.__name__
-    run.__doc__ = fn.__doc__
-    return run
-
-
+@reporting
 def ip_conflicts(ranges, allowed=None):
     """Overlaps between named ranges, one sentence each."""
-    if not isinstance(ranges, dict):
-        raise AnsibleFilterError(f"ip_conflicts: expected a mapping of name to range, got {type(ranges).__name__}")
-    return ipplan.conflicts(ranges, allowed or [])
+    return ipplan.conflicts(expect_type(ranges, dict, "a mapping of name to range"), allowed or [])
 
 
+@reporting
 def ip_inside(inner, outer, inner_name="range", outer_name="container"):
     """None-like empty string when inner lies inside outer, else the reason."""
     return ipplan.contains(outer_name, outer, inner_name, inner) or ""
 
 
+@reporting
 def ip_valid(value, name="range"):
     """The canonical form of a range, failing with its name when it does not parse."""
     return ipplan.describe(ipplan.parse(name, value))
@@ -40,4 +28,4 @@ def ip_valid(value, name="range"):
 
 class FilterModule:
     def filters(self):
-        return {"ip_conflicts": _wrap(ip_conflicts), "ip_inside": _wrap(ip_inside), "ip_valid": _wrap(ip_valid)}
+        return {"ip_conflicts": ip_conflicts, "ip_inside": ip_inside, "ip_valid": ip_valid}

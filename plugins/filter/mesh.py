@@ -5,26 +5,20 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.k8snet.fabric.plugins.module_utils import mesh
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
 
 
+@reporting
 def istio_mesh_plan(spec):
-    if not isinstance(spec, dict):
-        raise AnsibleFilterError("istio_mesh_plan: expected the role's spec mapping")
-    return mesh.plan(spec)
+    return mesh.plan(expect_type(spec, dict, "the role's spec mapping"))
 
 
+@reporting
 def istio_authz_verdicts(policies, expect, trust_domain="cluster.local", root_namespace="istio-system"):
-    if not isinstance(policies, list) or not isinstance(expect, list):
-        raise AnsibleFilterError("istio_authz_verdicts: expected a list of AuthorizationPolicies and a list of requests")
-    authz = [p for p in policies if isinstance(p, dict) and p.get("kind") == "AuthorizationPolicy"]
-    try:
-        return mesh.verdicts(authz, expect, trust_domain, root_namespace)
-    except (ValidationError, KeyError, ValueError) as exc:
-        raise AnsibleFilterError(f"istio_authz_verdicts: {exc}") from exc
+    authz = [p for p in expect_type(policies, list, "a list of AuthorizationPolicies")
+             if isinstance(p, dict) and p.get("kind") == "AuthorizationPolicy"]
+    return mesh.verdicts(authz, expect_type(expect, list, "a list of requests"), trust_domain, root_namespace)
 
 
 class FilterModule:

@@ -6,31 +6,25 @@ proof_summary: what a run's proofs found, in one line and as data (proof_summary
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import runner
+from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
 
 
+@reporting
 def netpol_connectivity(objects, output_format="list"):
-    if not isinstance(objects, list):
-        raise AnsibleFilterError(f"netpol_connectivity: expected a list of objects, got {type(objects).__name__}")
-    try:
-        if output_format == "list":
-            return runner.analyse(objects, [], [], detail="full")["connections"]
-        return runner.analyse(objects, [output_format], [], detail="full")["reports"][output_format]
-    except ValidationError as exc:
-        raise AnsibleFilterError(f"netpol_connectivity: {exc}") from exc
+    expect_type(objects, list, "a list of objects")
+    if output_format == "list":
+        return runner.analyse(objects, [], [], detail="full")["connections"]
+    return runner.analyse(objects, [output_format], [], detail="full")["reports"][output_format]
 
 
+@reporting
 def proof_summary(results, reports="", shown=3):
     """netpol_analyze results (one, or a loop's registered results) -> findings counted by kind,
     the first ``shown`` in words, the reports' place, and a sentence for the run's closing line."""
     if isinstance(results, dict):
         results = results.get("results", [results])
-    if not isinstance(results, list):
-        raise AnsibleFilterError(f"proof_summary: expected netpol_analyze results, got {type(results).__name__}")
-    findings = [f for r in results if isinstance(r, dict) for f in r.get("findings") or []]
+    findings = [f for r in expect_type(results, list, "netpol_analyze results") if isinstance(r, dict) for f in r.get("findings") or []]
     kinds: dict = {}
     for finding in findings:
         kinds[finding.get("kind")] = kinds.get(finding.get("kind"), 0) + 1

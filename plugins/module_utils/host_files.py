@@ -18,6 +18,8 @@ import stat
 import tarfile
 import tempfile
 
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+
 REDACTED = "<redacted>"
 CHUNK = 1 << 20
 
@@ -45,8 +47,8 @@ ARGUMENT_SPEC = {
 }
 
 
-class HostFilesError(Exception):
-    pass
+class HostFilesError(FabricError):
+    """The host holds something the files cannot replace (a checksum mismatch, a file where a folder goes)."""
 
 
 def problems(params: dict) -> list[str]:

@@ -641,8 +641,11 @@ def verdicts(policies: list[dict], expect: list[dict], trust_domain: str = "clus
              root_namespace: str = "istio-system", workload_labels: dict | None = None) -> list[dict]:
     """Each expectation with the evaluator's answer and ``holds``."""
     out = []
-    for item in expect:
-        namespace, _unused = caller(item["from"], "from")
+    for i, item in enumerate(expect):
+        if not isinstance(item, dict) or "/" not in str(item.get("to", "")):
+            raise ValidationError(f"expect[{i}].to: {item.get('to') if isinstance(item, dict) else item!r} "
+                                  f"is not namespace/workload")
+        namespace, _unused = caller(item.get("from"), f"expect[{i}].from")
         to_ns, to_name = item["to"].split("/", 1)
         request = {"principal": principal(item["from"], trust_domain), "namespace": namespace,
                    "method": item.get("method", "GET"), "path": item.get("path", "/"), "port": item.get("port", ""),

@@ -134,7 +134,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8snet.fabric.plugins.module_utils import federation
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
 
 
 def main() -> None:
@@ -150,34 +150,31 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    if not 0 < p["renew_days"] < p["token_days"]:
-        module.fail_json(msg=f"renew_days: {p['renew_days']} must be above 0 and below token_days ({p['token_days']})")
-    member = host = None
-    try:
-        member = Client(p)
-        # The K8S_AUTH_* variables (AWX's credential) describe the member's connection only;
-        # impersonation (options and variables) limits the run on both clusters.
-        host_params = {"kubeconfig": p["host_kubeconfig"] or p["kubeconfig"], "context": p["host_context"],
-                       "request_timeout": p["request_timeout"], "permissions_file": p["permissions_file"],
-                       "impersonate_user": p["impersonate_user"], "impersonate_groups": p["impersonate_groups"]}
-        host = Client(host_params, credentials=kubeconfig.resolve(
-            host_params, kubeconfig.without_cluster_environment(os.environ)))
-        if p["state"] == "absent":
-            result = federation.unjoin(member, host, p["name"], p["host_name"], p["namespace"],
-                                       check_mode=module.check_mode)
-        else:
-            result = federation.join(member, host, p["name"], p["host_name"], p["namespace"],
-                                     endpoint=p["api_endpoint"], federated_types=p["federated_types"], token_seconds=p["token_days"] * 86400,
-                                     renew_seconds=p["renew_days"] * 86400, check_mode=module.check_mode,
-                                     diff=module._diff)
-            result["changed"] = result["changed"] or result["token"] != "kept"
-    except FabricError as exc:
-        module.fail_json(msg=f"{p['name']}: {exc}")
-    finally:
-        for client in (member, host):
-            if client is not None:
-                client.close()
+    # The K8S_AUTH_* variables (AWX's credential) describe the member's connection only;
+    # impersonation (options and variables) limits the run on both clusters.
+    host_params = {"kubeconfig": p["host_kubeconfig"] or p["kubeconfig"], "context": p["host_context"],
+                   "request_timeout": p["request_timeout"], "permissions_file": p["permissions_file"],
+                   "impersonate_user": p["impersonate_user"], "impersonate_groups": p["impersonate_groups"]}
+    with reported(module, prefix=f"{p['name']}: "):
+        if not 0 < p["renew_days"] < p["token_days"]:
+            raise ValidationError(f"renew_days: {p['renew_days']} must be above 0 and below token_days ({p['token_days']})")
+        with Client(p) as member, Client(host_params, credentials=kubeconfig.resolve(
+                host_params, kubeconfig.without_cluster_environment(os.environ))) as host:
+            result = join_or_unjoin(module, member, host)
     module.exit_json(**result)
+
+
+def join_or_unjoin(module, member: Client, host: Client) -> dict:
+    p = module.params
+    if p["state"] == "absent":
+        return federation.unjoin(member, host, p["name"], p["host_name"], p["namespace"],
+                                 check_mode=module.check_mode)
+    result = federation.join(member, host, p["name"], p["host_name"], p["namespace"],
+                             endpoint=p["api_endpoint"], federated_types=p["federated_types"],
+                             token_seconds=p["token_days"] * 86400, renew_seconds=p["renew_days"] * 86400,
+                             check_mode=module.check_mode, diff=module._diff)
+    result["changed"] = result["changed"] or result["token"] != "kept"
+    return result
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8snet.fabric.plugins.module_utils import controllers
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import catalogue
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError, ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
 
 
 def main() -> None:
@@ -147,8 +147,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    client = None
-    try:
+    with reported(module):
         unknown = sorted(set(p["manifests"]) - set(catalogue.INSTALLABLE))
         if unknown:
             raise ValidationError(f"manifests: {unknown} are not installable controllers "
@@ -161,15 +160,10 @@ def main() -> None:
         bundle = controllers.read_bundle(p["bundle_dir"], {
             name: p["manifests"].get(name) or catalogue.BY_NAME[name].manifest for name in install}) if install else {}
         controllers.check_bundle(needs, install, bundle)  # offline, before connecting
-        client = Client(p)
-        result = controllers.converge(client, needs, install, bundle, set_namespace=p["set_namespace"],
-                                      check_mode=module.check_mode, want_diff=module._diff,
-                                      wait_timeout=p["wait_timeout"])
-    except FabricError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
-    finally:
-        if client is not None:
-            client.close()
+        with Client(p) as client:
+            result = controllers.converge(client, needs, install, bundle, set_namespace=p["set_namespace"],
+                                          check_mode=module.check_mode, want_diff=module._diff,
+                                          wait_timeout=p["wait_timeout"])
     module.exit_json(**result)
 
 

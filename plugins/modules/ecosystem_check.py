@@ -96,7 +96,7 @@ findings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import ecosystem_check
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
 
 
 def main() -> None:
@@ -111,10 +111,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    try:
+    with reported(module):
         result = ecosystem_check.run(p["checker"], p["objects"], p["binary"])
-    except ValidationError as exc:
-        module.fail_json(msg=str(exc))
     if not result["checked"]:
         message = (f"{p['checker']} is not installed (not on PATH; set the checker's path): "
                    f"nothing was checked by it")

@@ -140,6 +140,7 @@ verified:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import host_files
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
 
 
 def main():
@@ -147,10 +148,8 @@ def main():
     found = host_files.problems(module.params)
     if found:
         module.fail_json(msg="host_files: nothing was changed; " + "; ".join(found))
-    try:
+    with reported(module, prefix="host_files: "):
         result = host_files.converge(module.params, module.check_mode, module._diff)
-    except (host_files.HostFilesError, OSError) as exc:
-        module.fail_json(msg=f"host_files: {exc}")
     diff = result.pop("diff")
     changed = any(result[key] for key in ("directories", "written", "removed"))
     module.exit_json(changed=changed, **({"diff": diff} if diff else {}), **result)

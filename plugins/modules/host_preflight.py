@@ -125,14 +125,13 @@ problems:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import host_preflight
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
 
 
 def main():
     module = AnsibleModule(argument_spec=host_preflight.ARGUMENT_SPEC, supports_check_mode=True)
-    try:
+    with reported(module, prefix="host_preflight: cannot read the host: "):
         facts = host_preflight.probe(module.params)
-    except OSError as exc:
-        module.fail_json(msg=f"host_preflight: cannot read the host ({exc})")
     found = host_preflight.problems(module.params, facts)
     if found:
         module.fail_json(msg="host_preflight: " + "; ".join(found), problems=found, **facts)

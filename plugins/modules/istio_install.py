@@ -80,7 +80,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8snet.fabric.plugins.module_utils import istio_install
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
 
 
 def main() -> None:
@@ -91,38 +91,29 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    if p.get("host") or p.get("api_key"):
-        module.fail_json(msg="host/api_key: istioctl reads a kubeconfig; give kubeconfig and context instead")
-    istioctl = p["istioctl"] or shutil.which("istioctl")
-    if not istioctl or not os.access(istioctl, os.X_OK):
-        module.fail_json(msg=f"istioctl: {p['istioctl'] or 'istioctl'!r} is not an executable (not installed or not on PATH)")
-    try:
+    with reported(module):
+        if p.get("host") or p.get("api_key"):
+            raise ValidationError("host/api_key: istioctl reads a kubeconfig; give kubeconfig and context instead")
+        istioctl = p["istioctl"] or shutil.which("istioctl")
+        if not istioctl or not os.access(istioctl, os.X_OK):
+            raise ValidationError(f"istioctl: {p['istioctl'] or 'istioctl'!r} is not an executable "
+                                  f"(not installed or not on PATH)")
+        if module.check_mode and not os.path.exists(p["file"]):
+            module.exit_json(changed=True, installed=False)  # check mode wrote no install file: an install would run
         with open(p["file"], encoding="utf-8") as handle:
             wanted = istio_install.install_hash(handle.read(), p["revision"])
-    except OSError as exc:
-        if module.check_mode and not os.path.exists(p["file"]):
-            # Check mode wrote no install file: an install would run.
-            module.exit_json(changed=True, installed=False)
-        module.fail_json(msg=f"file: {p['file']}: {exc.strerror}")
-    client = None
-    try:
-        client = Client(p)
-        if istio_install.installed(client, p["namespace"], p["revision"], wanted):
-            result = {"changed": False, "installed": False}
-        elif module.check_mode:
-            module.exit_json(changed=True, installed=False)
-        else:
-            istio_install.run_istioctl(istioctl, p["file"], p["revision"], kubeconfig.with_environment(p, os.environ),
-                                       p["timeout"])
-            result = {"changed": True, "installed": True}
-        result["verified"] = istio_install.verify(client, p["namespace"], p["revision"], p["timeout"])
-        if result["installed"]:
-            istio_install.record(client, p["namespace"], p["revision"], wanted)
-    except FabricError as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        if client is not None:
-            client.close()
+        with Client(p) as client:
+            if istio_install.installed(client, p["namespace"], p["revision"], wanted):
+                result = {"changed": False, "installed": False}
+            elif module.check_mode:
+                module.exit_json(changed=True, installed=False)
+            else:
+                istio_install.run_istioctl(istioctl, p["file"], p["revision"], kubeconfig.with_environment(p, os.environ),
+                                           p["timeout"])
+                result = {"changed": True, "installed": True}
+            result["verified"] = istio_install.verify(client, p["namespace"], p["revision"], p["timeout"])
+            if result["installed"]:
+                istio_install.record(client, p["namespace"], p["revision"], wanted)
     module.exit_json(**result)
 
 

@@ -115,7 +115,7 @@ failed_probes:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import probe
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
 
 
 def main() -> None:
@@ -134,15 +134,13 @@ def main() -> None:
     if p["dns"] and not probe.HAS_DNSPYTHON:
         module.fail_json(msg=missing_required_lib("dnspython"))
     dns_checks = []
-    try:
+    with reported(module):
         for i, check in enumerate(p["dns"]):
             address, port = probe.server_address(check["server"], f"dns[{i}].server", 853 if check["tls_server_name"] else 53)
             dns_checks.append({**check, "address": address, "port": port})
-    except ValidationError as exc:
-        module.fail_json(msg=str(exc))
-    for i, check in enumerate(p["tcp"]):
-        if not 1 <= check["port"] <= 65535:
-            module.fail_json(msg=f"tcp[{i}].port: {check['port']} is not 1-65535")
+        for i, check in enumerate(p["tcp"]):
+            if not 1 <= check["port"] <= 65535:
+                raise ValidationError(f"tcp[{i}].port: {check['port']} is not 1-65535")
     result = probe.run(dns_checks, p["tcp"], p["timeout"])
     failed = [r for r in result["dns"] + result["tcp"] if not r["ok"]]
     result["failed_probes"] = len(failed)

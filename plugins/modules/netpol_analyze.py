@@ -227,7 +227,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import runner
 
 
@@ -258,17 +258,14 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    try:
+    with reported(module):
         skipped: list[str] = []
         objects = list(params["objects"] or []) + manifests.load(params["src"] or [], warnings=skipped)
         for warning in skipped:
             module.warn(warning)
         if params["from_cluster"]:
-            client = Client(params)
-            try:
+            with Client(params) as client:
                 objects = runner.live_objects(client, params["namespaces"]) + objects
-            finally:
-                client.close()
         objects = runner.overlay(objects, params["proposed"] or [])
         objects, stand_ins_used = runner.with_stand_ins(objects, params["stand_ins"])
         result = runner.analyse(objects, params["output_format"], params["expect"] or [],
@@ -277,8 +274,6 @@ def main() -> None:
                                 ipblock_pods=params["ipblock_pods"], pod_cidrs=params["pod_cidrs"],
                                 range_names=params["range_names"], title=params["title"])
         result["stand_ins_used"] = stand_ins_used
-    except FabricError as exc:
-        module.fail_json(msg=str(exc))
     failing = [f for f in result["findings"] if f["kind"] in params["fail_on_findings"]]
     if result["violations"] or failing:
         module.fail_json(msg="network policy expectations violated:\n- " + "\n- ".join(

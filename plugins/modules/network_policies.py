@@ -119,7 +119,7 @@ results:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.runner import SET_ARGSPEC, run
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
@@ -131,7 +131,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     state = module.params["state"]
-    try:
+    with reported(module):
         if state == "parsed":
             objects = manifests.load(module.params["src"] or [])
             if module.params["content"]:
@@ -145,8 +145,6 @@ def main() -> None:
             result["gathered"] = model.to_intent(result["gathered"])
         else:
             result["policies"] = policies
-    except FabricError as exc:
-        module.fail_json(msg=str(exc), **({"results": exc.results} if hasattr(exc, "results") else {}))
     module.exit_json(**result)
 
 

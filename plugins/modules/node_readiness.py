@@ -63,7 +63,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import node_readiness
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
 
 
 def main() -> None:
@@ -73,15 +73,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    client = None
-    try:
-        client = Client(p)
+    with reported(module), Client(p) as client:
         result = node_readiness.wait_ready(client, p["names"], p["timeout"])
-    except FabricError as exc:
-        module.fail_json(msg=str(exc))
-    finally:
-        if client is not None:
-            client.close()
     if result["not_ready"]:
         module.fail_json(msg=f"{len(result['not_ready'])} of {len(p['names'])} nodes not Ready after "
                              f"{p['timeout']:g}s: " + "; ".join(f"{n['name']}: {n['reason']}" for n in result["not_ready"]),

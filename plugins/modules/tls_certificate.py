@@ -126,7 +126,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import tls
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
 
 
 def main() -> None:
@@ -146,19 +146,16 @@ def main() -> None:
     )
     p = module.params
     changed, source = False, "files"
-    try:
+    with reported(module):
         missing = not (os.path.exists(p["cert_path"]) and os.path.exists(p["key_path"]))
         if missing and p["state"] == "present":
             if not p["hosts"]:
-                module.fail_json(msg="hosts: at least one name is needed to generate a certificate")
+                raise ValidationError("hosts: at least one name is needed to generate a certificate")
             changed = True
             pair = None
             if p["reuse_secret"]:
-                client = Client(p)
-                try:
+                with Client(p) as client:
                     pair = tls.pair_from_secret(client, p["reuse_secret"]["namespace"], p["reuse_secret"]["name"])
-                finally:
-                    client.close()
             source = "secret" if pair else "generated"
             if module.check_mode:
                 module.exit_json(changed=True, source=source, msg=f"would write the pair ({source})")
@@ -167,8 +164,6 @@ def main() -> None:
             else:
                 tls.generate(p["cert_path"], p["key_path"], p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"])
         facts = tls.inspect(p["cert_path"], p["key_path"], p["hosts"], p["warn_days"])
-    except FabricError as exc:
-        module.fail_json(msg=str(exc))
     warnings = facts.pop("warnings")
     if facts["days_left"] < p["min_days"]:
         module.fail_json(msg=f"certificate {p['cert_path']} expires in {facts['days_left']} days ({facts['not_after']}), "

@@ -48,7 +48,7 @@ class SetError(FabricError):
     """A run that failed; ``results`` says what happened to every object."""
 
     def __init__(self, message: str, results: list[dict], **details):
-        super().__init__(message, **details)
+        super().__init__(message, results=results, **details)
         self.results = results
 
 

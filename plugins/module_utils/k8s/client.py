@@ -387,6 +387,12 @@ class Client:
                 pass
         return min(self.backoff * (2 ** (attempt - 1)), 5.0) * (0.5 + random.random())
 
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def close(self) -> None:
         while True:
             try:

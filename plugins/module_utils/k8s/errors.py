@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 
 class FabricError(Exception):
     """Base of every error the engine raises on purpose; ``str()`` is the user-facing text."""
@@ -45,3 +47,18 @@ class ApiError(FabricError):
 
 class DiscoveryError(FabricError):
     """An apiVersion/kind the server does not serve."""
+
+
+@contextlib.contextmanager
+def reported(module, prefix: str = "", **extra):
+    """The one error tail of every module: an error the engine raised on purpose, or a file the
+    host refused, becomes ``fail_json`` with its message and its details (a set run's
+    ``results``, an API error's ``status`` and ``reason``); anything else stays a traceback,
+    because it is a bug. ``module`` is anything with ``fail_json`` (the engine imports no Ansible)."""
+    try:
+        yield
+    except FabricError as exc:
+        module.fail_json(msg=prefix + str(exc), **{**exc.details, **extra})
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        module.fail_json(msg=f"{prefix}{where}{exc.strerror or exc}", **extra)

@@ -12,7 +12,6 @@ import time
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff, manifests
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import (
     Engine,
-    SetError,
     shape_problem,
 )
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import (
@@ -20,8 +19,8 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import (
     Client,
 )
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
-    FabricError,
     ValidationError,
+    reported,
 )
 
 STATES = ("merged", "replaced", "overridden", "deleted", "gathered", "rendered", "parsed")
@@ -101,12 +100,8 @@ def _rendered(params: dict, objects: list[dict], check_mode: bool, want_diff: bo
 
 def main_for(module, objects_of) -> None:
     """The whole body of a set module's main(): errors become fail_json with every detail."""
-    try:
+    with reported(module, invocation=invocation(module.params)):
         result = run(module, objects_of(module.params))
-    except SetError as exc:
-        module.fail_json(msg=str(exc), results=exc.results, invocation=invocation(module.params))
-    except FabricError as exc:
-        module.fail_json(msg=str(exc), invocation=invocation(module.params))
     module.exit_json(invocation=invocation(module.params), **result)
 
 
