@@ -334,7 +334,9 @@ def node_name(host: dict) -> str:
 
 def k3s_config(site: dict, host_name: str) -> dict:
     """/etc/rancher/k3s/config.yaml for one host: server keys only on servers."""
-    host = next(h for h in site["hosts"] if h["name"] == host_name)
+    host = next((h for h in site["hosts"] if h["name"] == host_name), None)
+    if host is None:
+        raise ValidationError(f"host {host_name!r} is not part of site {site.get('name')!r}")
     labels = [f"{SITE_LABEL}={site['name']}"] + list(host.get("labels") or [])
     # One rule for the node name, written always: K3s registers exactly the name the site's Node
     # objects and node_readiness use (left out, K3s would take the host's hostname instead).

@@ -100,8 +100,11 @@ def main() -> None:
                                   f"(not installed or not on PATH)")
         if module.check_mode and not os.path.exists(p["file"]):
             module.exit_json(changed=True, installed=False)  # check mode wrote no install file: an install would run
-        with open(p["file"], encoding="utf-8") as handle:
-            wanted = istio_install.install_hash(handle.read(), p["revision"])
+        try:
+            with open(p["file"], encoding="utf-8") as handle:
+                wanted = istio_install.install_hash(handle.read(), p["revision"])
+        except OSError as exc:  # name the option, as before the one error tail
+            raise ValidationError(f"file: {p['file']}: {exc.strerror}") from exc
         with Client(p) as client:
             if istio_install.installed(client, p["namespace"], p["revision"], wanted):
                 result = {"changed": False, "installed": False}

@@ -45,11 +45,10 @@ STAND_IN_NAMESPACE = "default"
 
 
 class SetError(FabricError):
-    """A run that failed; ``results`` says what happened to every object."""
+    """A run that failed; ``details["results"]`` says what happened to every object."""
 
     def __init__(self, message: str, results: list[dict], **details):
         super().__init__(message, results=results, **details)
-        self.results = results
 
 
 ROLE_KINDS = ("ClusterRole", "Role")
