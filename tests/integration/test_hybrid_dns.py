@@ -23,6 +23,7 @@ from tests.testbed import build
 from tests.testbed.externaldns import PublishedZone
 
 pytestmark = pytest.mark.testbed
+DATAPLANE_SERVICES = True  # kube-proxy and the cluster DNS on the data plane (conftest.py)
 CLUSTER = "us-east"
 LOCATIONS = ("on-prem", "aws", "azure")
 GLOBAL_NAME = "hybrid-app.hybrid.example.com"
@@ -427,3 +428,76 @@ def test_each_location_reaches_its_applications_on_packets(testbed, dataplane, t
     assert matrix[("outside:elsewhere", app, "8443/TCP")] == "refused"
     assert matrix[(app, "outside:elsewhere", "443/TCP")] == "refused"
     assert not dataplane.enforcer_failures()
+
+
+def location_resolver(address: str) -> str:
+    """A location's own resolver: every A question answers with ``address`` (who answered)."""
+    return (".:53 {\n    errors\n    template IN A . {\n"
+            f"        answer \"{{{{ .Name }}}} 60 IN A {address}\"\n    }}\n}}\n")
+
+
+def test_locations_resolve_through_the_cluster_dns_forwarding_zones_on_packets(
+        testbed, dataplane, tmp_path, resolvers, namespace_name):
+    """Each location's resolver runs in the location's own namespace; the cluster's CoreDNS (the
+    data plane's DNS pods, K3s's Corefile) imports the coredns-custom blocks the role wrote and
+    takes everything else upstream to the zone external-dns publishes from the role's record.
+    From every location's namespace the cluster DNS answers the global name as published and each
+    location's names from that location's resolver across the fabric; the application's pod,
+    behind the role's policies, resolves them through the kube-dns Service; a name of no location
+    goes upstream; a location whose resolver stops gets SERVFAIL, never another location's answer."""
+    extra = role_vars(resolvers, free_port(), namespace_name, hybrid_dns_coredns={
+        "mode": "custom", "namespace": "kube-system", "port": 53, "cache_seconds": 30, "health_check": "5s",
+        "cluster_domain": "cluster.local", "upstream": "/etc/resolv.conf"})
+    for i, location in enumerate(extra["hybrid_dns_locations"]):
+        location["cidrs"], location["endpoints"] = [f"172.{16 + i}.0.0/16"], [f"172.{16 + i}.0.20"]
+        location["dns_servers"] = [f"172.{16 + i}.0.10"]
+    # The resolvers and endpoints live in the data plane, which the controller host cannot reach.
+    extra["hybrid_dns_probes"].update(resolvers=False, endpoints=False)
+    answers = {location: f"203.0.113.{i}" for i, location in enumerate(LOCATIONS, 1)}
+    zone = PublishedZone(testbed, CLUSTER, "hybrid.example.com", namespace_name).start()
+    try:
+        for i, location in enumerate(LOCATIONS):
+            dataplane.add_outside(location, f"172.{16 + i}.0.10", ports=((443, "TCP"),))
+            dataplane.run_dns_server(f"resolver:{location}", f"outside:{location}", location_resolver(answers[location]))
+        result = run_role(tmp_path, extra)
+        assert result.returncode == 0, result.stdout[-4000:]
+        zone.published(GLOBAL_NAME, ["172.16.0.20"])  # the primary location's endpoint
+        servers = dataplane.restart_dns(CLUSTER, upstream=zone.port)
+        assert servers
+        for location in LOCATIONS:
+            for server in servers:
+                asked = dataplane.ask_dns(f"outside:{location}", server, GLOBAL_NAME)
+                assert (asked["rcode"], asked["addresses"]) == ("NOERROR", ["172.16.0.20"]), (location, asked)
+                for other, address in answers.items():
+                    asked = dataplane.ask_dns(f"outside:{location}", server, f"db.{other}.hybrid.example.com")
+                    assert (asked["rcode"], asked["addresses"]) == ("NOERROR", [address]), (location, other, asked)
+        # A zone of no location is not forwarded to any of them: upstream has no such name.
+        outside = dataplane.ask_dns("outside:aws", servers[0], "db.gcp.hybrid.example.com")
+        assert (outside["rcode"], outside["addresses"]) == ("NXDOMAIN", []), outside
+
+        client = testbed.client(CLUSTER)
+        client.request("POST", f"/api/v1/namespaces/{namespace_name}/pods", body={
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "hybrid-app", "namespace": namespace_name, "labels": {"app": "hybrid-app"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1",
+                                     "ports": [{"containerPort": 443}]}]}})
+        wait_for(lambda: (client.request("GET", f"/api/v1/namespaces/{namespace_name}/pods/hybrid-app")
+                          .get("status") or {}).get("podIP"), "hybrid-app running")
+        dataplane.sync()
+        dataplane.settle()
+        app = f"{CLUSTER}/{namespace_name}/hybrid-app"
+        for other, address in answers.items():
+            asked = dataplane.resolve(app, f"app.{other}.hybrid.example.com")
+            assert (asked["rcode"], asked["addresses"]) == ("NOERROR", [address]), (other, asked)
+        asked = dataplane.resolve(app, GLOBAL_NAME)
+        assert (asked["rcode"], asked["addresses"]) == ("NOERROR", ["172.16.0.20"]), asked
+
+        dataplane.stop_controller("resolver:azure")
+        # A name not asked before (the zone block caches answers for 30 s).
+        failed = dataplane.ask_dns("outside:aws", servers[0], "api.azure.hybrid.example.com", timeout=6)
+        assert (failed["rcode"], failed["addresses"]) == ("SERVFAIL", []), failed
+        assert not dataplane.enforcer_failures()
+    finally:
+        zone.stop()
+        for location in LOCATIONS:
+            dataplane.stop_controller(f"resolver:{location}")

@@ -22,7 +22,10 @@ Topology (IPv4; every namespace is made here and held by a process of ours):
   kube-router, so ClusterIPs and NodePorts reach the pods; and each cluster gets its **DNS**
   as kubeadm installs it (Deployment ``kube-system/coredns``, Service ``kube-dns`` on the
   tenth Service address) with a real CoreDNS process in each of its pods' namespaces, serving
-  ``cluster.local`` from the API server.
+  ``cluster.local`` from the API server and, as K3s's Corefile does, importing the keys of the
+  ``kube-system/coredns-custom`` ConfigMap (``restart_dns`` picks up a change, and can give the
+  DNS an upstream). ``run_dns_server`` runs a CoreDNS in an outside namespace (a location's
+  resolver); ``ask_dns`` asks any address from any endpoint.
 
 Every hop is a point-to-point veth with a link-local next hop and a permanent neighbour entry:
 the kernel's neighbour table is shared by all namespaces (1,024 entries), and ARP per pod and
@@ -66,6 +69,7 @@ ENFORCER_FAILURE = re.compile(r"Aborting sync")
 SYNC_MARKS = {"kube-router": ("Starting sync of iptables", "sync iptables took"),
               "kube-proxy": ("Syncing iptables rules", "SyncProxyRules complete")}
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.15.0"  # what the testbed's CoreDNS build is
+CUSTOM_DNS_CONFIGMAP = "coredns-custom"  # K3s's (and AKS's) ConfigMap of extra Corefile pieces
 
 
 class DataPlaneError(RuntimeError):
@@ -113,6 +117,7 @@ class DataPlane:
         self.enforcers: dict[str, int] = {}  # node name -> kube-router pid
         self.proxies: dict[str, int] = {}  # node name -> kube-proxy pid (services)
         self.dns_servers: dict[str, int] = {}  # DNS pod name -> its CoreDNS pid (services)
+        self.dns_upstreams: dict[str, int | None] = {}  # cluster -> the loopback port its DNS forwards to
         self.addons: list[tuple[str, str]] = []  # (cluster, API path) of the objects up() made
         self.lans: dict[str, Endpoint] = {}  # "lan:name" -> the namespace holding its bridge
         self.apart: dict[str, Endpoint] = {}  # "apart:cluster/name" -> a controller's own namespace
@@ -606,19 +611,75 @@ class DataPlane:
 
     def _serve_dns(self, cluster: str, endpoint: Endpoint) -> None:
         """A CoreDNS process in a DNS pod's namespace, reading the API server through a relay
-        on the pod's own loopback (the apiserver listens on the machine's only)."""
+        on the pod's own loopback (the apiservers listen on the machine's only), with the
+        Corefile K3s gives its CoreDNS: the cluster zone, the ``coredns-custom`` ConfigMap's
+        ``*.override`` keys inside that block and its ``*.server`` keys as blocks of their own
+        (K3s mounts the optional ConfigMap at /etc/coredns/custom; here its keys are copied to
+        the pod's folder when CoreDNS starts, as the kubelet would project them)."""
         server = self.testbed._state()["servers"][cluster]
         self._relay_api(endpoint, server)
         kubeconfig = self.testbed._component_kubeconfig(cluster, server, COREDNS_USER)
-        corefile = self.run_dir / f"Corefile-{endpoint.holder}"
-        corefile.write_text(
+        folder = self.run_dir / f"coredns-{endpoint.holder}"
+        custom = folder / "custom"
+        custom.mkdir(parents=True, exist_ok=True)
+        for old in custom.iterdir():
+            old.unlink()
+        projected = self.testbed.client(cluster).request(
+            "GET", f"/api/v1/namespaces/{CLUSTER_DNS_NAMESPACE}/configmaps/{CUSTOM_DNS_CONFIGMAP}", allow=(404,))
+        for key, text in ((projected or {}).get("data") or {}).items():
+            (custom / key).write_text(text)
+        upstream = self.dns_upstreams.get(cluster)
+        # The upstream listens on the machine's loopback: relayed (TCP) onto the pod's own.
+        forward = f"    forward . 127.0.0.1:{upstream} {{\n        force_tcp\n    }}\n" if upstream else ""
+        if upstream:
+            self._ask({"op": "relay", "key": endpoint.name, "netns": endpoint.netns,
+                       "listen": ["127.0.0.1", upstream], "target": ["127.0.0.1", upstream]})
+        (folder / "Corefile").write_text(
             ".:53 {\n    errors\n    prometheus :9153\n"
             f"    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
             f"        kubeconfig {kubeconfig} {cluster}\n        pods insecure\n"
-            "        fallthrough in-addr.arpa ip6.arpa\n        ttl 5\n    }\n    loadbalance\n}\n")
+            "        fallthrough in-addr.arpa ip6.arpa\n        ttl 5\n    }\n"
+            f"    import {custom}/*.override\n{forward}    loadbalance\n}}\n"
+            f"import {custom}/*.server\n")
         self.dns_servers[endpoint.name] = self._start_in(
-            endpoint, [str(build.build_tool("coredns")), "-conf", str(corefile)], f"coredns-{endpoint.holder}.log")
+            endpoint, [str(build.build_tool("coredns")), "-conf", str(folder / "Corefile")],
+            f"coredns-{endpoint.holder}.log")
         self._save()
+
+    def restart_dns(self, cluster: str, upstream: int | None = None) -> list[str]:
+        """Start the cluster's DNS pods' CoreDNS again with the ``coredns-custom`` ConfigMap as
+        it is now (what a rollout restart does after a role changed it), forwarding what no zone
+        of theirs answers to ``upstream``, a DNS server on the machine's loopback at that port.
+        Returns the DNS pods' addresses once every one answers."""
+        self.dns_upstreams[cluster] = upstream
+        pods = [name for name in self.dns_servers if name.startswith(f"{cluster}/")]
+        for name in pods:
+            endpoint = self.pods[name]
+            self._stop(self.dns_servers.pop(name))
+            self._ask({"op": "forget", "key": name})  # the relays go with the process they served
+            self._serve_dns(cluster, endpoint)
+        self._wait(self._dns_ready, f"CoreDNS serving again in {cluster}", 30)
+        for name in pods:
+            self._wait(lambda name=name: self.ask_dns(name, self.pods[name].address, "ready.check.", timeout=0.5)[
+                "rcode"] != "timeout", f"{name} answering", 30)
+        return [self.pods[name].address for name in pods]
+
+    def run_dns_server(self, key: str, outside: str, corefile: str) -> None:
+        """A CoreDNS process with ``corefile`` in an outside namespace (``outside:<name>``),
+        such as a location's own resolver; stopped with stop_controller(key) or down()."""
+        endpoint = self.outside[outside]
+        path = self.run_dir / f"Corefile-{key.replace(':', '-').replace('/', '-')}"
+        path.write_text(corefile)
+        self._start_controller(key, endpoint, [str(build.build_tool("coredns")), "-conf", str(path)],
+                               f"{path.name}.log")
+        self._save()
+
+        def answering() -> bool:
+            exits = self.controller_exits()
+            if exits:
+                raise DataPlaneError("\n".join(exits))
+            return self.ask_dns(outside, endpoint.address, "ready.check.", timeout=0.5)["rcode"] != "timeout"
+        self._wait(answering, f"CoreDNS answering in {outside}", 30)
 
     def _dns_ready(self) -> bool:
         """Every cluster's DNS pods run a CoreDNS that has synced with its API server."""
@@ -644,6 +705,13 @@ class DataPlane:
         names = [name] if absolute else [f"{name}.{domain}." for domain in search] + [name + "."]
         return self._ask({"op": "resolve", "netns": self.pods[source].netns,
                           "server": CLUSTERS[cluster].dns_address, "names": names, "type": rdtype})
+
+    def ask_dns(self, source: str, server: str, name: str, rdtype: str = "A", timeout: float = 2.0) -> dict:
+        """Ask ``server`` (an address, port 53) for the absolute ``name`` from any endpoint's
+        namespace, pod or outside: the same answer shape as resolve()."""
+        return self._ask({"op": "resolve", "netns": self.endpoint(source).netns, "server": server,
+                          "names": [name if name.endswith(".") else name + "."], "type": rdtype,
+                          "timeout": timeout})
 
     # -- probes ----------------------------------------------------------------------------
     def probe(self, sources: list[str] | None = None, destinations: list[str] | None = None,
@@ -706,7 +774,7 @@ class DataPlane:
         self.agent, self.fabric = None, None
         self.pods, self.nodes, self.outside, self.enforcers = {}, {}, {}, {}
         self.proxies, self.dns_servers, self.addons, self.lans, self.controllers = {}, {}, [], {}, {}
-        self.apart = {}
+        self.apart, self.dns_upstreams = {}, {}
         self.controller_logs = {}
         self.lan_nodes = {}
         if self.state_file.exists():
@@ -751,14 +819,19 @@ def _is_cluster_dns(meta: dict) -> bool:
 
 
 def _dns_addon(cluster: str) -> list[tuple[str, dict]]:
-    """(API path, object) of a cluster's DNS add-on as kubeadm names and labels it."""
+    """(API path, object) of a cluster's DNS add-on as kubeadm names and labels it, with the
+    optional ``coredns-custom`` volume K3s adds (its keys are what the CoreDNS processes import)."""
     labels = dict(CLUSTER_DNS_LABELS)
     ports = [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
     meta = {"namespace": CLUSTER_DNS_NAMESPACE, "labels": labels}
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "coredns", **meta}, "spec": {
         "replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
             "containers": [{"name": "coredns", "image": COREDNS_IMAGE, "args": ["-conf", "/etc/coredns/Corefile"],
-                            "ports": [{"name": n, "containerPort": p, "protocol": proto} for n, p, proto in ports]}]}}}}
+                            "ports": [{"name": n, "containerPort": p, "protocol": proto} for n, p, proto in ports],
+                            "volumeMounts": [{"name": "custom-config-volume", "mountPath": "/etc/coredns/custom",
+                                              "readOnly": True}]}],
+            "volumes": [{"name": "custom-config-volume",
+                         "configMap": {"name": CUSTOM_DNS_CONFIGMAP, "optional": True}}]}}}}
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", **meta}, "spec": {
         "clusterIP": CLUSTERS[cluster].dns_address, "selector": labels,
         "ports": [{"name": n, "port": p, "targetPort": p, "protocol": proto} for n, p, proto in ports]}}

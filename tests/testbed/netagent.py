@@ -329,6 +329,9 @@ def resolve(namespaces: Namespaces, path: str, server: str, names: list, rdtype:
     for name in names:
         with namespaces.inside(path):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # dnspython's timeout holds only for a non-blocking socket: a blocking one given to it
+        # waits forever for a server that never answers.
+        sock.setblocking(False)
         try:
             reply = dns.query.udp(dns.message.make_query(name, rdtype), server, timeout=timeout, sock=sock)
         except dns.exception.Timeout:
