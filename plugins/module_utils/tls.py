@@ -24,20 +24,26 @@ except ImportError:  # pragma: no cover
     HAS_CRYPTOGRAPHY = False
 
 
-def _load_cert(path: str, label: str):
+def _read(path: str, label: str, what: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            return x509.load_pem_x509_certificate(handle.read())
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{label}: {path!r} is not a readable PEM certificate ({exc})") from exc
+            return handle.read()
+    except OSError as exc:
+        raise ValidationError(f"{label}: {path!r} is not a readable {what} ({exc})") from exc
 
 
-def _load_key(path: str, label: str):
+def _load_cert(pem: bytes, label: str, where: str):
     try:
-        with open(path, "rb") as handle:
-            return serialization.load_pem_private_key(handle.read(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ValidationError(f"{label}: {path!r} is not a readable unencrypted PEM private key "
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise ValidationError(f"{label}: {where!r} is not a readable PEM certificate ({exc})") from exc
+
+
+def _load_key(pem: bytes, label: str, where: str):
+    try:
+        return serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"{label}: {where!r} is not a readable unencrypted PEM private key "
                               f"({type(exc).__name__})") from exc
 
 
@@ -45,14 +51,23 @@ def _public(obj) -> bytes:
     return obj.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def inspect(cert_path: str, key_path: str, hosts: list[str], warn_days: int) -> dict:
-    """Facts about a pair; ValidationError when the key does not belong to the certificate."""
+def read_pair(cert_path: str, key_path: str) -> tuple[bytes, bytes]:
+    """The PEM bytes of a certificate file and its key file."""
+    return (_read(cert_path, "cert_path", "PEM certificate"),
+            _read(key_path, "key_path", "unencrypted PEM private key"))
+
+
+def inspect(cert_pem: bytes, key_pem: bytes, hosts: list[str], warn_days: int,
+            where: tuple[str, str] = ("", "")) -> dict:
+    """Facts about a pair; ValidationError when the key does not belong to the certificate.
+    ``where`` (certificate, key) names the pair's origin in messages (paths, or a Secret)."""
     if not HAS_CRYPTOGRAPHY:
         raise ValidationError("the cryptography Python package is required for TLS material")
-    cert = _load_cert(cert_path, "cert_path")
-    key = _load_key(key_path, "key_path")
+    cert_where, key_where = where
+    cert = _load_cert(cert_pem, "cert_path", cert_where)
+    key = _load_key(key_pem, "key_path", key_where)
     if _public(cert) != _public(key):
-        raise ValidationError(f"key_path: the key in {key_path!r} does not match the certificate in {cert_path!r}")
+        raise ValidationError(f"key_path: the key in {key_where!r} does not match the certificate in {cert_where!r}")
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = [str(n) for n in sans.get_values_for_type(x509.DNSName)] + \
@@ -64,12 +79,22 @@ def inspect(cert_path: str, key_path: str, hosts: list[str], warn_days: int) -> 
     missing = [h for h in hosts if not any(_covers(n, h) for n in names)]
     warnings = []
     if days_left < warn_days:
-        warnings.append(f"certificate {cert_path} expires in {days_left} days ({not_after:%Y-%m-%d}); rotate it")
+        warnings.append(f"certificate {cert_where} expires in {days_left} days ({not_after:%Y-%m-%d}); rotate it")
     if missing:
-        warnings.append(f"certificate {cert_path} does not cover {', '.join(missing)} (SANs: {', '.join(names) or 'none'})")
-    return {"not_after": not_after.isoformat(), "days_left": days_left, "sans": names,
+        warnings.append(f"certificate {cert_where} does not cover {', '.join(missing)} (SANs: {', '.join(names) or 'none'})")
+    return {"not_after": not_after.isoformat(), "days_left": days_left, "sans": names, "uncovered_hosts": missing,
             "fingerprint_sha256": hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
             "warnings": warnings}
+
+
+def renewal_due(facts: dict, renew_days: int) -> str:
+    """Why a pair the module generated is replaced now ('' when it is not): it expires in fewer
+    than ``renew_days`` days, or it does not cover every host asked for."""
+    if renew_days and facts["days_left"] < renew_days:
+        return f"expires in {facts['days_left']} days, fewer than renew_days {renew_days}"
+    if facts["uncovered_hosts"]:
+        return f"does not cover {', '.join(facts['uncovered_hosts'])}"
+    return ""
 
 
 def _covers(name: str, host: str) -> bool:
@@ -88,7 +113,7 @@ def pair_from_secret(client, namespace: str, name: str) -> tuple[bytes, bytes] |
 
 
 def write_pair(cert_path: str, key_path: str, cert_pem: bytes, key_pem: bytes) -> None:
-    """Write a certificate and its key (0600) - material read back from a cluster's Secret."""
+    """Write a certificate and its key (0600)."""
     os.makedirs(os.path.dirname(os.path.abspath(key_path)), exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(cert_path)), exist_ok=True)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -99,12 +124,17 @@ def write_pair(cert_path: str, key_path: str, cert_pem: bytes, key_pem: bytes) -
         handle.write(cert_pem)
 
 
-def generate(cert_path: str, key_path: str, hosts: list[str], days: int,
-             ca_cert_path: str | None = None, ca_key_path: str | None = None) -> None:
-    """A new key and certificate for ``hosts`` (self-signed, or signed by the given CA)."""
+def generate(hosts: list[str], days: int, ca_cert_path: str | None = None,
+             ca_key_path: str | None = None) -> tuple[bytes, bytes]:
+    """A new key and certificate for ``hosts`` (self-signed, or signed by the given CA), as PEM
+    bytes (certificate, key); nothing is written."""
+    if not HAS_CRYPTOGRAPHY:
+        raise ValidationError("the cryptography Python package is required for TLS material")
     key = ec.generate_private_key(ec.SECP256R1())
-    issuer_cert = _load_cert(ca_cert_path, "ca_cert_path") if ca_cert_path else None
-    issuer_key = _load_key(ca_key_path, "ca_key_path") if ca_key_path else key
+    issuer_cert = _load_cert(_read(ca_cert_path, "ca_cert_path", "PEM certificate"), "ca_cert_path",
+                             ca_cert_path) if ca_cert_path else None
+    issuer_key = _load_key(_read(ca_key_path, "ca_key_path", "unencrypted PEM private key"), "ca_key_path",
+                           ca_key_path) if ca_key_path else key
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
     now = datetime.datetime.now(datetime.timezone.utc)
     sans = []
@@ -121,11 +151,6 @@ def generate(cert_path: str, key_path: str, hosts: list[str], days: int,
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(issuer_key, hashes.SHA256()))
-    os.makedirs(os.path.dirname(os.path.abspath(key_path)), exist_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    os.chmod(key_path, 0o600)
-    with open(cert_path, "wb") as handle:
-        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))

@@ -20,6 +20,12 @@ description:
   - With O(reuse_secret), missing files are first taken from that C(kubernetes.io/tls) Secret on
     the cluster the connection options name, so a job in a fresh folder (AWX, CI) keeps the
     certificate the cluster already serves instead of rotating it on every run.
+  - With O(state=present) the pair is the module's own, so it is renewed instead of refused - a
+    new key and certificate for O(hosts), signed by the same O(ca_cert_path) (or self-signed
+    again), written over the files and reported as C(source=renewed) with the reason and the old
+    fingerprint - when it expires in fewer than O(renew_days) days or does not cover every host
+    in O(hosts). A play that writes the pair into its Secret then serves the new one; the next run
+    finds nothing to do.
   - Key material is never returned or logged; only paths and facts.
 author:
   - k8snet.fabric contributors (@k8snet)
@@ -56,6 +62,13 @@ options:
     description: Warn when the certificate expires in fewer days.
     type: int
     default: 30
+  renew_days:
+    description:
+      - With O(state=present), renew the pair when it expires in fewer days. V(0) renews only a
+        pair that does not cover O(hosts). Refused with O(state=checked), whose files are the
+        user's.
+    type: int
+    default: 0
   min_days:
     description:
       - Fail when the certificate expires in fewer days (an expired one has a negative count).
@@ -94,6 +107,14 @@ EXAMPLES = r"""
     key_path: build/tls/shop.key
     hosts: [shop.example.com]
     state: present
+
+- name: The same pair, renewed a month before it expires
+  k8snet.fabric.tls_certificate:
+    cert_path: build/tls/shop.crt
+    key_path: build/tls/shop.key
+    hosts: [shop.example.com]
+    state: present
+    renew_days: 30
 """
 
 RETURN = r"""
@@ -106,7 +127,9 @@ days_left:
   returned: success
   type: int
 source:
-  description: Where the pair came from - C(files) (already there), C(secret) (read back from O(reuse_secret)) or C(generated).
+  description:
+    - Where the pair came from - C(files) (already there), C(secret) (read back from
+      O(reuse_secret)), C(generated) (there was none) or C(renewed) (replaced, see RV(renewed)).
   returned: success
   type: str
 sans:
@@ -118,6 +141,19 @@ fingerprint_sha256:
   description: SHA-256 of the certificate (DER).
   returned: success
   type: str
+uncovered_hosts:
+  description: Names in O(hosts) the certificate does not cover.
+  returned: success
+  type: list
+  elements: str
+renewed:
+  description: Why the pair was replaced, and the replaced certificate's fingerprint and expiry.
+  returned: when RV(source) is C(renewed)
+  type: dict
+  sample:
+    reason: expires in 12 days, fewer than renew_days 30
+    previous_fingerprint_sha256: 3f0c9e...
+    previous_not_after: "2027-01-01T00:00:00+00:00"
 """
 
 import os
@@ -136,7 +172,7 @@ def main() -> None:
                            state=dict(type="str", choices=["checked", "present"], default="checked"),
                            days=dict(type="int", default=365), ca_cert_path=dict(type="path"),
                            ca_key_path=dict(type="path", no_log=False), warn_days=dict(type="int", default=30),
-                           min_days=dict(type="int", default=0),
+                           min_days=dict(type="int", default=0), renew_days=dict(type="int", default=0),
                            reuse_secret=dict(type="dict", no_log=False,
                                              options=dict(namespace=dict(type="str", required=True),
                                                           name=dict(type="str", required=True))),
@@ -145,32 +181,50 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    changed, source = False, "files"
+    paths = (p["cert_path"], p["key_path"])
+    renewed = {}
     with reported(module):
-        missing = not (os.path.exists(p["cert_path"]) and os.path.exists(p["key_path"]))
-        if missing and p["state"] == "present":
+        if p["renew_days"] < 0:
+            raise ValidationError(f"renew_days: {p['renew_days']} is negative")
+        if p["renew_days"] and p["renew_days"] >= p["days"]:
+            raise ValidationError(f"renew_days: {p['renew_days']} is not fewer than days {p['days']}: "
+                                  "every run would renew the pair it just made")
+        if p["renew_days"] and p["state"] != "present":
+            raise ValidationError("renew_days: only a pair the module owns (state=present) is renewed; "
+                                  "with state=checked the files are the user's")
+        if os.path.exists(p["cert_path"]) and os.path.exists(p["key_path"]):
+            pair, source, where = tls.read_pair(*paths), "files", paths
+        elif p["state"] == "present":
             if not p["hosts"]:
                 raise ValidationError("hosts: at least one name is needed to generate a certificate")
-            changed = True
-            pair = None
+            pair, source, where = None, "generated", paths
             if p["reuse_secret"]:
                 with Client(p) as client:
                     pair = tls.pair_from_secret(client, p["reuse_secret"]["namespace"], p["reuse_secret"]["name"])
-            source = "secret" if pair else "generated"
-            if module.check_mode:
-                module.exit_json(changed=True, source=source, msg=f"would write the pair ({source})")
-            if pair:
-                tls.write_pair(p["cert_path"], p["key_path"], *pair)
-            else:
-                tls.generate(p["cert_path"], p["key_path"], p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"])
-        facts = tls.inspect(p["cert_path"], p["key_path"], p["hosts"], p["warn_days"])
+                secret = "secret {namespace}/{name}".format(**p["reuse_secret"])
+                source, where = ("secret", (f"{secret} tls.crt", f"{secret} tls.key")) if pair else (source, where)
+            pair = pair or tls.generate(p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"])
+        else:
+            pair, source, where = tls.read_pair(*paths), "files", paths  # names the missing file
+        facts = tls.inspect(*pair, p["hosts"], p["warn_days"], where)
+        reason = tls.renewal_due(facts, p["renew_days"]) if p["state"] == "present" and source != "generated" else ""
+        if reason:
+            renewed = {"reason": reason, "previous_fingerprint_sha256": facts["fingerprint_sha256"],
+                       "previous_not_after": facts["not_after"]}
+            pair, source = tls.generate(p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"]), "renewed"
+            facts = tls.inspect(*pair, p["hosts"], p["warn_days"], paths)
+        if source != "files" and not module.check_mode:
+            tls.write_pair(*paths, *pair)
     warnings = facts.pop("warnings")
+    result = {"changed": source != "files", "source": source, **facts, **({"renewed": renewed} if renewed else {})}
     if facts["days_left"] < p["min_days"]:
         module.fail_json(msg=f"certificate {p['cert_path']} expires in {facts['days_left']} days ({facts['not_after']}), "
-                             f"fewer than min_days {p['min_days']}: renew it before deploying", **facts)
+                             f"fewer than min_days {p['min_days']}: renew it before deploying", **result)
     for warning in warnings:
         module.warn(warning)
-    module.exit_json(changed=changed, source=source, **facts)
+    if renewed:
+        module.warn(f"certificate {p['cert_path']} {'would be' if module.check_mode else 'was'} renewed: {reason}")
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

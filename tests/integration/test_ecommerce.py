@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import subprocess
 
 import pytest
 import yaml
 
-from tests.helpers import REPO, condition, pods, route_condition, run_playbook, running, wait_for
+from ansible_collections.k8snet.fabric.plugins.module_utils import tls
+from tests.helpers import REPO, condition, pods, recap, route_condition, run_playbook, running, wait_for
 from tests.packets import controlled, probes_against_report
 
 CLUSTER = "us-east"
@@ -32,7 +35,8 @@ def tls_vars(tmp_path, **changes) -> dict:
     """A whole ecommerce_net_tls (partial dicts are refused by the argument specs)."""
     return {"ecommerce_net_tls": {"mode": "generated", "cert_file": str(tmp_path / "build" / "tls" / "shop.crt"),
                                   "key_file": str(tmp_path / "build" / "tls" / "shop.key"), "ca_cert_file": "",
-                                  "ca_key_file": "", "days": 365, "warn_days": 30, "min_days": 7, **changes}}
+                                  "ca_key_file": "", "days": 365, "warn_days": 30, "min_days": 7,
+                                  "renew_days": 30, **changes}}
 
 
 def ecommerce(tmp_path, *args, inventory="local", extra=None):
@@ -360,6 +364,38 @@ def by_name(testbed, dataplane, frontend, api, userdb, staging_api):
     assert [p["port"] for p in shop["spec"]["ports"]] == [80]  # metrics are not published
     published = dataplane.probe_addresses(["outside:internet"], [(node, node_port, "TCP")], peers=True)
     assert published == {("outside:internet", f"{node}:{node_port}/TCP"): "open from 203.0.113.10"}, published
+
+
+@pytest.mark.testbed
+def test_a_generated_certificate_near_its_end_is_renewed_and_served(testbed, tmp_path):
+    """A generated pair 10 days from its end (the role's own) is renewed on the next apply
+    instead of refused, the Secrets in every environment serve the new pair, the diff shows no
+    key material, and the run after that changes nothing."""
+    c = testbed.client(CLUSTER)
+    hosts = ["shop.example.com", "staging.shop.example.com"]
+    tls.write_pair(str(tmp_path / "build" / "tls" / "shop.crt"), str(tmp_path / "build" / "tls" / "shop.key"),
+                   *tls.generate(hosts, 10))
+
+    def served() -> set[str]:  # the file lookup drops the PEM's last newline
+        return {hashlib.sha256(base64.b64decode(
+            c.request("GET", f"/api/v1/namespaces/{namespace}/secrets/shop-tls")["data"]["tls.crt"]).strip()).hexdigest()
+            for namespace in ("ecommerce-prod", "ecommerce-staging")}
+
+    short = ecommerce(tmp_path, inventory="testbed", extra=tls_vars(tmp_path, renew_days=0, min_days=0))
+    assert short.returncode == 0, short.stdout[-4000:]
+    short_pem = (tmp_path / "build" / "tls" / "shop.crt").read_bytes().strip()
+    assert served() == {hashlib.sha256(short_pem).hexdigest()}
+
+    renewed = ecommerce(tmp_path, "--diff", inventory="testbed", extra=tls_vars(tmp_path))
+    assert renewed.returncode == 0, renewed.stdout[-4000:]
+    assert re.search(r"was renewed: expires in \d days, fewer than renew_days 30", renewed.stdout + renewed.stderr)
+    new_pem = (tmp_path / "build" / "tls" / "shop.crt").read_bytes().strip()
+    assert new_pem != short_pem and served() == {hashlib.sha256(new_pem).hexdigest()}
+    key_text = (tmp_path / "build" / "tls" / "shop.key").read_text()
+    assert key_text.splitlines()[1] not in renewed.stdout + renewed.stderr, "key material in the output"
+
+    again = ecommerce(tmp_path, inventory="testbed", extra=tls_vars(tmp_path))
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
 
 
 def test_supplied_workloads_get_budgets_and_warnings(tmp_path):

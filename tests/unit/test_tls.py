@@ -1,0 +1,61 @@
+"""The TLS helpers behind tls_certificate: generation, facts and the renewal rule."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes, serialization
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import tls
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+
+
+def test_a_generated_pair_covers_its_hosts_for_its_days():
+    cert, key = tls.generate(["shop.example.com", "10.0.0.1"], 90)
+    facts = tls.inspect(cert, key, ["shop.example.com", "10.0.0.1"], warn_days=30, where=("c", "k"))
+    assert facts["days_left"] in (89, 90) and facts["sans"] == ["shop.example.com", "10.0.0.1"]
+    assert facts["uncovered_hosts"] == [] and facts["warnings"] == []
+    assert tls.renewal_due(facts, 30) == ""
+
+
+def test_renewal_is_due_near_expiry_or_for_a_host_not_covered():
+    cert, key = tls.generate(["shop.example.com"], 10)
+    near = tls.inspect(cert, key, ["shop.example.com"], warn_days=30, where=("c", "k"))
+    assert tls.renewal_due(near, 30) == f"expires in {near['days_left']} days, fewer than renew_days 30"
+    assert tls.renewal_due(near, 0) == ""  # 0: never for expiry
+    assert near["warnings"] == [f"certificate c expires in {near['days_left']} days ({near['not_after'][:10]}); rotate it"]
+    wider = tls.inspect(cert, key, ["shop.example.com", "staging.shop.example.com"], warn_days=0, where=("c", "k"))
+    assert tls.renewal_due(wider, 0) == "does not cover staging.shop.example.com"
+
+
+def test_a_pair_signed_by_a_ca_names_it_as_issuer_and_verifies(tmp_path):
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "fabric test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    (tmp_path / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "ca.key").write_bytes(ca_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    cert_pem, _key = tls.generate(["shop.example.com"], 30, str(tmp_path / "ca.crt"), str(tmp_path / "ca.key"))
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    assert cert.issuer == name
+    cert.verify_directly_issued_by(ca)
+
+
+def test_a_key_of_another_certificate_is_refused_naming_both():
+    cert, _key = tls.generate(["a.example.com"], 30)
+    _cert, other = tls.generate(["a.example.com"], 30)
+    with pytest.raises(ValidationError, match=r"key_path: the key in 'b.key' does not match the certificate in 'a.crt'"):
+        tls.inspect(cert, other, [], 0, where=("a.crt", "b.key"))
+
+
+def test_files_that_are_not_there_or_not_pem_are_named(tmp_path):
+    with pytest.raises(ValidationError, match=r"cert_path: '.*/none.crt' is not a readable PEM certificate"):
+        tls.read_pair(str(tmp_path / "none.crt"), str(tmp_path / "none.key"))
+    with pytest.raises(ValidationError, match=r"cert_path: 'x.crt' is not a readable PEM certificate"):
+        tls.inspect(b"not pem", b"not pem", [], 0, where=("x.crt", "x.key"))
