@@ -28,6 +28,8 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import Va
 DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h)$")
 LOAD_BALANCERS = ("LEAST_REQUEST", "ROUND_ROBIN", "RANDOM", "PASSTHROUGH")
 MTLS_MODES = ("STRICT", "PERMISSIVE")
+# The install file's OpenTelemetry extension provider, which the Telemetry's tracing names.
+TRACING_PROVIDER = "otel-tracing"
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 HEADER_MATCHES = ("exact", "prefix", "regex")
 # istio: an Istio Gateway on the ingress gateway install's pods; gateway-api: a Gateway API
@@ -200,7 +202,7 @@ SHAPES = {
     "gateway": {"enabled": "bool", "api": ("opt", "str"), "class": ("opt", "str"), "name": ("opt", "str"), "namespace": ("opt", "str"),
                 "hosts": ("opt", ("list", "str")), "tls_secret": ("opt", "str"), "routes_to": ("opt", "str"),
                 "service_account": ("opt", "str")},
-    "telemetry": {"access_logging": ("opt", "bool"), "tracing_sampling": PERCENT},
+    "telemetry": {"access_logging": ("opt", "bool"), "tracing_sampling": PERCENT, "tracing_collector": ("opt", "str")},
     "monitoring": "bool",
     "alerts": {"latency_p95_ms": ("opt", "any"), "error_ratio": ("opt", "any"), "for": ("opt", "str")},
     "istioctl_install": "bool",
@@ -266,7 +268,30 @@ def problems(spec: dict) -> list[str]:
     telemetry = spec.get("telemetry") or {}
     if telemetry.get("tracing_sampling") is not None:
         _percent(telemetry["tracing_sampling"], "istio_mesh_telemetry.tracing_sampling", out)
+    if telemetry.get("tracing_collector"):
+        checks.collect(out, tracing_collector, telemetry["tracing_collector"])
     return out
+
+
+def tracing_collector(text: str) -> tuple[str, int]:
+    """``[namespace/]service-fqdn:port`` of the OpenTelemetry collector -> (service, port), as
+    Istio's ``opentelemetry`` extension provider takes them (an OTLP/gRPC endpoint, 4317)."""
+    where = "istio_mesh_telemetry.tracing_collector"
+    example = "e.g. opentelemetry-collector.observability.svc.cluster.local:4317"
+    service, _colon, port_text = text.rpartition(":")
+    problems_found: list[str] = []
+    if not service or not port_text.isdigit():
+        raise ValidationError(f"{where}: {text!r} is not <service FQDN>:<port> ({example})")
+    namespace, _slash, host = service.rpartition("/")
+    if namespace:
+        checks.label(namespace, f"{where} ({text}) namespace", problems_found)
+    checks.domain(host, where, problems_found)
+    if "." not in host:
+        problems_found.append(f"{where}: {host!r} is not a fully qualified service name ({example})")
+    checks.port(int(port_text), where, problems_found)
+    if problems_found:
+        raise ValidationError(problems_found[0])
+    return service, int(port_text)
 
 
 # -- objects -------------------------------------------------------------------------------------
@@ -431,7 +456,10 @@ def objects(spec: dict) -> list[dict]:
         if telemetry.get("access_logging", True):
             tel["accessLogging"] = [{"providers": [{"name": "envoy"}]}]
         if telemetry.get("tracing_sampling") is not None:
-            tel["tracing"] = [{"randomSamplingPercentage": float(telemetry["tracing_sampling"])}]
+            tracing = {"randomSamplingPercentage": float(telemetry["tracing_sampling"])}
+            if telemetry.get("tracing_collector"):  # without one, the mesh's default providers
+                tracing = {"providers": [{"name": TRACING_PROVIDER}], **tracing}
+            tel["tracing"] = [tracing]
         out.append({"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
                     "metadata": {"name": "mesh-default", "namespace": root}, "spec": tel})
     if spec.get("monitoring", True):
@@ -517,6 +545,11 @@ def istio_operator(spec: dict) -> dict:
                                                         "enabled": bool(install.get("ingress_gateway", True)),
                                                         "k8s": {"resources": install.get("gateway_resources") or {}}}]},
                     "values": {"global": {"proxy": {"resources": install.get("proxy_resources") or {}}}}}}
+    collector = (spec.get("telemetry") or {}).get("tracing_collector")
+    if collector:
+        service, port = tracing_collector(collector)
+        out["spec"]["meshConfig"].update(enableTracing=True, extensionProviders=[
+            {"name": TRACING_PROVIDER, "opentelemetry": {"service": service, "port": port}}])
     if spec.get("revision"):
         out["spec"]["revision"] = spec["revision"]
     return out

@@ -118,6 +118,8 @@ CASES = [
     ("mesh", changed(MESH, "istio_mesh_namespaces", (0, "name"), "Shop"), "istio_mesh_namespaces[0].name: 'Shop'"),
     ("mesh", changed(MESH, "istio_mesh_alerts", ("error_ratio",), 2), "istio_mesh_alerts.error_ratio: 2"),
     ("mesh", changed(MESH, "istio_mesh_telemetry", ("tracing_sampling",), 150), "istio_mesh_telemetry.tracing_sampling"),
+    ("mesh", changed(MESH, "istio_mesh_telemetry", ("tracing_collector",), "otel:4317"),
+     "istio_mesh_telemetry.tracing_collector: 'otel' is not a fully qualified service name"),
     ("mesh", {"istio_mesh_istioctl_install": True}, "istio_mesh_istioctl_install: installs are pinned to a revision"),
     ("mesh", changed(MESH, *SVC, (0, "namespace"), "payments"), "istio_mesh_services[0].namespace: 'payments' is not in istio_mesh_namespaces"),
     ("mesh", changed(MESH, "istio_mesh_gateway", ("routes_to",), "checkout"), "istio_mesh_gateway.routes_to: 'checkout'"),

@@ -181,6 +181,35 @@ def test_every_mesh_render_passes_istioctl_analyze(tmp_path, checker, inventory,
     assert [f for f in analysed["findings"] if f["level"] in ("error", "warning")] == []
 
 
+def test_istioctl_takes_the_tracing_provider_into_the_mesh_config(tmp_path, checker):
+    """With a tracing collector, the install file istioctl generates from carries the
+    OpenTelemetry provider into the mesh configuration istiod reads (the `istio` ConfigMap), the
+    Telemetry names that provider, and istioctl analyze stays clean."""
+    import subprocess
+
+    build_dir = tmp_path / "build"
+    plays = yaml.safe_load((REPO / "playbooks" / "mesh.yml").read_text())
+    collector = "opentelemetry-collector.observability.svc.cluster.local:4317"
+    result = run_playbook(tmp_path, plays, inventory=str(REPO / "inventories" / "local"), extra_vars={
+        "fabric_build_dir": str(build_dir), "fabric_mode": "render",
+        "istio_mesh_telemetry": {"access_logging": True, "tracing_sampling": 10.0, "tracing_collector": collector}})
+    assert result.returncode == 0, result.stdout[-3000:]
+    generated = subprocess.run([checker("istioctl"), "manifest", "generate", "-f",
+                                str(build_dir / "mesh" / "istio-operator.yaml")],
+                               capture_output=True, text=True, check=True).stdout
+    config_map = next(d for d in yaml.safe_load_all(generated)
+                      if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "istio")
+    mesh_config = yaml.safe_load(config_map["data"]["mesh"])
+    assert mesh_config["enableTracing"] is True
+    assert mesh_config["extensionProviders"] == [{"name": "otel-tracing", "opentelemetry": {
+        "service": "opentelemetry-collector.observability.svc.cluster.local", "port": 4317}}]
+    objects = [o for o in yaml.safe_load_all((build_dir / "mesh" / "manifests.yaml").read_text()) if o]
+    telemetry = next(o for o in objects if o["kind"] == "Telemetry")
+    assert telemetry["spec"]["tracing"] == [{"providers": [{"name": "otel-tracing"}], "randomSamplingPercentage": 10.0}]
+    analysed = ecosystem_check.run("istioctl", objects, checker("istioctl"))
+    assert [f for f in analysed["findings"] if f["level"] in ("error", "warning")] == []
+
+
 def test_the_mesh_role_refuses_what_istioctl_would_flag_first_naming_the_variable(tmp_path, checker):
     """A route to a subset no DestinationRule defines: istioctl says IST0101 (see above); the
     role's own check says which variable, before anything is written."""

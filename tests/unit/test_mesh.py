@@ -133,6 +133,14 @@ def test_callers_and_the_gateway_are_the_only_ones_allowed_in():
     (lambda s: s["gateway"].update(routes_to="frontend"), "istio_mesh_gateway.routes_to: 'frontend' is not one of"),
     (lambda s: s.update(mtls="DISABLE"), "istio_mesh_mtls: 'DISABLE' is not one of STRICT, PERMISSIVE"),
     (lambda s: s["telemetry"].update(tracing_sampling=150), "istio_mesh_telemetry.tracing_sampling: 150"),
+    (lambda s: s["telemetry"].update(tracing_collector="otel:4317"),
+     "istio_mesh_telemetry.tracing_collector: 'otel' is not a fully qualified service name"),
+    (lambda s: s["telemetry"].update(tracing_collector="otel.observability.svc.cluster.local"),
+     "istio_mesh_telemetry.tracing_collector: 'otel.observability.svc.cluster.local' is not <service FQDN>:<port>"),
+    (lambda s: s["telemetry"].update(tracing_collector="otel.observability.svc:70000"),
+     "istio_mesh_telemetry.tracing_collector: 70000 is not a port"),
+    (lambda s: s["telemetry"].update(tracing_collector="Obs/otel.example.com:4317"),
+     "istio_mesh_telemetry.tracing_collector (Obs/otel.example.com:4317) namespace: 'Obs' must be a DNS label"),
 ])
 def test_bad_values_are_named(change, message):
     bad = spec()
@@ -246,3 +254,23 @@ def test_an_istioctl_install_is_pinned_to_a_revision():
     assert mesh.plan(spec(istioctl_install=True))["problems"] == [
         "istio_mesh_istioctl_install: installs are pinned to a revision; set istio_mesh_revision (e.g. 1-30)"]
     assert mesh.plan(spec(istioctl_install=True, revision="1-30"))["problems"] == []
+
+
+def test_traces_go_to_the_collector_named_once_in_the_install_and_the_telemetry():
+    """The collector becomes the install file's OpenTelemetry extension provider, and the mesh's
+    Telemetry sends its sampled share to that provider by name; without one, the sampling
+    applies to the mesh's default providers and the install file has none."""
+    traced = spec()
+    traced["telemetry"]["tracing_collector"] = "observability/otel-collector.observability.svc.cluster.local:4317"
+    assert mesh.plan(traced)["problems"] == []
+    telemetry = next(o for o in mesh.objects(traced) if o["kind"] == "Telemetry")
+    assert telemetry["spec"]["tracing"] == [{"providers": [{"name": "otel-tracing"}], "randomSamplingPercentage": 1.0}]
+    mesh_config = mesh.istio_operator(traced)["spec"]["meshConfig"]
+    assert mesh_config["enableTracing"] is True and mesh_config["extensionProviders"] == [{
+        "name": "otel-tracing",
+        "opentelemetry": {"service": "observability/otel-collector.observability.svc.cluster.local", "port": 4317}}]
+
+    untraced = spec()
+    assert next(o for o in mesh.objects(untraced) if o["kind"] == "Telemetry")["spec"]["tracing"] == [
+        {"randomSamplingPercentage": 1.0}]
+    assert "extensionProviders" not in mesh.istio_operator(untraced)["spec"]["meshConfig"]
