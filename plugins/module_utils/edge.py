@@ -134,6 +134,26 @@ def extra_config_problems(site: dict, host: dict) -> list[str]:
     return problems
 
 
+def remote_write_problems(remote: dict | None, where: str) -> list[str]:
+    """edge_k3s_remote_write (and its password): a URL to send to, whole numbers for the queue,
+    Prometheus durations for its timing; a user name needs its password."""
+    out: list[str] = []
+    if not remote or not remote.get("url"):
+        return out
+    if not _is_http_url(remote["url"]):
+        out.append(f"{where}: edge_k3s_remote_write.url {remote['url']!r} must be an http(s) URL")
+    for key, high, example in (("capacity", 10_000_000, 10000), ("max_shards", 1000, 10),
+                               ("max_samples_per_send", 1_000_000, 2000), ("behind_seconds", 86400 * 7, 600)):
+        _whole(remote.get(key, example), f"edge_k3s_remote_write.{key}", 1, high, where, out, example)
+    for key in ("batch_send_deadline", "min_backoff", "max_backoff"):
+        if remote.get(key) is not None:
+            checks.prometheus_duration(remote[key], f"{where}: edge_k3s_remote_write.{key}", out)
+    if remote.get("username") and not remote.get("password"):
+        out.append(f"{where}: edge_k3s_remote_write.username is set but edge_k3s_remote_write_password is empty "
+                   "(keep it in Ansible Vault)")
+    return out
+
+
 K3S_VERSION = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
 CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?|[a-z]{3}(-[a-z]{3})?)(/\d+)?(,(\*|\d+(-\d+)?|[a-z]{3})(/\d+)?)*$", re.I)
 CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
@@ -190,6 +210,7 @@ def workload_problems(site: dict, where: str) -> list[str]:
     retention = prometheus.get("retention")
     if retention is not None:
         checks.prometheus_duration(retention, f"{where}: edge_k3s_prometheus_retention", out)
+    out += remote_write_problems(prometheus.get("remote_write"), where)
     if sync.get("endpoint") is not None and not _is_http_url(sync["endpoint"]):
         out.append(f"{where}: edge_k3s_sync_endpoint {sync['endpoint']!r} must be an http(s) URL")
     if sync.get("schedule") is not None and not _cron(sync["schedule"]):
@@ -282,12 +303,12 @@ def site_problems(site: dict, sites: list[dict] | None = None, site_names: list 
     for other in sites or []:
         if other.get("name") == name or other.get("name") not in (site.get("connected_sites") or []):
             continue
-        pairs = {f"{name} {k}": site.get(k) for k in ("cluster_cidr", "service_cidr", "lan_cidr")}
-        pairs.update({f"{other['name']} {k}": other.get(k) for k in ("cluster_cidr", "service_cidr", "lan_cidr")})
+        mine = {f"{name} {k}": site.get(k) for k in ("cluster_cidr", "service_cidr", "lan_cidr")}
+        pairs = {**mine, **{f"{other['name']} {k}": other.get(k) for k in ("cluster_cidr", "service_cidr", "lan_cidr")}}
         try:
-            for conflict in ipplan.conflicts(pairs):
-                if conflict.split(" ", 1)[0] != conflict.split(" overlaps ", 1)[1].split(" ", 1)[0]:
-                    problems.append(f"{where}: connected to {other['name']}, but {conflict}")
+            for overlap in ipplan.overlaps(pairs):
+                if (overlap.first in mine) != (overlap.second in mine):  # one range of each site
+                    problems.append(f"{where}: connected to {other['name']}, but {overlap}")
         except ValidationError:
             pass  # reported for the site that owns the bad value
     return problems
@@ -631,7 +652,8 @@ def site_objects(site: dict) -> list[dict]:
                                                   "port": "web"}]},
                   "storage": {"volumeClaimTemplate": {"spec": {
                       "storageClassName": storage_class(site), "accessModes": ["ReadWriteOnce"],
-                      "resources": {"requests": {"storage": prom["storage"]}}}}}}},
+                      "resources": {"requests": {"storage": prom["storage"]}}}}},
+                  **remote_write_spec(site)}},
         {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
          "metadata": _meta("edge-alerts", MONITORING_NS, role="edge-alerts"),
          "spec": {"groups": [{"name": "edge.rules", "rules": [
@@ -651,9 +673,10 @@ def site_objects(site: dict) -> list[dict]:
                       f' > {sync["max_delay_minutes"] * 60}',
               "for": "5m", "labels": {"severity": "warning", "edge_location": site["name"]},
               "annotations": {"summary": f"data-sync of {site['name']} has not succeeded for "
-                                         f"{sync['max_delay_minutes']} minutes"}}]}]}},
+                                         f"{sync['max_delay_minutes']} minutes"}},
+             *remote_write_alerts(site)]}]}},
     ]
-    objects += sensor_objects(site) + monitoring_objects(site)
+    objects += sensor_objects(site) + monitoring_objects(site) + remote_write_objects(site)
     return objects
 
 
@@ -754,6 +777,70 @@ def monitoring_objects(site: dict) -> list[dict]:
     ]
 
 
+REMOTE_WRITE_SECRET = "edge-remote-write"
+
+
+def _remote(site: dict) -> dict:
+    """The site's remote_write settings, or {} when its metrics stay on the site."""
+    remote = (site.get("prometheus") or {}).get("remote_write") or {}
+    return remote if remote.get("url") else {}
+
+
+def remote_write_spec(site: dict) -> dict:
+    """Prometheus spec fields that send the site's metrics to a central Prometheus: the site as
+    the ``edge_location`` external label on every series, a queue sized for an intermittent link
+    (retried with backoff; samples wait in the WAL, about two hours of them), basic auth from
+    the ``edge-remote-write`` Secret when a user name is given."""
+    remote = _remote(site)
+    if not remote:
+        return {}
+    entry = {"name": "central", "url": remote["url"],
+             "queueConfig": {"capacity": remote.get("capacity", 10000), "maxShards": remote.get("max_shards", 10),
+                             "maxSamplesPerSend": remote.get("max_samples_per_send", 2000),
+                             "batchSendDeadline": remote.get("batch_send_deadline", "30s"),
+                             "minBackoff": remote.get("min_backoff", "1s"), "maxBackoff": remote.get("max_backoff", "5m"),
+                             "retryOnRateLimit": True}}
+    if remote.get("username"):
+        entry["basicAuth"] = {key: {"name": REMOTE_WRITE_SECRET, "key": key} for key in ("username", "password")}
+    return {"externalLabels": {"edge_location": site["name"]}, "remoteWrite": [entry]}
+
+
+def remote_write_alerts(site: dict) -> list[dict]:
+    """Alerts when the site's queue to the central Prometheus falls behind or drops samples
+    (the site's Prometheus scrapes itself for these, see remote_write_objects)."""
+    remote = _remote(site)
+    if not remote:
+        return []
+    behind = remote.get("behind_seconds", 600)
+    labels = {"severity": "warning", "edge_location": site["name"]}
+    return [
+        # Prometheus's own mixin: newest sample read minus newest sample sent, per queue.
+        {"alert": "EdgeRemoteWriteBehind",
+         "expr": "(max_over_time(prometheus_remote_storage_highest_timestamp_in_seconds[5m])"
+                 " - ignoring(remote_name, url) group_right"
+                 f" max_over_time(prometheus_remote_storage_queue_highest_sent_timestamp_seconds[5m])) > {behind}",
+         "for": "15m", "labels": labels,
+         "annotations": {"summary": f"metrics of {site['name']} reach the central Prometheus "
+                                    "{{ $value | humanizeDuration }} late"}},
+        {"alert": "EdgeRemoteWriteFailing",
+         "expr": "rate(prometheus_remote_storage_samples_failed_total[5m]) > 0",
+         "for": "15m", "labels": labels,
+         "annotations": {"summary": f"the central Prometheus refuses samples of {site['name']}"}},
+    ]
+
+
+def remote_write_objects(site: dict) -> list[dict]:
+    """The site's Prometheus scraping itself (the operator's ``prometheus-operated`` Service),
+    so the queue alerts have their metrics."""
+    if not _remote(site):
+        return []
+    return [{"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+             "metadata": _meta("edge-prometheus-self", MONITORING_NS, **{SITE_LABEL: site["name"]}),
+             "spec": {"selector": {"matchLabels": {"operated-prometheus": "true"}},
+                      "namespaceSelector": {"matchNames": [MONITORING_NS]},
+                      "endpoints": [{"port": "web", "interval": "30s"}]}}]
+
+
 OUTSIDE_ADDRESS = "198.51.100.10"  # TEST-NET-2: an address on no site's LAN
 
 
@@ -809,4 +896,8 @@ def secret_objects(site: dict) -> list[dict]:
     return [{"apiVersion": "v1", "kind": "Secret", "metadata": _meta("sync-secrets", PROCESSING_NS),
              "type": "Opaque", "stringData": {"token": site["sync"]["token"]}},
             {"apiVersion": "v1", "kind": "Secret", "metadata": _meta("edge-alertmanager-config", MONITORING_NS),
-             "type": "Opaque", "stringData": {"alertmanager.yaml": yaml.safe_dump(alertmanager_config(site), sort_keys=False)}}]
+             "type": "Opaque", "stringData": {"alertmanager.yaml": yaml.safe_dump(alertmanager_config(site), sort_keys=False)}},
+            *([{"apiVersion": "v1", "kind": "Secret", "metadata": _meta(REMOTE_WRITE_SECRET, MONITORING_NS),
+                "type": "Opaque", "stringData": {"username": _remote(site)["username"],
+                                                 "password": _remote(site)["password"]}}]
+              if _remote(site).get("username") else [])]

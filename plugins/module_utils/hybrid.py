@@ -18,6 +18,8 @@ What the chapter had and what replaces it:
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, globaldns, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
@@ -81,6 +83,9 @@ SHAPES = {
     "coredns": {"mode": "str", "namespace": "str", "port": "int", "cache_seconds": ("opt", "int"),
                 "health_check": ("opt", "str"), "cluster_domain": ("opt", "str"), "upstream": ("opt", "str")},
     "probe_port": ("opt", "int"),
+    "latency": ("opt", {"prober": "str", "module": "str", "namespace": "str", "interval": "str",
+                        "latency_ms": "number", "loss_ratio": "number", "for": "str",
+                        "labels": ("opt", ("map", "str"))}),
 }
 
 
@@ -157,7 +162,69 @@ def problems(spec: dict) -> list[str]:
             checks.port(app["target_port"], f"{where}.target_port", out)
         for j, port in enumerate(app.get("egress_ports") or []):
             checks.collect(out, model.port_entry, port, f"{where}.egress_ports[{j}]")
+    out += _latency_problems(spec.get("latency") or {})
     return out
+
+
+def _latency_problems(latency: dict) -> list[str]:
+    out: list[str] = []
+    if not latency.get("prober"):
+        return out
+    host, _colon, port = latency["prober"].rpartition(":")
+    if not host or not port.isdigit():
+        out.append(f"hybrid_dns_latency.prober: {latency['prober']!r} is not <host>:<port> of a blackbox exporter "
+                   "(e.g. blackbox-exporter.monitoring.svc:9115)")
+    else:
+        checks.domain(host, "hybrid_dns_latency.prober", out)
+        checks.port(int(port), "hybrid_dns_latency.prober", out)
+    checks.label(latency.get("namespace"), "hybrid_dns_latency.namespace", out)
+    if not re.match(r"^[A-Za-z0-9_]+$", str(latency.get("module", ""))):
+        out.append(f"hybrid_dns_latency.module: {latency.get('module')!r} is not a blackbox exporter module name")
+    for key in ("interval", "for"):
+        checks.prometheus_duration(latency.get(key), f"hybrid_dns_latency.{key}", out)
+    if not latency.get("latency_ms", 0) > 0:
+        out.append(f"hybrid_dns_latency.latency_ms: {latency.get('latency_ms')!r} must be above 0")
+    if not 0 < latency.get("loss_ratio", 0) < 1:
+        out.append(f"hybrid_dns_latency.loss_ratio: {latency.get('loss_ratio')!r} must be above 0 and below 1")
+    return out
+
+
+LATENCY_JOB = "hybrid-latency"
+
+
+def latency_objects(spec: dict) -> list[dict]:
+    """Latency and reachability of every location, measured continuously from the cluster: a
+    Prometheus Operator Probe per location (its endpoints on the probe port, by the blackbox
+    exporter at ``prober``, labelled with the location) and alerts when a location answers
+    slower than ``latency_ms`` or fails more than ``loss_ratio`` of its probes."""
+    latency = spec.get("latency") or {}
+    if not latency.get("prober"):
+        return []
+    namespace, port = latency["namespace"], spec.get("probe_port", 443)
+    # The labels the user's Prometheus selects Probes and rules by (probeSelector, ruleSelector).
+    meta = {"namespace": namespace, **({"labels": dict(latency["labels"])} if latency.get("labels") else {})}
+    probes = [{"apiVersion": "monitoring.coreos.com/v1", "kind": "Probe",
+               "metadata": {"name": f"{LATENCY_JOB}-{loc['name']}", **meta},
+               "spec": {"jobName": LATENCY_JOB, "interval": latency["interval"], "module": latency["module"],
+                        "prober": {"url": latency["prober"], "scheme": "http", "path": "/probe"},
+                        "targets": {"staticConfig": {
+                            "static": [f"[{e}]:{port}" if ":" in e else f"{e}:{port}" for e in loc["endpoints"]],
+                            "labels": {"location": loc["name"]}}}}}
+              for loc in spec["locations"] if loc.get("endpoints")]
+    job, hold = f'job="{LATENCY_JOB}"', latency["for"]
+    rules = [
+        {"alert": "HybridLocationSlow",
+         "expr": f"avg by (location) (avg_over_time(probe_duration_seconds{{{job}}}[5m])) * 1000 > {latency['latency_ms']}",
+         "for": hold, "labels": {"severity": "warning"},
+         "annotations": {"summary": "location {{ $labels.location }} answers in {{ $value | humanize }} ms"}},
+        {"alert": "HybridLocationLoss",
+         "expr": f"1 - avg by (location) (avg_over_time(probe_success{{{job}}}[5m])) > {latency['loss_ratio']}",
+         "for": hold, "labels": {"severity": "critical"},
+         "annotations": {"summary": "location {{ $labels.location }} fails {{ $value | humanizePercentage }} of probes"}},
+    ]
+    return probes + [{"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                      "metadata": {"name": LATENCY_JOB, **meta},
+                      "spec": {"groups": [{"name": "hybrid.latency", "rules": rules}]}}]
 
 
 def zone_of(location: dict, domain: str) -> str:
@@ -411,6 +478,6 @@ def plan(spec: dict, probed: dict | None = None) -> dict:
             "coredns": coredns_object(spec), "records": dns_endpoints(spec, healthy),
             "namespaces": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
                            for ns in sorted({a["namespace"] for a in spec.get("apps") or [] if a.get("create_namespace")})],
-            "services": load_balancers(spec),
+            "services": load_balancers(spec), "monitoring": latency_objects(spec),
             "policy_config": policy_config(spec), "workloads": workloads(spec), "expect": expectations(spec),
             "range_names": [{"name": loc["name"], "cidr": cidr} for loc in spec["locations"] for cidr in loc["cidrs"]]}

@@ -9,6 +9,8 @@ style). Every error names the range and its value; conflicts explain themselves 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
 try:
@@ -55,9 +57,23 @@ def describe(ipset) -> str:
     return ", ".join(f"{r[0]}-{r[-1]}" for r in ranges)
 
 
-def conflicts(ranges: dict, allowed: list | None = None) -> list[str]:
-    """Every pair of named ranges that overlap, in words; ``allowed`` lists name pairs that may
-    (a pool inside its LAN, say). Raises ValidationError for a range that does not parse."""
+@dataclass(frozen=True)
+class Overlap:
+    """Two named ranges that share addresses, and how (``str()`` says it in words)."""
+
+    first: str
+    first_value: str
+    second: str
+    second_value: str
+    how: str
+
+    def __str__(self) -> str:
+        return f"{self.first} ({self.first_value}) overlaps {self.second} ({self.second_value}): {self.how}"
+
+
+def overlaps(ranges: dict, allowed: list | None = None) -> list[Overlap]:
+    """Every pair of named ranges that overlap; ``allowed`` lists name pairs that may (a pool
+    inside its LAN, say). Raises ValidationError for a range that does not parse."""
     parsed = {name: parse(name, value) for name, value in ranges.items() if value not in (None, "")}
     ok = {frozenset(pair) for pair in (allowed or [])}
     out = []
@@ -76,8 +92,13 @@ def conflicts(ranges: dict, allowed: list | None = None) -> list[str]:
                     how = f"{b} lies inside {a}"
                 else:
                     how = f"they share {describe(shared)}"
-                out.append(f"{a} ({ranges[a]}) overlaps {b} ({ranges[b]}): {how}")
+                out.append(Overlap(a, str(ranges[a]), b, str(ranges[b]), how))
     return out
+
+
+def conflicts(ranges: dict, allowed: list | None = None) -> list[str]:
+    """overlaps() in words, one line per pair."""
+    return [str(overlap) for overlap in overlaps(ranges, allowed)]
 
 
 def version(ipset) -> int:

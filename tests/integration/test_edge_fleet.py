@@ -31,6 +31,11 @@ def varied(sites: int = 3) -> dict:
     groups = data["all"]["children"]
     groups["edge_factory_2"]["vars"].pop("edge_k3s_registry_mirrors")
     groups["edge_factory_2"]["vars"]["edge_k3s_flannel_backend"] = "wireguard-native"
+    groups["edge_factory_2"]["vars"]["edge_k3s_remote_write"] = {  # metrics leave this site
+        "url": "https://metrics.example.com/api/v1/write", "username": "factory-2", "capacity": 5000, "max_shards": 4,
+        "max_samples_per_send": 1000, "batch_send_deadline": "1m", "min_backoff": "5s", "max_backoff": "10m",
+        "behind_seconds": 1800}
+    groups["edge_factory_2"]["vars"]["edge_k3s_remote_write_password"] = "pw-factory-2"
     groups["edge_factory_3"]["hosts"]["f3-agent-2"]["edge_k3s_node_taints"] = ["dedicated=sensors:NoSchedule"]
     groups["edge_factory_3"]["hosts"]["f3-agent-1"]["edge_k3s_version"] = "v1.31.4+k3s1"  # a canary host
     return data
@@ -49,6 +54,9 @@ def test_the_fleet_render_writes_exactly_what_the_per_host_plays_write(tmp_path)
     assert [p for p in ours if ours[p] != theirs[p]] == [], "same text and mode, file by file"
     canary = (fleet_build / "edge/factory-3/hosts/f3-agent-1/etc/rancher/k3s/config.yaml").read_text()
     assert "wireguard" not in canary and len(ours) == 39  # site 2 has no registries.yaml
+    remote = (fleet_build / "edge/factory-2/manifests.yaml").read_text()
+    assert "remoteWrite:" in remote and "maxBackoff: 10m" in remote and "pw-factory-2" not in remote
+    assert "remoteWrite" not in (fleet_build / "edge/factory-1/manifests.yaml").read_text()
 
     again, _build = render(tmp_path, varied())
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0

@@ -12,6 +12,10 @@ import yaml
 
 from tests.helpers import REPO
 
+REMOTE_WRITE = {"url": "https://metrics.example.com/api/v1/write", "username": "", "capacity": 10000, "max_shards": 10,
+                "max_samples_per_send": 2000, "batch_send_deadline": "30s", "min_backoff": "1s", "max_backoff": "5m",
+                "behind_seconds": 600}
+
 
 def run_edge(build_dir):
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
@@ -103,6 +107,9 @@ def run_local(playbook, tmp_path, *extra):
     ('{"edge_k3s_agent_config": {"kube-apiserver-arg": ["x=1"], "--kubelet-arg": ["y"]}}',
      "edge_k3s_agent_config key '--kubelet-arg' is not a K3s flag name"),
     ('{"edge_k3s_api_port": 70000}', "edge_k3s_api_port"),
+    # A user name for the central Prometheus without its password would be refused by it on every send.
+    (json.dumps({"edge_k3s_remote_write": {**REMOTE_WRITE, "username": "factory-1"}}),
+     "site factory-1: edge_k3s_remote_write.username is set but edge_k3s_remote_write_password is empty"),
     # Another LAN with the default pool: the message says the pool is a default to set too.
     ('{"edge_k3s_lan_cidr": "10.10.0.0/24"}',
      "the role's default pool is for its default LAN, so a site on another LAN sets edge_k3s_metallb_pool too"),
@@ -115,6 +122,25 @@ def test_render_rejects_a_bad_plan_before_writing(tmp_path, extra, words):
     assert result.returncode != 0
     assert words in result.stdout, result.stdout[-3000:]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_metrics_leave_the_site_by_remote_write_with_the_password_only_in_its_redacted_secret(tmp_path):
+    """The site's Prometheus sends to the central one with the site as its label, the queue the
+    variables size and basic auth from the edge-remote-write Secret; the password appears
+    nowhere in the output or the build folder."""
+    remote = {**REMOTE_WRITE, "username": "factory-1"}
+    result = run_local("edge.yml", tmp_path, "-e", json.dumps({"edge_k3s_remote_write": remote,
+                                                              "edge_k3s_remote_write_password": "pw-4f9c1e"}))
+    assert result.returncode == 0, result.stdout[-3000:]
+    docs = list(yaml.safe_load_all((tmp_path / "edge" / "factory-1" / "manifests.yaml").read_text()))
+    prometheus = next(d for d in docs if d["kind"] == "Prometheus")["spec"]
+    assert prometheus["externalLabels"] == {"edge_location": "factory-1"}
+    assert prometheus["remoteWrite"][0]["url"] == REMOTE_WRITE["url"]
+    assert prometheus["remoteWrite"][0]["queueConfig"]["maxBackoff"] == "5m"
+    secret = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "edge-remote-write")
+    assert secret["stringData"] == {"username": "<redacted>", "password": "<redacted>"}
+    assert "pw-4f9c1e" not in result.stdout + result.stderr
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and b"pw-4f9c1e" in p.read_bytes()]
 
 
 def test_reset_refuses_render_mode_and_changes_nothing(tmp_path):

@@ -255,6 +255,45 @@ def refused_without_writes(testbed, tmp_path, extra_vars, message):
     return result
 
 
+def test_locations_are_probed_continuously_by_probes_the_crd_accepts(testbed, tmp_path, resolvers, listeners,
+                                                                     namespace_name):
+    """With a blackbox exporter named, the role writes a Probe per location and the latency
+    alerts, accepted by the Prometheus Operator's CRDs and checked by promtool first; a second run
+    writes nothing; without the prober they are pruned."""
+    port, _socks = listeners
+    client = testbed.client(CLUSTER)
+    monitoring = f"{namespace_name}-mon"
+    client.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": monitoring}})
+    latency = {"prober": "blackbox-exporter.monitoring.svc:9115", "module": "tcp_connect", "namespace": monitoring,
+               "interval": "30s", "latency_ms": 200, "loss_ratio": 0.05, "for": "5m", "labels": {"release": "prometheus"}}
+    extra = role_vars(resolvers, port, namespace_name, hybrid_dns_latency=latency)
+    extra["hybrid_dns_probes"]["endpoints"] = False  # other tests stop the listeners; health is theirs
+    try:
+        probed_continuously(testbed, tmp_path, client, extra, latency, monitoring, port)
+    finally:
+        client.request("DELETE", f"/api/v1/namespaces/{monitoring}", allow=(404,))
+
+
+def probed_continuously(testbed, tmp_path, client, extra, latency, monitoring, port):
+    first = run_role(tmp_path, extra)
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert "Check the latency alerts with Prometheus's own promtool" in first.stdout
+    probes = client.request("GET", f"/apis/monitoring.coreos.com/v1/namespaces/{monitoring}/probes")["items"]
+    assert sorted(p["metadata"]["name"] for p in probes) == [f"hybrid-latency-{name}" for name in sorted(LOCATIONS)]
+    aws = next(p for p in probes if p["metadata"]["name"] == "hybrid-latency-aws")
+    assert aws["spec"]["targets"]["staticConfig"] == {"static": [f"127.2.0.10:{port}"], "labels": {"location": "aws"}}
+    assert client.request("GET", f"/apis/monitoring.coreos.com/v1/namespaces/{monitoring}/prometheusrules/hybrid-latency")
+
+    mark = testbed.audit_mark(CLUSTER)
+    again = run_role(tmp_path, extra)
+    assert recap(again.stdout)["changed"] == 0 and testbed.writes(CLUSTER, since=mark) == []
+
+    off = run_role(tmp_path, {**extra, "hybrid_dns_latency": {**latency, "prober": ""}})
+    assert off.returncode == 0, off.stdout[-4000:]
+    assert client.request("GET", f"/apis/monitoring.coreos.com/v1/namespaces/{monitoring}/probes")["items"] == []
+
+
 def test_nothing_is_written_when_no_endpoint_answers(testbed, tmp_path, resolvers, listeners, namespace_name):
     port, socks = listeners
     for sock in socks.values():

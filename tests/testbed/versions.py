@@ -49,7 +49,7 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
         "prometheus-operator", "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
         tuple(f"example/prometheus-operator-crd/monitoring.coreos.com_{name}.yaml"
               for name in ("servicemonitors", "podmonitors", "prometheusrules", "prometheuses", "alertmanagers",
-                           "scrapeconfigs")),
+                           "scrapeconfigs", "probes")),
     ),
     # v0.15.3: the newest whose dependencies the module proxy here serves (v0.16 needs frr-k8s
     # v0.0.25 or later, refused); tools/metallb builds the controller and speaker at the same one.

@@ -26,6 +26,10 @@ SPEC = {
 }
 
 
+LATENCY = {"prober": "blackbox-exporter.monitoring.svc:9115", "module": "tcp_connect", "namespace": "monitoring",
+           "interval": "30s", "latency_ms": 200, "loss_ratio": 0.05, "for": "5m", "labels": {"release": "prometheus"}}
+
+
 def spec(**changes):
     out = copy.deepcopy(SPEC)
     out.update(changes)
@@ -132,6 +136,14 @@ def test_policies_open_each_location_on_the_port_and_the_proof_checks_the_rest()
     (lambda s: s.update(domain="Hybrid_Example"), "hybrid_dns_domain (Hybrid_Example): 'Hybrid_Example' must be a DNS label"),
     (lambda s: s.update(records="geo"), "hybrid_dns_records: 'geo' is not one of failover, weighted"),
     (lambda s: s["coredns"].update(mode="helm"), "hybrid_dns_coredns.mode: 'helm' is not one of custom, corefile"),
+    (lambda s: s.update(latency={**LATENCY, "prober": "blackbox-exporter"}),
+     "hybrid_dns_latency.prober: 'blackbox-exporter' is not <host>:<port> of a blackbox exporter"),
+    (lambda s: s.update(latency={**LATENCY, "prober": "blackbox.monitoring.svc:99999"}),
+     "hybrid_dns_latency.prober: 99999 is not a port"),
+    (lambda s: s.update(latency={**LATENCY, "loss_ratio": 5}), "hybrid_dns_latency.loss_ratio: 5 must be above 0 and below 1"),
+    (lambda s: s.update(latency={**LATENCY, "interval": "30 seconds"}), "hybrid_dns_latency.interval"),
+    (lambda s: s.update(latency={**LATENCY, "module": "tcp connect"}),
+     "hybrid_dns_latency.module: 'tcp connect' is not a blackbox exporter module name"),
 ])
 def test_bad_values_are_named(change, message):
     bad = spec()
@@ -189,3 +201,20 @@ def test_the_global_load_balancer_sends_443_to_8443_and_the_policies_admit_8443(
     on_443 = model.build(hybrid.policy_config(spec(apps=[{"name": "hybrid-app", "namespace": "hybrid", "port": 443}])))
     chapter = runner.analyse(planned["workloads"] + planned["services"] + on_443, [], [])["findings"]
     assert [f["kind"] for f in chapter if f["kind"] == "service-port-blocked"] == ["service-port-blocked"]
+
+
+def test_every_location_is_probed_continuously_and_alerted_on():
+    """One Probe per location (its endpoints on the probe port, labelled with the location) for
+    the blackbox exporter, and the latency and loss alerts; nothing while no prober is named."""
+    objects = hybrid.plan(spec(latency=LATENCY))["monitoring"]
+    probes = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Probe"}
+    assert sorted(probes) == ["hybrid-latency-aws", "hybrid-latency-azure", "hybrid-latency-on-prem"]
+    aws = probes["hybrid-latency-aws"]
+    assert aws["metadata"] == {"name": "hybrid-latency-aws", "namespace": "monitoring", "labels": {"release": "prometheus"}}
+    assert aws["spec"] == {"jobName": "hybrid-latency", "interval": "30s", "module": "tcp_connect",
+                           "prober": {"url": "blackbox-exporter.monitoring.svc:9115", "scheme": "http", "path": "/probe"},
+                           "targets": {"staticConfig": {"static": ["172.16.100.10:443"], "labels": {"location": "aws"}}}}
+    rules = next(o for o in objects if o["kind"] == "PrometheusRule")["spec"]["groups"][0]["rules"]
+    assert [r["alert"] for r in rules] == ["HybridLocationSlow", "HybridLocationLoss"]
+    assert rules[0]["expr"].endswith("* 1000 > 200") and rules[1]["expr"].endswith("> 0.05")
+    assert hybrid.plan(spec())["monitoring"] == []

@@ -31,6 +31,10 @@ def test_conflicts_explain_themselves():
     assert any(c.startswith("other") and "they share 10.42.0.0" in c for c in found)
     assert not any("pool" in c for c in found)
     assert ipplan.conflicts({"a": "10.0.0.0/24", "b": "10.0.1.0/24"}) == []
+    # The same findings as records, for callers that act on which ranges clash (not on the words).
+    records = ipplan.overlaps(plan, allowed=[("lan", "pool")])
+    assert [str(r) for r in records] == found
+    assert ipplan.Overlap("pods", "10.42.0.0/16", "svc", "10.42.128.0/17", "svc lies inside pods") in records
 
 
 def test_containment():
@@ -232,3 +236,47 @@ def test_extra_k3s_flags_merge_and_owned_or_server_only_flags_are_refused():
     site["hosts"][1]["extra_config"] = {"kube-apiserver-arg": ["x=1"], "disable-network-policy": True}
     assert [p.split("key ")[1].split(" ")[0] for p in edge.shape_problems(site, "site f")] == [
         "'kube-apiserver-arg'", "'disable-network-policy'"]
+
+
+REMOTE = {"url": "https://metrics.example.com/api/v1/write", "username": "factory-1", "password": "s3cret",
+          "capacity": 10000, "max_shards": 10, "max_samples_per_send": 2000, "batch_send_deadline": "30s",
+          "min_backoff": "1s", "max_backoff": "5m", "behind_seconds": 600}
+
+
+def test_metrics_leave_the_site_with_its_label_a_sized_queue_and_credentials_in_a_secret():
+    with_remote = site(prometheus={**site()["prometheus"], "remote_write": REMOTE})
+    objects = edge.site_objects(with_remote)
+    prometheus = next(o for o in objects if o["kind"] == "Prometheus")["spec"]
+    assert prometheus["externalLabels"] == {"edge_location": "factory-1"}
+    assert prometheus["remoteWrite"] == [{
+        "name": "central", "url": "https://metrics.example.com/api/v1/write",
+        "queueConfig": {"capacity": 10000, "maxShards": 10, "maxSamplesPerSend": 2000, "batchSendDeadline": "30s",
+                        "minBackoff": "1s", "maxBackoff": "5m", "retryOnRateLimit": True},
+        "basicAuth": {"username": {"name": "edge-remote-write", "key": "username"},
+                      "password": {"name": "edge-remote-write", "key": "password"}}}]
+    rules = next(o for o in objects if o["kind"] == "PrometheusRule")["spec"]["groups"][0]["rules"]
+    assert [r["alert"] for r in rules][-2:] == ["EdgeRemoteWriteBehind", "EdgeRemoteWriteFailing"]
+    assert rules[-2]["expr"].endswith(") > 600")
+    assert any(o["kind"] == "ServiceMonitor" and o["metadata"]["name"] == "edge-prometheus-self" for o in objects)
+    # The password lives only in the Secret its own no_log task converges, never in site_objects.
+    assert "s3cret" not in str(objects)
+    secret = next(o for o in edge.secret_objects(with_remote) if o["metadata"]["name"] == "edge-remote-write")
+    assert secret["stringData"] == {"username": "factory-1", "password": "s3cret"}
+
+    staying = edge.site_objects(site(prometheus={**site()["prometheus"], "remote_write": {**REMOTE, "url": ""}}))
+    prometheus = next(o for o in staying if o["kind"] == "Prometheus")["spec"]
+    assert "remoteWrite" not in prometheus and "externalLabels" not in prometheus
+    assert not any(o["metadata"]["name"] == "edge-remote-write" for o in edge.secret_objects(site()))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"url": "metrics.example.com"}, "edge_k3s_remote_write.url 'metrics.example.com' must be an http(s) URL"),
+    ({"max_shards": 0}, "edge_k3s_remote_write.max_shards 0 must be 1-1000"),
+    ({"capacity": "10000"}, "edge_k3s_remote_write.capacity '10000' must be a whole number"),
+    ({"max_backoff": "5 minutes"}, "edge_k3s_remote_write.max_backoff"),
+    ({"password": ""}, "edge_k3s_remote_write.username is set but edge_k3s_remote_write_password is empty"),
+])
+def test_bad_remote_write_values_are_named(change, message):
+    bad = site(prometheus={**site()["prometheus"], "remote_write": {**REMOTE, **change}})
+    found = edge.workload_problems(bad, "site factory-1")
+    assert any(message in problem for problem in found), found
