@@ -7,11 +7,48 @@ DNSEndpoint (externaldns.k8s.io/v1alpha1) that publishes them."""
 
 from __future__ import annotations
 
+import re
+
 RECORD_POLICIES = ("failover", "weighted")
 SERVING_ANNOTATION = "fabric.k8snet.io/serving-sites"
 # Route 53's geolocation continent codes (aws/geolocation-continent-code); two letters otherwise
 # name a country.
 CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
+AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
+
+
+def tiers(sites: list[dict]) -> list[list[dict]]:
+    """Sites grouped by priority, best (lowest) first."""
+    return [[s for s in sites if s.get("priority", 1) == p] for p in sorted({s.get("priority", 1) for s in sites})]
+
+
+def route53_problems(sites: list[dict], routing: str, where: dict, plural: str, kind: str) -> list[str]:
+    """What Route 53 routing needs of the sites (clusters, locations), each named by ``where``
+    (site name -> its variable path); ``plural`` names the list, ``kind`` one of its entries."""
+    out: list[str] = []
+    if routing == "failover":
+        levels = tiers(sites)
+        if len(sites) != 2 or len(levels) != 2:
+            out.append(f"{plural}: Route 53 failover is one PRIMARY and one SECONDARY record: two {kind}s "
+                       f"of different priority are needed (have {len(sites)} in {len(levels)} priority tiers)")
+        elif not levels[0][0].get("health_check_id"):
+            out.append(f"{where[levels[0][0]['name']]}.health_check_id: Route 53 fails over from the PRIMARY only "
+                       "when a health check is attached to it")
+    for site in sites:
+        if routing == "latency" and not AWS_REGION.match(str(site.get("region", ""))):
+            out.append(f"{where[site['name']]}.region: {site.get('region')!r} is not an AWS region (us-east-1); "
+                       "latency routing needs one")
+        geo = str(site.get("geo", ""))
+        if routing == "geolocation" and not (geo == "*" or geo in CONTINENTS or re.match(r"^[A-Z]{2}$", geo)):
+            out.append(f"{where[site['name']]}.geo: {site.get('geo')!r} is not a continent code ({', '.join(CONTINENTS)}), "
+                       "a two-letter country code or '*'")
+    if routing == "geolocation" and len({site.get("geo") for site in sites}) < len(sites):
+        out.append(f"{plural}: two {kind}s have the same geo; Route 53 answers a location with one record")
+    if routing == "geolocation" and not any(str(site.get("geo")) == "*" for site in sites):
+        out.append(f"{plural}: Route 53 geolocation answers only the locations listed "
+                   f"({', '.join(str(site.get('geo')) for site in sites)}); clients anywhere else get no answer - "
+                   f"give one {kind} geo: '*' (the default record)")
+    return out
 
 
 def serving(sites: list[dict], healthy: dict | None) -> list[dict]:

@@ -27,6 +27,9 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.probe import server_
 
 COREDNS_MODES = ("custom", "corefile")
 RECORD_POLICIES = globaldns.RECORD_POLICIES
+# probes: the role's health checks pick the serving locations when it runs; route53: every
+# location's record carries Route 53 routing (and its health check), Route 53 fails over itself.
+RECORD_MECHANISMS = ("probes", "route53")
 MANAGED_BY = "k8snet.fabric hybrid_dns"
 
 
@@ -71,7 +74,8 @@ SHAPES = {
     "domain": "str",
     "locations": ("list", {"name!": "str", "zone": ("opt", "str"), "cidrs": ("opt", ("list", "str")),
                            "dns_servers": ("opt", ("list", "str")), "endpoints": ("opt", ("list", "str")),
-                           "weight": ("opt", "int"), "priority": ("opt", "int"), "tls_server_name": ("opt", "str")}),
+                           "weight": ("opt", "int"), "priority": ("opt", "int"), "tls_server_name": ("opt", "str"),
+                           "health_check_id": ("opt", "str")}),
     "cluster": {"name": ("opt", "str"), "location": ("opt", "str"), "pods": ("opt", "str"), "services": ("opt", "str")},
     "context": ("opt", "str"),
     "kubeconfig": ("opt", "str"),
@@ -79,6 +83,7 @@ SHAPES = {
                       "egress_ports": ("opt", ("list", "int")),
                       "create_namespace": ("opt", "bool"), "target_port": ("opt", "int"), "load_balancer": ("opt", "bool")}),
     "records": "str",
+    "record_mechanism": ("opt", "str"),
     "record_ttl": "int",
     "coredns": {"mode": "str", "namespace": "str", "port": "int", "cache_seconds": ("opt", "int"),
                 "health_check": ("opt", "str"), "cluster_domain": ("opt", "str"), "upstream": ("opt", "str")},
@@ -150,6 +155,14 @@ def problems(spec: dict) -> list[str]:
         out.append(f"hybrid_dns_coredns.mode: {mode!r} is not one of {', '.join(COREDNS_MODES)}")
     if spec.get("records", "failover") not in RECORD_POLICIES:
         out.append(f"hybrid_dns_records: {spec['records']!r} is not one of {', '.join(RECORD_POLICIES)}")
+    mechanism = spec.get("record_mechanism", "probes")
+    if mechanism not in RECORD_MECHANISMS:
+        out.append(f"hybrid_dns_record_mechanism: {mechanism!r} is not one of {', '.join(RECORD_MECHANISMS)}")
+    elif mechanism == "route53":
+        named = [loc for loc in locations if isinstance(loc, dict)]
+        out += globaldns.route53_problems(named, spec.get("records", "failover"),
+                                          {loc.get("name"): f"hybrid_dns_locations[{i}]" for i, loc in enumerate(named)},
+                                          "hybrid_dns_locations", "location")
     for i, app in enumerate(spec.get("apps") or []):
         where = f"hybrid_dns_apps[{i}]"
         if not isinstance(app, dict):
@@ -302,12 +315,19 @@ def serving_locations(spec: dict, healthy: dict | None) -> list[dict]:
 
 
 def dns_endpoints(spec: dict, healthy: dict | None) -> list[dict]:
-    """One DNSEndpoint per application: <host>.<domain> A records of the serving locations."""
-    sites = serving_locations(spec, healthy)
-    return [globaldns.dns_endpoint(f"{app['name']}-global", app["namespace"],
-                                   f"{app.get('host', app['name'])}.{spec['domain'].rstrip('.')}", sites,
-                                   spec.get("records", "failover"), spec.get("record_ttl", 60))
-            for app in spec.get("apps") or []]
+    """One DNSEndpoint per application: <host>.<domain> A records of the serving locations
+    (mechanism probes), or of every location with its Route 53 routing (route53)."""
+    policy, ttl = spec.get("records", "failover"), spec.get("record_ttl", 60)
+    out = []
+    for app in spec.get("apps") or []:
+        name, dns_name = f"{app['name']}-global", f"{app.get('host', app['name'])}.{spec['domain'].rstrip('.')}"
+        if spec.get("record_mechanism", "probes") == "route53":
+            located = [loc for loc in spec["locations"] if loc.get("endpoints")]
+            out.append(globaldns.route53_endpoint(name, app["namespace"], dns_name, located, policy, ttl))
+        else:
+            out.append(globaldns.dns_endpoint(name, app["namespace"], dns_name, serving_locations(spec, healthy),
+                                              policy, ttl))
+    return out
 
 
 def pod_port(app: dict) -> dict:
@@ -463,7 +483,8 @@ def plan(spec: dict, probed: dict | None = None) -> dict:
     healthy = None
     if probed:
         found = probe_problems(spec, probed.get("dns") or [])
-        if probed.get("tcp"):
+        # With Route 53 routing, Route 53's health checks decide; the role's do not gate records.
+        if probed.get("tcp") and spec.get("record_mechanism", "probes") == "probes":
             healthy = {str(r["host"]): bool(r.get("ok")) for r in probed["tcp"]}
     serving = serving_locations(spec, healthy)
     if spec.get("apps") and not serving:

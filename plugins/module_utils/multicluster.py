@@ -31,7 +31,6 @@ GSLB_API = "k8gb.io/v1beta1"
 # Route 53's own routing and health checks (external-dns DNSEndpoint with aws/* properties).
 MECHANISMS = {"probes": ("failover", "weighted"), "k8gb": ("failover", "weighted"),
               "route53": ("failover", "weighted", "latency", "geolocation")}
-AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 
 
 SHAPES = {
@@ -284,11 +283,6 @@ def lb_problems(spec: dict, clusters: list[dict], pods: dict) -> list[str]:
     return out
 
 
-def tiers(clusters: list[dict]) -> list[list[dict]]:
-    """Clusters grouped by priority, best (lowest) first."""
-    return [[c for c in clusters if c.get("priority", 1) == p] for p in sorted({c.get("priority", 1) for c in clusters})]
-
-
 def routing_problems(clusters: list[dict], mechanism: str, routing: str, dns: dict) -> list[str]:
     """What the chosen mechanism needs of the clusters, named per cluster."""
     out: list[str] = []
@@ -299,33 +293,13 @@ def routing_problems(clusters: list[dict], mechanism: str, routing: str, dns: di
         for c in clusters:
             if not c.get("region"):
                 out.append(f"{where[c['name']]}.region: k8gb needs the cluster's geo tag (its k8gb clusterGeoTag)")
-        primary = {c.get("region") for c in tiers(clusters)[0]}
+        primary = {c.get("region") for c in globaldns.tiers(clusters)[0]}
         if routing == "failover" and len(primary) > 1:
             out.append(f"kubefed_clusters: k8gb fails over to one primary geo tag; the best priority holds regions "
                        f"{', '.join(sorted(map(str, primary)))} (give one of them a lower priority)")
     elif mechanism == "route53":
-        if routing == "failover":
-            levels = tiers(clusters)
-            if len(clusters) != 2 or len(levels) != 2:
-                out.append("kubefed_clusters: Route 53 failover is one PRIMARY and one SECONDARY record: two clusters "
-                           f"of different priority are needed (have {len(clusters)} in {len(levels)} priority tiers)")
-            elif not levels[0][0].get("health_check_id"):
-                out.append(f"{where[levels[0][0]['name']]}.health_check_id: Route 53 fails over from the PRIMARY only "
-                           "when a health check is attached to it")
-        for c in clusters:
-            if routing == "latency" and not AWS_REGION.match(str(c.get("region", ""))):
-                out.append(f"{where[c['name']]}.region: {c.get('region')!r} is not an AWS region (us-east-1); "
-                           "latency routing needs one")
-            geo = str(c.get("geo", ""))
-            if routing == "geolocation" and not (geo == "*" or geo in globaldns.CONTINENTS or re.match(r"^[A-Z]{2}$", geo)):
-                out.append(f"{where[c['name']]}.geo: {c.get('geo')!r} is not a continent code ({', '.join(globaldns.CONTINENTS)}), "
-                           "a two-letter country code or '*'")
-        if routing == "geolocation" and len({c.get("geo") for c in clusters}) < len(clusters):
-            out.append("kubefed_clusters: two clusters have the same geo; Route 53 answers a location with one record")
-        if routing == "geolocation" and not any(str(c.get("geo")) == "*" for c in clusters):
-            out.append("kubefed_clusters: Route 53 geolocation answers only the locations listed "
-                       f"({', '.join(str(c.get('geo')) for c in clusters)}); clients anywhere else get no answer - "
-                       "give one cluster geo: '*' (the default record)")
+        out += globaldns.route53_problems(clusters, routing, {c["name"]: where[c["name"]] for c in clusters},
+                                          "kubefed_clusters", "cluster")
     return out
 
 
@@ -349,7 +323,7 @@ def gslb_objects(svc: dict, spec: dict) -> list[dict]:
     serving = [c for c in spec["clusters"] if c["name"] in runs_in(svc, spec)]
     strategy: dict = {"dnsTtlSeconds": dns.get("ttl", 180)}
     if dns.get("records", "failover") == "failover":
-        strategy.update(type="failover", primaryGeoTag=tiers(serving)[0][0]["region"])
+        strategy.update(type="failover", primaryGeoTag=globaldns.tiers(serving)[0][0]["region"])
     else:
         weights: dict = {}
         for c in serving:

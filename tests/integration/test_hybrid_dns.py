@@ -294,6 +294,24 @@ def probed_continuously(testbed, tmp_path, client, extra, latency, monitoring, p
     assert client.request("GET", f"/apis/monitoring.coreos.com/v1/namespaces/{monitoring}/probes")["items"] == []
 
 
+def test_route53_records_the_crd_accepts_and_no_probe_gates(testbed, tmp_path, resolvers, listeners, namespace_name):
+    """hybrid_dns_record_mechanism route53: every location's record carries its weight and Route
+    53 health check (kubefed's code), accepted by external-dns's CRD, and a location whose
+    endpoint stopped answering the role's probe stays in: Route 53 decides, between runs."""
+    port, _socks = listeners
+    extra = role_vars(resolvers, port, namespace_name, hybrid_dns_record_mechanism="route53",
+                      hybrid_dns_records="weighted")
+    for i, location in enumerate(extra["hybrid_dns_locations"]):
+        location["health_check_id"] = f"hc-{i}"
+        location["endpoints"] = [f"127.{i + 1}.0.99"]  # nothing listens there: every probe fails
+    result = run_role(tmp_path, extra)
+    assert result.returncode == 0, result.stdout[-4000:]
+    endpoints = record(testbed, namespace_name)["spec"]["endpoints"]
+    assert [(e["setIdentifier"], e["targets"], e["providerSpecific"]) for e in endpoints] == [
+        (name, [f"127.{i + 1}.0.99"], [{"name": "aws/weight", "value": "1"}, {"name": "aws/health-check-id", "value": f"hc-{i}"}])
+        for i, name in enumerate(LOCATIONS)]
+
+
 def test_nothing_is_written_when_no_endpoint_answers(testbed, tmp_path, resolvers, listeners, namespace_name):
     port, socks = listeners
     for sock in socks.values():

@@ -136,6 +136,12 @@ def test_policies_open_each_location_on_the_port_and_the_proof_checks_the_rest()
     (lambda s: s.update(domain="Hybrid_Example"), "hybrid_dns_domain (Hybrid_Example): 'Hybrid_Example' must be a DNS label"),
     (lambda s: s.update(records="geo"), "hybrid_dns_records: 'geo' is not one of failover, weighted"),
     (lambda s: s["coredns"].update(mode="helm"), "hybrid_dns_coredns.mode: 'helm' is not one of custom, corefile"),
+    (lambda s: s.update(record_mechanism="route53"),
+     "hybrid_dns_locations: Route 53 failover is one PRIMARY and one SECONDARY record: two locations of different "
+     "priority are needed (have 3 in 2 priority tiers)"),
+    (lambda s: s.update(record_mechanism="route53", locations=s["locations"][:2]),
+     "hybrid_dns_locations[0].health_check_id: Route 53 fails over from the PRIMARY only when a health check is attached"),
+    (lambda s: s.update(record_mechanism="consul"), "hybrid_dns_record_mechanism: 'consul' is not one of probes, route53"),
     (lambda s: s.update(latency={**LATENCY, "prober": "blackbox-exporter"}),
      "hybrid_dns_latency.prober: 'blackbox-exporter' is not <host>:<port> of a blackbox exporter"),
     (lambda s: s.update(latency={**LATENCY, "prober": "blackbox.monitoring.svc:99999"}),
@@ -218,3 +224,22 @@ def test_every_location_is_probed_continuously_and_alerted_on():
     assert [r["alert"] for r in rules] == ["HybridLocationSlow", "HybridLocationLoss"]
     assert rules[0]["expr"].endswith("* 1000 > 200") and rules[1]["expr"].endswith("> 0.05")
     assert hybrid.plan(spec())["monitoring"] == []
+
+
+def test_route53_fails_over_by_itself_with_the_records_kubefed_writes():
+    """With route53, every location's record carries its routing and health check (the code
+    kubefed uses), and the role's own health checks no longer gate the records."""
+    locations = copy.deepcopy(SPEC["locations"][:2])
+    locations[0]["health_check_id"] = "hc-onprem"
+    routed = spec(record_mechanism="route53", locations=locations)
+    down = {"tcp": [{"host": "10.0.100.10", "ok": False}, {"host": "172.16.100.10", "ok": True}]}
+    record = hybrid.plan(routed, down)["records"][0]
+    assert "annotations" not in record["metadata"]
+    assert [(e["setIdentifier"], e["targets"], e["providerSpecific"]) for e in record["spec"]["endpoints"]] == [
+        ("on-prem", ["10.0.100.10"],
+         [{"name": "aws/failover", "value": "PRIMARY"}, {"name": "aws/health-check-id", "value": "hc-onprem"}]),
+        ("aws", ["172.16.100.10"], [{"name": "aws/failover", "value": "SECONDARY"}])]
+    weighted = hybrid.plan(spec(record_mechanism="route53", records="weighted"))["records"][0]["spec"]["endpoints"]
+    assert [e["providerSpecific"] for e in weighted] == [[{"name": "aws/weight", "value": w}] for w in ("40", "30", "30")]
+    # probes (the default): the on-prem endpoint that failed its check is left out.
+    assert hybrid.plan(spec(locations=locations), down)["records"][0]["spec"]["endpoints"][0]["targets"] == ["172.16.100.10"]
