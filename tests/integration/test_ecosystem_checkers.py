@@ -260,6 +260,10 @@ def test_every_mesh_render_passes_istioctl_analyze(tmp_path, checker, inventory,
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Istio's own analysis of the mesh configuration" in result.stdout
     objects = [o for o in yaml.safe_load_all((build_dir / "mesh" / "manifests.yaml").read_text()) if o]
+    # The gateway's generated certificate is served from the Secret it names (redacted in its file).
+    secret = yaml.safe_load((build_dir / "mesh" / "tls-secret.yaml").read_text())
+    assert (secret["metadata"]["namespace"], secret["metadata"]["name"]) == (gateway["namespace"], gateway["tls_secret"])
+    objects.append(secret)
     analysed = ecosystem_check.run("istioctl", objects, checker("istioctl"))
     assert analysed["checked_objects"] >= 7
     assert [f for f in analysed["findings"] if f["level"] in ("error", "warning")] == []

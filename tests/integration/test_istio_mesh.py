@@ -3,7 +3,10 @@ object the role writes."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from cryptography import x509
 
 from tests.helpers import recap, run_testbed_playbook
 
@@ -52,6 +55,13 @@ def test_converge_idempotence_check_mode_and_prune(testbed, tmp_path, namespace_
     callers = get(testbed, f"/apis/security.istio.io/v1/namespaces/{namespace_name}/authorizationpolicies/api-callers")
     assert callers["spec"]["rules"][0]["to"] == [{"operation": {"methods": ["GET", "POST"]}}]
     assert get(testbed, f"/api/v1/namespaces/{namespace_name}")["metadata"]["labels"]["istio-injection"] == "enabled"
+    # The gateway's certificate is generated for its hosts and served from the Secret it names.
+    secret = get(testbed, "/api/v1/namespaces/istio-system/secrets/api-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    served = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    assert served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) == ["api.example.com"]
+    assert "BEGIN" not in first.stdout, "key material in the output"
 
     mark = testbed.audit_mark(CLUSTER)
     again = run_role(tmp_path, mesh_vars(namespace_name))
@@ -65,6 +75,7 @@ def test_converge_idempotence_check_mode_and_prune(testbed, tmp_path, namespace_
     pruned = run_role(tmp_path, no_gateway)
     assert pruned.returncode == 0, pruned.stdout[-4000:]
     assert get(testbed, f"/apis/networking.istio.io/v1/namespaces/istio-system/gateways/gw-{namespace_name}") is None
+    assert get(testbed, "/api/v1/namespaces/istio-system/secrets/api-tls") is None, "the gateway's Secret went with it"
     vs = get(testbed, f"/apis/networking.istio.io/v1/namespaces/{namespace_name}/virtualservices/api")
     assert "gateways" not in vs["spec"] and vs["spec"]["hosts"] == [f"api.{namespace_name}.svc.cluster.local"]
 

@@ -53,6 +53,10 @@ def test_istio_mesh_renders_objects_and_the_install_file(tmp_path):
     kinds = sorted(m["kind"] for m in yaml.safe_load_all((out / "manifests.yaml").read_text()))
     assert kinds == ["AuthorizationPolicy", "AuthorizationPolicy", "ConfigMap", "DestinationRule", "Gateway", "Namespace",
                      "PeerAuthentication", "PodMonitor", "PrometheusRule", "ServiceMonitor", "Telemetry", "VirtualService"]
+    # The gateway's generated certificate, served from its Secret, in a file of its own (redacted).
+    secret = yaml.safe_load((out / "tls-secret.yaml").read_text())
+    assert (secret["kind"], secret["metadata"]["name"], secret["stringData"]) == (
+        "Secret", "microservice-tls", {"tls.crt": "<redacted>", "tls.key": "<redacted>"})
     assert "5 authorization expectations hold" in " ".join(result.stdout.split())
     assert recap(render(tmp_path, "mesh.yml").stdout)["changed"] == 0
 
