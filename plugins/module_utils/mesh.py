@@ -203,6 +203,8 @@ SHAPES = {
                 "hosts": ("opt", ("list", "str")), "tls_secret": ("opt", "str"), "routes_to": ("opt", "str"),
                 "service_account": ("opt", "str")},
     "telemetry": {"access_logging": ("opt", "bool"), "tracing_sampling": PERCENT, "tracing_collector": ("opt", "str")},
+    "gateway_tls": ("opt", {"mode": "str", "issuer": ("opt", "str"), "days": ("opt", "int"), "renew_days": ("opt", "int"),
+                            "*": "any"}),
     "monitoring": "bool",
     "alerts": {"latency_p95_ms": ("opt", "any"), "error_ratio": ("opt", "any"), "for": ("opt", "str")},
     "istioctl_install": "bool",
@@ -270,7 +272,44 @@ def problems(spec: dict) -> list[str]:
         _percent(telemetry["tracing_sampling"], "istio_mesh_telemetry.tracing_sampling", out)
     if telemetry.get("tracing_collector"):
         checks.collect(out, tracing_collector, telemetry["tracing_collector"])
+    gateway_tls = spec.get("gateway_tls") or {}
+    if gateway.get("enabled") and gateway_tls.get("mode") == "cert-manager":
+        checks.collect(out, issuer_ref, gateway_tls.get("issuer") or "")
+        if not 0 < gateway_tls.get("renew_days", 30) < gateway_tls.get("days", 365):
+            out.append(f"istio_mesh_gateway_tls.renew_days: {gateway_tls.get('renew_days')!r} must be above 0 and "
+                       f"fewer than days ({gateway_tls.get('days')!r}): cert-manager renews that long before the end")
     return out
+
+
+ISSUER_KINDS = ("Issuer", "ClusterIssuer")
+
+
+def issuer_ref(text: str) -> dict:
+    """``Kind/name`` of a cert-manager issuer -> its issuerRef."""
+    kind, _slash, name = text.partition("/")
+    found: list[str] = []
+    if kind in ISSUER_KINDS:
+        checks.domain(name, "istio_mesh_gateway_tls.issuer", found)
+    if kind not in ISSUER_KINDS or found:
+        raise ValidationError(f"istio_mesh_gateway_tls.issuer: {text!r} is not Issuer/<name> or ClusterIssuer/<name> "
+                              "of cert-manager (e.g. ClusterIssuer/letsencrypt)")
+    return {"group": "cert-manager.io", "kind": kind, "name": name}
+
+
+def certificate(spec: dict) -> list[dict]:
+    """cert-manager's Certificate for the gateway's hosts, into the Secret the gateway reads
+    (istio_mesh_gateway_tls.mode cert-manager): cert-manager issues and renews it."""
+    gateway, gateway_tls = spec.get("gateway") or {}, spec.get("gateway_tls") or {}
+    if not gateway.get("enabled") or gateway_tls.get("mode") != "cert-manager":
+        return []
+    secret = gateway.get("tls_secret", gateway["name"])
+    return [{"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+             "metadata": {"name": secret, "namespace": gateway.get("namespace", spec.get("root_namespace", "istio-system"))},
+             "spec": {"secretName": secret, "dnsNames": list(gateway.get("hosts") or []),
+                      "issuerRef": issuer_ref(gateway_tls["issuer"]),
+                      "duration": f"{gateway_tls.get('days', 365) * 24}h",
+                      "renewBefore": f"{gateway_tls.get('renew_days', 30) * 24}h",
+                      "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}}}]
 
 
 def tracing_collector(text: str) -> tuple[str, int]:
@@ -699,5 +738,5 @@ def plan(spec: dict) -> dict:
         return {"problems": found}
     return {"problems": [], "connection": fabric_clusters.connection(spec, "istio_mesh"),
             "owned_namespaces": namespace_objects(spec, owned=True),
-            "labelled_namespaces": namespace_objects(spec, owned=False), "objects": objects(spec),
+            "labelled_namespaces": namespace_objects(spec, owned=False), "objects": objects(spec) + certificate(spec),
             "operator": istio_operator(spec), "expect": expectations(spec) + list(spec.get("expect") or [])}

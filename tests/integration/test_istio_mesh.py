@@ -138,3 +138,26 @@ def test_gateway_api_ingress_converges_and_is_idempotent(testbed, tmp_path, name
     mark = testbed.audit_mark(CLUSTER)
     again = run_role(tmp_path, mesh_vars(namespace_name, istio_mesh_gateway=gateway))
     assert recap(again.stdout)["changed"] == 0 and testbed.writes(CLUSTER, since=mark) == []
+
+
+def test_cert_manager_takes_over_the_gateways_certificate(testbed, tmp_path, namespace_name):
+    """Mode cert-manager: the role writes a Certificate (accepted by cert-manager's CRD) for the
+    gateway's hosts into the Secret the gateway reads, and prunes the pair it generated before -
+    the Secret is cert-manager's now. No cert-manager controller runs here: issuing is not tested."""
+    generated = run_role(tmp_path, mesh_vars(namespace_name))
+    assert generated.returncode == 0, generated.stdout[-4000:]
+    assert get(testbed, "/api/v1/namespaces/istio-system/secrets/api-tls")
+    tls = {"mode": "cert-manager", "issuer": "ClusterIssuer/letsencrypt", "cert_file": str(tmp_path / "gw.crt"),
+           "key_file": str(tmp_path / "gw.key"), "ca_cert_file": "", "ca_key_file": "", "days": 90, "warn_days": 30,
+           "min_days": 7, "renew_days": 30}
+    managed = mesh_vars(namespace_name, istio_mesh_gateway_tls=tls)
+    result = run_role(tmp_path, managed)
+    assert result.returncode == 0, result.stdout[-4000:]
+    cert = get(testbed, "/apis/cert-manager.io/v1/namespaces/istio-system/certificates/api-tls")
+    assert cert["spec"]["dnsNames"] == ["api.example.com"] and cert["spec"]["secretName"] == "api-tls"
+    assert cert["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt"}
+    assert get(testbed, "/api/v1/namespaces/istio-system/secrets/api-tls") is None
+    mark = testbed.audit_mark(CLUSTER)
+    again = run_role(tmp_path, managed)
+    assert recap(again.stdout)["changed"] == 0 and testbed.writes(CLUSTER, since=mark) == []
+    run_role(tmp_path, {"istio_mesh_namespaces": [], "istio_mesh_services": [], "istio_mesh_gateway": {"enabled": False}})

@@ -45,6 +45,12 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
         "external-dns", "sigs.k8s.io/external-dns", "v0.22.0",
         ("config/crd/standard/dnsendpoints.externaldns.k8s.io.yaml",),
     ),
+    # cert-manager's Certificates and issuers (istio_mesh_gateway_tls mode cert-manager): plain
+    # CRDs in its module, no controller runs here.
+    CrdSource(
+        "cert-manager", "github.com/cert-manager/cert-manager", "v1.21.2",
+        tuple(f"deploy/crds/cert-manager.io_{name}.yaml" for name in ("certificates", "issuers", "clusterissuers")),
+    ),
     CrdSource(
         "prometheus-operator", "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
         tuple(f"example/prometheus-operator-crd/monitoring.coreos.com_{name}.yaml"

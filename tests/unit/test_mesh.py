@@ -274,3 +274,26 @@ def test_traces_go_to_the_collector_named_once_in_the_install_and_the_telemetry(
     assert next(o for o in mesh.objects(untraced) if o["kind"] == "Telemetry")["spec"]["tracing"] == [
         {"randomSamplingPercentage": 1.0}]
     assert "extensionProviders" not in mesh.istio_operator(untraced)["spec"]["meshConfig"]
+
+
+def test_cert_manager_issues_the_gateways_certificate_into_the_secret_it_reads():
+    """Mode cert-manager: a Certificate for the gateway's hosts into its tls_secret, signed by
+    the issuer named Kind/name, renewed renew_days before the end; bad issuers are named."""
+    managed = spec()
+    managed["gateway_tls"] = {"mode": "cert-manager", "issuer": "ClusterIssuer/letsencrypt", "days": 90, "renew_days": 30}
+    plan = mesh.plan(managed)
+    assert plan["problems"] == []
+    cert = next(o for o in plan["objects"] if o["kind"] == "Certificate")
+    assert cert["metadata"] == {"name": managed["gateway"]["tls_secret"], "namespace": "istio-system"}
+    assert cert["spec"]["secretName"] == managed["gateway"]["tls_secret"]
+    assert cert["spec"]["dnsNames"] == managed["gateway"]["hosts"]
+    assert cert["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt"}
+    assert (cert["spec"]["duration"], cert["spec"]["renewBefore"]) == ("2160h", "720h")
+    assert not any(o["kind"] == "Certificate" for o in mesh.plan(spec())["objects"])
+    cases = [("letsencrypt", 90, 30, "istio_mesh_gateway_tls.issuer: 'letsencrypt' is not Issuer/<name> or ClusterIssuer/<name>"),
+             ("Issuer/Lets_Encrypt", 90, 30, "istio_mesh_gateway_tls.issuer: 'Issuer/Lets_Encrypt'"),
+             ("Issuer/ca", 30, 30, "istio_mesh_gateway_tls.renew_days: 30 must be above 0 and fewer than days (30)")]
+    for issuer, days, renew, message in cases:
+        bad = spec()
+        bad["gateway_tls"] = {"mode": "cert-manager", "issuer": issuer, "days": days, "renew_days": renew}
+        assert any(message in p for p in mesh.plan(bad)["problems"]), mesh.plan(bad)["problems"]

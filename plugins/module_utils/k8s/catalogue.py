@@ -39,6 +39,7 @@ CATALOGUE: tuple[Controller, ...] = (
                ("multicluster.x-k8s.io",)),
     Controller("kubefed", "the KubeFed control plane", ("core.kubefed.io",)),
     Controller("istio", "Istio", ("networking.istio.io", "security.istio.io", "telemetry.istio.io")),
+    Controller("cert-manager", "cert-manager", ("cert-manager.io", "acme.cert-manager.io")),
 )
 BY_NAME = {c.name: c for c in CATALOGUE}
 INSTALLABLE = tuple(c.name for c in CATALOGUE if c.manifest)
