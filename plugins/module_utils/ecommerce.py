@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, ipplan, tls
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE
@@ -55,6 +55,8 @@ SHAPES = {
                                     "template": {"*": "any", "metadata": ("opt", {"*": "any", "labels": ("opt", ("map", "str"))}),
                                                  "spec": ("opt", {"*": "any", "containers": ("opt", ("list", {"*": "any", "name": "str"}))})}}}),
     "spread_topology_key": "str",
+    "tls": ("opt", {"*": "any", "mode": "str", "issuer": ("opt", "str"), "days": ("opt", "int"),
+                    "renew_days": ("opt", "int")}),
     **fabric_clusters.CONNECTION_SHAPES,
 }
 
@@ -69,6 +71,8 @@ def problems(spec: dict) -> list[str]:
     if out:
         return out
     spec, out = with_plan(spec)
+    if cert_managed(spec):
+        out += tls.cert_manager_problems(spec["tls"], "ecommerce_net_tls")
     tiers = spec.get("tiers") or []
     if not tiers:
         out.append("ecommerce_net_tiers: at least one tier is needed")
@@ -282,6 +286,17 @@ def host_of(spec: dict, env: dict) -> str:
     return host if env["name"] == "production" else f"{env['name']}.{host}"
 
 
+def cert_managed(spec: dict) -> bool:
+    """ecommerce_net_tls.mode cert-manager with the ingress on: cert-manager issues shop-tls."""
+    return bool((spec.get("ingress") or {}).get("enabled")) and (spec.get("tls") or {}).get("mode") == "cert-manager"
+
+
+def tls_hosts(spec: dict) -> list[str]:
+    """The names shop-tls covers: the ingress host and <environment>.<host> for the others."""
+    host = spec["ingress"]["host"]
+    return [host] + [f"{env['name']}.{host}" for env in spec["environments"] if env["name"] != "production"]
+
+
 def objects(spec: dict) -> list[dict]:
     """Namespaces, Services, the Gateway API entry (or Ingress), monitoring and PDBs."""
     out = []
@@ -289,6 +304,8 @@ def objects(spec: dict) -> list[dict]:
         ns = env["namespace"]
         out.append({"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": ns, "labels": {"environment": env["name"], "app.kubernetes.io/part-of": "ecommerce"}}})
+        if cert_managed(spec):
+            out.append(tls.cert_manager_certificate(TLS_SECRET, ns, tls_hosts(spec), spec["tls"]))
         for tier in spec["tiers"]:
             out += _services(spec, tier, ns)
         if spec["ingress"].get("enabled"):

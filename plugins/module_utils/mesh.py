@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, tls
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
 DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h)$")
@@ -274,26 +274,8 @@ def problems(spec: dict) -> list[str]:
         checks.collect(out, tracing_collector, telemetry["tracing_collector"])
     gateway_tls = spec.get("gateway_tls") or {}
     if gateway.get("enabled") and gateway_tls.get("mode") == "cert-manager":
-        checks.collect(out, issuer_ref, gateway_tls.get("issuer") or "")
-        if not 0 < gateway_tls.get("renew_days", 30) < gateway_tls.get("days", 365):
-            out.append(f"istio_mesh_gateway_tls.renew_days: {gateway_tls.get('renew_days')!r} must be above 0 and "
-                       f"fewer than days ({gateway_tls.get('days')!r}): cert-manager renews that long before the end")
+        out += tls.cert_manager_problems(gateway_tls, "istio_mesh_gateway_tls")
     return out
-
-
-ISSUER_KINDS = ("Issuer", "ClusterIssuer")
-
-
-def issuer_ref(text: str) -> dict:
-    """``Kind/name`` of a cert-manager issuer -> its issuerRef."""
-    kind, _slash, name = text.partition("/")
-    found: list[str] = []
-    if kind in ISSUER_KINDS:
-        checks.domain(name, "istio_mesh_gateway_tls.issuer", found)
-    if kind not in ISSUER_KINDS or found:
-        raise ValidationError(f"istio_mesh_gateway_tls.issuer: {text!r} is not Issuer/<name> or ClusterIssuer/<name> "
-                              "of cert-manager (e.g. ClusterIssuer/letsencrypt)")
-    return {"group": "cert-manager.io", "kind": kind, "name": name}
 
 
 def certificate(spec: dict) -> list[dict]:
@@ -303,13 +285,8 @@ def certificate(spec: dict) -> list[dict]:
     if not gateway.get("enabled") or gateway_tls.get("mode") != "cert-manager":
         return []
     secret = gateway.get("tls_secret", gateway["name"])
-    return [{"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-             "metadata": {"name": secret, "namespace": gateway.get("namespace", spec.get("root_namespace", "istio-system"))},
-             "spec": {"secretName": secret, "dnsNames": list(gateway.get("hosts") or []),
-                      "issuerRef": issuer_ref(gateway_tls["issuer"]),
-                      "duration": f"{gateway_tls.get('days', 365) * 24}h",
-                      "renewBefore": f"{gateway_tls.get('renew_days', 30) * 24}h",
-                      "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}}}]
+    namespace = gateway.get("namespace", spec.get("root_namespace", "istio-system"))
+    return [tls.cert_manager_certificate(secret, namespace, gateway.get("hosts") or [], gateway_tls)]
 
 
 def tracing_collector(text: str) -> tuple[str, int]:

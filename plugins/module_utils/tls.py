@@ -154,3 +154,48 @@ def generate(hosts: list[str], days: int, ca_cert_path: str | None = None,
     return (cert.public_bytes(serialization.Encoding.PEM),
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption()))
+
+
+# -- cert-manager ------------------------------------------------------------------------------
+ISSUER_KINDS = ("Issuer", "ClusterIssuer")
+
+
+def _dns_name(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 253 and all(
+        0 < len(part) <= 63 and part.replace("-", "").isalnum() and part == part.lower()
+        and not part.startswith("-") and not part.endswith("-") for part in value.split("."))
+
+
+def issuer_ref(text: str, where: str) -> dict:
+    """``Kind/name`` of a cert-manager issuer -> its issuerRef; ValidationError naming ``where``."""
+    kind, _slash, name = str(text).partition("/")
+    if kind not in ISSUER_KINDS or not _dns_name(name):
+        raise ValidationError(f"{where}.issuer: {text!r} is not Issuer/<name> or ClusterIssuer/<name> "
+                              "of cert-manager (e.g. ClusterIssuer/letsencrypt)")
+    return {"group": "cert-manager.io", "kind": kind, "name": name}
+
+
+def cert_manager_problems(settings: dict, where: str) -> list[str]:
+    """What a cert-manager Certificate needs of the role's TLS settings (issuer, days, renew_days)."""
+    out = []
+    try:
+        issuer_ref(settings.get("issuer") or "", where)
+    except ValidationError as exc:
+        out.append(str(exc))
+    days, renew = settings.get("days", 365), settings.get("renew_days", 30)
+    if not 0 < renew < days:
+        out.append(f"{where}.renew_days: {renew!r} must be above 0 and fewer than days ({days!r}): "
+                   "cert-manager renews that long before the end")
+    return out
+
+
+def cert_manager_certificate(secret: str, namespace: str, hosts: list[str], settings: dict) -> dict:
+    """cert-manager's Certificate for ``hosts`` into the Secret ``secret``: signed by the issuer,
+    valid ``days``, renewed ``renew_days`` before its end with a new ECDSA P-256 key."""
+    return {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": secret, "namespace": namespace},
+            "spec": {"secretName": secret, "dnsNames": list(hosts),
+                     "issuerRef": issuer_ref(settings["issuer"], "issuer"),
+                     "duration": f"{settings.get('days', 365) * 24}h",
+                     "renewBefore": f"{settings.get('renew_days', 30) * 24}h",
+                     "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}}}

@@ -36,7 +36,7 @@ def tls_vars(tmp_path, **changes) -> dict:
     return {"ecommerce_net_tls": {"mode": "generated", "cert_file": str(tmp_path / "build" / "tls" / "shop.crt"),
                                   "key_file": str(tmp_path / "build" / "tls" / "shop.key"), "ca_cert_file": "",
                                   "ca_key_file": "", "days": 365, "warn_days": 30, "min_days": 7,
-                                  "renew_days": 30, **changes}}
+                                  "renew_days": 30, "issuer": "", **changes}}
 
 
 def ecommerce(tmp_path, *args, inventory="local", extra=None):
@@ -396,6 +396,29 @@ def test_a_generated_certificate_near_its_end_is_renewed_and_served(testbed, tmp
 
     again = ecommerce(tmp_path, inventory="testbed", extra=tls_vars(tmp_path))
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
+
+
+@pytest.mark.testbed
+def test_cert_manager_issues_shop_tls_in_every_environment(testbed, tmp_path):
+    """Mode cert-manager: a Certificate per environment for the shop's hosts into shop-tls,
+    accepted by cert-manager's CRD; the pair a run generated before is pruned (the Secret is
+    cert-manager's now); a second run writes nothing. No cert-manager runs: issuing is untested."""
+    c = testbed.client(CLUSTER)
+    generated = ecommerce(tmp_path, inventory="testbed", extra=tls_vars(tmp_path))
+    assert generated.returncode == 0, generated.stdout[-4000:]
+    assert c.request("GET", "/api/v1/namespaces/ecommerce-staging/secrets/shop-tls")
+    managed = tls_vars(tmp_path, mode="cert-manager", issuer="ClusterIssuer/letsencrypt", days=90)
+    result = ecommerce(tmp_path, inventory="testbed", extra=managed)
+    assert result.returncode == 0, result.stdout[-4000:]
+    for namespace in ("ecommerce-prod", "ecommerce-staging"):
+        cert = c.request("GET", f"/apis/cert-manager.io/v1/namespaces/{namespace}/certificates/shop-tls")
+        assert cert["spec"]["dnsNames"] == ["shop.example.com", "staging.shop.example.com"]
+        assert (cert["spec"]["secretName"], cert["spec"]["renewBefore"]) == ("shop-tls", "720h")
+        assert c.request("GET", f"/api/v1/namespaces/{namespace}/secrets/shop-tls", allow=(404,)) is None
+    again = ecommerce(tmp_path, inventory="testbed", extra=managed)
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
+    # Back to the default, as the other tests of this module expect.
+    assert ecommerce(tmp_path, inventory="testbed", extra=tls_vars(tmp_path)).returncode == 0
 
 
 def test_supplied_workloads_get_budgets_and_warnings(tmp_path):

@@ -190,3 +190,19 @@ def test_supplied_workloads_get_budgets_and_warnings():
         "they may all land in one zone",
         "Deployment ecommerce-prod/userdb: a container has no readinessProbe; its Service will send traffic to pods that "
         "are not ready"]
+
+
+def test_cert_manager_issues_shop_tls_per_environment_or_names_the_bad_setting():
+    tls = {**DEFAULTS["ecommerce_net_tls"], "mode": "cert-manager", "issuer": "Issuer/shop-ca", "days": 90}
+    plan = ecommerce_net_plan(spec(tls=tls))
+    assert plan["problems"] == []
+    certs = [o for o in plan["objects"] if o["kind"] == "Certificate"]
+    assert [c["metadata"]["namespace"] for c in certs] == ["ecommerce-prod", "ecommerce-staging"]
+    assert certs[0]["spec"]["dnsNames"] == ["shop.example.com", "staging.shop.example.com"]
+    assert certs[0]["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "Issuer", "name": "shop-ca"}
+    assert not any(o["kind"] == "Certificate" for o in ecommerce_net_plan(spec(tls=DEFAULTS["ecommerce_net_tls"]))["objects"])
+    bad = ecommerce_net_plan(spec(tls={**tls, "issuer": "", "renew_days": 90}))["problems"]
+    assert "ecommerce_net_tls.issuer: '' is not Issuer/<name> or ClusterIssuer/<name> of cert-manager " \
+           "(e.g. ClusterIssuer/letsencrypt)" in bad
+    assert "ecommerce_net_tls.renew_days: 90 must be above 0 and fewer than days (90): " \
+           "cert-manager renews that long before the end" in bad
