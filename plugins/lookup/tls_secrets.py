@@ -52,13 +52,11 @@ _raw:
   elements: dict
 """
 
-import re
-
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks
+from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import DNS1123_SUBDOMAIN
 
 
 class LookupModule(LookupBase):
@@ -73,11 +71,13 @@ class LookupModule(LookupBase):
             except (OSError, UnicodeDecodeError) as exc:
                 raise AnsibleLookupError(f"tls_secrets: {option}: {path!r} cannot be read ({exc})") from None
         name = self.get_option("name")
-        if not isinstance(name, str) or not DNS_SUBDOMAIN.match(name) or len(name) > 253:
+        if not isinstance(name, str) or not DNS1123_SUBDOMAIN.match(name) or len(name) > 253:
             raise AnsibleLookupError(f"tls_secrets: name: {name!r} is not a Secret name")
         out = []
         for index, namespace in enumerate(self.get_option("namespaces")):
-            if not DNS_LABEL.match(namespace) or len(namespace) > 63:
+            bad: list[str] = []
+            checks.label(namespace, f"namespaces[{index}]", bad)
+            if bad:
                 raise AnsibleLookupError(f"tls_secrets: namespaces[{index}]: {namespace!r} is not a namespace name")
             out.append({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
                         "metadata": {"name": name, "namespace": namespace}, "stringData": dict(pem)})

@@ -893,11 +893,11 @@ def secret_objects(site: dict) -> list[dict]:
         return []
     import yaml
 
+    remote = _remote(site)
     return [{"apiVersion": "v1", "kind": "Secret", "metadata": _meta("sync-secrets", PROCESSING_NS),
              "type": "Opaque", "stringData": {"token": site["sync"]["token"]}},
             {"apiVersion": "v1", "kind": "Secret", "metadata": _meta("edge-alertmanager-config", MONITORING_NS),
              "type": "Opaque", "stringData": {"alertmanager.yaml": yaml.safe_dump(alertmanager_config(site), sort_keys=False)}},
             *([{"apiVersion": "v1", "kind": "Secret", "metadata": _meta(REMOTE_WRITE_SECRET, MONITORING_NS),
-                "type": "Opaque", "stringData": {"username": _remote(site)["username"],
-                                                 "password": _remote(site)["password"]}}]
-              if _remote(site).get("username") else [])]
+                "type": "Opaque", "stringData": {"username": remote["username"], "password": remote["password"]}}]
+              if remote.get("username") else [])]

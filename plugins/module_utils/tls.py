@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import os
 
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
 try:
@@ -160,16 +161,12 @@ def generate(hosts: list[str], days: int, ca_cert_path: str | None = None,
 ISSUER_KINDS = ("Issuer", "ClusterIssuer")
 
 
-def _dns_name(value) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 253 and all(
-        0 < len(part) <= 63 and part.replace("-", "").isalnum() and part == part.lower()
-        and not part.startswith("-") and not part.endswith("-") for part in value.split("."))
-
-
 def issuer_ref(text: str, where: str) -> dict:
     """``Kind/name`` of a cert-manager issuer -> its issuerRef; ValidationError naming ``where``."""
     kind, _slash, name = str(text).partition("/")
-    if kind not in ISSUER_KINDS or not _dns_name(name):
+    bad_name: list[str] = []
+    checks.domain(name, where, bad_name)
+    if kind not in ISSUER_KINDS or bad_name:
         raise ValidationError(f"{where}.issuer: {text!r} is not Issuer/<name> or ClusterIssuer/<name> "
                               "of cert-manager (e.g. ClusterIssuer/letsencrypt)")
     return {"group": "cert-manager.io", "kind": kind, "name": name}

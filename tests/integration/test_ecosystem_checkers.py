@@ -76,56 +76,59 @@ def test_the_module_fails_naming_the_rule_and_writes_nothing(tmp_path, checker):
     assert not (tmp_path / "out.json").exists()
 
 
+def promtool_test_rules(checker, tmp_path, rules: dict, tests: list[dict]) -> None:
+    """``promtool test rules`` over ``rules`` (a rule file's groups) with these unit tests
+    (1-minute evaluation); fails with promtool's report."""
+    import subprocess
+
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+                                                         "tests": tests}))
+    tested = subprocess.run([checker("promtool"), "test", "rules", "tests.yaml"], cwd=tmp_path,
+                            capture_output=True, text=True, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
 def test_the_edge_remote_write_alerts_fire_by_promtool_when_the_queue_falls_behind(tmp_path, checker):
     """The site's queue alerts, unit-tested by promtool on series as Prometheus exports them: the
     newest sent sample stuck while reading goes on fires EdgeRemoteWriteBehind (labelled with the
     queue and the site), a queue that keeps up fires nothing, refused samples fire
     EdgeRemoteWriteFailing."""
-    import subprocess
-
     from ansible_collections.k8snet.fabric.plugins.module_utils import edge
 
     remote = {"url": "https://metrics.example.com/api/v1/write", "behind_seconds": 600}
     site = {"name": "factory-1", "prometheus": {"remote_write": remote}}
     rules = {"groups": [{"name": "edge.rules", "rules": edge.remote_write_alerts(site)}]}
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
     queue = 'remote_name="central",url="https://metrics.example.com/api/v1/write"'
     site_labels = {"severity": "warning", "edge_location": "factory-1", "instance": "p", "remote_name": "central",
                    "url": "https://metrics.example.com/api/v1/write"}
-    (tmp_path / "tests.yaml").write_text(yaml.safe_dump({
-        "rule_files": ["rules.yaml"], "evaluation_interval": "1m",
-        "tests": [
-            {"interval": "1m", "input_series": [
-                {"series": 'prometheus_remote_storage_highest_timestamp_in_seconds{instance="p"}', "values": "0+60x40"},
-                {"series": f'prometheus_remote_storage_queue_highest_sent_timestamp_seconds{{instance="p",{queue}}}',
-                 "values": "0x40"},
-                {"series": f'prometheus_remote_storage_samples_failed_total{{instance="p",{queue}}}', "values": "0+10x40"}],
-             "alert_rule_test": [
-                 {"eval_time": "10m", "alertname": "EdgeRemoteWriteBehind", "exp_alerts": []},
-                 {"eval_time": "30m", "alertname": "EdgeRemoteWriteBehind", "exp_alerts": [{
-                     "exp_labels": site_labels,
-                     "exp_annotations": {"summary": "metrics of factory-1 reach the central Prometheus 30m 0s late"}}]},
-                 {"eval_time": "30m", "alertname": "EdgeRemoteWriteFailing", "exp_alerts": [{
-                     "exp_labels": site_labels,
-                     "exp_annotations": {"summary": "the central Prometheus refuses samples of factory-1"}}]}]},
-            {"interval": "1m", "input_series": [
-                {"series": 'prometheus_remote_storage_highest_timestamp_in_seconds{instance="p"}', "values": "0+60x40"},
-                {"series": f'prometheus_remote_storage_queue_highest_sent_timestamp_seconds{{instance="p",{queue}}}',
-                 "values": "0+60x40"},
-                {"series": f'prometheus_remote_storage_samples_failed_total{{instance="p",{queue}}}', "values": "0x40"}],
-             "alert_rule_test": [{"eval_time": "30m", "alertname": "EdgeRemoteWriteBehind", "exp_alerts": []},
-                                 {"eval_time": "30m", "alertname": "EdgeRemoteWriteFailing", "exp_alerts": []}]}]}))
-    tested = subprocess.run([checker("promtool"), "test", "rules", "tests.yaml"], cwd=tmp_path,
-                            capture_output=True, text=True, check=False)
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    promtool_test_rules(checker, tmp_path, rules, [
+        {"interval": "1m", "input_series": [
+            {"series": 'prometheus_remote_storage_highest_timestamp_in_seconds{instance="p"}', "values": "0+60x40"},
+            {"series": f'prometheus_remote_storage_queue_highest_sent_timestamp_seconds{{instance="p",{queue}}}',
+             "values": "0x40"},
+            {"series": f'prometheus_remote_storage_samples_failed_total{{instance="p",{queue}}}', "values": "0+10x40"}],
+         "alert_rule_test": [
+             {"eval_time": "10m", "alertname": "EdgeRemoteWriteBehind", "exp_alerts": []},
+             {"eval_time": "30m", "alertname": "EdgeRemoteWriteBehind", "exp_alerts": [{
+                 "exp_labels": site_labels,
+                 "exp_annotations": {"summary": "metrics of factory-1 reach the central Prometheus 30m 0s late"}}]},
+             {"eval_time": "30m", "alertname": "EdgeRemoteWriteFailing", "exp_alerts": [{
+                 "exp_labels": site_labels,
+                 "exp_annotations": {"summary": "the central Prometheus refuses samples of factory-1"}}]}]},
+        {"interval": "1m", "input_series": [
+            {"series": 'prometheus_remote_storage_highest_timestamp_in_seconds{instance="p"}', "values": "0+60x40"},
+            {"series": f'prometheus_remote_storage_queue_highest_sent_timestamp_seconds{{instance="p",{queue}}}',
+             "values": "0+60x40"},
+            {"series": f'prometheus_remote_storage_samples_failed_total{{instance="p",{queue}}}', "values": "0x40"}],
+         "alert_rule_test": [{"eval_time": "30m", "alertname": "EdgeRemoteWriteBehind", "exp_alerts": []},
+                             {"eval_time": "30m", "alertname": "EdgeRemoteWriteFailing", "exp_alerts": []}]}])
 
 
 def test_the_hybrid_latency_alerts_fire_by_promtool_for_the_slow_and_the_lossy_location(tmp_path, checker):
     """hybrid_dns's latency alerts, unit-tested by promtool on the blackbox exporter's series: a
     location answering in 500 ms is slow, one whose probes all fail is lossy, a healthy one
     fires nothing; each alert names its location."""
-    import subprocess
-
     from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
 
     latency = {"prober": "blackbox-exporter.monitoring.svc:9115", "module": "tcp_connect", "namespace": "monitoring",
@@ -134,30 +137,24 @@ def test_the_hybrid_latency_alerts_fire_by_promtool_for_the_slow_and_the_lossy_l
                  (("on-prem", "10.0.100.10"), ("aws", "172.16.100.10"), ("azure", "192.168.100.10"))]
     objects = hybrid.latency_objects({"locations": locations, "latency": latency, "probe_port": 443})
     rule = next(o for o in objects if o["kind"] == "PrometheusRule")
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
 
     def series(metric, location, address, values):
         return {"series": f'{metric}{{job="hybrid-latency",location="{location}",instance="{address}:443"}}',
                 "values": values}
-    (tmp_path / "tests.yaml").write_text(yaml.safe_dump({
-        "rule_files": ["rules.yaml"], "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": [
-            series("probe_duration_seconds", "on-prem", "10.0.100.10", "0.01x20"),
-            series("probe_success", "on-prem", "10.0.100.10", "1x20"),
-            series("probe_duration_seconds", "aws", "172.16.100.10", "0.5x20"),
-            series("probe_success", "aws", "172.16.100.10", "1x20"),
-            series("probe_duration_seconds", "azure", "192.168.100.10", "0.05x20"),
-            series("probe_success", "azure", "192.168.100.10", "0x20")],
-            "alert_rule_test": [
-                {"eval_time": "15m", "alertname": "HybridLocationSlow", "exp_alerts": [{
-                    "exp_labels": {"severity": "warning", "location": "aws"},
-                    "exp_annotations": {"summary": "location aws answers in 500 ms"}}]},
-                {"eval_time": "15m", "alertname": "HybridLocationLoss", "exp_alerts": [{
-                    "exp_labels": {"severity": "critical", "location": "azure"},
-                    "exp_annotations": {"summary": "location azure fails 100% of probes"}}]}]}]}))
-    tested = subprocess.run([checker("promtool"), "test", "rules", "tests.yaml"], cwd=tmp_path,
-                            capture_output=True, text=True, check=False)
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    promtool_test_rules(checker, tmp_path, rule["spec"], [{"interval": "1m", "input_series": [
+        series("probe_duration_seconds", "on-prem", "10.0.100.10", "0.01x20"),
+        series("probe_success", "on-prem", "10.0.100.10", "1x20"),
+        series("probe_duration_seconds", "aws", "172.16.100.10", "0.5x20"),
+        series("probe_success", "aws", "172.16.100.10", "1x20"),
+        series("probe_duration_seconds", "azure", "192.168.100.10", "0.05x20"),
+        series("probe_success", "azure", "192.168.100.10", "0x20")],
+        "alert_rule_test": [
+            {"eval_time": "15m", "alertname": "HybridLocationSlow", "exp_alerts": [{
+                "exp_labels": {"severity": "warning", "location": "aws"},
+                "exp_annotations": {"summary": "location aws answers in 500 ms"}}]},
+            {"eval_time": "15m", "alertname": "HybridLocationLoss", "exp_alerts": [{
+                "exp_labels": {"severity": "critical", "location": "azure"},
+                "exp_annotations": {"summary": "location azure fails 100% of probes"}}]}]}])
 
 
 def test_without_promtool_the_module_warns_that_nothing_was_checked(tmp_path):

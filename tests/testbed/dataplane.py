@@ -660,8 +660,7 @@ class DataPlane:
             self._serve_dns(cluster, endpoint)
         self._wait(self._dns_ready, f"CoreDNS serving again in {cluster}", 30)
         for name in pods:
-            self._wait(lambda name=name: self.ask_dns(name, self.pods[name].address, "ready.check.", timeout=0.5)[
-                "rcode"] != "timeout", f"{name} answering", 30)
+            self._wait_answering(name, self.pods[name].address)
         return [self.pods[name].address for name in pods]
 
     def run_dns_server(self, key: str, outside: str, corefile: str) -> None:
@@ -673,13 +672,17 @@ class DataPlane:
         self._start_controller(key, endpoint, [str(build.build_tool("coredns")), "-conf", str(path)],
                                f"{path.name}.log")
         self._save()
+        self._wait_answering(outside, endpoint.address)
 
+    def _wait_answering(self, source: str, server: str) -> None:
+        """Until the DNS server at ``server`` answers a question from ``source``'s namespace;
+        a controller that exited meanwhile fails the wait with its log."""
         def answering() -> bool:
             exits = self.controller_exits()
             if exits:
                 raise DataPlaneError("\n".join(exits))
-            return self.ask_dns(outside, endpoint.address, "ready.check.", timeout=0.5)["rcode"] != "timeout"
-        self._wait(answering, f"CoreDNS answering in {outside}", 30)
+            return self.ask_dns(source, server, "ready.check.", timeout=0.5)["rcode"] != "timeout"
+        self._wait(answering, f"DNS answering at {server} from {source}", 30)
 
     def _dns_ready(self) -> bool:
         """Every cluster's DNS pods run a CoreDNS that has synced with its API server."""
