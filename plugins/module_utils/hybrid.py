@@ -34,17 +34,6 @@ MANAGED_BY = "k8snet.fabric hybrid_dns"
 
 
 # -- validation ----------------------------------------------------------------------------------
-def ranges_of(name: str, values) -> "ipplan.netaddr.IPSet":
-    """The union of a list of CIDRs (or one), each parsed strictly."""
-    values = values if isinstance(values, list) else [values]
-    union = ipplan.parse(f"{name}[0]", values[0]) if values else None
-    for j, value in enumerate(values[1:], 1):
-        union = union | ipplan.parse(f"{name}[{j}]", value)
-    if union is None:
-        raise ValidationError(f"{name}: no address range given")
-    return union
-
-
 def _location_problems(loc: dict, where: str, out: list[str]):
     """Problems of one location; returns its address ranges (None when they do not parse)."""
     checks.label(loc.get("name"), f"{where}.name", out)
@@ -53,7 +42,7 @@ def _location_problems(loc: dict, where: str, out: list[str]):
     if not isinstance(cidrs, list) or not cidrs:
         out.append(f"{where}.cidrs: a location needs a list of its address ranges")
         cidrs = []
-    own = checks.collect(out, ranges_of, f"{where}.cidrs", cidrs) if cidrs else None
+    own = checks.collect(out, ipplan.union, f"{where}.cidrs", cidrs) if cidrs else None
     if not loc.get("dns_servers"):
         out.append(f"{where}.dns_servers: a location's zone needs at least one resolver")
     for j, server in enumerate(loc.get("dns_servers") or []):
@@ -385,7 +374,7 @@ def expectations(spec: dict) -> list[dict]:
     """What every run proves: each location reaches each application on its port and on no
     other; an address outside every location reaches nothing; the application reaches each
     location (on its egress ports) and nothing outside; DNS works."""
-    union = ranges_of("cidrs", [c for loc in spec["locations"] for c in loc["cidrs"]])
+    union = ipplan.union("cidrs", [c for loc in spec["locations"] for c in loc["cidrs"]])
     # An address no location holds (not 0.0.0.0/8, which no host sends from).
     rest = ipplan.parse("all", "0.0.0.0/0") - ipplan.parse("this", "0.0.0.0/8") - union
     outside = str(rest.iter_cidrs()[0][0])
@@ -395,7 +384,7 @@ def expectations(spec: dict) -> list[dict]:
         port = pod_port(app)
         other = 8443 if port.get("port") != 8443 else 9443
         for loc in spec["locations"]:
-            probe = str(ranges_of("cidrs", loc["cidrs"]).iter_cidrs()[0][0])
+            probe = str(ipplan.union("cidrs", loc["cidrs"]).iter_cidrs()[0][0])
             out.append({"src": probe, "dst": target, "port": port["port"], "protocol": port["protocol"], "allowed": True})
             out.append({"src": probe, "dst": target, "port": other, "protocol": "TCP", "allowed": False})
             egress = [model.port_entry(p, "egress_ports") for p in app.get("egress_ports") or []]

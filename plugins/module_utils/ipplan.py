@@ -49,6 +49,17 @@ def parse(name: str, value) -> "netaddr.IPSet":
         raise ValidationError(f"{name}: {value!r} is not a valid CIDR, address or range ({exc})") from exc
 
 
+def union(name: str, values) -> "netaddr.IPSet":
+    """The union of a list of ranges (or one), each parsed strictly, named ``<name>[i]``."""
+    values = values if isinstance(values, list) else [values]
+    if not values:
+        raise ValidationError(f"{name}: no address range given")
+    result = parse(f"{name}[0]", values[0])
+    for index, value in enumerate(values[1:], 1):
+        result = result | parse(f"{name}[{index}]", value)
+    return result
+
+
 def describe(ipset) -> str:
     cidrs = ipset.iter_cidrs()
     if len(cidrs) <= 2:

@@ -31,6 +31,15 @@ def test_hybrid_dns_renders_zones_records_and_policies(tmp_path):
     assert "azure-to-hybrid-app-in" in policies and "default-deny" in policies
     assert "12 expectations hold" in " ".join(result.stdout.split())
     assert (out / "report" / "connlist.html").exists()
+    # The embedded default encrypts on-prem <-> AWS and Azure: our end's swanctl file (PSKs
+    # redacted), and what the clouds' VPN gateways must be told.
+    swanctl = (out / "gateways/gw-onprem-1/etc/swanctl/conf.d/k8snet-hybrid.conf").read_text()
+    assert "remote_ts = 172.16.0.0/16" in swanctl and "remote_ts = 192.168.0.0/16" in swanctl
+    assert 'secret = "<redacted>"' in swanctl and "placeholder" not in swanctl + result.stdout
+    cloud = {entry["cloud"]: entry for entry in yaml.safe_load((out / "tunnels-cloud-side.yaml").read_text())}
+    assert cloud["aws"]["aws"]["vpn_connection"]["Routes"] == ["10.0.0.0/8"]
+    assert cloud["azure"]["azure"]["local_network_gateway"] == {"gatewayIpAddress": "198.51.100.10",
+                                                                "addressPrefixes": ["10.0.0.0/8"]}
     assert recap(render(tmp_path, "hybrid.yml").stdout)["changed"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "play.yml"], "nothing outside build/"
 

@@ -145,6 +145,9 @@ GO_TOOLS = {
     # Envoy Gateway's control plane (dataplane.run_envoy_gateway), at the version of its CRDs.
     "envoy-gateway": (Path(__file__).resolve().parent / "tools" / "envoy-gateway",
                       "github.com/envoyproxy/gateway/cmd/envoy-gateway", {}),
+    # wireguard-go: the user-space WireGuard wg-quick falls back to (no WireGuard module in this
+    # kernel); the tunnel tests run the roles' wg-quick files with it (tests/gateways.py).
+    "wireguard-go": (Path(__file__).resolve().parent / "tools" / "wireguard-go", "golang.zx2c4.com/wireguard", {}),
     # helm: renders Envoy Gateway's and external-dns's charts into the controllers' bundle
     # (tests/testbed/bundle.py), as their release process and a user do.
     "helm": (Path(__file__).resolve().parent / "tools" / "helm", "helm.sh/helm/v3/cmd/helm", {}),
