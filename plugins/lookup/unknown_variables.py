@@ -10,7 +10,7 @@ short_description: Variables and keys given to a role of this collection that th
 version_added: 0.2.0
 description:
   - Compares the variables of the run named C(<role>_*) with the role's argument spec
-    (C(meta/argument_specs.yml), entry point C(main)) and the names the role sets itself
+    (C(meta/argument_specs.yml), every entry point) and the names the role sets itself
     (C(register) targets, C(set_fact) keys, C(vars/)), and
     the keys inside its dict variables (and lists of dicts) with their declared options.
   - Returns one message per unknown name, with the closest known name

@@ -606,6 +606,9 @@ def plan(spec: dict, probed: dict | None = None) -> dict:
                            for name, items in objects.items()},
             "context": {c["name"]: c["context"] for c in spec["clusters"]},
             "clusters": [{"name": c["name"], "context": c["context"]} for c in spec["clusters"]],
+            # What the tunnels between clusters carry: each cluster's pods and services.
+            "ranges": {c["name"]: list(c.get("pod_cidrs") or []) + list(c.get("service_cidrs") or [])
+                       for c in spec["clusters"]},
             "policy_config": policy_config(spec), "records": global_records,
             "probes": {"tcp": [{"host": str(v), "port": port} for c in spec["clusters"] for v in c.get("vips") or []]},
             "workloads": workloads(spec.get("services") or []),

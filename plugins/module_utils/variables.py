@@ -85,10 +85,15 @@ def _load(path: str):
 
 
 @functools.lru_cache(maxsize=None)
-def role_names(folder: str, entry_point: str = "main") -> tuple[dict, frozenset]:
-    """A role's argument-spec options and the names it sets itself (tasks, vars/), read once.
+def role_names(folder: str, entry_point: str | None = "main") -> tuple[dict, frozenset]:
+    """A role's argument-spec options (of one entry point, or of all when None: a variable of
+    any entry point is the role's) and the names it sets itself (tasks, vars/), read once.
     Raises OSError, KeyError, TypeError or yaml's error for a folder that is not such a role."""
-    options = _load(os.path.join(folder, "meta", "argument_specs.yml"))[0]["argument_specs"][entry_point]["options"]
+    specs = _load(os.path.join(folder, "meta", "argument_specs.yml"))[0]["argument_specs"]
+    options = dict(specs[entry_point]["options"]) if entry_point else {}
+    for name in ([] if entry_point else sorted(specs, key=lambda point: point != "main")):
+        for option, spec in specs[name]["options"].items():
+            options.setdefault(option, spec)
     internal = internal_names([_load(p) for p in sorted(glob.glob(os.path.join(folder, "tasks", "*.yml")))])
     for path in glob.glob(os.path.join(folder, "vars", "*.yml")):
         internal.update(*(doc or {} for doc in _load(path)))
@@ -110,7 +115,7 @@ def role_problems(folder: str, role: str, given: dict, template) -> list[str]:
     """unknown() over a host's variables ``given``: declared dicts are read through
     ``template`` (they may come templated from the inventory; None when unreadable). Another
     project's name for one of the role's variables is refused naming the role's."""
-    options, internal = role_names(folder)
+    options, internal = role_names(folder, None)
     values = {name: template(given[name]) if (options.get(name) or {}).get("options") else None
               for name in given if name.startswith(f"{role}_") or name in options}
     foreign = [f"{name} is {project}'s variable and does nothing here: set {ours}"

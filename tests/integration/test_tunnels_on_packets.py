@@ -1,5 +1,5 @@
-"""Encrypted links between locations, on packets: hybrid_dns in apply mode writes the tunnel files
-onto three gateway hosts over real SSH; namespaces playing those gateways run strongSwan and
+"""Encrypted links between locations and between clusters, on packets: hybrid_dns (and kubefed) in
+apply mode write the tunnel files onto gateway hosts over real SSH; namespaces playing those gateways run strongSwan and
 wg-quick from exactly those files (tests/gateways.py); traffic between the locations' ranges
 crosses the internet's bridge only encrypted, and stops when a tunnel is down."""
 
@@ -60,14 +60,19 @@ def hybrid_vars(keys, **tunnels) -> dict:
 
 
 def run_hybrid(tmp_path, gateway_hosts, extra_vars, *args):
+    return run_scenario(tmp_path, gateway_hosts, "hybrid.yml", "clusters", extra_vars, *args)
+
+
+def run_scenario(tmp_path, gateway_hosts, playbook, group, extra_vars, *args):
+    """A playbook against the testbed inventory plus the gateway hosts (its play on group only)."""
     hosts, facts = gateway_hosts
     host_vars = hosts.inventory_vars(facts, sys.executable)
     for name in host_vars:
         host_vars[name]["fabric_host_root"] = host_vars[name].pop("edge_k3s_root")
     gateways = tmp_path / "gateways.yml"
     gateways.write_text(yaml.safe_dump({"all": {"children": {"gateways": {"hosts": host_vars}}}}))
-    plays = yaml.safe_load((REPO / "playbooks" / "hybrid.yml").read_text())
-    return run_playbook(tmp_path, plays, "-i", str(gateways), "--limit", "clusters", *args, extra_vars=extra_vars,
+    plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
+    return run_playbook(tmp_path, plays, "-i", str(gateways), "--limit", group, *args, extra_vars=extra_vars,
                         inventory=str(REPO / "inventories" / "testbed"))
 
 
@@ -160,3 +165,42 @@ def test_a_new_psk_is_shown_redacted_in_check_mode_and_written_by_the_run(testbe
     assert 'secret = "Rotated_psk.also.never.logged"' in onprem.read_text()
     assert 'secret = "Rotated_psk.also.never.logged"' in (
         Path(facts[GATEWAY_HOSTS["aws"]]["root"]) / SWANCTL_FILE).read_text()
+
+
+def test_kubefed_links_the_clusters_pod_and_service_ranges_and_nothing_else(testbed, gateway_hosts, keys, tmp_path,
+                                                                            namespace_name):
+    """kubefed_tunnels through the same role: a WireGuard link between us-east's and eu-west's
+    gateways carries both clusters' pod and service ranges (IPv4 and IPv6, from the IP plan)."""
+    _hosts, facts = gateway_hosts
+    plan = {"us-east": (["10.0.0.0/14", "fd00:10::/56"], ["10.96.0.0/16", "fd00:96::/112"], "127.5.0.10"),
+            "eu-west": (["10.4.0.0/14", "fd00:14::/56"], ["10.97.0.0/16", "fd00:97::/112"], "127.6.0.10")}
+    sites = {"us-east": "on-prem", "eu-west": "aws"}  # which gateway host (and key) each cluster uses
+    extra = {
+        "fabric_clusters": [{"name": name, "context": name, "kubeconfig": "{{ fabric_testbed_kubeconfig }}",
+                             "pod_cidrs": pods, "service_cidrs": services, "vips": [vip]}
+                            for name, (pods, services, vip) in plan.items()],
+        "kubefed_clusters": [{"name": name, "priority": 1} for name in plan],
+        "kubefed_services": [{"name": "tunnel-app", "namespace": namespace_name, "port": 80}],
+        "kubefed_probes": {"enabled": False, "port": 443, "timeout": 1},
+        "kubefed_metrics": {"enabled": False, "port": 9090, "interval": "30s", "namespace": "monitoring"},
+        "kubefed_tunnels": {"activate": False, "links": [{"between": list(plan), "type": "wireguard"}],
+                            "gateways": [{"name": name, "address": OUTSIDE[site], "host": GATEWAY_HOSTS[site],
+                                          "wireguard_private_key": keys[site]} for name, site in sites.items()]}}
+    result = run_scenario(tmp_path, gateway_hosts, "multicluster.yml", "federations", extra)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert not any(key in result.stdout + result.stderr for key in keys.values())
+    roots = {name: Path(facts[GATEWAY_HOSTS[site]]["root"]) for name, site in sites.items()}
+    conf = {name: root / "etc/wireguard/wg-kubefed.conf" for name, root in roots.items()}
+    assert "AllowedIPs = 10.4.0.0/14, fd00:14::/56, 10.97.0.0/16, fd00:97::/112" in conf["us-east"].read_text()
+
+    inside = {"us-east": "10.0.0.1", "eu-west": "10.4.0.1"}
+    with Gateways(tmp_path / "run", {name: (OUTSIDE[site], inside[name]) for name, site in sites.items()},
+                  build.build_tool("wireguard-go")) as net:
+        for name in plan:
+            up = net.wg_quick(name, "up", conf[name])
+            assert up.returncode == 0, up.stderr
+        sniffer = net.sniff(6, "MARKER-pods")
+        assert net.exchange("us-east", "eu-west", 8080, "MARKER-pods") == "MARKER-pods"
+        frames = net.frames(sniffer)
+        assert frames and {(f["proto"], f["dport"] if f["src"] == OUTSIDE["on-prem"] else f["sport"]) for f in frames} == {
+            (17, 51820)} and not [f for f in frames if f["marker"]], frames[:5]
