@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, globaldns, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, globaldns, ipplan, tls
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
 MCS_API = "multicluster.x-k8s.io/v1alpha1"
@@ -45,6 +45,7 @@ SHAPES = {
                           "allow_from": ("opt", ("list", "str"))}),
     "global_dns": {"domain": ("opt", "str"), "ttl": ("opt", "int"), "records": ("opt", "str"), "mechanism": ("opt", "str"),
                    "ingress_class": ("opt", "str")},
+    "global_tls": ("opt", {"mode": "str", "issuer": ("opt", "str"), "days": ("opt", "int"), "renew_days": ("opt", "int")}),
     "probes": ("opt", {"enabled": "bool", "port": "int", "timeout": "number"}),
     "federated_types": ("opt", ("list", "str")),
     "lb": ("opt", {"enabled": "bool", "port": "int", "clients": ("list", "str"), "address_annotation": ("opt", "str")}),
@@ -128,6 +129,7 @@ def problems(spec: dict) -> list[str]:
     dns = spec.get("global_dns") or {}
     if dns.get("domain"):
         checks.domain(dns["domain"], "kubefed_global_dns.domain", out)
+    out += global_tls_problems(spec)
     out += lb_problems(spec, clusters, pods)
     out += metrics_problems(spec, clusters)
     mechanism, routing = dns.get("mechanism", "probes"), dns.get("records", "failover")
@@ -335,6 +337,32 @@ def gslb_objects(svc: dict, spec: dict) -> list[dict]:
     return [ingress, gslb]
 
 
+GLOBAL_TLS_MODES = ("none", "cert-manager")
+
+
+def global_tls_problems(spec: dict) -> list[str]:
+    settings = spec.get("global_tls") or {"mode": "none"}
+    if settings.get("mode") not in GLOBAL_TLS_MODES:
+        return [f"kubefed_global_tls.mode: {settings.get('mode')!r} is not one of {', '.join(GLOBAL_TLS_MODES)}"]
+    if settings["mode"] == "none":
+        return []
+    out = tls.cert_manager_problems(settings, "kubefed_global_tls")
+    if not (spec.get("global_dns") or {}).get("domain"):
+        out.append("kubefed_global_tls.mode: cert-manager certifies <service>.<domain>; kubefed_global_dns.domain is empty")
+    return out
+
+
+def global_certificate(svc: dict, spec: dict) -> list[dict]:
+    """The certificate of a shared service's global name, <service>.<domain>, in every cluster it
+    runs in (kubefed_global_tls mode cert-manager): whichever cluster DNS sends a client to
+    serves the same name from its own Secret <service>-global-tls, which cert-manager renews."""
+    settings = spec.get("global_tls") or {}
+    if settings.get("mode") != "cert-manager":
+        return []
+    name = f"{svc['name']}.{spec['global_dns']['domain'].rstrip('.')}"
+    return [tls.cert_manager_certificate(f"{svc['name']}-global-tls", svc["namespace"], [name], settings)]
+
+
 def cluster_objects(spec: dict) -> dict:
     """Per cluster: the namespaces, Services and ServiceExports of the services that run there
     (with k8gb, their Ingress and Gslb too)."""
@@ -354,6 +382,7 @@ def cluster_objects(spec: dict) -> dict:
                             "spec": {"selector": {"app": svc["name"]}, "ports": ports}})
             objects.append({"apiVersion": MCS_API, "kind": "ServiceExport",
                             "metadata": {"name": svc["name"], "namespace": svc["namespace"]}})
+            objects += global_certificate(svc, spec)
             if k8gb:
                 objects += gslb_objects(svc, spec)
             if (spec.get("lb") or {}).get("enabled"):

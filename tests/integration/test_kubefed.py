@@ -394,3 +394,20 @@ def assigned(testbed, cluster, namespace) -> list[str]:
     svc = next(s for s in testbed.client(cluster).request("GET", f"/api/v1/namespaces/{namespace}/services")["items"]
                if s["metadata"]["name"].endswith("-lb"))
     return [i.get("ip") for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+
+
+def test_the_global_name_gets_a_certificate_cert_managers_crd_accepts_in_every_cluster(testbed, tmp_path, namespace_name):
+    """kubefed_global_tls mode cert-manager: a Certificate for <service>.<domain> in each cluster
+    the service runs in, accepted by cert-manager's own CRD (v1.21.2) on both apiservers; a
+    second run changes nothing."""
+    settings = {"mode": "cert-manager", "issuer": "ClusterIssuer/global-ca", "days": 90, "renew_days": 30}
+    extra = federation(namespace_name, kubefed_global_tls=settings)
+    result = run(tmp_path, extra)
+    assert result.returncode == 0, result.stdout[-5000:]
+    for cluster in (HOST, MEMBER):
+        cert = testbed.client(cluster).request(
+            "GET", f"/apis/cert-manager.io/v1/namespaces/{namespace_name}/certificates/financial-app-global-tls")
+        assert cert["spec"]["dnsNames"] == [GLOBAL_NAME] and cert["spec"]["secretName"] == "financial-app-global-tls"
+        assert cert["spec"]["issuerRef"]["kind"] == "ClusterIssuer" and cert["spec"]["renewBefore"] == "720h"
+    again = run(tmp_path, extra)
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]

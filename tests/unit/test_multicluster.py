@@ -303,3 +303,35 @@ def test_a_cluster_named_like_another_clusters_second_range_is_refused_naming_bo
     clash["clusters"][2]["name"] = clash["clusters"][2]["context"] = "exception-0"
     assert any("'exception-0' is the name the policies give an allow_from exception" in p
                for p in multicluster.plan(clash)["problems"])
+
+
+def test_the_global_name_is_certified_by_cert_manager_in_every_cluster_it_runs_in():
+    settings = {"mode": "cert-manager", "issuer": "ClusterIssuer/letsencrypt-dns01", "days": 90, "renew_days": 30}
+    plan = multicluster.plan(spec(global_tls=settings))
+    assert plan["problems"] == []
+    for name in ("us-east", "eu-west"):
+        [cert] = [o for o in plan["objects"][name] if o["kind"] == "Certificate"]
+        assert cert["metadata"] == {"name": "financial-app-global-tls", "namespace": "prod"}
+        assert cert["spec"]["dnsNames"] == ["financial-app.global.example.com"]
+        assert cert["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt-dns01"}
+        assert (cert["spec"]["duration"], cert["spec"]["renewBefore"]) == ("2160h", "720h")
+    assert not any(o["kind"] == "Certificate" for objs in multicluster.plan(spec())["objects"].values() for o in objs)
+    assert plan["ranges"] == {"us-east": ["10.0.0.0/14", "10.96.0.0/16"], "eu-west": ["10.4.0.0/14", "10.97.0.0/16"]}
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"mode": "acme"}, "kubefed_global_tls.mode: 'acme' is not one of none, cert-manager"),
+    ({"mode": "cert-manager", "issuer": "letsencrypt", "days": 90, "renew_days": 30}, "kubefed_global_tls.issuer"),
+    ({"mode": "cert-manager", "issuer": "Issuer/ca", "days": 30, "renew_days": 30}, "kubefed_global_tls.renew_days"),
+    ({"mode": "cert-manager", "issuer": "Issuer/ca", "days": 90, "renew_days": 30, "days_left": 1},
+     "kubefed_global_tls.days_left is not a key"),
+])
+def test_bad_global_tls_settings_are_named(settings, words):
+    problems = multicluster.plan(spec(global_tls=settings))["problems"]
+    assert any(words in p for p in problems), problems
+
+
+def test_cert_manager_needs_a_domain_to_certify():
+    problems = multicluster.plan(spec(global_tls={"mode": "cert-manager", "issuer": "Issuer/ca", "days": 90, "renew_days": 30},
+                                      global_dns={"ttl": 180}))["problems"]
+    assert any("kubefed_global_dns.domain is empty" in p for p in problems), problems
