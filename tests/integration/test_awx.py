@@ -116,9 +116,10 @@ def test_inventory_values_survive_a_launch_with_the_survey_untouched(installed_c
     result, events = runner_job(tmp_path, installed_collection, "hybrid", REPO / "inventories" / "local",
                                 answers("hybrid", fabric_mode="render"), inventory_vars=mine)
     assert result.rc == 0, "".join(e.get("stdout", "") for e in events)[-3000:]
-    rendered = "".join(p.read_text() for p in (tmp_path / "job" / "project" / "build").rglob("*.yaml"))
+    # Each file a document stream of its own (tunnels-cloud-side.yaml is one list).
+    rendered = "\n---\n".join(p.read_text() for p in (tmp_path / "job" / "project" / "build").rglob("*.yaml"))
     assert "corp.example.net" in rendered and "hybrid.example.com" not in rendered
-    endpoints = [e for doc in yaml.safe_load_all(rendered) if doc and doc.get("kind") == "DNSEndpoint"
+    endpoints = [e for doc in yaml.safe_load_all(rendered) if isinstance(doc, dict) and doc.get("kind") == "DNSEndpoint"
                  for e in doc["spec"]["endpoints"]]
     assert endpoints and {e["recordTTL"] for e in endpoints} == {300}
     assert all(e.get("setIdentifier") and any(p.get("name") == "aws/weight" for p in e.get("providerSpecific") or [])

@@ -109,3 +109,11 @@ def test_the_closing_line_names_the_findings_only_the_report_showed(tmp_path):
     output = " ".join(result.stdout.split())
     assert "expectations hold across the clusters; 2 finding(s) (2 peer-matches-nothing): peer-matches-nothing:" in output
     assert f"reports in {tmp_path}/build/multicluster/report" in output
+    # The embedded default encrypts the regions' link: both ends from one entry, PSK redacted.
+    gateways = tmp_path / "build" / "multicluster" / "gateways"
+    east = (gateways / "gw-us-east-1/etc/swanctl/conf.d/k8snet-kubefed.conf").read_text()
+    west = (gateways / "gw-eu-west-1/etc/swanctl/conf.d/k8snet-kubefed.conf").read_text()
+    assert "local_ts = 10.42.0.0/16, fd00:10:42::/56, 10.96.0.0/16, fd00:10:96::/112" in east
+    assert "remote_ts = 10.42.0.0/16, fd00:10:42::/56, 10.96.0.0/16, fd00:10:96::/112" in west
+    assert "start_action = start" in east and "start_action = none" in west
+    assert 'secret = "<redacted>"' in east and "placeholder" not in east + result.stdout
