@@ -22,7 +22,8 @@ edge: setup
 # Debian packages the tests use (needs root, as CI has): sshd for the edge test hosts; iptables,
 # ipset, iproute2 and util-linux (nsenter, unshare) for the data plane's namespaces and kube-router;
 # strongSwan (charon with kernel-libipsec, swanctl) and wireguard-tools (wg, wg-quick) for the
-# gateways that run the roles' tunnel files.
+# gateways that run the roles' tunnel files. Without recommended packages: they brought a kernel
+# image (for wireguard's module, which the tests replace with wireguard-go) and a systemd upgrade.
 SYSDEPS := /usr/sbin/sshd:openssh-server /usr/sbin/iptables:iptables /usr/sbin/ipset:ipset \
            /usr/sbin/ip:iproute2 /usr/bin/nsenter:util-linux /usr/sbin/sysctl:procps \
            /usr/sbin/swanctl:strongswan-swanctl /usr/lib/ipsec/charon:strongswan-charon \
@@ -30,7 +31,7 @@ SYSDEPS := /usr/sbin/sshd:openssh-server /usr/sbin/iptables:iptables /usr/sbin/i
            /usr/bin/wg-quick:wireguard-tools
 sysdeps:
 	@missing=""; for dep in $(SYSDEPS); do test -e "$${dep%%:*}" || missing="$$missing $${dep#*:}"; done; \
-	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
 # Build etcd, kube-apiserver and kubectl from the pinned Go module (cached until the pin
 # changes) and fetch the upstream CRDs.

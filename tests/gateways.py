@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.testbed.harness import gone
+
 CHARON = "/usr/lib/ipsec/charon"
 # charon with ESP in user space; everything else as Debian's defaults load it.
 STRONGSWAN_CONF = """charon {
@@ -233,14 +235,6 @@ class Gateways:
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def _gone(pid: int) -> bool:
-    """Exited: no such process, or a zombie left for its parent (not ours) to reap."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return True
-
-
 def _stop(pid: int, grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after grace seconds; reaps it when it is a child of ours."""
     try:
@@ -249,12 +243,8 @@ def _stop(pid: int, grace: float = 5.0) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG) != (0, 0):
-                return
-        except ChildProcessError:  # not ours: poll for it to be gone
-            if _gone(pid):
-                return
+        if gone(pid):  # the testbed's rule: reaped when ours, zombie or no process when not
+            return
         time.sleep(0.05)
     try:
         os.kill(pid, signal.SIGKILL)

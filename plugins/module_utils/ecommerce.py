@@ -220,7 +220,8 @@ def plan(spec: dict) -> dict:
     return {"problems": [], "policy_config": policy_config(spec), "objects": objects(spec),
             "connection": fabric_clusters.connection(spec, "ecommerce_net"),
             "stand_ins": stand_ins(spec), "expect": expectations(spec), "proof_namespaces": proof_namespaces(spec),
-            "range_names": range_names(spec), "warnings": workload_warnings(spec)}
+            "range_names": range_names(spec), "warnings": workload_warnings(spec),
+            "tls_hosts": tls_hosts(spec) if (spec.get("ingress") or {}).get("enabled") else []}
 
 
 def range_names(spec: dict) -> list[dict]:

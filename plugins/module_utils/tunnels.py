@@ -27,6 +27,9 @@ from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ippla
 TYPES = ("ipsec", "wireguard")
 CLOUDS = ("aws", "azure")
 WIREGUARD_PORT = 51820
+# /etc/wireguard holds private keys (wg-quick's own packaging makes it 0700); swanctl's conf.d
+# keeps Debian's 0755, the secret file itself being 0600.
+DIRECTORY_MODES = {"ipsec": "0755", "wireguard": "0700"}
 REDACTED = "<redacted>"
 # AWS takes 8-64 characters of letters, digits, '.' and '_', not starting with 0; Azure takes
 # these too. 20 is this collection's floor for a key that guards inter-site traffic.
@@ -64,7 +67,8 @@ def _wireguard_key_ok(value) -> bool:
         return False
 
 
-def _gateway_problems(gateway: dict, where: str, sites: dict, out: list[str]) -> None:
+def _gateway_problems(gateway: dict, where: str, sites: dict, out: list[str]):
+    """Problems of one gateway entry; returns its outside address (None when it did not parse)."""
     checks.label(gateway.get("name"), f"{where}.name", out)
     if gateway.get("name") not in sites:
         out.append(f"{where}.name: {gateway.get('name')!r} is not one of the sites ({', '.join(sites)})")
@@ -82,9 +86,10 @@ def _gateway_problems(gateway: dict, where: str, sites: dict, out: list[str]) ->
                    "prints; value not shown)")
     if gateway.get("wireguard_port") is not None:
         checks.port(gateway["wireguard_port"], f"{where}.wireguard_port", out)
+    return address
 
 
-def _link_problems(link: dict, where: str, gateways: dict, sites: dict, out: list[str]) -> None:
+def _link_problems(link: dict, where: str, gateways: dict, addresses: dict, sites: dict, out: list[str]) -> None:
     ends = link.get("between") or []
     if len(ends) != 2 or ends[0] == ends[1]:
         out.append(f"{where}.between: {ends!r} must name two different sites")
@@ -117,8 +122,8 @@ def _link_problems(link: dict, where: str, gateways: dict, sites: dict, out: lis
                 out.append(f"{where}: the gateway of {end} needs wireguard_private_key for a WireGuard link")
     # The outside addresses carry the tunnel; inside the ranges it carries, packets would loop.
     for end, gateway in zip(ends, pair):
+        address = addresses.get(end)
         for other in ends:
-            address = checks.collect([], ipplan.parse, "", gateway.get("address"))
             if address is not None and sites.get(other) is not None and address.issubset(sites[other]):
                 out.append(f"{where}: the gateway address of {end}, {gateway['address']}, lies inside {other}'s "
                            "ranges, which travel through the tunnel")
@@ -132,9 +137,10 @@ def problems(tunnels: dict | None, sites: dict, where: str) -> list[str]:
     if not checks.shape(tunnels, {key: ("opt", schema) for key, schema in SHAPES.items()}, where, out):
         return out
     gateways: dict = {}
+    addresses: dict = {}
     hosts: dict = {}
     for i, gateway in enumerate(tunnels.get("gateways") or []):
-        _gateway_problems(gateway, f"{where}.gateways[{i}]", sites, out)
+        addresses[gateway.get("name")] = _gateway_problems(gateway, f"{where}.gateways[{i}]", sites, out)
         if gateway.get("name") in gateways:
             out.append(f"{where}.gateways[{i}].name: {gateway['name']!r} has two gateways")
         if gateway.get("host") is not None and gateway["host"] in hosts:
@@ -143,7 +149,7 @@ def problems(tunnels: dict | None, sites: dict, where: str) -> list[str]:
         gateways[gateway.get("name")] = gateway
     seen: set = set()
     for i, link in enumerate(tunnels.get("links") or []):
-        _link_problems(link, f"{where}.links[{i}]", gateways, sites, out)
+        _link_problems(link, f"{where}.links[{i}]", gateways, addresses, sites, out)
         pair = frozenset(link.get("between") or [])
         if pair in seen:
             out.append(f"{where}.links[{i}].between: {sorted(pair)} are linked twice")
@@ -249,8 +255,8 @@ def gateway_files(scenario: str, tunnels: dict, ranges: dict, redact: bool) -> l
             absent.append(where["wireguard"])
         out.append({"host": host, "site": found["gateway"]["name"], "files": files, "absent": absent,
                     "types": [kind for kind in TYPES if found[kind]],
-                    "directories": [{"path": path.rsplit("/", 1)[0], "mode": "0700" if "wireguard" in path else "0755"}
-                                    for path in (where[kind] for kind in TYPES if found[kind])]})
+                    "directories": [{"path": where[kind].rsplit("/", 1)[0], "mode": DIRECTORY_MODES[kind]}
+                                    for kind in TYPES if found[kind]]})
     return out
 
 

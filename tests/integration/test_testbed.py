@@ -197,7 +197,7 @@ def test_a_throttled_apiserver_answers_429_and_retries_get_through(testbed):
 def test_a_second_testbed_comes_up_within_budget_and_down_leaves_no_process(testbed, tmp_path):
     """A whole testbed of its own (fresh store, own ports): up within 60 s, then down."""
     from tests.testbed import Testbed
-    from tests.testbed.harness import _gone
+    from tests.testbed.harness import gone
 
     if testbed.external:
         pytest.skip("an external cluster is not started here")
@@ -209,5 +209,5 @@ def test_a_second_testbed_comes_up_within_budget_and_down_leaves_no_process(test
         assert {f"{c}-{part}" for c in other.clusters for part in ("controller-manager", "scheduler", "kwok")} <= set(pids)
     finally:
         other.down(quiet=True)
-    assert [name for name, pid in pids.items() if not _gone(pid)] == []
+    assert [name for name, pid in pids.items() if not gone(pid)] == []
     assert testbed.client("us-east").request("GET", "/readyz") is not None, "the session's testbed is untouched"

@@ -843,8 +843,8 @@ def _dns_addon(cluster: str) -> list[tuple[str, dict]]:
 
 
 def _alive(pid: int) -> bool:
-    from .harness import _gone  # the testbed's own rule for a process that has exited
-    return not _gone(pid)
+    from .harness import gone  # the testbed's own rule for a process that has exited
+    return not gone(pid)
 
 
 def _kill(pid: int) -> None:

@@ -20,7 +20,7 @@ import dns.query
 import dns.rcode
 
 from . import build
-from .harness import _gone, etcd_command, etcd_healthy
+from .harness import gone, etcd_command, etcd_healthy
 from .ports import free_port
 from .versions import EXTERNAL_DNS_USER
 
@@ -100,7 +100,7 @@ class PublishedZone:
     def exited(self) -> list[str]:
         """The zone's processes that are no longer running, with their logs."""
         pids = self.testbed._state()["pids"]
-        return [self.testbed.component_log(name) for name in self.components if name in pids and _gone(pids[name])]
+        return [self.testbed.component_log(name) for name in self.components if name in pids and gone(pids[name])]
 
     def ask(self, name: str, rtype: str = "A", timeout: float = 2.0) -> tuple[str, list[str]]:
         """(rcode, sorted answers) for ``name`` from the zone's server."""

@@ -77,7 +77,7 @@ def etcd_healthy(client_url: str) -> bool:
         return False
 
 
-def _gone(pid: int) -> bool:
+def gone(pid: int) -> bool:
     """True once the process has exited. A process started by an earlier CLI call is no
     child of ours and may linger as a zombie where PID 1 does not reap: that counts as gone."""
     try:
@@ -111,7 +111,7 @@ class Testbed:
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
 
     def _alive_pids(self) -> list[int]:
-        return [pid for pid in self._state().get("pids", {}).values() if not _gone(pid)]
+        return [pid for pid in self._state().get("pids", {}).values() if not gone(pid)]
 
     def is_up(self) -> bool:
         if self.external:
@@ -443,7 +443,7 @@ class Testbed:
         server = state["servers"].get(name)
         # The kernel may release a dead process's listening socket a moment after the process
         # is reported gone; a restart must find its port free.
-        while not _gone(pid) or (server and not port_free(int(server.rsplit(":", 1)[1]))):
+        while not gone(pid) or (server and not port_free(int(server.rsplit(":", 1)[1]))):
             if time.monotonic() > deadline:
                 raise TestbedError(f"{name} (pid {pid}) did not exit and free its port after SIGKILL")
             time.sleep(0.05)
@@ -452,7 +452,7 @@ class Testbed:
         """Start a stopped process again with its own arguments (plus extra ones, which later
         ones override); an apiserver keeps its port, so kubeconfigs stay valid."""
         state = self._state()
-        if not _gone(state["pids"][name]):
+        if not gone(state["pids"][name]):
             # Still running (a caller's cleanup after a failure before the stop): a second copy
             # would fail on the port and its pid would replace the running one's in the state.
             return
@@ -499,7 +499,7 @@ class Testbed:
             if condition():
                 return
             for name, pid in state["pids"].items():
-                if _gone(pid):
+                if gone(pid):
                     raise TestbedError(f"{name} exited while waiting for {what}:\n"
                                        + self._log_tail(name))
             time.sleep(0.25)
@@ -575,7 +575,7 @@ class Testbed:
                 pass
         deadline = time.monotonic() + 15
         for name, pid in pids.items():
-            while not _gone(pid):
+            while not gone(pid):
                 if time.monotonic() > deadline:
                     raise TestbedError(f"{name} (pid {pid}) did not exit after SIGKILL")
                 time.sleep(0.05)

@@ -199,6 +199,8 @@ def test_cert_manager_issues_shop_tls_per_environment_or_names_the_bad_setting()
     certs = [o for o in plan["objects"] if o["kind"] == "Certificate"]
     assert [c["metadata"]["namespace"] for c in certs] == ["ecommerce-prod", "ecommerce-staging"]
     assert certs[0]["spec"]["dnsNames"] == ["shop.example.com", "staging.shop.example.com"]
+    # The generated pair (tls_certificate) covers the same names, from the same definition.
+    assert plan["tls_hosts"] == certs[0]["spec"]["dnsNames"]
     assert certs[0]["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "Issuer", "name": "shop-ca"}
     assert not any(o["kind"] == "Certificate" for o in ecommerce_net_plan(spec(tls=DEFAULTS["ecommerce_net_tls"]))["objects"])
     bad = ecommerce_net_plan(spec(tls={**tls, "issuer": "", "renew_days": 90}))["problems"]
