@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, tls
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, mesh_multicluster, tls
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
 DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h)$")
@@ -205,6 +205,7 @@ SHAPES = {
     "telemetry": {"access_logging": ("opt", "bool"), "tracing_sampling": PERCENT, "tracing_collector": ("opt", "str")},
     "gateway_tls": ("opt", {"mode": "str", "issuer": ("opt", "str"), "days": ("opt", "int"), "renew_days": ("opt", "int"),
                             "*": "any"}),
+    "multicluster": mesh_multicluster.SHAPE,
     "monitoring": "bool",
     "alerts": {"latency_p95_ms": ("opt", "any"), "error_ratio": ("opt", "any"), "for": ("opt", "str")},
     "istioctl_install": "bool",
@@ -275,6 +276,11 @@ def problems(spec: dict) -> list[str]:
     gateway_tls = spec.get("gateway_tls") or {}
     if gateway.get("enabled") and gateway_tls.get("mode") == "cert-manager":
         out += tls.cert_manager_problems(gateway_tls, "istio_mesh_gateway_tls")
+    if mesh_multicluster.enabled(spec):
+        out += mesh_multicluster.problems(spec["multicluster"])
+        if not fabric_clusters.connection(spec, "istio_mesh").get("context"):
+            out.append("istio_mesh_context: a multi-cluster mesh names this cluster's context (the remote secrets "
+                       "are written there while each remote's context is read)")
     return out
 
 
@@ -445,6 +451,8 @@ def objects(spec: dict) -> list[dict]:
                                           "tls": {"httpsRedirect": True}, "hosts": list(gateway["hosts"])}]}})
     elif gateway.get("enabled"):
         out += gateway_api_objects(spec)
+    if mesh_multicluster.enabled(spec):
+        out.append(mesh_multicluster.cross_network_gateway(root))
     for svc in spec.get("services") or []:
         host = fqdn(svc, domain)
         routes = svc.get("routes") or [{"split": {sorted(svc["versions"])[0]: 100}}]
@@ -542,10 +550,16 @@ def observability_objects(spec: dict) -> list[dict]:
 
 def namespace_objects(spec: dict, owned: bool) -> list[dict]:
     """The mesh namespaces the role creates (``owned``) or only labels, with the sidecar
-    injection label (a revision label when given)."""
+    injection label (a revision label when given); labelled too: the root namespace with the
+    cluster's network (multi-cluster)."""
     label = {"istio.io/rev": spec["revision"]} if spec.get("revision") else {"istio-injection": "enabled"}
-    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns["name"], "labels": dict(label)}}
-            for ns in spec.get("namespaces") or [] if bool(ns.get("create")) == owned]
+    out = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns["name"], "labels": dict(label)}}
+           for ns in spec.get("namespaces") or [] if bool(ns.get("create")) == owned]
+    if mesh_multicluster.enabled(spec) and not owned:
+        # istioctl's root namespace: Istio reads the cluster's network from its label.
+        out.append(mesh_multicluster.root_namespace_label(spec.get("root_namespace", "istio-system"),
+                                                          spec["multicluster"]["network"]))
+    return out
 
 
 def istio_operator(spec: dict) -> dict:
@@ -568,6 +582,9 @@ def istio_operator(spec: dict) -> dict:
             {"name": TRACING_PROVIDER, "opentelemetry": {"service": service, "port": port}}])
     if spec.get("revision"):
         out["spec"]["revision"] = spec["revision"]
+    if mesh_multicluster.enabled(spec):
+        out["spec"]["values"]["global"].update(mesh_multicluster.install_values(spec["multicluster"]))
+        out["spec"]["components"]["ingressGateways"].append(mesh_multicluster.east_west_gateway(spec["multicluster"]))
     return out
 
 
@@ -716,4 +733,16 @@ def plan(spec: dict) -> dict:
     return {"problems": [], "connection": fabric_clusters.connection(spec, "istio_mesh"),
             "owned_namespaces": namespace_objects(spec, owned=True),
             "labelled_namespaces": namespace_objects(spec, owned=False), "objects": objects(spec) + certificate(spec),
-            "operator": istio_operator(spec), "expect": expectations(spec) + list(spec.get("expect") or [])}
+            "operator": istio_operator(spec), "expect": expectations(spec) + list(spec.get("expect") or []),
+            "multicluster": multicluster(spec)}
+
+
+def multicluster(spec: dict) -> dict:
+    """This cluster's name in the mesh and the other clusters (their connections), whose remote
+    secrets it gets (cluster_join kind istio); empty without istio_mesh_multicluster.enabled."""
+    if not mesh_multicluster.enabled(spec):
+        return {"cluster_name": "", "remotes": []}
+    return {"cluster_name": spec["multicluster"]["cluster_name"],
+            "remotes": [{"name": r["name"], "network": r["network"], "context": r.get("context") or "",
+                         "kubeconfig": r.get("kubeconfig") or "", "server": r.get("server") or ""}
+                        for r in spec["multicluster"].get("remotes") or []]}

@@ -8,14 +8,19 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: cluster_join
-short_description: Join a member cluster to a KubeFed host (kubefedctl join, with renewed bound tokens)
+short_description: Join a member cluster to a KubeFed host or an Istio primary (renewed bound tokens)
 version_added: 0.1.0
 description:
   - On the member (the connection options), converges a ServiceAccount for the host in
-    O(namespace), a ClusterRole for the O(federated_types) and its binding.
-  - On the host (O(host_kubeconfig)/O(host_context)), converges a Secret with a token of that
-    account and the member's CA, and the C(KubeFedCluster) (C(core.kubefed.io/v1beta1)) pointing
-    at the member's API.
+    O(namespace), a ClusterRole and its binding.
+  - O(kind=kubefed) (C(kubefedctl join)) - the ClusterRole covers the O(federated_types); on the
+    host (O(host_kubeconfig)/O(host_context)), a Secret with a token of that account and the
+    member's CA, and the C(KubeFedCluster) (C(core.kubefed.io/v1beta1)) pointing at the member's API.
+  - O(kind=istio) (C(istioctl create-remote-secret)) - the ClusterRole reads what istiod needs to
+    discover the member's services (Services, endpoints, EndpointSlices, pods, nodes,
+    namespaces, Istio's and the Gateway API's objects; no Secrets, no writes); on the host, the
+    remote secret C(istio-remote-secret-<name>) in O(namespace) (the host's root namespace,
+    labelled C(istio/multiCluster=true)), a kubeconfig with the token that istiod reads.
   - The token is a bound token from the TokenRequest API valid O(token_days); a run keeps the
     host's token while the member still accepts it as the account and more than O(renew_days)
     remain, and issues a new one otherwise. The token is never returned or logged.
@@ -31,8 +36,15 @@ options:
     description: The host cluster's name (part of the member's ServiceAccount name).
     type: str
     required: true
+  kind:
+    description: What the host runs - KubeFed, or an Istio primary of a multi-cluster mesh.
+    type: str
+    choices: [kubefed, istio]
+    default: kubefed
   namespace:
-    description: KubeFed's namespace on the host, and where the member's account lives.
+    description:
+      - KubeFed's namespace (O(kind=kubefed)) or Istio's root namespace (O(kind=istio), e.g.
+        C(istio-system)) on the host, and where the member's account lives.
     type: str
     default: kube-federation-system
   api_endpoint:
@@ -58,7 +70,7 @@ options:
     default: 30
   federated_types:
     description:
-      - The types KubeFed propagates to the member, C(resource) or C(resource.group)
+      - O(kind=kubefed) only. The types KubeFed propagates to the member, C(resource) or C(resource.group)
         (C(deployments.apps)); the member's ClusterRole grants get, list, watch, create, update,
         patch and delete on them, read on namespaces and C(/healthz), nothing else.
       - C([*]) grants everything, as C(kubefedctl join) does.
@@ -91,6 +103,15 @@ EXAMPLES = r"""
     host_context: us-east
     # What KubeFed propagates here, instead of kubefedctl's grant of everything
     federated_types: [namespaces, configmaps, services, deployments.apps]
+
+- name: Let the us-east primary's istiod discover eu-west's services (its remote secret)
+  k8snet.fabric.cluster_join:
+    kind: istio
+    name: eu-west
+    host_name: us-east
+    namespace: istio-system
+    context: eu-west
+    host_context: us-east
 """
 
 RETURN = r"""
@@ -131,7 +152,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import federation
+from ansible_collections.k8snet.fabric.plugins.module_utils import federation, mesh_multicluster
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
@@ -141,6 +162,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True), host_name=dict(type="str", required=True),
+            kind=dict(type="str", choices=["kubefed", "istio"], default="kubefed"),
             namespace=dict(type="str", default="kube-federation-system"), api_endpoint=dict(type="str"),
             host_kubeconfig=dict(type="path"), host_context=dict(type="str", required=True),
             token_days=dict(type="int", default=365, no_log=False), renew_days=dict(type="int", default=30),
@@ -166,13 +188,14 @@ def main() -> None:
 
 def join_or_unjoin(module, member: Client, host: Client) -> dict:
     p = module.params
+    if p["kind"] == "istio":
+        grant = mesh_multicluster.grant(p["name"], p["host_name"], p["namespace"])
+    else:
+        grant = federation.kubefed_grant(p["name"], p["host_name"], p["namespace"], p["federated_types"])
     if p["state"] == "absent":
-        return federation.unjoin(member, host, p["name"], p["host_name"], p["namespace"],
-                                 check_mode=module.check_mode)
-    result = federation.join(member, host, p["name"], p["host_name"], p["namespace"],
-                             endpoint=p["api_endpoint"], federated_types=p["federated_types"],
-                             token_seconds=p["token_days"] * 86400, renew_seconds=p["renew_days"] * 86400,
-                             check_mode=module.check_mode, diff=module._diff)
+        return federation.unjoin(member, host, grant, check_mode=module.check_mode)
+    result = federation.join(member, host, grant, endpoint=p["api_endpoint"], token_seconds=p["token_days"] * 86400,
+                             renew_seconds=p["renew_days"] * 86400, check_mode=module.check_mode, diff=module._diff)
     result["changed"] = result["changed"] or result["token"] != "kept"
     return result
 

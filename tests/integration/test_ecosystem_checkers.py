@@ -361,3 +361,41 @@ def test_every_edge_alert_reaches_every_receiver_by_alertmanagers_own_routing(tm
                                 capture_output=True, text=True, timeout=60, check=False)
         assert routed.returncode == 0, routed.stderr
         assert sorted(routed.stdout.strip().split(",")) == sorted(receivers), routed.stdout
+
+
+def test_istioctl_builds_the_multicluster_install_and_analyze_stays_clean(tmp_path, checker):
+    """istio_mesh_multicluster: the install file istioctl generates from gives istiod the mesh ID,
+    the cluster's name and network, and an east-west gateway on that network serving 15443; the
+    cross-network Gateway selects it; istioctl analyze finds nothing."""
+    import subprocess
+
+    build_dir = tmp_path / "build"
+    plays = yaml.safe_load((REPO / "playbooks" / "mesh.yml").read_text())
+    result = run_playbook(tmp_path, plays, inventory=str(REPO / "inventories" / "local"), extra_vars={
+        "fabric_build_dir": str(build_dir), "fabric_mode": "render", "istio_mesh_context": "us-east",
+        "istio_mesh_multicluster": {"enabled": True, "mesh_id": "shop-mesh", "cluster_name": "us-east",
+                                    "network": "net-us-east",
+                                    "remotes": [{"name": "eu-west", "network": "net-eu-west", "context": "eu-west"}]}})
+    assert result.returncode == 0, result.stdout[-3000:]
+    generated = [d for d in yaml.safe_load_all(subprocess.run(
+        [checker("istioctl"), "manifest", "generate", "-f", str(build_dir / "mesh" / "istio-operator.yaml")],
+        capture_output=True, text=True, check=True).stdout) if d]
+    istiod = next(d for d in generated if d["kind"] == "Deployment" and d["metadata"]["name"] == "istiod")
+    env = {e["name"]: e.get("value") for e in istiod["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CLUSTER_ID"] == "us-east"
+    # Every injected sidecar learns the mesh and its network from the injector's values.
+    injector = next(d for d in generated if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "istio-sidecar-injector")
+    values = json.loads(injector["data"]["values"])["global"]
+    assert (values["meshID"], values["network"]) == ("shop-mesh", "net-us-east")
+    east_west = next(d for d in generated if d["kind"] == "Deployment" and d["metadata"]["name"] == "istio-eastwestgateway")
+    assert east_west["spec"]["template"]["metadata"]["labels"]["topology.istio.io/network"] == "net-us-east"
+    service = next(d for d in generated if d["kind"] == "Service" and d["metadata"]["name"] == "istio-eastwestgateway")
+    assert 15443 in [p["port"] for p in service["spec"]["ports"]]
+    mesh_config = yaml.safe_load(next(d for d in generated if d["kind"] == "ConfigMap"
+                                      and d["metadata"]["name"] == "istio")["data"]["mesh"])
+    assert mesh_config["defaultConfig"]["meshId"] == "shop-mesh"
+    objects = [o for o in yaml.safe_load_all((build_dir / "mesh" / "manifests.yaml").read_text()) if o]
+    cross = next(o for o in objects if o["kind"] == "Gateway" and o["metadata"]["name"] == "cross-network-gateway")
+    assert cross["spec"]["selector"] == {"istio": "eastwestgateway"}
+    analysed = ecosystem_check.run("istioctl", objects, checker("istioctl"))
+    assert [f for f in analysed["findings"] if f["level"] in ("error", "warning")] == []

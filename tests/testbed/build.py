@@ -130,6 +130,10 @@ GO_TOOLS = {
                  "github.com/prometheus/prometheus/cmd/promtool", {}),
     "istioctl": (Path(__file__).resolve().parent / "tools" / "istioctl",
                  "istio.io/istio/istioctl/cmd/istioctl", {}),
+    # istiod's discovery server from the same pin: lists the services and endpoints of the
+    # clusters a multi-cluster mesh's remote secrets reach (test_mesh_multicluster.py).
+    "pilot-discovery": (Path(__file__).resolve().parent / "tools" / "istioctl",
+                        "istio.io/istio/pilot/cmd/pilot-discovery", {}),
     # Alertmanager's amtool: routes test alerts through the route trees the edge role writes.
     "amtool": (Path(__file__).resolve().parent / "tools" / "amtool",
                "github.com/prometheus/alertmanager/cmd/amtool", {}),

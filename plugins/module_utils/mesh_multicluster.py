@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright: k8snet.fabric contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One Istio mesh over several clusters: multi-primary on different networks, Istio's own
+mechanism for cross-cluster service discovery and mTLS (the chapter's ServiceExports have no
+implementation behind them on a fresh cluster; this is the real one).
+
+Each cluster's istiod reads the other clusters' Services and endpoints with a *remote secret*:
+a kubeconfig for a read-only ServiceAccount of the other cluster (what ``istioctl
+create-remote-secret`` makes, but with a renewed bound token: federation.join), kept in this
+cluster's root namespace with the label ``istio/multiCluster: "true"``. Traffic to another network goes through that
+network's east-west gateway on port 15443 (mTLS passthrough, SNI-routed). One mesh ID, one trust
+domain and one root of trust (a shared root CA's ``cacerts`` per cluster) make the clusters'
+workload certificates verify each other.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from ansible_collections.k8snet.fabric.plugins.module_utils import checks
+
+REMOTE_SECRET_LABEL = "istio/multiCluster"
+CLUSTER_ANNOTATION = "networking.istio.io/cluster"
+NETWORK_LABEL = "topology.istio.io/network"
+EAST_WEST_GATEWAY = "istio-eastwestgateway"
+CROSS_NETWORK_GATEWAY = "cross-network-gateway"
+CROSS_NETWORK_PORT = 15443
+
+REMOTE_SHAPE = {"name!": "str", "network!": "str", "context!": "str", "kubeconfig": ("opt", "str"),
+                "server": ("opt", "str")}
+SHAPE = ("opt", {"enabled": "bool", "mesh_id": ("opt", "str"), "cluster_name": ("opt", "str"),
+                 "network": ("opt", "str"), "remotes": ("opt", ("list", REMOTE_SHAPE))})
+
+# What istiod needs of a remote cluster to discover its services, read only (Istio's
+# istio-reader-clusterrole, without its Secrets and the write verbs of its config-cluster use).
+READER_RULES = [
+    {"apiGroups": [""], "resources": ["services", "endpoints", "pods", "nodes", "namespaces"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["networking.istio.io", "security.istio.io", "telemetry.istio.io", "extensions.istio.io"],
+     "resources": ["*"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["gateway.networking.k8s.io", "gateway.networking.x-k8s.io"], "resources": ["*"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports", "serviceimports"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+]
+
+
+def enabled(spec: dict) -> bool:
+    return bool((spec.get("multicluster") or {}).get("enabled"))
+
+
+def problems(settings: dict, where: str = "istio_mesh_multicluster") -> list[str]:
+    """What one mesh over several clusters needs of the role's multicluster settings."""
+    out: list[str] = []
+    for key in ("mesh_id", "cluster_name", "network"):
+        if not settings.get(key):
+            out.append(f"{where}.{key}: a multi-cluster mesh needs it (the same mesh_id in every cluster, "
+                       "a cluster_name and a network of its own)")
+        else:
+            checks.label(settings[key], f"{where}.{key}", out)
+    seen = {settings.get("cluster_name")}
+    for i, remote in enumerate(settings.get("remotes") or []):
+        checks.label(remote.get("name"), f"{where}.remotes[{i}].name", out)
+        checks.label(remote.get("network"), f"{where}.remotes[{i}].network", out)
+        if remote.get("name") in seen:
+            out.append(f"{where}.remotes[{i}].name: {remote.get('name')!r} is this cluster or another remote")
+        seen.add(remote.get("name"))
+        if remote.get("server") is not None and not str(remote["server"]).startswith("https://"):
+            out.append(f"{where}.remotes[{i}].server: {remote['server']!r} is not an https:// URL of the cluster's API "
+                       "(as this cluster's istiod reaches it)")
+    return out
+
+
+def install_values(settings: dict) -> dict:
+    """values.global of the install file: the mesh, this cluster and its network."""
+    return {"meshID": settings["mesh_id"], "multiCluster": {"clusterName": settings["cluster_name"]},
+            "network": settings["network"]}
+
+
+def east_west_gateway(settings: dict) -> dict:
+    """The install file's east-west gateway: the network's entry for the other networks' traffic
+    (15443, mTLS passthrough), as Istio's gen-eastwest-gateway.sh writes it."""
+    network = settings["network"]
+    labels = {"istio": "eastwestgateway", "app": EAST_WEST_GATEWAY, NETWORK_LABEL: network}
+    return {"name": EAST_WEST_GATEWAY, "label": labels,
+            "enabled": True,
+            "k8s": {"env": [{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": network}],
+                    "service": {"ports": [{"name": "status-port", "port": 15021, "targetPort": 15021},
+                                          {"name": "tls", "port": CROSS_NETWORK_PORT, "targetPort": CROSS_NETWORK_PORT}]}}}
+
+
+def root_namespace_label(root_namespace: str, network: str) -> dict:
+    """The root namespace labelled with the cluster's network, as Istio's multi-network setup asks."""
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": root_namespace, "labels": {NETWORK_LABEL: network}}}
+
+
+def cross_network_gateway(root_namespace: str) -> dict:
+    """Exposes every service of the cluster (``*.local``) on the east-west gateway to the other
+    networks, passing the workloads' own mTLS through (AUTO_PASSTHROUGH)."""
+    return {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": {"name": CROSS_NETWORK_GATEWAY, "namespace": root_namespace},
+            "spec": {"selector": {"istio": "eastwestgateway"},
+                     "servers": [{"port": {"number": CROSS_NETWORK_PORT, "name": "tls", "protocol": "TLS"},
+                                  "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}]}}
+
+
+def grant(member: str, host: str, namespace: str) -> "federation.Grant":
+    """Primary ``host``'s read-only access to cluster ``member`` of the mesh: an account of its
+    own there (so one primary's access is revoked alone), READER_RULES, and the remote secret in
+    ``host``'s root namespace ``namespace`` holding a bound token of it (federation.join). The
+    root namespace is istioctl's on both sides: the join never creates or owns it."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils import federation
+
+    def stored_token(client) -> str | None:
+        current = client.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{remote_secret_name(member)}",
+                                 allow=(404,))
+        kubeconfig = ((current or {}).get("data") or {}).get(member)
+        if not kubeconfig:
+            return None
+        import yaml
+
+        try:
+            users = yaml.safe_load(base64.b64decode(kubeconfig)).get("users") or []
+            return users[0]["user"]["token"]
+        except (ValueError, AttributeError, IndexError, KeyError, TypeError, yaml.YAMLError):
+            return None  # not ours to read: a new token replaces it
+
+    account = f"istio-reader-{host}"
+    return federation.Grant(namespace=namespace, account=account, role=f"k8snet-istio-reader:{host}",
+                            rules=READER_RULES, member_set=f"istio-reader-{host}", host_set=f"istio-remote-{member}",
+                            namespace_set=None,
+                            host_objects=lambda endpoint, ca_pem, token: [
+                                remote_secret(member, endpoint, ca_pem, token, namespace)],
+                            stored_token=stored_token)
+
+
+def remote_secret_name(member: str) -> str:
+    return f"istio-remote-secret-{member}"
+
+
+def remote_secret(member: str, server: str, ca_pem: str | None, token: str, namespace: str) -> dict:
+    """The remote secret for cluster ``member``, as ``istioctl create-remote-secret`` writes it: a
+    kubeconfig that reaches ``server`` with ``token``, labelled where istiod looks for it."""
+    import yaml
+
+    cluster = {"server": server}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem.encode()).decode()
+    kubeconfig = {"apiVersion": "v1", "kind": "Config", "preferences": {}, "current-context": member,
+                  "clusters": [{"name": member, "cluster": cluster}],
+                  "contexts": [{"name": member, "context": {"cluster": member, "user": member}}],
+                  "users": [{"name": member, "user": {"token": token}}]}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": remote_secret_name(member), "namespace": namespace,
+                         "labels": {REMOTE_SECRET_LABEL: "true"}, "annotations": {CLUSTER_ANNOTATION: member}},
+            "data": {member: base64.b64encode(yaml.safe_dump(kubeconfig, sort_keys=False).encode()).decode()}}
