@@ -738,11 +738,14 @@ def plan(spec: dict) -> dict:
 
 
 def multicluster(spec: dict) -> dict:
-    """This cluster's name in the mesh and the other clusters (their connections), whose remote
-    secrets it gets (cluster_join kind istio); empty without istio_mesh_multicluster.enabled."""
+    """This cluster's name in the mesh, the other clusters (their connections), whose remote
+    secrets it gets (cluster_join kind istio), and those taken out of the mesh, whose remote
+    secret and reader account go; empty without istio_mesh_multicluster.enabled."""
     if not mesh_multicluster.enabled(spec):
-        return {"cluster_name": "", "remotes": []}
+        return {"cluster_name": "", "remotes": [], "removed": []}
     return {"cluster_name": spec["multicluster"]["cluster_name"],
             "remotes": [{"name": r["name"], "network": r["network"], "context": r.get("context") or "",
                          "kubeconfig": r.get("kubeconfig") or "", "server": r.get("server") or ""}
-                        for r in spec["multicluster"].get("remotes") or []]}
+                        for r in spec["multicluster"].get("remotes") or []],
+            "removed": [{"name": r["name"], "context": r["context"], "kubeconfig": r.get("kubeconfig") or ""}
+                        for r in spec["multicluster"].get("removed") or []]}

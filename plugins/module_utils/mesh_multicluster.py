@@ -29,8 +29,10 @@ CROSS_NETWORK_PORT = 15443
 
 REMOTE_SHAPE = {"name!": "str", "network!": "str", "context!": "str", "kubeconfig": ("opt", "str"),
                 "server": ("opt", "str")}
+REMOVED_SHAPE = {"name!": "str", "context!": "str", "kubeconfig": ("opt", "str")}
 SHAPE = ("opt", {"enabled": "bool", "mesh_id": ("opt", "str"), "cluster_name": ("opt", "str"),
-                 "network": ("opt", "str"), "remotes": ("opt", ("list", REMOTE_SHAPE))})
+                 "network": ("opt", "str"), "remotes": ("opt", ("list", REMOTE_SHAPE)),
+                 "removed": ("opt", ("list", REMOVED_SHAPE))})
 
 # What istiod needs of a remote cluster to discover its services, read only (Istio's
 # istio-reader-clusterrole, without its Secrets and the write verbs of its config-cluster use).
@@ -74,6 +76,10 @@ def problems(settings: dict, where: str = "istio_mesh_multicluster") -> list[str
         if remote.get("server") is not None and not str(remote["server"]).startswith("https://"):
             out.append(f"{where}.remotes[{i}].server: {remote['server']!r} is not an https:// URL of the cluster's API "
                        "(as this cluster's istiod reaches it)")
+    for i, gone in enumerate(settings.get("removed") or []):
+        checks.label(gone.get("name"), f"{where}.removed[{i}].name", out)
+        if gone.get("name") in seen:
+            out.append(f"{where}.removed[{i}].name: {gone.get('name')!r} is also this cluster or one of remotes")
     return out
 
 

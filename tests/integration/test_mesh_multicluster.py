@@ -171,3 +171,12 @@ def test_pilot_discovery_lists_the_remote_clusters_endpoints_through_the_roles_r
     again = run_testbed_playbook(tmp_path, "mesh.yml", multicluster_vars(namespace_name))
     assert recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
     assert {cluster: testbed.writes(cluster, since=mark[cluster]) for cluster in mark} == {PRIMARY: [], REMOTE: []}
+
+    # Taken out of the mesh: the remote secret here and the reader account there are gone.
+    removed = run_testbed_playbook(tmp_path, "mesh.yml", multicluster_vars(
+        namespace_name, remotes=[], removed=[{"name": REMOTE, "context": REMOTE}]))
+    assert removed.returncode == 0 and recap(removed.stdout)["changed"] > 0, removed.stdout[-4000:]
+    assert testbed.client(PRIMARY).request(
+        "GET", f"/api/v1/namespaces/istio-system/secrets/istio-remote-secret-{REMOTE}", allow=(404,)) is None
+    assert testbed.client(REMOTE).request(
+        "GET", f"/api/v1/namespaces/istio-system/serviceaccounts/istio-reader-{PRIMARY}", allow=(404,)) is None

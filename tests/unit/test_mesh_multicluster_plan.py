@@ -36,7 +36,7 @@ def test_without_multicluster_nothing_of_it_is_written():
     plan = istio_mesh_plan(spec())
     assert "meshID" not in plan["operator"]["spec"]["values"]["global"]
     assert not any(o["metadata"]["name"] == "cross-network-gateway" for o in plan["objects"])
-    assert plan["multicluster"] == {"cluster_name": "", "remotes": []}
+    assert plan["multicluster"] == {"cluster_name": "", "remotes": [], "removed": []}
 
 
 def test_bad_settings_are_named_before_anything_is_written():
@@ -48,6 +48,9 @@ def test_bad_settings_are_named_before_anything_is_written():
     assert "istio_mesh_multicluster.remotes[0].name: 'us-east' is this cluster or another remote" in found
     assert any(p.startswith("istio_mesh_multicluster.remotes[0].server: 'http://eu:6443' is not an https:// URL") for p in found)
     assert any(p.startswith("istio_mesh_context: a multi-cluster mesh names this cluster's context") for p in found)
+    twice = istio_mesh_plan(spec(multicluster={**SETTINGS, "removed": [{"name": "eu-west", "context": "eu-west"}]},
+                                 context="us-east"))["problems"]
+    assert twice == ["istio_mesh_multicluster.removed[0].name: 'eu-west' is also this cluster or one of remotes"]
     missing = istio_mesh_plan(spec(multicluster={**SETTINGS, "remotes": [{"name": "eu-west", "network": "n"}]}))
     assert any("remotes[0]" in p and "context" in p for p in missing["problems"])
 
