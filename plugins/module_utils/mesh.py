@@ -584,6 +584,7 @@ def istio_operator(spec: dict) -> dict:
         out["spec"]["revision"] = spec["revision"]
     if mesh_multicluster.enabled(spec):
         out["spec"]["values"]["global"].update(mesh_multicluster.install_values(spec["multicluster"]))
+        out["spec"]["meshConfig"]["defaultConfig"] = {"proxyMetadata": dict(mesh_multicluster.PROXY_METADATA)}
         out["spec"]["components"]["ingressGateways"].append(mesh_multicluster.east_west_gateway(spec["multicluster"]))
     return out
 

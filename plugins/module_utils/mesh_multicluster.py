@@ -89,6 +89,11 @@ def install_values(settings: dict) -> dict:
             "network": settings["network"]}
 
 
+# The sidecars answer DNS themselves from istiod's name table, which holds every cluster's
+# services: a service that runs only in another cluster resolves here without a Service stub.
+PROXY_METADATA = {"ISTIO_META_DNS_CAPTURE": "true"}
+
+
 def east_west_gateway(settings: dict) -> dict:
     """The install file's east-west gateway: the network's entry for the other networks' traffic
     (15443, mTLS passthrough), as Istio's gen-eastwest-gateway.sh writes it."""

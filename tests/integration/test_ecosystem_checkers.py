@@ -394,6 +394,8 @@ def test_istioctl_builds_the_multicluster_install_and_analyze_stays_clean(tmp_pa
     mesh_config = yaml.safe_load(next(d for d in generated if d["kind"] == "ConfigMap"
                                       and d["metadata"]["name"] == "istio")["data"]["mesh"])
     assert mesh_config["defaultConfig"]["meshId"] == "shop-mesh"
+    # Sidecars resolve the other clusters' services from istiod's name table (DNS proxying).
+    assert mesh_config["defaultConfig"]["proxyMetadata"] == {"ISTIO_META_DNS_CAPTURE": "true"}
     objects = [o for o in yaml.safe_load_all((build_dir / "mesh" / "manifests.yaml").read_text()) if o]
     cross = next(o for o in objects if o["kind"] == "Gateway" and o["metadata"]["name"] == "cross-network-gateway")
     assert cross["spec"]["selector"] == {"istio": "eastwestgateway"}

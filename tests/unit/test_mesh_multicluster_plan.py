@@ -21,6 +21,7 @@ def test_the_install_file_joins_the_mesh_with_an_east_west_gateway_on_the_cluste
     assert install["values"]["global"]["meshID"] == "shop-mesh"
     assert install["values"]["global"]["multiCluster"] == {"clusterName": "us-east"}
     assert install["values"]["global"]["network"] == "net-us-east"
+    assert install["meshConfig"]["defaultConfig"] == {"proxyMetadata": {"ISTIO_META_DNS_CAPTURE": "true"}}
     east_west = install["components"]["ingressGateways"][-1]
     assert east_west["label"]["topology.istio.io/network"] == "net-us-east"
     assert east_west["k8s"]["env"] == [{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": "net-us-east"}]
