@@ -43,10 +43,10 @@ options:
     default: kubefed
   namespace:
     description:
-      - KubeFed's namespace (O(kind=kubefed)) or Istio's root namespace (O(kind=istio), e.g.
-        C(istio-system)) on the host, and where the member's account lives.
+      - KubeFed's namespace (O(kind=kubefed)) or Istio's root namespace (O(kind=istio)) on the
+        host, and where the member's account lives.
+      - Default C(kube-federation-system) for O(kind=kubefed), C(istio-system) for O(kind=istio).
     type: str
-    default: kube-federation-system
   api_endpoint:
     description: How the host reaches the member's API; defaults to the member connection's server.
     type: str
@@ -109,7 +109,6 @@ EXAMPLES = r"""
     kind: istio
     name: eu-west
     host_name: us-east
-    namespace: istio-system
     context: eu-west
     host_context: us-east
 """
@@ -163,7 +162,7 @@ def main() -> None:
         argument_spec=dict(
             name=dict(type="str", required=True), host_name=dict(type="str", required=True),
             kind=dict(type="str", choices=["kubefed", "istio"], default="kubefed"),
-            namespace=dict(type="str", default="kube-federation-system"), api_endpoint=dict(type="str"),
+            namespace=dict(type="str"), api_endpoint=dict(type="str"),
             host_kubeconfig=dict(type="path"), host_context=dict(type="str", required=True),
             token_days=dict(type="int", default=365, no_log=False), renew_days=dict(type="int", default=30),
             federated_types=dict(type="list", elements="str", default=["*"]),
@@ -186,8 +185,12 @@ def main() -> None:
     module.exit_json(**result)
 
 
+DEFAULT_NAMESPACE = {"kubefed": "kube-federation-system", "istio": "istio-system"}
+
+
 def join_or_unjoin(module, member: Client, host: Client) -> dict:
-    p = module.params
+    p = dict(module.params)
+    p["namespace"] = p["namespace"] or DEFAULT_NAMESPACE[p["kind"]]
     if p["kind"] == "istio":
         grant = mesh_multicluster.grant(p["name"], p["host_name"], p["namespace"])
     else:
