@@ -100,10 +100,6 @@ def kubefed_grant(member: str, host: str, namespace: str, federated_types: list[
                  stored_token=stored_token)
 
 
-def member_objects(member: str, host: str, namespace: str, federated_types: list[str]) -> list[dict]:
-    return account_objects(kubefed_grant(member, host, namespace, federated_types))
-
-
 def host_objects(member: str, namespace: str, endpoint: str, ca_pem: str | None, token: str) -> list[dict]:
     secret = f"{member}-credentials"
     data = {"token": base64.b64encode(token.encode()).decode()}

@@ -69,7 +69,8 @@ def test_bad_values_are_named(change, message):
 
 
 def test_join_objects_and_token_expiry():
-    member = federation.member_objects("eu-west", "us-east", "kube-federation-system", ["services", "deployments.apps"])
+    member = federation.account_objects(
+        federation.kubefed_grant("eu-west", "us-east", "kube-federation-system", ["services", "deployments.apps"]))
     assert [o["kind"] for o in member] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
     assert member[1]["rules"] == [
         {"apiGroups": [""], "resources": ["services"], "verbs": federation.SYNC_VERBS},
