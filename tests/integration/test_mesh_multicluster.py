@@ -42,6 +42,14 @@ def istio_root(testbed):
     for cluster in (PRIMARY, REMOTE):
         testbed.client(cluster).request("POST", "/api/v1/namespaces", allow=(409,),
                                         body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})
+    yield
+    # The role's labels set now holds the root namespace (its network label): give the later
+    # tests a root namespace no set holds, as istioctl leaves it.
+    for cluster in (PRIMARY, REMOTE):
+        client = testbed.client(cluster)
+        client.request("DELETE", "/api/v1/namespaces/istio-system", allow=(404,))
+        wait_for(lambda client=client: client.request("GET", "/api/v1/namespaces/istio-system", allow=(404,)) is None,
+                 f"istio-system gone in {cluster}", 60)
 
 
 @pytest.fixture
