@@ -130,9 +130,12 @@ def test_node_ports_rewrite_or_keep_the_client_address_by_traffic_policy(testbed
             return {(node, traffic): matrix[("outside:client", f"{node_address(node)}:{ports[traffic]}/TCP")]
                     for node, traffic in expected}
 
-        # The EndpointSlice reaches each node's proxy in its own time: wait for the answer, then hold it.
-        until(lambda: seen() == expected)
-        assert seen() == expected
+        # The EndpointSlice reaches each node's proxy in its own time (a busy CI machine once took
+        # more than 10 s on one node): wait for the answer, then hold it; a failure shows the proxies' logs.
+        _reached, waited = until(lambda: seen() == expected, timeout=30)
+        held = seen()
+        assert held == expected, f"after {waited:.1f}s: {held}\n" + "\n".join(
+            f"kube-proxy on {node}:\n{dataplane.log('kube-proxy', node)[-2500:]}" for node in (NODE_A, NODE_B))
     finally:
         client.request("DELETE", f"/api/v1/namespaces/{namespace_name}", allow=(404,))
 
