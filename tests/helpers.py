@@ -156,3 +156,25 @@ def install_manifest(client, manifest: Path, keep: tuple[str, ...] = ()) -> list
     Engine(client, force_conflicts=True).converge(manifest.name.split(".", maxsplit=1)[0], "kube-system", objects,
                                                   "overridden")
     return objects
+
+
+def write_root_ca(folder: Path, days: int = 3650, ca: bool = True, name: str = "root") -> tuple[str, str]:
+    """A self-signed root CA's files ``<name>.crt`` and ``<name>.key`` in ``folder`` (with
+    ca=False, a certificate that is not a CA's): (certificate path, key path)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, f"mesh {name}")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    (folder / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    return str(folder / f"{name}.crt"), str(folder / f"{name}.key")

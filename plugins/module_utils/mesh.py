@@ -741,10 +741,12 @@ def plan(spec: dict) -> dict:
 def multicluster(spec: dict) -> dict:
     """This cluster's name in the mesh, the other clusters (their connections), whose remote
     secrets it gets (cluster_join kind istio), and those taken out of the mesh, whose remote
-    secret and reader account go; empty without istio_mesh_multicluster.enabled."""
+    secret and reader account go, and the root CA its intermediate is issued from (None when
+    the user's PKI writes cacerts); empty without istio_mesh_multicluster.enabled."""
     if not mesh_multicluster.enabled(spec):
-        return {"cluster_name": "", "remotes": [], "removed": []}
+        return {"cluster_name": "", "remotes": [], "removed": [], "root_ca": None}
     return {"cluster_name": spec["multicluster"]["cluster_name"],
+            "root_ca": mesh_multicluster.root_ca(spec["multicluster"]),
             "remotes": [{"name": r["name"], "network": r["network"], "context": r.get("context") or "",
                          "kubeconfig": r.get("kubeconfig") or "", "server": r.get("server") or ""}
                         for r in spec["multicluster"].get("remotes") or []],

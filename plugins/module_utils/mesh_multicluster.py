@@ -30,9 +30,15 @@ CROSS_NETWORK_PORT = 15443
 REMOTE_SHAPE = {"name!": "str", "network!": "str", "context!": "str", "kubeconfig": ("opt", "str"),
                 "server": ("opt", "str")}
 REMOVED_SHAPE = {"name!": "str", "context!": "str", "kubeconfig": ("opt", "str")}
+ROOT_CA_SHAPE = {"cert_file": ("opt", "str"), "key_file": ("opt", "str"), "days": ("opt", "int"),
+                 "renew_days": ("opt", "int"), "external": ("opt", "bool")}
 SHAPE = ("opt", {"enabled": "bool", "mesh_id": ("opt", "str"), "cluster_name": ("opt", "str"),
                  "network": ("opt", "str"), "remotes": ("opt", ("list", REMOTE_SHAPE)),
-                 "removed": ("opt", ("list", REMOVED_SHAPE))})
+                 "removed": ("opt", ("list", REMOVED_SHAPE)), "root_ca": ("opt", ROOT_CA_SHAPE)})
+
+CACERTS_SECRET = "cacerts"  # the Secret istiod mounts at /etc/cacerts: its plugged signing CA
+CACERTS_SET = "istio-mesh-cacerts"
+ROOT_CA_DEFAULTS = {"cert_file": "", "key_file": "", "days": 730, "renew_days": 60, "external": False}
 
 # What istiod needs of a remote cluster to discover its services, read only (Istio's
 # istio-reader-clusterrole, without its Secrets and the write verbs of its config-cluster use).
@@ -76,11 +82,32 @@ def problems(settings: dict, where: str = "istio_mesh_multicluster") -> list[str
         if remote.get("server") is not None and not str(remote["server"]).startswith("https://"):
             out.append(f"{where}.remotes[{i}].server: {remote['server']!r} is not an https:// URL of the cluster's API "
                        "(as this cluster's istiod reaches it)")
+    out += _root_ca_problems({**ROOT_CA_DEFAULTS, **(settings.get("root_ca") or {})}, f"{where}.root_ca")
     for i, gone in enumerate(settings.get("removed") or []):
         checks.label(gone.get("name"), f"{where}.removed[{i}].name", out)
         if gone.get("name") in seen:
             out.append(f"{where}.removed[{i}].name: {gone.get('name')!r} is also this cluster or one of remotes")
     return out
+
+
+def _root_ca_problems(root_ca: dict, where: str) -> list[str]:
+    if root_ca["external"]:
+        return []
+    out = [f"{where}.{key}: a multi-cluster mesh needs one root of trust: the shared root CA's {what} "
+           "(each cluster gets an intermediate CA under it), or external: true when your own PKI writes "
+           "every cluster's cacerts Secret" for key, what in (("cert_file", "certificate"), ("key_file", "key"))
+           if not root_ca[key]]
+    if not 0 < root_ca["renew_days"] < root_ca["days"]:
+        out.append(f"{where}.renew_days: {root_ca['renew_days']!r} must be above 0 and fewer than days "
+                   f"({root_ca['days']!r})")
+    return out
+
+
+def root_ca(settings: dict) -> dict | None:
+    """The root CA settings the apply run issues this cluster's intermediate from; None when
+    the user's PKI writes the cacerts Secret (external)."""
+    merged = {**ROOT_CA_DEFAULTS, **(settings.get("root_ca") or {})}
+    return None if merged["external"] else {k: merged[k] for k in ("cert_file", "key_file", "days", "renew_days")}
 
 
 def install_values(settings: dict) -> dict:
@@ -171,3 +198,58 @@ def remote_secret(member: str, server: str, ca_pem: str | None, token: str, name
             "metadata": {"name": remote_secret_name(member), "namespace": namespace,
                          "labels": {REMOTE_SECRET_LABEL: "true"}, "annotations": {CLUSTER_ANNOTATION: member}},
             "data": {member: base64.b64encode(yaml.safe_dump(kubeconfig, sort_keys=False).encode()).decode()}}
+
+
+def cacerts_secret(namespace: str, ca_cert_pem: bytes, ca_key_pem: bytes, root_pem: bytes) -> dict:
+    """The plugged CA as istiod reads it (Istio's "Plug in CA certificates"): the intermediate's
+    certificate and key, the root, and the chain from the intermediate up to the root."""
+    files = {"ca-cert.pem": ca_cert_pem, "ca-key.pem": ca_key_pem, "root-cert.pem": root_pem,
+             "cert-chain.pem": ca_cert_pem + root_pem}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": CACERTS_SECRET, "namespace": namespace},
+            "data": {name: base64.b64encode(pem).decode() for name, pem in files.items()}}
+
+
+def converge_cacerts(client, namespace: str, cluster_name: str, root_cert_path: str, root_key_path: str, *,
+                     days: int, renew_days: int, check_mode: bool, diff: bool) -> dict:
+    """This cluster's intermediate CA under the shared root, in ``cacerts``: kept while it is
+    signed by the root, matches its key and has ``renew_days`` left; issued (or renewed) otherwise.
+    A cacerts under another root is refused, not replaced: changing a mesh's root is a migration
+    (both roots trusted while workloads move), never a side effect of one run. The keys stay in
+    this process: only fingerprints and dates are returned."""
+    from ansible_collections.k8snet.fabric.plugins.module_utils import federation, tls
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
+    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+
+    if not 0 < renew_days < days:
+        raise ValidationError(f"renew_days: {renew_days} must be above 0 and fewer than days ({days})")
+    root_cert, root_key = tls.load_ca(root_cert_path, root_key_path, "root_ca")
+    root_pem = tls.pem(root_cert)
+    live = client.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{CACERTS_SECRET}", allow=(404,))
+    files = {k: base64.b64decode(v) for k, v in ((live or {}).get("data") or {}).items()}
+    reason = ""
+    if live:
+        if not tls.same_certificate(files.get("root-cert.pem", b""), root_cert):
+            raise ValidationError(
+                f"secret {namespace}/{CACERTS_SECRET}: its root-cert.pem is not the root in {root_cert_path!r} "
+                f"(fingerprint {tls.fingerprint(root_cert)}); nothing was changed. Moving a mesh to another root is a "
+                "migration (Istio's plugged-CA root rotation); delete the Secret to start this cluster over")
+        reason = tls.intermediate_renewal_due(files.get("ca-cert.pem", b""), files.get("ca-key.pem", b""),
+                                              root_cert, renew_days)
+    if live and not reason:
+        ca_cert_pem, ca_key_pem, state = files["ca-cert.pem"], files["ca-key.pem"], "kept"
+    else:
+        ca_cert_pem, ca_key_pem = tls.issue_intermediate(
+            root_cert, root_key, {"O": "Istio", "CN": "Intermediate CA", "L": cluster_name}, days)
+        state = "renewed" if live else "issued"
+    namespace_missing = client.request("GET", f"/api/v1/namespaces/{namespace}", allow=(404,)) is None
+    if namespace_missing and not check_mode:
+        # As Istio's own steps do (kubectl create namespace): istioctl install adopts it.
+        client.request("POST", "/api/v1/namespaces", body=federation.namespace_object(namespace))
+    engine = Engine(client, check_mode=check_mode, want_diff=diff,
+                    pending_namespaces=[namespace] if namespace_missing else [])
+    result = engine.converge(CACERTS_SET, namespace, [cacerts_secret(namespace, ca_cert_pem, ca_key_pem, root_pem)],
+                             "replaced")
+    return {"changed": result["changed"] or namespace_missing, "ca": state, "reason": reason,
+            "secret": f"{namespace}/{CACERTS_SECRET}", "root_fingerprint_sha256": tls.fingerprint(root_cert),
+            **tls.intermediate_facts(ca_cert_pem), "diff": result.get("diff", [])}

@@ -17,6 +17,7 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import Va
 
 try:
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -84,7 +85,7 @@ def inspect(cert_pem: bytes, key_pem: bytes, hosts: list[str], warn_days: int,
     if missing:
         warnings.append(f"certificate {cert_where} does not cover {', '.join(missing)} (SANs: {', '.join(names) or 'none'})")
     return {"not_after": not_after.isoformat(), "days_left": days_left, "sans": names, "uncovered_hosts": missing,
-            "fingerprint_sha256": hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
+            "fingerprint_sha256": fingerprint(cert),
             "warnings": warnings}
 
 
@@ -155,6 +156,101 @@ def generate(hosts: list[str], days: int, ca_cert_path: str | None = None,
     return (cert.public_bytes(serialization.Encoding.PEM),
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption()))
+
+
+
+# -- certificate authorities (a mesh's plugged intermediate CA under the user's root) -----------
+def fingerprint(cert) -> str:
+    """SHA-256 of a certificate's DER, as reports name certificates."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def pem(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _is_ca(cert) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def load_ca(cert_path: str, key_path: str, label: str) -> tuple:
+    """A CA's certificate and key from files, checked: a CA certificate (basicConstraints CA),
+    the key that belongs to it, not expired. ValidationError naming ``label`` and the files."""
+    if not HAS_CRYPTOGRAPHY:
+        raise ValidationError("the cryptography Python package is required for TLS material")
+    cert = _load_cert(_read(cert_path, f"{label}.cert_file", "PEM certificate"), f"{label}.cert_file", cert_path)
+    key = _load_key(_read(key_path, f"{label}.key_file", "unencrypted PEM private key"), f"{label}.key_file", key_path)
+    if not _is_ca(cert):
+        raise ValidationError(f"{label}.cert_file: {cert_path!r} is not a CA certificate (no basicConstraints CA:TRUE)")
+    if _public(cert) != _public(key):
+        raise ValidationError(f"{label}.key_file: the key in {key_path!r} does not match the certificate in {cert_path!r}")
+    if cert.not_valid_after_utc <= datetime.datetime.now(datetime.timezone.utc):
+        raise ValidationError(f"{label}.cert_file: {cert_path!r} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    return cert, key
+
+
+def issue_intermediate(issuer_cert, issuer_key, subject: dict, days: int) -> tuple[bytes, bytes]:
+    """A new intermediate CA signed by ``issuer_cert``/``issuer_key`` (what Istio's
+    tools/certs Makefile makes per cluster): an ECDSA P-256 key, CA:TRUE with path length 0,
+    keyCertSign; valid ``days`` but never past the issuer's own end. PEM (certificate, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    oids = {"O": NameOID.ORGANIZATION_NAME, "CN": NameOID.COMMON_NAME, "L": NameOID.LOCALITY_NAME}
+    name = x509.Name([x509.NameAttribute(oids[k], v) for k, v in subject.items()])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(min(now + datetime.timedelta(days=days), issuer_cert.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key()), critical=False)
+            .sign(issuer_key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def intermediate_facts(cert_pem: bytes) -> dict:
+    """What a run reports of an intermediate CA (never its key)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return {"not_after": cert.not_valid_after_utc.isoformat(), "fingerprint_sha256": fingerprint(cert),
+            "days_left": (cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)).days}
+
+
+def intermediate_renewal_due(cert_pem: bytes, key_pem: bytes, issuer_cert, renew_days: int) -> str:
+    """Why an intermediate CA is replaced ('' when it is kept): unreadable, not a CA, not the
+    key's certificate, not signed by ``issuer_cert``, or fewer than ``renew_days`` days left."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        return f"is not a readable PEM certificate and key ({type(exc).__name__})"
+    if not _is_ca(cert):
+        return "is not a CA certificate"
+    if _public(cert) != _public(key):
+        return "holds a key that does not match its certificate"
+    try:
+        cert.verify_directly_issued_by(issuer_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return "is not signed by the root"
+    days_left = (cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)).days
+    if days_left < renew_days:
+        return f"expires in {days_left} days, fewer than renew_days {renew_days}"
+    return ""
+
+
+def same_certificate(pem: bytes, cert) -> bool:
+    """Whether the first certificate of ``pem`` is ``cert``."""
+    try:
+        return x509.load_pem_x509_certificate(pem) == cert
+    except ValueError:
+        return False
 
 
 # -- cert-manager ------------------------------------------------------------------------------

@@ -375,7 +375,8 @@ def test_istioctl_builds_the_multicluster_install_and_analyze_stays_clean(tmp_pa
         "fabric_build_dir": str(build_dir), "fabric_mode": "render", "istio_mesh_context": "us-east",
         "istio_mesh_multicluster": {"enabled": True, "mesh_id": "shop-mesh", "cluster_name": "us-east",
                                     "network": "net-us-east",
-                                    "remotes": [{"name": "eu-west", "network": "net-eu-west", "context": "eu-west"}]}})
+                                    "remotes": [{"name": "eu-west", "network": "net-eu-west", "context": "eu-west"}],
+                                    "root_ca": {"external": True}}})
     assert result.returncode == 0, result.stdout[-3000:]
     generated = [d for d in yaml.safe_load_all(subprocess.run(
         [checker("istioctl"), "manifest", "generate", "-f", str(build_dir / "mesh" / "istio-operator.yaml")],

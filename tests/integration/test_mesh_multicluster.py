@@ -2,7 +2,8 @@
 in apply mode gives us-east a remote secret for eu-west (a read-only account there, a bound
 token), and pilot-discovery - istiod's discovery server from the pinned Istio module - run
 against us-east lists eu-west's service and its endpoint in its registry. Without the remote
-secret it does not."""
+secret it does not. Each cluster's istiod signs with its own intermediate CA under the mesh's
+one root (mesh_intermediate_ca's cacerts), so their certificates verify each other."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import base64
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import urllib.request
 
 import pytest
 import yaml
+from cryptography import x509
 
-from tests.helpers import recap, run_testbed_playbook, wait_for
+from tests.helpers import recap, run_playbook, run_testbed_playbook, wait_for, write_root_ca
 from tests.netstubs import free_port
 from tests.testbed import build
 
@@ -27,13 +31,19 @@ PRIMARY, REMOTE = "us-east", "eu-west"
 ENDPOINT = "10.4.9.7"
 
 
-def multicluster_vars(namespace: str, **settings) -> dict:
+@pytest.fixture(scope="module")
+def mesh_root(tmp_path_factory) -> tuple[str, str]:
+    """The mesh's root CA files, as the user keeps them beside the inventory."""
+    return write_root_ca(tmp_path_factory.mktemp("mesh-pki"))
+
+
+def multicluster_vars(namespace: str, root: tuple[str, str], **settings) -> dict:
     return {"istio_mesh_namespaces": [{"name": namespace, "create": True}], "istio_mesh_services": [],
             "istio_mesh_gateway": {"enabled": False},
             "istio_mesh_multicluster": {"enabled": True, "mesh_id": "shop-mesh", "cluster_name": PRIMARY,
                                         "network": "net-us-east",
                                         "remotes": [{"name": REMOTE, "network": "net-eu-west", "context": REMOTE}],
-                                        **settings}}
+                                        "root_ca": {"cert_file": root[0], "key_file": root[1]}, **settings}}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,6 +75,23 @@ def unjoined(testbed):
 
 
 @pytest.fixture
+def no_cacerts(testbed):
+    """Neither cluster holds a cacerts Secret, before and after: istiod would sign with its own."""
+    def clear():
+        for cluster in (PRIMARY, REMOTE):
+            testbed.client(cluster).request("DELETE", "/api/v1/namespaces/istio-system/secrets/cacerts", allow=(404,))
+    clear()
+    yield
+    clear()
+
+
+def cacerts(testbed, cluster: str) -> dict | None:
+    """The cluster's cacerts files (PEM bytes by name), None when there is none."""
+    secret = testbed.client(cluster).request("GET", "/api/v1/namespaces/istio-system/secrets/cacerts", allow=(404,))
+    return {k: base64.b64decode(v) for k, v in secret["data"].items()} if secret else None
+
+
+@pytest.fixture
 def remote_service(testbed, namespace_name):
     """A Service of eu-west with one endpoint (no selector: the EndpointSlice is ours)."""
     client = testbed.client(REMOTE)
@@ -87,14 +114,15 @@ def remote_service(testbed, namespace_name):
 class PilotDiscovery:
     """pilot-discovery against one testbed cluster, every port on loopback; stopped by its pid."""
 
-    def __init__(self, testbed, cluster: str, workdir):
+    def __init__(self, testbed, cluster: str, workdir, env: dict | None = None):
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         config = yaml.safe_load(testbed.kubeconfig.read_text())
         config["current-context"] = cluster
         self.kubeconfig = workdir / f"{cluster}.kubeconfig"
         self.kubeconfig.write_text(yaml.safe_dump(config))
-        self.http = free_port()
-        ports = {"--httpAddr": self.http, "--grpcAddr": free_port(), "--secureGRPCAddr": free_port(),
+        self.http, self.secure_grpc = free_port(), free_port()
+        ports = {"--httpAddr": self.http, "--grpcAddr": free_port(), "--secureGRPCAddr": self.secure_grpc,
                  "--httpsAddr": free_port(), "--monitoringAddr": free_port()}
         self.log = workdir / "pilot-discovery.log"
         self.proc = subprocess.Popen(
@@ -102,7 +130,8 @@ class PilotDiscovery:
              "--clusterID", cluster, "--registries", "Kubernetes", "--ctrlz_port", str(free_port()),
              *[arg for flag, port in ports.items() for arg in (flag, f"127.0.0.1:{port}")]],
             cwd=workdir, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "POD_NAMESPACE": "istio-system", "POD_NAME": "istiod-test", "PILOT_ENABLE_ANALYSIS": "false"})
+            env={**os.environ, "POD_NAMESPACE": "istio-system", "POD_NAME": "istiod-test", "PILOT_ENABLE_ANALYSIS": "false",
+                 **(env or {})})
 
     def debug(self, path: str):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/debug/{path}", timeout=5) as resp:
@@ -136,7 +165,7 @@ class PilotDiscovery:
 
 
 def test_pilot_discovery_lists_the_remote_clusters_endpoints_through_the_roles_remote_secret(
-        testbed, tmp_path, namespace_name, unjoined, remote_service):
+        testbed, tmp_path, namespace_name, unjoined, remote_service, mesh_root, no_cacerts):
     pilot = PilotDiscovery(testbed, PRIMARY, tmp_path)
     try:
         wait_for(lambda: pilot.proc.poll() is not None or pilot.serving(),
@@ -145,18 +174,22 @@ def test_pilot_discovery_lists_the_remote_clusters_endpoints_through_the_roles_r
         assert pilot.endpoints(remote_service) == {}, "eu-west is not part of the mesh yet"
 
         before = {cluster: testbed.audit_mark(cluster) for cluster in (PRIMARY, REMOTE)}
-        checked = run_testbed_playbook(tmp_path, "mesh.yml", multicluster_vars(namespace_name), "--check", "--diff")
+        checked = run_testbed_playbook(tmp_path, "mesh.yml", multicluster_vars(namespace_name, mesh_root), "--check", "--diff")
         assert checked.returncode == 0 and recap(checked.stdout)["changed"] > 0, checked.stdout[-4000:]
         assert testbed.writes(REMOTE, since=before[REMOTE]) == []
         assert testbed.client(PRIMARY).request(
             "GET", f"/api/v1/namespaces/istio-system/secrets/istio-remote-secret-{REMOTE}", allow=(404,)) is None
+        assert cacerts(testbed, PRIMARY) is None, "check mode wrote the signing CA"
 
-        first = run_testbed_playbook(tmp_path, "mesh.yml", multicluster_vars(namespace_name))
+        first = run_testbed_playbook(tmp_path, "mesh.yml", multicluster_vars(namespace_name, mesh_root))
         assert first.returncode == 0, first.stdout[-4000:]
         secret = testbed.client(PRIMARY).request("GET", f"/api/v1/namespaces/istio-system/secrets/istio-remote-secret-{REMOTE}")
         assert secret["metadata"]["labels"]["istio/multiCluster"] == "true"
         kubeconfig = yaml.safe_load(base64.b64decode(secret["data"][REMOTE]))
         assert kubeconfig["users"][0]["user"]["token"] not in first.stdout, "the token reached the output"
+        signing = cacerts(testbed, PRIMARY)
+        assert signing["root-cert.pem"] == open(mesh_root[0], "rb").read()
+        assert signing["ca-key.pem"].decode().strip().splitlines()[1] not in first.stdout, "the CA key reached the output"
         found = wait_for(lambda: pilot.endpoints(remote_service).get(REMOTE), "eu-west's endpoint in us-east's registry", 90)
         assert found == [ENDPOINT]
         # Istio learns each cluster's network from its root namespace's label.
@@ -176,15 +209,117 @@ def test_pilot_discovery_lists_the_remote_clusters_endpoints_through_the_roles_r
         pilot.stop()
     # Stopped first: pilot-discovery runs as the same testbed user and writes its own state.
     mark = {cluster: testbed.audit_mark(cluster) for cluster in (PRIMARY, REMOTE)}
-    again = run_testbed_playbook(tmp_path, "mesh.yml", multicluster_vars(namespace_name))
+    again = run_testbed_playbook(tmp_path, "mesh.yml", multicluster_vars(namespace_name, mesh_root))
     assert recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
     assert {cluster: testbed.writes(cluster, since=mark[cluster]) for cluster in mark} == {PRIMARY: [], REMOTE: []}
 
     # Taken out of the mesh: the remote secret here and the reader account there are gone.
     removed = run_testbed_playbook(tmp_path, "mesh.yml", multicluster_vars(
-        namespace_name, remotes=[], removed=[{"name": REMOTE, "context": REMOTE}]))
+        namespace_name, mesh_root, remotes=[], removed=[{"name": REMOTE, "context": REMOTE}]))
     assert removed.returncode == 0 and recap(removed.stdout)["changed"] > 0, removed.stdout[-4000:]
     assert testbed.client(PRIMARY).request(
         "GET", f"/api/v1/namespaces/istio-system/secrets/istio-remote-secret-{REMOTE}", allow=(404,)) is None
     assert testbed.client(REMOTE).request(
         "GET", f"/api/v1/namespaces/istio-system/serviceaccounts/istio-reader-{PRIMARY}", allow=(404,)) is None
+
+
+def intermediate_ca(testbed, tmp_path, root: tuple[str, str], cluster: str, *args, **options) -> dict:
+    """mesh_intermediate_ca once for ``cluster`` through ansible-playbook; its result."""
+    out = tmp_path / f"ca-{cluster}.json"
+    plays = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "signing CA", "k8snet.fabric.mesh_intermediate_ca": {
+            "root_cert_path": root[0], "root_key_path": root[1], "cluster_name": cluster,
+            "kubeconfig": str(testbed.kubeconfig), "context": cluster, **options},
+         "register": "made", "ignore_errors": True},
+        {"name": "keep the result", "ansible.builtin.copy": {"content": "{{ made | to_json }}", "dest": str(out)},
+         "check_mode": False}]}]
+    result = run_playbook(tmp_path, plays, *args)
+    assert result.returncode == 0 and out.exists(), result.stdout[-3000:]
+    assert "PRIVATE KEY" not in result.stdout + out.read_text()
+    return json.loads(out.read_text())
+
+
+def served_certificate(port: int, root_cert: str) -> x509.Certificate:
+    """The certificate istiod serves on its secure gRPC port, after a handshake that verifies it
+    up to ``root_cert`` (the chain it sends must lead there)."""
+    context = ssl.create_default_context(cafile=root_cert)
+    context.check_hostname = False
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw) as tls_socket:
+            return x509.load_der_x509_certificate(tls_socket.getpeercert(binary_form=True))
+
+
+def test_each_clusters_istiod_signs_with_its_own_intermediate_under_the_one_root(
+        testbed, tmp_path, mesh_root, no_cacerts):
+    root_pem = open(mesh_root[0], "rb").read()
+    checked = intermediate_ca(testbed, tmp_path, mesh_root, PRIMARY, "--check")
+    assert checked["changed"] and checked["ca"] == "issued" and cacerts(testbed, PRIMARY) is None, checked
+
+    made = {cluster: intermediate_ca(testbed, tmp_path, mesh_root, cluster) for cluster in (PRIMARY, REMOTE)}
+    assert all(m["changed"] and m["ca"] == "issued" for m in made.values()), made
+    assert made[PRIMARY]["root_fingerprint_sha256"] == made[REMOTE]["root_fingerprint_sha256"]
+    assert made[PRIMARY]["fingerprint_sha256"] != made[REMOTE]["fingerprint_sha256"]
+    files = {cluster: cacerts(testbed, cluster) for cluster in (PRIMARY, REMOTE)}
+    assert all(f["root-cert.pem"] == root_pem and f["cert-chain.pem"] == f["ca-cert.pem"] + root_pem
+               for f in files.values())
+
+    # istiod as Istio deploys it reads the cacerts Secret of its cluster (here fetched from the
+    # API, as an external istiod does: USE_REMOTE_CERTS) and signs with that intermediate.
+    pilots = {cluster: PilotDiscovery(testbed, cluster, tmp_path / cluster, env={
+        "USE_REMOTE_CERTS": "true", "ROOT_CA_DIR": str(tmp_path / cluster / "cacerts")}) for cluster in (PRIMARY, REMOTE)}
+    try:
+        for cluster, pilot in pilots.items():
+            wait_for(lambda pilot=pilot: pilot.proc.poll() is not None or pilot.serving(),
+                     f"pilot-discovery of {cluster} serving", 90)
+            assert pilot.proc.poll() is None, pilot.log.read_text()[-4000:]
+            served = wait_for(lambda pilot=pilot: _served_or_none(pilot.secure_grpc, mesh_root[0]),
+                              f"{cluster}'s istiod serving a certificate under the mesh's root", 60)
+            intermediate = x509.load_pem_x509_certificate(files[cluster]["ca-cert.pem"])
+            served.verify_directly_issued_by(intermediate)
+            # Every namespace's workloads trust the one root (the ConfigMap istiod distributes).
+            distributed = wait_for(lambda cluster=cluster: (testbed.client(cluster).request(
+                "GET", "/api/v1/namespaces/default/configmaps/istio-ca-root-cert", allow=(404,)) or {}).get("data"),
+                f"istio-ca-root-cert in {cluster}", 60)
+            wait_for(lambda cluster=cluster: testbed.client(cluster).request(
+                "GET", "/api/v1/namespaces/default/configmaps/istio-ca-root-cert")["data"]["root-cert.pem"].encode() == root_pem,
+                f"the mesh's root in {cluster}'s istio-ca-root-cert (holds {distributed['root-cert.pem'][:60]!r})", 60)
+    finally:
+        for pilot in pilots.values():
+            pilot.stop()
+
+    # Kept while good: the second run writes nothing.
+    mark = testbed.audit_mark(PRIMARY)
+    again = intermediate_ca(testbed, tmp_path, mesh_root, PRIMARY)
+    assert not again["changed"] and again["ca"] == "kept" and again["reason"] == "", again
+    assert testbed.writes(PRIMARY, since=mark) == []
+
+    # Near its end: renewed under the same root; check mode only says so.
+    testbed.client(REMOTE).request("DELETE", "/api/v1/namespaces/istio-system/secrets/cacerts")
+    brief = intermediate_ca(testbed, tmp_path, mesh_root, REMOTE, days=20, renew_days=10)
+    assert brief["ca"] == "issued" and brief["days_left"] in (19, 20), brief
+    version = testbed.client(REMOTE).request("GET", "/api/v1/namespaces/istio-system/secrets/cacerts")["metadata"]["resourceVersion"]
+    would = intermediate_ca(testbed, tmp_path, mesh_root, REMOTE, "--check")
+    assert would["changed"] and would["ca"] == "renewed", would
+    assert would["reason"] == f"expires in {brief['days_left']} days, fewer than renew_days 60"
+    assert testbed.client(REMOTE).request(
+        "GET", "/api/v1/namespaces/istio-system/secrets/cacerts")["metadata"]["resourceVersion"] == version
+    renewed = intermediate_ca(testbed, tmp_path, mesh_root, REMOTE)
+    assert renewed["changed"] and renewed["ca"] == "renewed" and renewed["days_left"] in (729, 730), renewed
+    assert x509.load_pem_x509_certificate(cacerts(testbed, REMOTE)["ca-cert.pem"]) \
+        .verify_directly_issued_by(x509.load_pem_x509_certificate(root_pem)) is None
+
+    # Another root is refused and nothing is written: moving a mesh's root is a migration.
+    other = write_root_ca(tmp_path, name="other-root")
+    mark = testbed.audit_mark(REMOTE)
+    refused = intermediate_ca(testbed, tmp_path, other, REMOTE)
+    assert refused["failed"] and "its root-cert.pem is not the root in" in refused["msg"], refused
+    assert testbed.writes(REMOTE, since=mark) == []
+    assert cacerts(testbed, REMOTE)["root-cert.pem"] == root_pem
+
+
+def _served_or_none(port: int, root_cert: str) -> x509.Certificate | None:
+    try:
+        return served_certificate(port, root_cert)
+    except (OSError, ssl.SSLError):
+        return None

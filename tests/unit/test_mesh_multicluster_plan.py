@@ -11,7 +11,8 @@ from ansible_collections.k8snet.fabric.plugins.module_utils import federation, m
 from tests.unit.test_mesh import spec
 
 SETTINGS = {"enabled": True, "mesh_id": "shop-mesh", "cluster_name": "us-east", "network": "net-us-east",
-            "remotes": [{"name": "eu-west", "network": "net-eu-west", "context": "eu-west"}]}
+            "remotes": [{"name": "eu-west", "network": "net-eu-west", "context": "eu-west"}],
+            "root_ca": {"cert_file": "pki/mesh-root.crt", "key_file": "pki/mesh-root.key"}}
 
 
 def test_the_install_file_joins_the_mesh_with_an_east_west_gateway_on_the_clusters_network():
@@ -31,13 +32,15 @@ def test_the_install_file_joins_the_mesh_with_an_east_west_gateway_on_the_cluste
     assert root["metadata"]["labels"] == {"topology.istio.io/network": "net-us-east"}
     assert plan["multicluster"]["remotes"] == [{"name": "eu-west", "network": "net-eu-west", "context": "eu-west",
                                                 "kubeconfig": "", "server": ""}]
+    assert plan["multicluster"]["root_ca"] == {"cert_file": "pki/mesh-root.crt", "key_file": "pki/mesh-root.key",
+                                               "days": 730, "renew_days": 60}
 
 
 def test_without_multicluster_nothing_of_it_is_written():
     plan = istio_mesh_plan(spec())
     assert "meshID" not in plan["operator"]["spec"]["values"]["global"]
     assert not any(o["metadata"]["name"] == "cross-network-gateway" for o in plan["objects"])
-    assert plan["multicluster"] == {"cluster_name": "", "remotes": [], "removed": []}
+    assert plan["multicluster"] == {"cluster_name": "", "remotes": [], "removed": [], "root_ca": None}
 
 
 def test_bad_settings_are_named_before_anything_is_written():
@@ -54,6 +57,16 @@ def test_bad_settings_are_named_before_anything_is_written():
     assert twice == ["istio_mesh_multicluster.removed[0].name: 'eu-west' is also this cluster or one of remotes"]
     missing = istio_mesh_plan(spec(multicluster={**SETTINGS, "remotes": [{"name": "eu-west", "network": "n"}]}))
     assert any("remotes[0]" in p and "context" in p for p in missing["problems"])
+
+
+def test_one_root_of_trust_is_asked_for_unless_the_users_pki_writes_cacerts():
+    no_root = istio_mesh_plan(spec(multicluster={**SETTINGS, "root_ca": {"renew_days": 800}}, context="us-east"))
+    assert [p.split(":")[0] for p in no_root["problems"]] == [
+        "istio_mesh_multicluster.root_ca.cert_file", "istio_mesh_multicluster.root_ca.key_file",
+        "istio_mesh_multicluster.root_ca.renew_days"]
+    assert "800 must be above 0 and fewer than days (730)" in no_root["problems"][2]
+    external = istio_mesh_plan(spec(multicluster={**SETTINGS, "root_ca": {"external": True}}, context="us-east"))
+    assert external["problems"] == [] and external["multicluster"]["root_ca"] is None
 
 
 def test_each_primary_gets_a_read_only_account_of_its_own_and_a_remote_secret_istiod_reads():
@@ -75,3 +88,11 @@ def test_each_primary_gets_a_read_only_account_of_its_own_and_a_remote_secret_is
                                                     "certificate-authority-data": base64.b64encode(b"PEM").decode()}
     assert kubeconfig["users"][0]["user"] == {"token": "the-token"}
     assert grant.namespace_set is None, "the root namespace is istioctl's"
+
+
+def test_cacerts_holds_the_intermediate_its_key_the_root_and_the_chain_up_to_it():
+    secret = mesh_multicluster.cacerts_secret("istio-system", b"INTERMEDIATE\n", b"KEY\n", b"ROOT\n")
+    assert secret["metadata"] == {"name": "cacerts", "namespace": "istio-system"}
+    files = {name: base64.b64decode(value) for name, value in secret["data"].items()}
+    assert files == {"ca-cert.pem": b"INTERMEDIATE\n", "ca-key.pem": b"KEY\n", "root-cert.pem": b"ROOT\n",
+                     "cert-chain.pem": b"INTERMEDIATE\nROOT\n"}

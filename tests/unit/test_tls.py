@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives import hashes, serialization
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import tls
+from tests.helpers import write_root_ca
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
 
 
@@ -59,3 +60,44 @@ def test_files_that_are_not_there_or_not_pem_are_named(tmp_path):
         tls.read_pair(str(tmp_path / "none.crt"), str(tmp_path / "none.key"))
     with pytest.raises(ValidationError, match=r"cert_path: 'x.crt' is not a readable PEM certificate"):
         tls.inspect(b"not pem", b"not pem", [], 0, where=("x.crt", "x.key"))
+
+
+def test_an_intermediate_ca_is_signed_by_the_root_may_sign_leaves_only_and_ends_with_thewrite_root_ca(tmp_path):
+    root_cert, root_key = tls.load_ca(*write_root_ca(tmp_path, days=100), "root_ca")
+    cert_pem, key_pem = tls.issue_intermediate(root_cert, root_key, {"O": "Istio", "CN": "Intermediate CA",
+                                                                     "L": "us-east"}, days=730)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    cert.verify_directly_issued_by(root_cert)
+    constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert (constraints.ca, constraints.path_length) == (True, 0)
+    assert cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+    assert cert.not_valid_after_utc == root_cert.not_valid_after_utc  # capped at the root's end
+    assert cert.subject.rfc4514_string() == "L=us-east,CN=Intermediate CA,O=Istio"
+    assert tls.intermediate_renewal_due(cert_pem, key_pem, root_cert, renew_days=30) == ""
+    left = tls.intermediate_facts(cert_pem)["days_left"]
+    assert tls.intermediate_renewal_due(cert_pem, key_pem, root_cert, renew_days=200) == \
+        f"expires in {left} days, fewer than renew_days 200"
+
+
+def test_an_intermediate_under_another_root_or_with_another_key_is_replaced(tmp_path):
+    root_cert, root_key = tls.load_ca(*write_root_ca(tmp_path), "root_ca")
+    other_cert, other_key = tls.load_ca(*write_root_ca(tmp_path, name="other"), "root_ca")
+    cert_pem, key_pem = tls.issue_intermediate(other_cert, other_key, {"CN": "x"}, days=30)
+    assert tls.intermediate_renewal_due(cert_pem, key_pem, root_cert, 10) == "is not signed by the root"
+    mine, _key = tls.issue_intermediate(root_cert, root_key, {"CN": "x"}, days=30)
+    assert tls.intermediate_renewal_due(mine, key_pem, root_cert, 10) == "holds a key that does not match its certificate"
+    leaf, leaf_key = tls.generate(["a.example.com"], 30)
+    assert tls.intermediate_renewal_due(leaf, leaf_key, root_cert, 10) == "is not a CA certificate"
+    assert tls.intermediate_renewal_due(b"", b"", root_cert, 10).startswith("is not a readable PEM certificate")
+
+
+def test_a_root_that_is_no_ca_or_not_the_keys_certificate_is_named(tmp_path):
+    leaf_cert, _leaf_key = write_root_ca(tmp_path, ca=False, name="leaf")
+    _other_cert, other_key = write_root_ca(tmp_path, name="other")
+    with pytest.raises(ValidationError, match=r"root_ca.cert_file: '.*leaf.crt' is not a CA certificate"):
+        tls.load_ca(leaf_cert, other_key, "root_ca")
+    root_cert, _root_key = write_root_ca(tmp_path)
+    with pytest.raises(ValidationError, match=r"root_ca.key_file: the key in '.*other.key' does not match"):
+        tls.load_ca(root_cert, other_key, "root_ca")
+    with pytest.raises(ValidationError, match=r"root_ca.cert_file: '.*none.crt' is not a readable PEM certificate"):
+        tls.load_ca(str(tmp_path / "none.crt"), other_key, "root_ca")
