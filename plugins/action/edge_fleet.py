@@ -27,10 +27,11 @@ from ansible.plugins.action import ActionBase
 from ansible.plugins.filter.core import to_nice_yaml
 from ansible.template import trust_as_template
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import ecosystem_check, edge
-from ansible_collections.k8snet.fabric.plugins.module_utils import variables as known
+from ansible_collections.k8snet.fabric.plugins.module_utils import ecosystem_check
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import edge_k3s
+from ansible_collections.k8snet.fabric.plugins.module_utils import unknown_variables as known
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import FabricError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import runner as netpol
 
 try:  # what the template action adds (ansible_managed, template_path...): same text as the per-host path
@@ -154,7 +155,7 @@ class ActionModule(ActionBase):
         problems, checked = [], {}
         for name, info in hosts.items():
             spec = info["edge_k3s_site_spec"]
-            problems += [f"{name}: {p}" for p in edge.site_problems(spec, every)]
+            problems += [f"{name}: {p}" for p in edge_k3s.site_problems(spec, every)]
             group = info["templar"].template(info["vars"]["edge_k3s_site_group"])
             if not set(self._members(group)) & self._site_entries:
                 problems.append(f"site {spec['name']} ({name}) has no host in both {CLUSTERS} and {group}: without it "
@@ -164,10 +165,10 @@ class ActionModule(ActionBase):
         if problems:
             return problems
         for name, site in sites.items():
-            site["objects"] = edge.site_objects(site["spec"])
-            site["nodes"] = edge.node_objects(site["spec"])
-            site["secrets"] = edge.secret_objects(site["spec"])
-            site["expect"] = edge.expectations(site["spec"])
+            site["objects"] = edge_k3s.site_objects(site["spec"])
+            site["nodes"] = edge_k3s.node_objects(site["spec"])
+            site["secrets"] = edge_k3s.secret_objects(site["spec"])
+            site["expect"] = edge_k3s.expectations(site["spec"])
             rules = [o for o in site["objects"] if o.get("kind") == "PrometheusRule"]
             key = json.dumps(rules, sort_keys=True, default=str)
             if key not in checked:  # a fleet's sites mostly share their alert rules: check each text once
@@ -178,10 +179,10 @@ class ActionModule(ActionBase):
                     return ["promtool is not installed (not on PATH; set fabric_promtool) and fabric_require_checkers "
                             "is on: nothing was checked by it"]
             problems += [f"{name}: promtool: {f['object']}: {f['message']}" for f in checked[key]["findings"]]
-            if not edge.has_stack(site["spec"]):
+            if not edge_k3s.has_stack(site["spec"]):
                 continue  # K3s only: no stack, no proof
             # The proof: the LAN reaches the processor's ingest port and nothing else.
-            proof = netpol.analyse(site["objects"], ["txt"], site["expect"], range_names=edge.range_names(site["spec"]))
+            proof = netpol.analyse(site["objects"], ["txt"], site["expect"], range_names=edge_k3s.range_names(site["spec"]))
             site["report"] = proof["reports"]["txt"]
             site["findings"] = proof["findings"]
             problems += [f"{name}: network policy expectation violated: {v}" for v in proof["violations"]]
@@ -207,8 +208,8 @@ class ActionModule(ActionBase):
             spec, unit = info["edge_k3s_site_spec"], info["edge_k3s_unit"]
             base = os.path.join(info["templar"].template(info["vars"]["edge_k3s_render_dir"]), "hosts", name)
             out[os.path.join(base, "etc/rancher/k3s/config.yaml")] = (
-                to_nice_yaml(edge.k3s_config(spec, name), indent=2, sort_keys=False), 0o600)
-            registries = edge.registries(spec)
+                to_nice_yaml(edge_k3s.k3s_config(spec, name), indent=2, sort_keys=False), 0o600)
+            registries = edge_k3s.registries(spec)
             if registries is not None:
                 out[os.path.join(base, "etc/rancher/k3s/registries.yaml")] = (to_nice_yaml(registries, indent=2), 0o644)
             unit_path = os.path.join(base, "etc/systemd/system", f"{unit}.service")

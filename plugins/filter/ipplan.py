@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import ipplan
 from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
 
 

@@ -77,7 +77,7 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import FabricError
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):

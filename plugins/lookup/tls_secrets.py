@@ -55,7 +55,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import DNS1123_SUBDOMAIN
 
 

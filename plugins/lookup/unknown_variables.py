@@ -50,7 +50,7 @@ import yaml
 from ansible.errors import AnsibleError, AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import variables as known
+from ansible_collections.k8snet.fabric.plugins.module_utils import unknown_variables as known
 
 ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 

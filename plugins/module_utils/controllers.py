@@ -13,7 +13,7 @@ import time
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import catalogue, manifests
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import DiscoveryError, FabricError, ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import DiscoveryError, FabricError, ValidationError
 
 HELM_HOOK = "helm.sh/hook"  # rendered charts keep it: Envoy Gateway's certgen Job and topology webhook
 SUMS_FILE = "sha256sum.txt"  # as sha256sum(1) writes it, and as edge_k3s' add-ons folder has it

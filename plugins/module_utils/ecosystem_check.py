@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
 CHECKERS = ("promtool", "istioctl")
 TIMEOUT = 120

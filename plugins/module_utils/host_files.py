@@ -18,7 +18,7 @@ import stat
 import tarfile
 import tempfile
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import FabricError
 
 REDACTED = "<redacted>"
 CHUNK = 1 << 20

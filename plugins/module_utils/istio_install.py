@@ -10,7 +10,7 @@ import hashlib
 import subprocess
 import time
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
 HASH_ANNOTATION = "fabric.k8snet.io/install-file-sha256"
 ISTIO_CRD_GROUPS = ("networking.istio.io", "security.istio.io", "telemetry.istio.io")

@@ -151,10 +151,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import federation, mesh_multicluster
+from ansible_collections.k8snet.fabric.plugins.module_utils import cluster_join
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import istio_mesh_multicluster
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError, reported
 
 
 def main() -> None:
@@ -192,12 +193,12 @@ def join_or_unjoin(module, member: Client, host: Client) -> dict:
     p = dict(module.params)
     p["namespace"] = p["namespace"] or DEFAULT_NAMESPACE[p["kind"]]
     if p["kind"] == "istio":
-        grant = mesh_multicluster.grant(p["name"], p["host_name"], p["namespace"])
+        grant = istio_mesh_multicluster.grant(p["name"], p["host_name"], p["namespace"])
     else:
-        grant = federation.kubefed_grant(p["name"], p["host_name"], p["namespace"], p["federated_types"])
+        grant = cluster_join.kubefed_grant(p["name"], p["host_name"], p["namespace"], p["federated_types"])
     if p["state"] == "absent":
-        return federation.unjoin(member, host, grant, check_mode=module.check_mode)
-    result = federation.join(member, host, grant, endpoint=p["api_endpoint"], token_seconds=p["token_days"] * 86400,
+        return cluster_join.unjoin(member, host, grant, check_mode=module.check_mode)
+    result = cluster_join.join(member, host, grant, endpoint=p["api_endpoint"], token_seconds=p["token_days"] * 86400,
                              renew_seconds=p["renew_days"] * 86400, check_mode=module.check_mode, diff=module._diff)
     result["changed"] = result["changed"] or result["token"] != "kept"
     return result

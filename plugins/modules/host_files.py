@@ -140,7 +140,7 @@ verified:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import host_files
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import reported
 
 
 def main():

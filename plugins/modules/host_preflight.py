@@ -125,7 +125,7 @@ problems:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import host_preflight
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import reported
 
 
 def main():

@@ -80,7 +80,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8snet.fabric.plugins.module_utils import istio_install
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError, reported
 
 
 def main() -> None:

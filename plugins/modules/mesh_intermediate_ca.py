@@ -106,9 +106,9 @@ root_fingerprint_sha256:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import mesh_multicluster
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import istio_mesh_multicluster
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import reported
 
 
 def main() -> None:
@@ -124,7 +124,7 @@ def main() -> None:
     p = module.params
     with reported(module, prefix=f"{p['cluster_name']}: "):
         with Client(p) as client:
-            result = mesh_multicluster.converge_cacerts(
+            result = istio_mesh_multicluster.converge_cacerts(
                 client, p["namespace"], p["cluster_name"], p["root_cert_path"], p["root_key_path"],
                 days=p["days"], renew_days=p["renew_days"], check_mode=module.check_mode, diff=module._diff)
     module.exit_json(**result)

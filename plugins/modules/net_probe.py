@@ -114,8 +114,8 @@ failed_probes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import probe
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
+from ansible_collections.k8snet.fabric.plugins.module_utils import net_probe
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError, reported
 
 
 def main() -> None:
@@ -131,17 +131,17 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    if p["dns"] and not probe.HAS_DNSPYTHON:
+    if p["dns"] and not net_probe.HAS_DNSPYTHON:
         module.fail_json(msg=missing_required_lib("dnspython"))
     dns_checks = []
     with reported(module):
         for i, check in enumerate(p["dns"]):
-            address, port = probe.server_address(check["server"], f"dns[{i}].server", 853 if check["tls_server_name"] else 53)
+            address, port = net_probe.server_address(check["server"], f"dns[{i}].server", 853 if check["tls_server_name"] else 53)
             dns_checks.append({**check, "address": address, "port": port})
         for i, check in enumerate(p["tcp"]):
             if not 1 <= check["port"] <= 65535:
                 raise ValidationError(f"tcp[{i}].port: {check['port']} is not 1-65535")
-    result = probe.run(dns_checks, p["tcp"], p["timeout"])
+    result = net_probe.run(dns_checks, p["tcp"], p["timeout"])
     failed = [r for r in result["dns"] + result["tcp"] if not r["ok"]]
     result["failed_probes"] = len(failed)
     if p["require_all"] and failed:

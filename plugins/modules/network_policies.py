@@ -119,7 +119,7 @@ results:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import reported
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.runner import SET_ARGSPEC, run
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 

@@ -63,7 +63,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import node_readiness
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import reported
 
 
 def main() -> None:

@@ -160,9 +160,9 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import tls
+from ansible_collections.k8snet.fabric.plugins.module_utils import tls_certificate
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError, reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError, reported
 
 
 def main() -> None:
@@ -193,28 +193,28 @@ def main() -> None:
             raise ValidationError("renew_days: only a pair the module owns (state=present) is renewed; "
                                   "with state=checked the files are the user's")
         if os.path.exists(p["cert_path"]) and os.path.exists(p["key_path"]):
-            pair, source, where = tls.read_pair(*paths), "files", paths
+            pair, source, where = tls_certificate.read_pair(*paths), "files", paths
         elif p["state"] == "present":
             if not p["hosts"]:
                 raise ValidationError("hosts: at least one name is needed to generate a certificate")
             pair, source, where = None, "generated", paths
             if p["reuse_secret"]:
                 with Client(p) as client:
-                    pair = tls.pair_from_secret(client, p["reuse_secret"]["namespace"], p["reuse_secret"]["name"])
+                    pair = tls_certificate.pair_from_secret(client, p["reuse_secret"]["namespace"], p["reuse_secret"]["name"])
                 secret = "secret {namespace}/{name}".format(**p["reuse_secret"])
                 source, where = ("secret", (f"{secret} tls.crt", f"{secret} tls.key")) if pair else (source, where)
-            pair = pair or tls.generate(p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"])
+            pair = pair or tls_certificate.generate(p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"])
         else:
-            pair, source, where = tls.read_pair(*paths), "files", paths  # names the missing file
-        facts = tls.inspect(*pair, p["hosts"], p["warn_days"], where)
-        reason = tls.renewal_due(facts, p["renew_days"]) if p["state"] == "present" and source != "generated" else ""
+            pair, source, where = tls_certificate.read_pair(*paths), "files", paths  # names the missing file
+        facts = tls_certificate.inspect(*pair, p["hosts"], p["warn_days"], where)
+        reason = tls_certificate.renewal_due(facts, p["renew_days"]) if p["state"] == "present" and source != "generated" else ""
         if reason:
             renewed = {"reason": reason, "previous_fingerprint_sha256": facts["fingerprint_sha256"],
                        "previous_not_after": facts["not_after"]}
-            pair, source = tls.generate(p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"]), "renewed"
-            facts = tls.inspect(*pair, p["hosts"], p["warn_days"], paths)
+            pair, source = tls_certificate.generate(p["hosts"], p["days"], p["ca_cert_path"], p["ca_key_path"]), "renewed"
+            facts = tls_certificate.inspect(*pair, p["hosts"], p["warn_days"], paths)
         if source != "files" and not module.check_mode:
-            tls.write_pair(*paths, *pair)
+            tls_certificate.write_pair(*paths, *pair)
     warnings = facts.pop("warnings")
     result = {"changed": source != "files", "source": source, **facts, **({"renewed": renewed} if renewed else {})}
     if facts["days_left"] < p["min_days"]:

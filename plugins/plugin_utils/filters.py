@@ -9,7 +9,7 @@ import functools
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError, ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import FabricError, ValidationError
 
 
 def reporting(filter_function):

@@ -19,7 +19,7 @@ from tests.helpers import run_playbook
 from tests.netstubs import Proxy
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError, ClusterUnreachable
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ApiError, ClusterUnreachable
 
 pytestmark = pytest.mark.testbed
 CLUSTER = "us-east"

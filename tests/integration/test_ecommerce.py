@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import tls
+from ansible_collections.k8snet.fabric.plugins.module_utils import tls_certificate
 from tests.helpers import REPO, condition, pods, recap, route_condition, run_playbook, running, wait_for
 from tests.packets import controlled, probes_against_report
 
@@ -373,8 +373,8 @@ def test_a_generated_certificate_near_its_end_is_renewed_and_served(testbed, tmp
     key material, and the run after that changes nothing."""
     c = testbed.client(CLUSTER)
     hosts = ["shop.example.com", "staging.shop.example.com"]
-    tls.write_pair(str(tmp_path / "build" / "tls" / "shop.crt"), str(tmp_path / "build" / "tls" / "shop.key"),
-                   *tls.generate(hosts, 10))
+    tls_certificate.write_pair(str(tmp_path / "build" / "tls" / "shop.crt"), str(tmp_path / "build" / "tls" / "shop.key"),
+                   *tls_certificate.generate(hosts, 10))
 
     def served() -> set[str]:  # the file lookup drops the PEM's last newline
         return {hashlib.sha256(base64.b64decode(

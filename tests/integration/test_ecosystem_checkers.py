@@ -94,11 +94,11 @@ def test_the_edge_remote_write_alerts_fire_by_promtool_when_the_queue_falls_behi
     newest sent sample stuck while reading goes on fires EdgeRemoteWriteBehind (labelled with the
     queue and the site), a queue that keeps up fires nothing, refused samples fire
     EdgeRemoteWriteFailing."""
-    from ansible_collections.k8snet.fabric.plugins.module_utils import edge
+    from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import edge_k3s
 
     remote = {"url": "https://metrics.example.com/api/v1/write", "behind_seconds": 600}
     site = {"name": "factory-1", "prometheus": {"remote_write": remote}}
-    rules = {"groups": [{"name": "edge.rules", "rules": edge.remote_write_alerts(site)}]}
+    rules = {"groups": [{"name": "edge.rules", "rules": edge_k3s.remote_write_alerts(site)}]}
     queue = 'remote_name="central",url="https://metrics.example.com/api/v1/write"'
     site_labels = {"severity": "warning", "edge_location": "factory-1", "instance": "p", "remote_name": "central",
                    "url": "https://metrics.example.com/api/v1/write"}
@@ -129,13 +129,13 @@ def test_the_hybrid_latency_alerts_fire_by_promtool_for_the_slow_and_the_lossy_l
     """hybrid_dns's latency alerts, unit-tested by promtool on the blackbox exporter's series: a
     location answering in 500 ms is slow, one whose probes all fail is lossy, a healthy one
     fires nothing; each alert names its location."""
-    from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
+    from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import hybrid_dns
 
     latency = {"prober": "blackbox-exporter.monitoring.svc:9115", "module": "tcp_connect", "namespace": "monitoring",
                "interval": "30s", "latency_ms": 200, "loss_ratio": 0.05, "for": "5m"}
     locations = [{"name": name, "endpoints": [address]} for name, address in
                  (("on-prem", "10.0.100.10"), ("aws", "172.16.100.10"), ("azure", "192.168.100.10"))]
-    objects = hybrid.latency_objects({"locations": locations, "latency": latency, "probe_port": 443})
+    objects = hybrid_dns.latency_objects({"locations": locations, "latency": latency, "probe_port": 443})
     rule = next(o for o in objects if o["kind"] == "PrometheusRule")
 
     def series(metric, location, address, values):
@@ -350,11 +350,11 @@ def test_every_edge_alert_reaches_every_receiver_by_alertmanagers_own_routing(tm
     children, and Alertmanager uses a route's own receiver only when no child matches."""
     import subprocess
 
-    from ansible_collections.k8snet.fabric.plugins.module_utils import edge
+    from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import edge_k3s
 
     site = {"monitoring": {"receivers": [{"name": n, "webhook_url": f"https://hooks.example/{n}"} for n in receivers]}}
     config = tmp_path / "alertmanager.yaml"
-    config.write_text(yaml.safe_dump(edge.alertmanager_config(site)))
+    config.write_text(yaml.safe_dump(edge_k3s.alertmanager_config(site)))
     for alert in (["alertname=EdgeNodeNotReady", "edge_location=factory-1", "severity=critical"],
                   ["alertname=EdgeSyncDelayed", "edge_location=factory-2", "severity=warning"]):
         routed = subprocess.run([checker("amtool"), "config", "routes", "test", f"--config.file={config}", *alert],

@@ -9,7 +9,7 @@ import yaml
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import applyset, diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine, SetError
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import (
     ClusterUnreachable,
     ValidationError,
 )

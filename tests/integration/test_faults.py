@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine, SetError
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ClusterUnreachable
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ClusterUnreachable
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.testbed

@@ -15,7 +15,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import hybrid_dns
 from tests.helpers import on_cluster, recap, run_playbook, run_testbed_playbook, wait_for
 from tests.netstubs import free_port, listening, stop
 from tests.packets import probes_against_report
@@ -101,12 +101,12 @@ def test_custom_mode_blocks_send_each_zone_to_its_own_location(tmp_path, resolve
     """k3s/AKS style: the cluster's Corefile imports the role's coredns-custom key."""
     port = free_port()
     spec = spec_for(resolvers, mode="custom", port=port, bind=["127.0.0.1"])
-    [(key, blocks)] = hybrid.coredns_object(spec)["data"].items()
+    [(key, blocks)] = hybrid_dns.coredns_object(spec)["data"].items()
     corefile = f".:{port} {{\n    bind 127.0.0.1\n    whoami\n}}\nimport custom/*.server\n"
     server = CoreDNS(tmp_path, corefile, port, files={f"custom/{key}": blocks})
     try:
         for i, name in enumerate(LOCATIONS, 1):
-            zone = hybrid.zone_of({"name": name}, "hybrid.example.com")
+            zone = hybrid_dns.zone_of({"name": name}, "hybrid.example.com")
             assert ask(port, f"app.{zone}") == ("NOERROR", [f"203.0.113.{i}"]), name
         # Outside the location zones CoreDNS answers itself (whoami), nothing is forwarded.
         assert ask(port, "app.hybrid.example.com") == ("NOERROR", [])
@@ -121,7 +121,7 @@ def test_corefile_mode_keeps_the_cluster_and_adds_the_zones(tmp_path, testbed, r
     spec = spec_for(resolvers, mode="corefile", port=port, bind=["127.0.0.1"], health=False, ready=False,
                     prometheus=False, upstream=resolvers["on-prem"][0],
                     kubernetes_options=[f"kubeconfig {testbed.kubeconfig} {CLUSTER}"])
-    corefile = hybrid.coredns_object(spec)["data"]["Corefile"]
+    corefile = hybrid_dns.coredns_object(spec)["data"]["Corefile"]
     server = CoreDNS(tmp_path, corefile, port)
     try:
         deadline = time.monotonic() + 15  # the kubernetes plugin syncs with the apiserver first
@@ -408,7 +408,7 @@ def test_a_location_resolver_over_dns_over_tls(tmp_path, resolvers, monkeypatch)
     dns.azure.test). The role's zone block forwards to tls://...:port with tls_servername, and the
     real CoreDNS running it gets the answer; a wrong server name is refused (verification works);
     net_probe's DoT check agrees."""
-    from ansible_collections.k8snet.fabric.plugins.module_utils import probe
+    from ansible_collections.k8snet.fabric.plugins.module_utils import net_probe
 
     stub_dir = tmp_path / "dot"
     stub_dir.mkdir()
@@ -432,7 +432,7 @@ def test_a_location_resolver_over_dns_over_tls(tmp_path, resolvers, monkeypatch)
             azure = spec["locations"][2]
             azure.update(dns_servers=[f"127.0.0.1:{dot_port}"], tls_server_name=server_name)
             port = spec["coredns"]["port"]
-            [(key, blocks)] = hybrid.coredns_object(spec)["data"].items()
+            [(key, blocks)] = hybrid_dns.coredns_object(spec)["data"].items()
             assert f"forward . tls://127.0.0.1:{dot_port} {{" in blocks and f"tls_servername {server_name}" in blocks
             work = tmp_path / server_name
             (work / "custom").mkdir(parents=True)
@@ -444,7 +444,7 @@ def test_a_location_resolver_over_dns_over_tls(tmp_path, resolvers, monkeypatch)
                 assert ask(port, "app.aws.hybrid.example.com") == ("NOERROR", ["203.0.113.2"]), "plain DNS zones unchanged"
             finally:
                 server.stop()
-            checked = probe.dns_probe({**hybrid.probes(spec)["dns"][2], "address": "127.0.0.1", "port": dot_port}, 3)
+            checked = net_probe.dns_probe({**hybrid_dns.probes(spec)["dns"][2], "address": "127.0.0.1", "port": dot_port}, 3)
             assert checked["ok"] is (expected != "SERVFAIL"), checked
     finally:
         stub.stop()

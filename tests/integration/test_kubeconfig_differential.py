@@ -27,7 +27,7 @@ from tests.testbed import build
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError, ClusterUnreachable
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ApiError, ClusterUnreachable
 
 pytestmark = pytest.mark.testbed
 CLUSTER, OTHER = "us-east", "eu-west"

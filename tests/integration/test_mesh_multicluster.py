@@ -24,7 +24,8 @@ from tests.helpers import recap, run_playbook, run_testbed_playbook, wait_for, w
 from tests.netstubs import free_port
 from tests.testbed import build
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import federation, mesh_multicluster
+from ansible_collections.k8snet.fabric.plugins.module_utils import cluster_join
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import istio_mesh_multicluster
 
 pytestmark = pytest.mark.testbed
 PRIMARY, REMOTE = "us-east", "eu-west"
@@ -65,10 +66,10 @@ def istio_root(testbed):
 @pytest.fixture
 def unjoined(testbed):
     """No remote secret for eu-west in us-east and no reader account in eu-west, before and after."""
-    grant = mesh_multicluster.grant(REMOTE, PRIMARY, "istio-system")
+    grant = istio_mesh_multicluster.grant(REMOTE, PRIMARY, "istio-system")
 
     def unjoin():
-        federation.unjoin(testbed.client(REMOTE), testbed.client(PRIMARY), grant, check_mode=False)
+        cluster_join.unjoin(testbed.client(REMOTE), testbed.client(PRIMARY), grant, check_mode=False)
     unjoin()
     yield
     unjoin()

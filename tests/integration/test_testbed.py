@@ -7,7 +7,7 @@ import pytest
 from tests.testbed import build
 from tests.testbed.versions import CRD_SOURCES
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ApiError
 
 pytestmark = pytest.mark.testbed
 
@@ -158,7 +158,7 @@ def test_an_apiserver_stopped_and_started_keeps_its_port_and_its_data(testbed, n
 
 def test_paused_etcd_answers_nothing_until_resumed(testbed):
     from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
-    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ClusterUnreachable
+    from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ClusterUnreachable
 
     impatient = Client({**testbed.connection("us-east"), "request_timeout": 2}, retries=0)
     testbed.pause("etcd")

@@ -17,7 +17,7 @@ from tests.helpers import REPO, recap, run_playbook
 from tests.testbed import build
 from tests.testbed.sshhosts import SshHosts
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import tunnels
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import site_tunnels
 
 pytestmark = pytest.mark.testbed
 GATEWAY_HOSTS = {"on-prem": "gw-onprem", "aws": "gw-aws", "azure": "gw-azure"}
@@ -110,7 +110,7 @@ def test_tunnels_from_the_role_files_carry_only_encrypted_traffic_between_locati
         # on-prem's WireGuard interface has exchanged data with azure's key, and only with it.
         transfer = [line.split("\t") for line in net.wg("on-prem", "show", "wg-hybrid", "transfer").splitlines()]
         assert [(peer, int(received) > 0) for peer, received, _sent in transfer] == [
-            (tunnels.wireguard_public_key(keys["azure"]), True)], transfer
+            (site_tunnels.wireguard_public_key(keys["azure"]), True)], transfer
         sas = net.swanctl("on-prem", "--list-sas").stdout
         assert "ESTABLISHED, IKEv2" in sas and "AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384" in sas, sas
         assert "local  10.10.0.0/16" in sas and "remote 10.20.0.0/16" in sas, sas

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks
 
 
 @pytest.mark.parametrize("value, ok", [

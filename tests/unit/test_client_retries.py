@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError, ClusterUnreachable
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ApiError, ClusterUnreachable
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import controllers
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import catalogue
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
 GATEWAY = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "shop"}}
 POLICY = {"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "BackendTrafficPolicy", "metadata": {"name": "rl"}}

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import applyset, diff
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import check_set_name, shape_problem
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
 
 @pytest.mark.parametrize("want,have,equal", [
@@ -130,7 +130,7 @@ def test_a_kind_defined_this_run_is_awaited_until_discovery_serves_it():
     """Established CRDs show up in discovery a moment later; the engine asks again meanwhile."""
     from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
     from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.discovery import ResourceType
-    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import DiscoveryError
+    from ansible_collections.k8snet.fabric.plugins.module_utils.errors import DiscoveryError
 
     widget = ResourceType("example.com", "v1", "Widget", "widgets", True)
 

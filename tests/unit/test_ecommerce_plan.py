@@ -8,7 +8,7 @@ import copy
 import pytest
 import yaml
 
-from ansible_collections.k8snet.fabric.plugins.filter.ecommerce import ecommerce_net_plan
+from ansible_collections.k8snet.fabric.plugins.filter.ecommerce_net import ecommerce_net_plan
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model, runner
 from tests.helpers import REPO
 

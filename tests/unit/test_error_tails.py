@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.k8snet.fabric.plugins.filter.edge import edge_k3s_config, edge_site_objects
+from ansible_collections.k8snet.fabric.plugins.filter.edge_k3s import edge_k3s_config, edge_site_objects
 from ansible_collections.k8snet.fabric.plugins.filter.ipplan import ip_conflicts, ip_valid
-from ansible_collections.k8snet.fabric.plugins.filter.mesh import istio_authz_verdicts
+from ansible_collections.k8snet.fabric.plugins.filter.istio_mesh import istio_authz_verdicts
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import SetError
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError, ValidationError, reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ApiError, ValidationError, reported
 
 
 class Failed(Exception):

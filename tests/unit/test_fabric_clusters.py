@@ -8,7 +8,8 @@ import copy
 import pytest
 import yaml
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import ecommerce, fabric_clusters, hybrid, mesh, multicluster
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import fabric_clusters
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import ecommerce_net, hybrid_dns, istio_mesh, kubefed
 from tests.helpers import REPO
 from tests.unit.test_plan_properties import ECOMMERCE_SPEC, HYBRID_SPEC, KUBEFED_SPEC, MESH_SPEC
 
@@ -53,7 +54,7 @@ def test_the_plan_refuses_overlaps_and_bad_ranges_naming_both(changes, message):
 
 def test_kubefed_takes_ranges_from_the_plan_dual_stack_policies_and_proof():
     spec = copy.deepcopy(KUBEFED_SPEC)
-    result = multicluster.plan(spec)
+    result = kubefed.plan(spec)
     assert result["problems"] == []
     assert result["clusters"] == [{"name": "us-east", "context": "us-east"}, {"name": "eu-west", "context": "eu-west"}]
     flows = {f["name"]: f for config in result["policy_config"] for f in config["flows"]}
@@ -66,7 +67,7 @@ def test_kubefed_takes_ranges_from_the_plan_dual_stack_policies_and_proof():
 def test_kubefed_regulated_data_is_proven_per_cluster_where_it_runs():
     spec = copy.deepcopy(KUBEFED_SPEC)
     spec["services"].append({"name": "ledger", "namespace": "ledger", "port": 443, "data_region": "eu"})
-    result = multicluster.plan(spec)
+    result = kubefed.plan(spec)
     assert result["problems"] == []
     assert not any(e["dst"] == "ledger/ledger" for e in result["proofs"]["us-east"]["expect"]), "ledger does not run in us-east"
     into = {(e["src"], e["allowed"]) for e in result["proofs"]["eu-west"]["expect"]
@@ -78,24 +79,24 @@ def test_kubefed_regulated_data_is_proven_per_cluster_where_it_runs():
 def test_a_range_declared_twice_must_agree():
     spec = copy.deepcopy(KUBEFED_SPEC)
     spec["clusters"][1]["pod_cidr"] = "10.4.0.0/14"
-    assert multicluster.problems(spec) == [
+    assert kubefed.problems(spec) == [
         "kubefed_clusters[1].pod_cidr: '10.4.0.0/14' differs from fabric_clusters[1].pod_cidrs "
         "['10.44.0.0/16', 'fd00:10:44::/56'] (eu-west); declare it once, in fabric_clusters"]
     spec["clusters"][1]["pod_cidr"] = "10.44.0.0/16"  # the plan's IPv4 range alone is still another value
-    assert "differs" in multicluster.problems(spec)[0]
+    assert "differs" in kubefed.problems(spec)[0]
 
 
 def test_without_a_plan_the_roles_own_fields_are_used_and_required():
     spec = copy.deepcopy(KUBEFED_SPEC)
     spec["fabric_clusters"] = []
-    problems = multicluster.problems(spec)
+    problems = kubefed.problems(spec)
     assert "kubefed_clusters[0].pod_cidr: needed (cross-cluster traffic is allowed by pod range; here or in fabric_clusters)" in problems
     spec["clusters"] = [{"name": "a", "context": "a", "pod_cidr": "10.0.0.0/16", "vips": ["203.0.113.1"], "priority": 1},
                         {"name": "b", "context": "b", "pod_cidr": "10.1.0.0/16", "vips": ["10.0.0.9"], "priority": 1,
                          "prometheus": "https://p.example.com:443"}]
     spec["clusters"][0]["prometheus"] = "https://q.example.com:443"
     spec["host"] = "a"
-    assert multicluster.problems(spec) == [
+    assert kubefed.problems(spec) == [
         "kubefed_clusters[1].vips[0]: 10.0.0.9 is inside kubefed_clusters[0].pod_cidr (a), 10.0.0.0/16: a VIP must lie "
         "outside every cluster's pod and service ranges"]
 
@@ -104,28 +105,28 @@ def test_the_federation_needs_one_kubeconfig_unless_kubefed_kubeconfig_says_whic
     spec = copy.deepcopy(KUBEFED_SPEC)
     spec["fabric_clusters"][0]["kubeconfig"] = "/a/kubeconfig"
     spec["fabric_clusters"][1]["kubeconfig"] = "/b/kubeconfig"
-    assert multicluster.problems(spec) == [
+    assert kubefed.problems(spec) == [
         "kubefed: the federation's clusters must be reachable through one kubeconfig (or set kubefed_kubeconfig), "
         "but fabric_clusters[0].kubeconfig is /a/kubeconfig, fabric_clusters[1].kubeconfig is /b/kubeconfig"]
     spec["kubeconfig"] = "/c/kubeconfig"
-    assert multicluster.plan(spec)["kubeconfig"] == "/c/kubeconfig"
+    assert kubefed.plan(spec)["kubeconfig"] == "/c/kubeconfig"
 
 
 def test_hybrid_reads_location_and_ranges_and_refuses_a_resolver_inside_its_pods():
     spec = copy.deepcopy(HYBRID_SPEC)
-    assert hybrid.problems(spec) == []
-    cluster = hybrid.this_cluster(spec)[0]
+    assert hybrid_dns.problems(spec) == []
+    cluster = hybrid_dns.this_cluster(spec)[0]
     assert cluster["location"] == "on-prem" and cluster["service_cidrs"] == ["10.96.0.0/16", "fd00:10:96::/112"]
     spec["locations"][0]["dns_servers"] = ["10.42.0.53"]
     assert "hybrid_dns_locations[0].dns_servers[0]: 10.42.0.53 lies inside fabric_clusters[0].pod_cidrs[0], " \
-           "10.42.0.0/16: traffic to it would stay in the cluster" in hybrid.problems(spec)
+           "10.42.0.0/16: traffic to it would stay in the cluster" in hybrid_dns.problems(spec)
     spec = copy.deepcopy(HYBRID_SPEC)
     spec["cluster"]["location"] = "aws"
-    assert hybrid.problems(spec)[0].startswith("hybrid_dns_cluster.location: 'aws' differs from fabric_clusters[0].location")
+    assert hybrid_dns.problems(spec)[0].startswith("hybrid_dns_cluster.location: 'aws' differs from fabric_clusters[0].location")
 
 
 def test_connection_comes_from_the_plan_unless_the_role_sets_it():
-    for module, spec in ((ecommerce, ECOMMERCE_SPEC), (mesh, MESH_SPEC)):
+    for module, spec in ((ecommerce_net, ECOMMERCE_SPEC), (istio_mesh, MESH_SPEC)):
         spec = {**copy.deepcopy(spec), "fabric_clusters": plan({(0, "kubeconfig"): "/plan/kubeconfig"})}
         assert module.problems(spec) == []
         assert module.plan(spec)["connection"] == {"context": "us-east", "kubeconfig": "/plan/kubeconfig"}
@@ -136,16 +137,16 @@ def test_connection_comes_from_the_plan_unless_the_role_sets_it():
 def test_ecommerce_takes_node_ranges_from_the_plan_for_a_cluster_policy_load_balancer():
     spec = copy.deepcopy(ECOMMERCE_SPEC)
     spec["lb"] = {**spec["lb"], "external_traffic_policy": "Cluster", "node_cidrs": []}
-    assert ecommerce.problems(spec) == []
-    sources = [f["from"] for c in ecommerce.plan(spec)["policy_config"] for f in c["flows"] if f["from"].get("cidr") == "10.40.0.0/24"]
+    assert ecommerce_net.problems(spec) == []
+    sources = [f["from"] for c in ecommerce_net.plan(spec)["policy_config"] for f in c["flows"] if f["from"].get("cidr") == "10.40.0.0/24"]
     assert sources, "the nodes' range from fabric_clusters admits the LoadBalancer's traffic"
     spec["lb"]["node_cidrs"] = ["10.50.0.0/24"]
-    assert ecommerce.problems(spec)[0].startswith("ecommerce_net_lb.node_cidrs: ['10.50.0.0/24'] differs from fabric_clusters[0].node_cidrs")
+    assert ecommerce_net.problems(spec)[0].startswith("ecommerce_net_lb.node_cidrs: ['10.50.0.0/24'] differs from fabric_clusters[0].node_cidrs")
 
 
 def test_every_role_refuses_an_overlap_anywhere_in_the_plan():
     bad = plan({(1, "service_cidrs"): ["10.96.0.0/16", "fd00:10:97::/112"]})
-    for module, spec in ((ecommerce, ECOMMERCE_SPEC), (mesh, MESH_SPEC), (hybrid, HYBRID_SPEC), (multicluster, KUBEFED_SPEC)):
+    for module, spec in ((ecommerce_net, ECOMMERCE_SPEC), (istio_mesh, MESH_SPEC), (hybrid_dns, HYBRID_SPEC), (kubefed, KUBEFED_SPEC)):
         found = module.problems({**copy.deepcopy(spec), "fabric_clusters": bad})
         assert found == ["fabric_clusters[0].service_cidrs[0] (us-east) (10.96.0.0/16) overlaps fabric_clusters[1]."
                          "service_cidrs[0] (eu-west) (10.96.0.0/16): are the same range"], (module.__name__, found)

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
-from ansible_collections.k8snet.fabric.plugins.module_utils.probe import server_address
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import hybrid_dns
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.net_probe import server_address
 
 SPEC = {
     "domain": "hybrid.example.com",
@@ -37,7 +37,7 @@ def spec(**changes):
 
 
 def test_the_chapters_locations_plan_cleanly():
-    plan = hybrid.plan(spec())
+    plan = hybrid_dns.plan(spec())
     assert plan["problems"] == []
     assert plan["zones"] == {"on-prem": "onprem.hybrid.example.com", "aws": "aws.hybrid.example.com",
                              "azure": "azure.hybrid.example.com"}
@@ -45,7 +45,7 @@ def test_the_chapters_locations_plan_cleanly():
 
 
 def test_each_zone_forwards_to_its_own_resolvers_only():
-    blocks = hybrid.server_blocks(spec())
+    blocks = hybrid_dns.server_blocks(spec())
     aws = blocks[blocks.index("aws.hybrid.example.com:53 {"):]
     aws = aws[:aws.index("\n}\n") + 3]
     assert aws == ("aws.hybrid.example.com:53 {\n    errors\n    cache 30\n"
@@ -55,9 +55,9 @@ def test_each_zone_forwards_to_its_own_resolvers_only():
 
 
 def test_custom_mode_writes_coredns_custom_and_corefile_mode_the_whole_corefile():
-    custom = hybrid.coredns_object(spec())
+    custom = hybrid_dns.coredns_object(spec())
     assert (custom["metadata"]["name"], list(custom["data"])) == ("coredns-custom", ["hybrid.server"])
-    whole = hybrid.coredns_object(spec(coredns={"mode": "corefile", "cluster_domain": "cluster.example"}))
+    whole = hybrid_dns.coredns_object(spec(coredns={"mode": "corefile", "cluster_domain": "cluster.example"}))
     corefile = whole["data"]["Corefile"]
     assert whole["metadata"]["name"] == "coredns"
     assert corefile.startswith(".:53 {\n    errors\n")
@@ -69,48 +69,48 @@ def test_custom_mode_writes_coredns_custom_and_corefile_mode_the_whole_corefile(
 
 def test_failover_follows_priority_and_health():
     healthy = {"10.0.100.10": False, "172.16.100.10": True, "192.168.100.10": True}
-    [record] = hybrid.dns_endpoints(spec(), healthy)
+    [record] = hybrid_dns.dns_endpoints(spec(), healthy)
     assert record["spec"]["endpoints"] == [{"dnsName": "hybrid-app.hybrid.example.com", "recordType": "A",
                                             "recordTTL": 60, "targets": ["172.16.100.10", "192.168.100.10"]}]
     assert record["metadata"]["annotations"]["fabric.k8snet.io/serving-sites"] == "aws,azure"
     healthy["172.16.100.10"] = False
-    [record] = hybrid.dns_endpoints(spec(), healthy)
+    [record] = hybrid_dns.dns_endpoints(spec(), healthy)
     assert record["spec"]["endpoints"][0]["targets"] == ["192.168.100.10"]
 
 
 def test_weighted_records_carry_route53_weights_and_set_identifiers():
     healthy = {"10.0.100.10": False, "172.16.100.10": True, "192.168.100.10": True}
-    [record] = hybrid.dns_endpoints(spec(records="weighted"), healthy)
+    [record] = hybrid_dns.dns_endpoints(spec(records="weighted"), healthy)
     assert [(e["setIdentifier"], e["targets"], e["providerSpecific"]) for e in record["spec"]["endpoints"]] == [
         ("aws", ["172.16.100.10"], [{"name": "aws/weight", "value": "30"}]),
         ("azure", ["192.168.100.10"], [{"name": "aws/weight", "value": "30"}])]
 
 
 def test_probe_results_gate_the_plan():
-    plan = hybrid.plan(spec())
+    plan = hybrid_dns.plan(spec())
     assert plan["probes"]["dns"][1] == {"server": "172.16.0.53", "name": "aws.hybrid.example.com", "type": "SOA"}
     assert plan["probes"]["tcp"][0] == {"host": "10.0.100.10", "port": 443}
     dns = [{**q, "ok": q["name"] != "aws.hybrid.example.com", "error": "no answer within 3s"}
            for q in plan["probes"]["dns"]]
     tcp = [{**t, "ok": True} for t in plan["probes"]["tcp"]]
-    refused = hybrid.plan(spec(), {"dns": dns, "tcp": tcp})
+    refused = hybrid_dns.plan(spec(), {"dns": dns, "tcp": tcp})
     assert refused["problems"] == [
         "hybrid_dns_locations 'aws': no resolver answers for aws.hybrid.example.com "
         "(172.16.0.53: no answer within 3s; 172.16.0.54:5353: no answer within 3s)"]
     dead = [{**t, "ok": False} for t in tcp]
-    refused = hybrid.plan(spec(), {"dns": [], "tcp": dead})
+    refused = hybrid_dns.plan(spec(), {"dns": [], "tcp": dead})
     assert "no endpoint of any location is healthy" in refused["problems"][0]
 
 
 def test_policies_open_each_location_on_the_port_and_the_proof_checks_the_rest():
-    [entry] = hybrid.policy_config(spec())
+    [entry] = hybrid_dns.policy_config(spec())
     names = [f["name"] for f in entry["flows"]]
     assert names == ["on-prem-to-hybrid-app", "hybrid-app-to-on-prem", "aws-to-hybrid-app", "hybrid-app-to-aws",
                      "azure-to-hybrid-app", "hybrid-app-to-azure"]
     assert entry["flows"][0] == {"name": "on-prem-to-hybrid-app", "from": {"cidr": "10.0.0.0/8"},
                                  "to": {"pods": {"app": "hybrid-app"}}, "ports": [443]}
     assert "ports" not in entry["flows"][1], "the chapter's egress allows every port"
-    expect = hybrid.expectations(spec())
+    expect = hybrid_dns.expectations(spec())
     assert {"src": "1.0.0.0", "dst": "hybrid/hybrid-app", "port": 443, "protocol": "TCP", "allowed": False} in expect
 
 
@@ -154,7 +154,7 @@ def test_policies_open_each_location_on_the_port_and_the_proof_checks_the_rest()
 def test_bad_values_are_named(change, message):
     bad = spec()
     change(bad)
-    found = hybrid.plan(bad)["problems"]
+    found = hybrid_dns.plan(bad)["problems"]
     assert any(message in p for p in found), found
 
 
@@ -175,18 +175,18 @@ def test_resolver_addresses_refused(text):
 def test_a_dns_over_tls_location_forwards_to_port_853_with_its_server_name():
     dot = spec()
     dot["locations"][2].update(dns_servers=["192.168.0.53", "192.168.0.54:8853"], tls_server_name="dns.azure.example.com")
-    planned = hybrid.plan(dot)
+    planned = hybrid_dns.plan(dot)
     assert planned["problems"] == []
-    blocks = hybrid.server_blocks(dot)
+    blocks = hybrid_dns.server_blocks(dot)
     azure = blocks[blocks.index("azure.hybrid.example.com:53 {"):]
     assert azure.startswith("azure.hybrid.example.com:53 {\n    errors\n    cache 30\n"
                             "    forward . tls://192.168.0.53:853 tls://192.168.0.54:8853 {\n"
                             "        tls_servername dns.azure.example.com\n        policy sequential\n")
     assert "tls://" not in blocks[:blocks.index("azure.hybrid.example.com:53 {")], "other zones stay plain DNS"
-    assert [c.get("tls_server_name") for c in hybrid.probes(dot)["dns"]][-2:] == ["dns.azure.example.com"] * 2
+    assert [c.get("tls_server_name") for c in hybrid_dns.probes(dot)["dns"]][-2:] == ["dns.azure.example.com"] * 2
     bad = spec()
     bad["locations"][2]["tls_server_name"] = "dns azure"
-    assert any(p.startswith("hybrid_dns_locations[2].tls_server_name") for p in hybrid.plan(bad)["problems"])
+    assert any(p.startswith("hybrid_dns_locations[2].tls_server_name") for p in hybrid_dns.plan(bad)["problems"])
 
 
 def test_the_global_load_balancer_sends_443_to_8443_and_the_policies_admit_8443():
@@ -195,7 +195,7 @@ def test_the_global_load_balancer_sends_443_to_8443_and_the_policies_admit_8443(
     from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model, runner
 
     lb = spec(apps=[{"name": "hybrid-app", "namespace": "hybrid", "port": 443, "target_port": 8443, "load_balancer": True}])
-    planned = hybrid.plan(lb)
+    planned = hybrid_dns.plan(lb)
     [service] = planned["services"]
     assert service["metadata"]["name"] == "hybrid-app-global" and service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443}]
@@ -204,7 +204,7 @@ def test_the_global_load_balancer_sends_443_to_8443_and_the_policies_admit_8443(
     policies = model.build(planned["policy_config"])
     found = runner.analyse(planned["workloads"] + planned["services"] + policies, [], planned["expect"])
     assert found["violations"] == [] and not [f for f in found["findings"] if f["kind"] == "service-port-blocked"]
-    on_443 = model.build(hybrid.policy_config(spec(apps=[{"name": "hybrid-app", "namespace": "hybrid", "port": 443}])))
+    on_443 = model.build(hybrid_dns.policy_config(spec(apps=[{"name": "hybrid-app", "namespace": "hybrid", "port": 443}])))
     chapter = runner.analyse(planned["workloads"] + planned["services"] + on_443, [], [])["findings"]
     assert [f["kind"] for f in chapter if f["kind"] == "service-port-blocked"] == ["service-port-blocked"]
 
@@ -212,7 +212,7 @@ def test_the_global_load_balancer_sends_443_to_8443_and_the_policies_admit_8443(
 def test_every_location_is_probed_continuously_and_alerted_on():
     """One Probe per location (its endpoints on the probe port, labelled with the location) for
     the blackbox exporter, and the latency and loss alerts; nothing while no prober is named."""
-    objects = hybrid.plan(spec(latency=LATENCY))["monitoring"]
+    objects = hybrid_dns.plan(spec(latency=LATENCY))["monitoring"]
     probes = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Probe"}
     assert sorted(probes) == ["hybrid-latency-aws", "hybrid-latency-azure", "hybrid-latency-on-prem"]
     aws = probes["hybrid-latency-aws"]
@@ -223,7 +223,7 @@ def test_every_location_is_probed_continuously_and_alerted_on():
     rules = next(o for o in objects if o["kind"] == "PrometheusRule")["spec"]["groups"][0]["rules"]
     assert [r["alert"] for r in rules] == ["HybridLocationSlow", "HybridLocationLoss"]
     assert rules[0]["expr"].endswith("* 1000 > 200") and rules[1]["expr"].endswith("> 0.05")
-    assert hybrid.plan(spec())["monitoring"] == []
+    assert hybrid_dns.plan(spec())["monitoring"] == []
 
 
 def test_route53_fails_over_by_itself_with_the_records_kubefed_writes():
@@ -233,13 +233,13 @@ def test_route53_fails_over_by_itself_with_the_records_kubefed_writes():
     locations[0]["health_check_id"] = "hc-onprem"
     routed = spec(record_mechanism="route53", locations=locations)
     down = {"tcp": [{"host": "10.0.100.10", "ok": False}, {"host": "172.16.100.10", "ok": True}]}
-    record = hybrid.plan(routed, down)["records"][0]
+    record = hybrid_dns.plan(routed, down)["records"][0]
     assert "annotations" not in record["metadata"]
     assert [(e["setIdentifier"], e["targets"], e["providerSpecific"]) for e in record["spec"]["endpoints"]] == [
         ("on-prem", ["10.0.100.10"],
          [{"name": "aws/failover", "value": "PRIMARY"}, {"name": "aws/health-check-id", "value": "hc-onprem"}]),
         ("aws", ["172.16.100.10"], [{"name": "aws/failover", "value": "SECONDARY"}])]
-    weighted = hybrid.plan(spec(record_mechanism="route53", records="weighted"))["records"][0]["spec"]["endpoints"]
+    weighted = hybrid_dns.plan(spec(record_mechanism="route53", records="weighted"))["records"][0]["spec"]["endpoints"]
     assert [e["providerSpecific"] for e in weighted] == [[{"name": "aws/weight", "value": w}] for w in ("40", "30", "30")]
     # probes (the default): the on-prem endpoint that failed its check is left out.
-    assert hybrid.plan(spec(locations=locations), down)["records"][0]["spec"]["endpoints"][0]["targets"] == ["172.16.100.10"]
+    assert hybrid_dns.plan(spec(locations=locations), down)["records"][0]["spec"]["endpoints"][0]["targets"] == ["172.16.100.10"]

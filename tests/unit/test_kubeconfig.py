@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ClusterUnreachable
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ClusterUnreachable
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 

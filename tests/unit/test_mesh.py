@@ -6,8 +6,9 @@ import copy
 
 import pytest
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import mesh
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils import istio_authz
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import istio_mesh
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
 SPEC = {
     "mtls": "STRICT", "namespaces": [{"name": "shop", "create": True}],
@@ -38,7 +39,7 @@ def kinds(objects, kind):
 
 
 def test_the_chapters_mesh_corrected():
-    plan = mesh.plan(spec())
+    plan = istio_mesh.plan(spec())
     assert plan["problems"] == []
     objects = plan["objects"]
     assert {o["apiVersion"] for o in objects} == {
@@ -77,20 +78,20 @@ def test_the_chapters_mesh_corrected():
 
 
 def test_install_file_has_no_removed_mtls_value():
-    operator = mesh.istio_operator(spec(install={"pilot_resources": {"requests": {"cpu": "500m"}}}))
+    operator = istio_mesh.istio_operator(spec(install={"pilot_resources": {"requests": {"cpu": "500m"}}}))
     assert operator["spec"]["values"] == {"global": {"proxy": {"resources": {}}}}
     assert operator["spec"]["components"]["pilot"]["k8s"]["resources"] == {"requests": {"cpu": "500m"}}
-    assert mesh.istio_operator(spec(revision="1-32"))["spec"]["revision"] == "1-32"
+    assert istio_mesh.istio_operator(spec(revision="1-32"))["spec"]["revision"] == "1-32"
 
 
 def test_callers_and_the_gateway_are_the_only_ones_allowed_in():
-    objects = mesh.objects(spec())
+    objects = istio_mesh.objects(spec())
     [callers] = [p for p in kinds(objects, "AuthorizationPolicy") if p["metadata"]["name"] == "microservice-callers"]
     assert callers["spec"]["rules"] == [
         {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/service-a"]}}],
          "to": [{"operation": {"methods": ["GET"], "paths": ["/api/v1/*"]}}]},
         {"from": [{"source": {"principals": ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]}}]}]
-    verdicts = mesh.verdicts(objects, mesh.expectations(spec()))
+    verdicts = istio_authz.verdicts(objects, istio_mesh.expectations(spec()))
     # The chapter's rule: GET /api/v1/... from service-a in; another method, /admin, an undeclared
     # caller and a caller of another namespace out.
     assert [(v["from"], v["method"], v["path"], v["verdict"]) for v in verdicts] == [
@@ -145,7 +146,7 @@ def test_callers_and_the_gateway_are_the_only_ones_allowed_in():
 def test_bad_values_are_named(change, message):
     bad = spec()
     change(bad)
-    found = mesh.plan(bad)["problems"]
+    found = istio_mesh.plan(bad)["problems"]
     assert any(message in p for p in found), found
 
 
@@ -168,18 +169,18 @@ def test_istio_evaluation_order():
                        rules=[{"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/web"]}}]}])
     deny_delete = policy("no-delete", "istio-system", action="DENY", rules=[{"to": [{"operation": {"methods": ["DELETE"]}}]}])
     # No policy for the workload: allowed.
-    assert mesh.authorize([], request()) == (True, "no ALLOW policy applies to the workload")
+    assert istio_authz.authorize([], request()) == (True, "no ALLOW policy applies to the workload")
     # An ALLOW policy applies: only what it matches gets in.
-    assert mesh.authorize([allow_web], request())[0] is True
-    assert mesh.authorize([allow_web], request(frm="cluster.local/ns/shop/sa/other"))[0] is False
+    assert istio_authz.authorize([allow_web], request())[0] is True
+    assert istio_authz.authorize([allow_web], request(frm="cluster.local/ns/shop/sa/other"))[0] is False
     # A policy selecting other workloads does not apply.
-    assert mesh.authorize([allow_web], request(app="db"))[0] is True
+    assert istio_authz.authorize([allow_web], request(app="db"))[0] is True
     # DENY wins over ALLOW, and root-namespace policies apply everywhere.
-    assert mesh.authorize([allow_web, deny_delete], request(method="DELETE")) == (False, "denied by istio-system/no-delete")
+    assert istio_authz.authorize([allow_web, deny_delete], request(method="DELETE")) == (False, "denied by istio-system/no-delete")
     # allow-nothing: an ALLOW policy without rules refuses everything.
-    assert mesh.authorize([policy("allow-nothing", "shop")], request())[0] is False
+    assert istio_authz.authorize([policy("allow-nothing", "shop")], request())[0] is False
     # A rule with neither from nor to matches every request.
-    assert mesh.authorize([policy("all", "shop", rules=[{}])], request())[0] is True
+    assert istio_authz.authorize([policy("all", "shop", rules=[{}])], request())[0] is True
 
 
 @pytest.mark.parametrize("operation, method, path, allowed", [
@@ -193,31 +194,31 @@ def test_istio_evaluation_order():
 ])
 def test_string_matching(operation, method, path, allowed):
     rules = [{"to": [{"operation": operation}]}]
-    assert mesh.authorize([policy("p", "shop", rules=rules)], request(method=method, path=path))[0] is allowed
+    assert istio_authz.authorize([policy("p", "shop", rules=rules)], request(method=method, path=path))[0] is allowed
 
 
 def test_fields_it_cannot_evaluate_are_refused():
     rules = [{"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]}]
     with pytest.raises(ValidationError, match=r"source fields \['ipBlocks'\] are not evaluated"):
-        mesh.authorize([policy("p", "shop", rules=rules)], request())
+        istio_authz.authorize([policy("p", "shop", rules=rules)], request())
     with pytest.raises(ValidationError, match=r"rule fields \['when'\] are not evaluated"):
-        mesh.authorize([policy("p", "shop", rules=[{"when": []}])], request())
+        istio_authz.authorize([policy("p", "shop", rules=[{"when": []}])], request())
 
 
 def test_authorization_fields_as_istio_writes_them_and_evaluates_them():
     rule = {"namespaces": ["shop"], "not_methods": ["DELETE"], "paths": ["*.json"], "not_paths": ["/private.json"],
             "ports": [8080]}
-    assert mesh.authorization_rule(rule, "cluster.local") == {
+    assert istio_mesh.authorization_rule(rule, "cluster.local") == {
         "from": [{"source": {"namespaces": ["shop"]}}],
         "to": [{"operation": {"notMethods": ["DELETE"], "paths": ["*.json"], "notPaths": ["/private.json"],
                               "ports": ["8080"]}}]}
     policy = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
               "metadata": {"name": "p", "namespace": "shop"},
               "spec": {"selector": {"matchLabels": {"app": "api"}}, "action": "ALLOW",
-                       "rules": [mesh.authorization_rule(rule, "cluster.local")]}}
+                       "rules": [istio_mesh.authorization_rule(rule, "cluster.local")]}}
 
     def allowed(namespace="shop", method="GET", path="/a.json", port=8080):
-        return mesh.authorize([policy], {"principal": f"cluster.local/ns/{namespace}/sa/x", "namespace": namespace,
+        return istio_authz.authorize([policy], {"principal": f"cluster.local/ns/{namespace}/sa/x", "namespace": namespace,
                                          "method": method, "path": path, "port": port, "to_namespace": "shop",
                                          "to_labels": {"app": "api"}})[0]
     assert allowed()
@@ -226,12 +227,12 @@ def test_authorization_fields_as_istio_writes_them_and_evaluates_them():
     # Truth table of Istio's string match (its documentation: exact, prefix*, *suffix, *).
     for patterns, value, expected in ((["/a"], "/a", True), (["/a"], "/a/b", False), (["/a/*"], "/a/b", True),
                                       (["/a/*"], "/a", False), (["*.json"], "/x.json", True), (["*"], "/", True)):
-        assert mesh._matches(patterns, value) is expected, (patterns, value)
+        assert istio_authz.matches(patterns, value) is expected, (patterns, value)
 
 
 def test_gateway_api_as_the_mesh_ingress():
     gateway = {**SPEC["gateway"], "api": "gateway-api", "namespace": "istio-ingress"}
-    objects = mesh.objects(spec(gateway=gateway))
+    objects = istio_mesh.objects(spec(gateway=gateway))
     assert not [o for o in objects if o["apiVersion"] == "networking.istio.io/v1" and o["kind"] == "Gateway"]
     [gw] = [o for o in objects if o["apiVersion"] == "gateway.networking.k8s.io/v1" and o["kind"] == "Gateway"]
     assert gw["spec"]["gatewayClassName"] == "istio"
@@ -246,14 +247,14 @@ def test_gateway_api_as_the_mesh_ingress():
     [callers] = [p for p in kinds(objects, "AuthorizationPolicy") if p["metadata"]["name"] == "microservice-callers"]
     assert callers["spec"]["rules"][-1] == {"from": [{"source": {"principals": [
         "cluster.local/ns/istio-ingress/sa/microservice-gateway-istio"]}}]}
-    assert mesh.plan(spec(gateway={**gateway, "api": "nginx"}))["problems"] == [
+    assert istio_mesh.plan(spec(gateway={**gateway, "api": "nginx"}))["problems"] == [
         "istio_mesh_gateway.api: 'nginx' is not one of istio, gateway-api"]
 
 
 def test_an_istioctl_install_is_pinned_to_a_revision():
-    assert mesh.plan(spec(istioctl_install=True))["problems"] == [
+    assert istio_mesh.plan(spec(istioctl_install=True))["problems"] == [
         "istio_mesh_istioctl_install: installs are pinned to a revision; set istio_mesh_revision (e.g. 1-30)"]
-    assert mesh.plan(spec(istioctl_install=True, revision="1-30"))["problems"] == []
+    assert istio_mesh.plan(spec(istioctl_install=True, revision="1-30"))["problems"] == []
 
 
 def test_traces_go_to_the_collector_named_once_in_the_install_and_the_telemetry():
@@ -262,18 +263,18 @@ def test_traces_go_to_the_collector_named_once_in_the_install_and_the_telemetry(
     applies to the mesh's default providers and the install file has none."""
     traced = spec()
     traced["telemetry"]["tracing_collector"] = "observability/otel-collector.observability.svc.cluster.local:4317"
-    assert mesh.plan(traced)["problems"] == []
-    telemetry = next(o for o in mesh.objects(traced) if o["kind"] == "Telemetry")
+    assert istio_mesh.plan(traced)["problems"] == []
+    telemetry = next(o for o in istio_mesh.objects(traced) if o["kind"] == "Telemetry")
     assert telemetry["spec"]["tracing"] == [{"providers": [{"name": "otel-tracing"}], "randomSamplingPercentage": 1.0}]
-    mesh_config = mesh.istio_operator(traced)["spec"]["meshConfig"]
+    mesh_config = istio_mesh.istio_operator(traced)["spec"]["meshConfig"]
     assert mesh_config["enableTracing"] is True and mesh_config["extensionProviders"] == [{
         "name": "otel-tracing",
         "opentelemetry": {"service": "observability/otel-collector.observability.svc.cluster.local", "port": 4317}}]
 
     untraced = spec()
-    assert next(o for o in mesh.objects(untraced) if o["kind"] == "Telemetry")["spec"]["tracing"] == [
+    assert next(o for o in istio_mesh.objects(untraced) if o["kind"] == "Telemetry")["spec"]["tracing"] == [
         {"randomSamplingPercentage": 1.0}]
-    assert "extensionProviders" not in mesh.istio_operator(untraced)["spec"]["meshConfig"]
+    assert "extensionProviders" not in istio_mesh.istio_operator(untraced)["spec"]["meshConfig"]
 
 
 def test_cert_manager_issues_the_gateways_certificate_into_the_secret_it_reads():
@@ -281,7 +282,7 @@ def test_cert_manager_issues_the_gateways_certificate_into_the_secret_it_reads()
     the issuer named Kind/name, renewed renew_days before the end; bad issuers are named."""
     managed = spec()
     managed["gateway_tls"] = {"mode": "cert-manager", "issuer": "ClusterIssuer/letsencrypt", "days": 90, "renew_days": 30}
-    plan = mesh.plan(managed)
+    plan = istio_mesh.plan(managed)
     assert plan["problems"] == []
     cert = next(o for o in plan["objects"] if o["kind"] == "Certificate")
     assert cert["metadata"] == {"name": managed["gateway"]["tls_secret"], "namespace": "istio-system"}
@@ -289,11 +290,11 @@ def test_cert_manager_issues_the_gateways_certificate_into_the_secret_it_reads()
     assert cert["spec"]["dnsNames"] == managed["gateway"]["hosts"]
     assert cert["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt"}
     assert (cert["spec"]["duration"], cert["spec"]["renewBefore"]) == ("2160h", "720h")
-    assert not any(o["kind"] == "Certificate" for o in mesh.plan(spec())["objects"])
+    assert not any(o["kind"] == "Certificate" for o in istio_mesh.plan(spec())["objects"])
     cases = [("letsencrypt", 90, 30, "istio_mesh_gateway_tls.issuer: 'letsencrypt' is not Issuer/<name> or ClusterIssuer/<name>"),
              ("Issuer/Lets_Encrypt", 90, 30, "istio_mesh_gateway_tls.issuer: 'Issuer/Lets_Encrypt'"),
              ("Issuer/ca", 30, 30, "istio_mesh_gateway_tls.renew_days: 30 must be above 0 and fewer than days (30)")]
     for issuer, days, renew, message in cases:
         bad = spec()
         bad["gateway_tls"] = {"mode": "cert-manager", "issuer": issuer, "days": days, "renew_days": renew}
-        assert any(message in p for p in mesh.plan(bad)["problems"]), mesh.plan(bad)["problems"]
+        assert any(message in p for p in istio_mesh.plan(bad)["problems"]), istio_mesh.plan(bad)["problems"]

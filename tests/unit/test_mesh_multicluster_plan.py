@@ -6,8 +6,9 @@ import base64
 
 import yaml
 
-from ansible_collections.k8snet.fabric.plugins.filter.mesh import istio_mesh_plan
-from ansible_collections.k8snet.fabric.plugins.module_utils import federation, mesh_multicluster
+from ansible_collections.k8snet.fabric.plugins.filter.istio_mesh import istio_mesh_plan
+from ansible_collections.k8snet.fabric.plugins.module_utils import cluster_join
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import istio_mesh_multicluster
 from tests.unit.test_mesh import spec
 
 SETTINGS = {"enabled": True, "mesh_id": "shop-mesh", "cluster_name": "us-east", "network": "net-us-east",
@@ -70,8 +71,8 @@ def test_one_root_of_trust_is_asked_for_unless_the_users_pki_writes_cacerts():
 
 
 def test_each_primary_gets_a_read_only_account_of_its_own_and_a_remote_secret_istiod_reads():
-    grant = mesh_multicluster.grant("eu-west", "us-east", "istio-system")
-    account, role, binding = federation.account_objects(grant)
+    grant = istio_mesh_multicluster.grant("eu-west", "us-east", "istio-system")
+    account, role, binding = cluster_join.account_objects(grant)
     assert account["metadata"] == {"name": "istio-reader-us-east", "namespace": "istio-system"}
     verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
     assert verbs == {"get", "list", "watch", "create"}
@@ -91,7 +92,7 @@ def test_each_primary_gets_a_read_only_account_of_its_own_and_a_remote_secret_is
 
 
 def test_cacerts_holds_the_intermediate_its_key_the_root_and_the_chain_up_to_it():
-    secret = mesh_multicluster.cacerts_secret("istio-system", b"INTERMEDIATE\n", b"KEY\n", b"ROOT\n")
+    secret = istio_mesh_multicluster.cacerts_secret("istio-system", b"INTERMEDIATE\n", b"KEY\n", b"ROOT\n")
     assert secret["metadata"] == {"name": "cacerts", "namespace": "istio-system"}
     files = {name: base64.b64decode(value) for name, value in secret["data"].items()}
     assert files == {"ca-cert.pem": b"INTERMEDIATE\n", "ca-key.pem": b"KEY\n", "root-cert.pem": b"ROOT\n",

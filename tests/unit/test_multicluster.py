@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import federation, multicluster
+from ansible_collections.k8snet.fabric.plugins.module_utils import cluster_join
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import kubefed
 
 SPEC = {"host": "us-east",
         "clusters": [{"name": "us-east", "context": "us-east", "pod_cidr": "10.0.0.0/14", "service_cidr": "10.96.0.0/16",
@@ -26,7 +27,7 @@ def spec(**changes):
 
 
 def test_exports_policies_and_records():
-    plan = multicluster.plan(spec())
+    plan = kubefed.plan(spec())
     assert plan["problems"] == []
     for name in ("us-east", "eu-west"):
         kinds = [(o["apiVersion"], o["kind"]) for o in plan["objects"][name]]
@@ -45,9 +46,9 @@ def test_exports_policies_and_records():
 
 def test_failover_to_the_next_priority_and_refusal_when_none_answers():
     down = {"tcp": [{"host": "203.0.113.10", "port": 443, "ok": False}, {"host": "203.0.113.20", "port": 443, "ok": True}]}
-    assert multicluster.plan(spec(), down)["records"][0]["spec"]["endpoints"][0]["targets"] == ["203.0.113.20"]
+    assert kubefed.plan(spec(), down)["records"][0]["spec"]["endpoints"][0]["targets"] == ["203.0.113.20"]
     dead = {"tcp": [{**t, "ok": False} for t in down["tcp"]]}
-    assert "no cluster's VIP answers" in multicluster.plan(spec(), dead)["problems"][0]
+    assert "no cluster's VIP answers" in kubefed.plan(spec(), dead)["problems"][0]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -64,30 +65,30 @@ def test_failover_to_the_next_priority_and_refusal_when_none_answers():
 def test_bad_values_are_named(change, message):
     bad = spec()
     change(bad)
-    found = multicluster.plan(bad)["problems"]
+    found = kubefed.plan(bad)["problems"]
     assert any(message in p for p in found), found
 
 
 def test_join_objects_and_token_expiry():
-    member = federation.account_objects(
-        federation.kubefed_grant("eu-west", "us-east", "kube-federation-system", ["services", "deployments.apps"]))
+    member = cluster_join.account_objects(
+        cluster_join.kubefed_grant("eu-west", "us-east", "kube-federation-system", ["services", "deployments.apps"]))
     assert [o["kind"] for o in member] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
     assert member[1]["rules"] == [
-        {"apiGroups": [""], "resources": ["services"], "verbs": federation.SYNC_VERBS},
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": federation.SYNC_VERBS},
+        {"apiGroups": [""], "resources": ["services"], "verbs": cluster_join.SYNC_VERBS},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": cluster_join.SYNC_VERBS},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
         {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]
-    assert federation.member_rules(["*"])[0] == {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
-    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]} not in federation.member_rules(["namespaces"])
+    assert cluster_join.member_rules(["*"])[0] == {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
+    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]} not in cluster_join.member_rules(["namespaces"])
     assert member[2]["subjects"] == [{"kind": "ServiceAccount", "name": "eu-west-us-east",
                                       "namespace": "kube-federation-system"}]
-    host = federation.host_objects("eu-west", "kube-federation-system", "https://eu:6443", "PEM", "tok")
+    host = cluster_join.host_objects("eu-west", "kube-federation-system", "https://eu:6443", "PEM", "tok")
     assert [o["kind"] for o in host] == ["Secret", "KubeFedCluster"]
     assert host[1]["spec"] == {"apiEndpoint": "https://eu:6443", "secretRef": {"name": "eu-west-credentials"},
                                "caBundle": base64.b64encode(b"PEM").decode()}
     claims = base64.urlsafe_b64encode(json.dumps({"exp": 1800000000}).encode()).decode().rstrip("=")
-    assert federation.token_expiry(f"h.{claims}.s") == 1800000000.0
-    assert federation.token_expiry("not-a-jwt") is None
+    assert cluster_join.token_expiry(f"h.{claims}.s") == 1800000000.0
+    assert cluster_join.token_expiry("not-a-jwt") is None
 
 
 def routed(mechanism, records, **cluster_keys):
@@ -101,19 +102,19 @@ def routed(mechanism, records, **cluster_keys):
 
 
 def test_k8gb_objects_per_cluster_and_no_controller_records():
-    planned = multicluster.plan(routed("k8gb", "failover"))
+    planned = kubefed.plan(routed("k8gb", "failover"))
     for cluster in ("us-east", "eu-west"):
         kinds = [o["kind"] for o in planned["objects"][cluster]]
         assert kinds[-2:] == ["Ingress", "Gslb"]
         assert planned["objects"][cluster][-1]["spec"]["strategy"] == {"dnsTtlSeconds": 60, "type": "failover", "primaryGeoTag": "us-east-1"}
     assert planned["records"] == []
-    weighted = multicluster.plan(routed("k8gb", "weighted", weight=[2, 5], region=["eu-west-1", "eu-west-1"]))
+    weighted = kubefed.plan(routed("k8gb", "weighted", weight=[2, 5], region=["eu-west-1", "eu-west-1"]))
     assert weighted["objects"]["us-east"][-1]["spec"]["strategy"]["weight"] == {"eu-west-1": 7}
 
 
 def test_route53_probes_do_not_filter_what_route53_checks_itself():
     down = {"tcp": [{"host": "203.0.113.10", "ok": False}, {"host": "203.0.113.20", "ok": False}]}
-    planned = multicluster.plan(routed("route53", "weighted", weight=[3, 1]), down)
+    planned = kubefed.plan(routed("route53", "weighted", weight=[3, 1]), down)
     assert planned["problems"] == []
     assert [(e["setIdentifier"], e["providerSpecific"][0]) for e in planned["records"][0]["spec"]["endpoints"]] == [
         ("us-east", {"name": "aws/weight", "value": "3"}), ("eu-west", {"name": "aws/weight", "value": "1"})]
@@ -136,7 +137,7 @@ def test_route53_probes_do_not_filter_what_route53_checks_itself():
 ])
 def test_routing_needs_are_named_per_cluster(changes, words):
     mechanism, records = changes.pop("mechanism"), changes.pop("records")
-    found = multicluster.plan(routed(mechanism, records, **changes))["problems"]
+    found = kubefed.plan(routed(mechanism, records, **changes))["problems"]
     assert any(words in p for p in found), found
 
 
@@ -144,7 +145,7 @@ def test_a_vip_inside_a_pod_or_service_range_is_refused():
     """The chapter's 10.0.0.1 inside the 10.0.0.0/14 pod range would be routed to pods."""
     bad = spec()
     bad["clusters"][1]["vips"] = ["10.0.0.1", "10.96.0.5"]
-    found = multicluster.plan(bad)["problems"]
+    found = kubefed.plan(bad)["problems"]
     assert found == ["kubefed_clusters[1].vips[0]: 10.0.0.1 is inside kubefed_clusters[0].pod_cidr (us-east), 10.0.0.0/14: "
                      "a VIP must lie outside every cluster's pod and service ranges",
                      "kubefed_clusters[1].vips[1]: 10.96.0.5 is inside kubefed_clusters[0].service_cidr (us-east), 10.96.0.0/16: "
@@ -159,7 +160,7 @@ def regulated(**svc_keys):
 
 
 def test_regulated_data_stays_in_its_region():
-    planned = multicluster.plan(regulated())
+    planned = kubefed.plan(regulated())
     assert not [o for o in planned["objects"]["us-east"] if o["kind"] in ("Service", "ServiceExport") and o["metadata"]["name"] == "ledger"]
     assert [o["kind"] for o in planned["objects"]["eu-west"] if o["metadata"]["name"] == "ledger"] == ["Namespace", "Service", "ServiceExport"]
     ledger = [f for c in planned["policy_config"] if c["namespace"] == "ledger" for f in c["flows"]]
@@ -173,7 +174,7 @@ def test_regulated_data_stays_in_its_region():
 
 
 def test_a_named_exception_opens_exactly_that_cluster():
-    planned = multicluster.plan(regulated(allow_from=["us-east", "192.0.2.0/24"]))
+    planned = kubefed.plan(regulated(allow_from=["us-east", "192.0.2.0/24"]))
     ledger = {f["name"] for c in planned["policy_config"] if c["namespace"] == "ledger" for f in c["flows"]}
     assert ledger == {"us-east-to-ledger", "ledger-to-us-east", "eu-west-to-ledger", "ledger-to-eu-west",
                       "exception-1-to-ledger", "ledger-to-exception-1"}
@@ -188,12 +189,12 @@ def test_a_named_exception_opens_exactly_that_cluster():
     ({"data_region": "apac"}, "kubefed_services[1].data_region: no cluster is in region 'apac'"),
 ])
 def test_what_would_open_regulated_data_is_refused_naming_service_and_region(svc_keys, words):
-    found = multicluster.plan(regulated(**svc_keys))["problems"]
+    found = kubefed.plan(regulated(**svc_keys))["problems"]
     assert any(words in p for p in found), found
 
 
 def test_regional_load_balancers_on_the_vips_let_clients_in_but_not_other_regions_pods():
-    planned = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["0.0.0.0/0"]}})
+    planned = kubefed.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["0.0.0.0/0"]}})
     assert planned["problems"] == []
     lb = next(o for o in planned["objects"]["eu-west"] if o["metadata"]["name"] == "ledger-lb")
     assert lb["metadata"]["annotations"] == {"metallb.io/loadBalancerIPs": "203.0.113.20"}
@@ -210,7 +211,7 @@ def test_regional_load_balancers_on_the_vips_let_clients_in_but_not_other_region
     ({"enabled": True, "port": 443, "clients": ["10.2.0.0/16"]}, "kubefed_lb.clients[0]: 10.2.0.0/16 covers part of us-east's pods"),
 ])
 def test_load_balancer_mistakes_are_named(lb, words):
-    found = multicluster.plan({**regulated(), "lb": lb})["problems"]
+    found = kubefed.plan({**regulated(), "lb": lb})["problems"]
     assert any(words in p for p in found), found
 
 
@@ -223,26 +224,26 @@ def test_two_services_on_one_clusters_vip_are_warned_about_under_metallb():
     """Found by running MetalLB on the testbed: eu-west's two LoadBalancers ask for its one VIP,
     and MetalLB gives it to one. Another provider's annotation is not MetalLB's rule."""
     lb = {"enabled": True, "port": 443, "clients": ["198.51.100.0/24"]}
-    assert multicluster.plan({**regulated(), "lb": lb})["warnings"] == [SHARED_VIP]
-    assert multicluster.plan({**regulated(), "lb": {**lb, "address_annotation": "kube-vip.io/loadbalancerIPs"}})[
+    assert kubefed.plan({**regulated(), "lb": lb})["warnings"] == [SHARED_VIP]
+    assert kubefed.plan({**regulated(), "lb": {**lb, "address_annotation": "kube-vip.io/loadbalancerIPs"}})[
         "warnings"] == []
-    assert multicluster.plan({**spec(), "lb": lb})["warnings"] == [], "one service per cluster"
+    assert kubefed.plan({**spec(), "lb": lb})["warnings"] == [], "one service per cluster"
 
 
 def test_load_balancer_clients_default_to_none_and_everyone_is_warned_about_but_still_proven():
     """No client range: no client rule and a warning. 0.0.0.0/0: a warning, and the proof keeps a
     negative expectation (the clients on another port) although no IPv4 address is outside them."""
-    none = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": []}})
+    none = kubefed.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": []}})
     assert none["problems"] == [] and "admit no client from outside the clusters" in none["warnings"][0]
     assert not [f for c in none["policy_config"] for f in c["flows"] if f["name"].startswith("lb-")]
-    everyone = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["0.0.0.0/0"]}})
+    everyone = kubefed.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["0.0.0.0/0"]}})
     assert everyone["warnings"][1:] == [
         "kubefed_lb.clients: 0.0.0.0/0 admits every IPv4 address to each shared service's target port in every "
         "cluster (only other regions' pods are kept from regulated data); name the ranges your clients come from"]
     denied = [e for e in everyone["expect"] if not e["allowed"] and e["dst"].endswith("/financial-app")
               and "." in e["src"] and not e["src"].startswith("10.")]
     assert denied and all(e["port"] != 8443 for e in denied), "the clients reach the target port only"
-    some = multicluster.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["198.51.100.0/24"]}})
+    some = kubefed.plan({**regulated(), "lb": {"enabled": True, "port": 443, "clients": ["198.51.100.0/24"]}})
     assert some["warnings"] == [SHARED_VIP]
     assert any(e["src"] == "198.51.100.0" and e["allowed"] for e in some["expect"])
     assert any(not e["allowed"] and e["port"] == 8443 and e["src"] != "198.51.100.0" and "." in e["src"]
@@ -255,7 +256,7 @@ METRICS = {"enabled": True, "port": 9090, "interval": "30s", "namespace": "monit
 def test_cross_cluster_metrics_local_monitors_and_the_hosts_federation():
     federated = spec(metrics=METRICS)
     federated["clusters"][1]["prometheus"] = "https://prometheus.eu-west.example.com:443"
-    planned = multicluster.plan(federated)
+    planned = kubefed.plan(federated)
     assert planned["problems"] == []
     for cluster in ("us-east", "eu-west"):
         objects = {(o["kind"], o["metadata"]["name"]): o for o in planned["objects"][cluster]}
@@ -285,7 +286,7 @@ def test_cross_cluster_metrics_local_monitors_and_the_hosts_federation():
 def test_metrics_mistakes_are_named(change, words):
     bad = spec(metrics=dict(METRICS))
     change(bad)
-    found = multicluster.plan(bad)["problems"]
+    found = kubefed.plan(bad)["problems"]
     assert any(words in p for p in found), found
 
 
@@ -298,17 +299,17 @@ def test_a_cluster_named_like_another_clusters_second_range_is_refused_naming_bo
     del clash["clusters"][0]["pod_cidr"], clash["clusters"][0]["service_cidr"]
     clash["clusters"].append({"name": "us-east-1", "context": "us-east-1", "pod_cidr": "10.8.0.0/14",
                               "service_cidr": "10.98.0.0/16", "vips": ["203.0.113.30"], "priority": 3})
-    found = multicluster.plan(clash)["problems"]
+    found = kubefed.plan(clash)["problems"]
     assert ("kubefed_clusters[2].name: 'us-east-1' is also the name the policies give fabric_clusters[0].pod_cidrs[1] "
             "(us-east's range fd00:10::/56); rename the cluster") in found, found
     clash["clusters"][2]["name"] = clash["clusters"][2]["context"] = "exception-0"
     assert any("'exception-0' is the name the policies give an allow_from exception" in p
-               for p in multicluster.plan(clash)["problems"])
+               for p in kubefed.plan(clash)["problems"])
 
 
 def test_the_global_name_is_certified_by_cert_manager_in_every_cluster_it_runs_in():
     settings = {"mode": "cert-manager", "issuer": "ClusterIssuer/letsencrypt-dns01", "days": 90, "renew_days": 30}
-    plan = multicluster.plan(spec(global_tls=settings))
+    plan = kubefed.plan(spec(global_tls=settings))
     assert plan["problems"] == []
     for name in ("us-east", "eu-west"):
         [cert] = [o for o in plan["objects"][name] if o["kind"] == "Certificate"]
@@ -316,7 +317,7 @@ def test_the_global_name_is_certified_by_cert_manager_in_every_cluster_it_runs_i
         assert cert["spec"]["dnsNames"] == ["financial-app.global.example.com"]
         assert cert["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt-dns01"}
         assert (cert["spec"]["duration"], cert["spec"]["renewBefore"]) == ("2160h", "720h")
-    assert not any(o["kind"] == "Certificate" for objs in multicluster.plan(spec())["objects"].values() for o in objs)
+    assert not any(o["kind"] == "Certificate" for objs in kubefed.plan(spec())["objects"].values() for o in objs)
     assert plan["ranges"] == {"us-east": ["10.0.0.0/14", "10.96.0.0/16"], "eu-west": ["10.4.0.0/14", "10.97.0.0/16"]}
 
 
@@ -328,11 +329,11 @@ def test_the_global_name_is_certified_by_cert_manager_in_every_cluster_it_runs_i
      "kubefed_global_tls.days_left is not a key"),
 ])
 def test_bad_global_tls_settings_are_named(settings, words):
-    problems = multicluster.plan(spec(global_tls=settings))["problems"]
+    problems = kubefed.plan(spec(global_tls=settings))["problems"]
     assert any(words in p for p in problems), problems
 
 
 def test_cert_manager_needs_a_domain_to_certify():
-    problems = multicluster.plan(spec(global_tls={"mode": "cert-manager", "issuer": "Issuer/ca", "days": 90, "renew_days": 30},
+    problems = kubefed.plan(spec(global_tls={"mode": "cert-manager", "issuer": "Issuer/ca", "days": 90, "renew_days": 30},
                                       global_dns={"ttl": 180}))["problems"]
     assert any("kubefed_global_dns.domain is empty" in p for p in problems), problems

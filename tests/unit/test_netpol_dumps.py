@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import manifests
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import runner
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report, runner
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis
 

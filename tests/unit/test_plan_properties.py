@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.k8snet.fabric.plugins.filter.ecommerce import ecommerce_net_plan
-from ansible_collections.k8snet.fabric.plugins.filter.hybrid import hybrid_dns_plan
-from ansible_collections.k8snet.fabric.plugins.filter.mesh import istio_mesh_plan
-from ansible_collections.k8snet.fabric.plugins.filter.multicluster import kubefed_plan
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import FabricError
+from ansible_collections.k8snet.fabric.plugins.filter.ecommerce_net import ecommerce_net_plan
+from ansible_collections.k8snet.fabric.plugins.filter.hybrid_dns import hybrid_dns_plan
+from ansible_collections.k8snet.fabric.plugins.filter.istio_mesh import istio_mesh_plan
+from ansible_collections.k8snet.fabric.plugins.filter.kubefed import kubefed_plan
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import FabricError
 from tests.helpers import REPO
 
 

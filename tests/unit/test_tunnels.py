@@ -1,4 +1,4 @@
-"""Encrypted links between sites (module_utils/tunnels.py): the checks, each gateway's files and
+"""Encrypted links between sites (module_utils/scenarios/site_tunnels.py): the checks, each gateway's files and
 the cloud side, from one link entry. The daemons running these files: test_tunnels_on_packets.py."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import tunnels
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import site_tunnels
 
 # RFC 7748's test vector: Alice's private key and its public key.
 ALICE_PRIVATE = base64.b64encode(bytes.fromhex(
@@ -31,7 +31,7 @@ def spec(**changes):
 
 
 def plan(value):
-    return tunnels.plan("hybrid", value, RANGES, "hybrid_dns_tunnels")
+    return site_tunnels.plan("hybrid", value, RANGES, "hybrid_dns_tunnels")
 
 
 def files(result, host, redacted=False):
@@ -40,7 +40,7 @@ def files(result, host, redacted=False):
 
 
 def test_the_public_key_is_the_x25519_one():
-    assert tunnels.wireguard_public_key(ALICE_PRIVATE) == ALICE_PUBLIC
+    assert site_tunnels.wireguard_public_key(ALICE_PRIVATE) == ALICE_PUBLIC
 
 
 def test_each_end_carries_exactly_both_sites_ranges_from_one_link():

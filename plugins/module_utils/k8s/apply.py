@@ -28,7 +28,7 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.discovery import
     ResourceType,
     split_api_version,
 )
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import (
     ApiError,
     DiscoveryError,
     FabricError,

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from urllib.parse import unquote, urlencode, urlsplit
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import (
     ApiError,
     ClusterUnreachable,
 )

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.catalogue import BY_GROUP
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import (
     ApiError,
     DiscoveryError,
 )

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ClusterUnreachable
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ClusterUnreachable
 
 IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")

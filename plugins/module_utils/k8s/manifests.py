@@ -12,7 +12,7 @@ import os
 import stat
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 # API groups Kubernetes itself serves; kubernetes-validate matches schemas by the group's first

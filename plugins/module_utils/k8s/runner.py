@@ -18,7 +18,7 @@ from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import (
     CONNECTION_ARGSPEC,
     Client,
 )
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import (
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import (
     ValidationError,
     reported,
 )

@@ -22,7 +22,7 @@ import functools
 import ipaddress
 from dataclasses import dataclass, field
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.connectivity import Connectivity
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import (
     ConnSet,

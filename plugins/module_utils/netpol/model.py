@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import ipplan
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE
 
 FLOW_ANNOTATION = "fabric.k8snet.io/flow"

@@ -11,7 +11,7 @@ import ipaddress
 import os
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff, manifests
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import WORKLOAD_KINDS, Analysis, workload_of
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.connectivity import LINE_FORMATS

@@ -28,7 +28,7 @@ from typing import Callable
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ApiError, ClusterUnreachable
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ApiError, ClusterUnreachable
 
 KUBEFED_API = "core.kubefed.io/v1beta1"
 

@@ -5,18 +5,18 @@
 
 from __future__ import annotations
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import ecommerce
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import ecommerce_net
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
 
 
 @reporting
 def ecommerce_net_plan(spec):
-    problems = ecommerce.problems(expect_type(spec, dict, "the role's spec mapping"))
+    problems = ecommerce_net.problems(expect_type(spec, dict, "the role's spec mapping"))
     if problems:
         return {"problems": problems}
     try:
-        return ecommerce.plan(spec)
+        return ecommerce_net.plan(spec)
     except ValidationError as exc:  # a plan's problem is data the role shows, not a filter failure
         return {"problems": [str(exc)]}
 

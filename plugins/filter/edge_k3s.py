@@ -1,12 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: k8snet.fabric contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Thin filters over module_utils/edge.py for the edge_k3s role (documented in *.yml beside)."""
+"""Thin filters over module_utils/scenarios/edge_k3s.py for the edge_k3s role (documented in *.yml beside)."""
 
 from __future__ import annotations
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import edge
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import edge_k3s
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import reporting
 
 
@@ -18,22 +18,22 @@ def _site(value):
 
 @reporting
 def edge_k3s_problems(site, sites=None, site_names=None):
-    return edge.site_problems(_site(site), sites, site_names)
+    return edge_k3s.site_problems(_site(site), sites, site_names)
 
 
 @reporting
 def edge_k3s_config(site, host):
-    return edge.k3s_config(_site(site), host)
+    return edge_k3s.k3s_config(_site(site), host)
 
 
 @reporting
 def edge_k3s_registries(site):
-    return edge.registries(_site(site))
+    return edge_k3s.registries(_site(site))
 
 
 @reporting
 def edge_site_objects(site, part="site"):
-    builders = {"site": edge.site_objects, "nodes": edge.node_objects, "secrets": edge.secret_objects}
+    builders = {"site": edge_k3s.site_objects, "nodes": edge_k3s.node_objects, "secrets": edge_k3s.secret_objects}
     if part not in builders:
         raise ValidationError(f"part {part!r} is not one of {', '.join(builders)}")
     try:
@@ -44,17 +44,17 @@ def edge_site_objects(site, part="site"):
 
 @reporting
 def edge_site_expectations(site):
-    return edge.expectations(_site(site))
+    return edge_k3s.expectations(_site(site))
 
 
 @reporting
 def edge_site_range_names(site):
-    return edge.range_names(_site(site))
+    return edge_k3s.range_names(_site(site))
 
 
 @reporting
 def edge_k3s_kubeconfig(text, site):
-    return edge.site_kubeconfig(text, _site(site))
+    return edge_k3s.site_kubeconfig(text, _site(site))
 
 
 class FilterModule:

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, tunnels
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks
+# The module's plan under another name: the filter itself is called site_tunnels.
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios.site_tunnels import plan as tunnels_plan
 from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
 
 
@@ -16,7 +18,7 @@ def site_tunnels(spec, ranges, scenario, variable):
     checks.label(scenario, "scenario", out)
     if out:
         return {"problems": out}
-    return tunnels.plan(scenario, spec, ranges, variable)
+    return tunnels_plan(scenario, spec, ranges, variable)
 
 
 class FilterModule:

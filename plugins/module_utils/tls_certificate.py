@@ -12,8 +12,8 @@ import hashlib
 import ipaddress
 import os
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
 try:
     from cryptography import x509

@@ -5,20 +5,21 @@
 
 from __future__ import annotations
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import mesh
+from ansible_collections.k8snet.fabric.plugins.module_utils import istio_authz
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import istio_mesh
 from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
 
 
 @reporting
 def istio_mesh_plan(spec):
-    return mesh.plan(expect_type(spec, dict, "the role's spec mapping"))
+    return istio_mesh.plan(expect_type(spec, dict, "the role's spec mapping"))
 
 
 @reporting
 def istio_authz_verdicts(policies, expect, trust_domain="cluster.local", root_namespace="istio-system"):
     authz = [p for p in expect_type(policies, list, "a list of AuthorizationPolicies")
              if isinstance(p, dict) and p.get("kind") == "AuthorizationPolicy"]
-    return mesh.verdicts(authz, expect_type(expect, list, "a list of requests"), trust_domain, root_namespace)
+    return istio_authz.verdicts(authz, expect_type(expect, list, "a list of requests"), trust_domain, root_namespace)
 
 
 class FilterModule:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import hybrid
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import hybrid_dns
 from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
 
 
@@ -13,7 +13,7 @@ from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expec
 def hybrid_dns_plan(spec, probed=None):
     if probed is not None:
         expect_type(probed, dict, "probed to be the result of k8snet.fabric.net_probe")
-    return hybrid.plan(expect_type(spec, dict, "the role's spec mapping"), probed)
+    return hybrid_dns.plan(expect_type(spec, dict, "the role's spec mapping"), probed)
 
 
 class FilterModule:

@@ -22,7 +22,7 @@ import base64
 import binascii
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks, ipplan
 
 TYPES = ("ipsec", "wireguard")
 CLOUDS = ("aws", "azure")

@@ -7,7 +7,7 @@ implementation behind them on a fresh cluster; this is the real one).
 
 Each cluster's istiod reads the other clusters' Services and endpoints with a *remote secret*:
 a kubeconfig for a read-only ServiceAccount of the other cluster (what ``istioctl
-create-remote-secret`` makes, but with a renewed bound token: federation.join), kept in this
+create-remote-secret`` makes, but with a renewed bound token: cluster_join.join), kept in this
 cluster's root namespace with the label ``istio/multiCluster: "true"``. Traffic to another network goes through that
 network's east-west gateway on port 15443 (mTLS passthrough, SNI-routed). One mesh ID, one trust
 domain and one root of trust (a shared root CA's ``cacerts`` per cluster) make the clusters'
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks
 
 REMOTE_SECRET_LABEL = "istio/multiCluster"
 CLUSTER_ANNOTATION = "networking.istio.io/cluster"
@@ -148,12 +148,12 @@ def cross_network_gateway(root_namespace: str) -> dict:
                                   "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}]}}
 
 
-def grant(member: str, host: str, namespace: str) -> "federation.Grant":
-    """Primary ``host``'s read-only access to cluster ``member`` of the mesh: an account of its
+def grant(member: str, host: str, namespace: str):
+    """(A cluster_join.Grant:) primary ``host``'s read-only access to cluster ``member`` of the mesh: an account of its
     own there (so one primary's access is revoked alone), READER_RULES, and the remote secret in
-    ``host``'s root namespace ``namespace`` holding a bound token of it (federation.join). The
+    ``host``'s root namespace ``namespace`` holding a bound token of it (cluster_join.join). The
     root namespace is istioctl's on both sides: the join never creates or owns it."""
-    from ansible_collections.k8snet.fabric.plugins.module_utils import federation
+    from ansible_collections.k8snet.fabric.plugins.module_utils import cluster_join
 
     def stored_token(client) -> str | None:
         current = client.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{remote_secret_name(member)}",
@@ -170,7 +170,7 @@ def grant(member: str, host: str, namespace: str) -> "federation.Grant":
             return None  # not ours to read: a new token replaces it
 
     account = f"istio-reader-{host}"
-    return federation.Grant(namespace=namespace, account=account, role=f"k8snet-istio-reader:{host}",
+    return cluster_join.Grant(namespace=namespace, account=account, role=f"k8snet-istio-reader:{host}",
                             rules=READER_RULES, member_set=f"istio-reader-{host}", host_set=f"istio-remote-{member}",
                             namespace_set=None,
                             host_objects=lambda endpoint, ca_pem, token: [
@@ -217,39 +217,39 @@ def converge_cacerts(client, namespace: str, cluster_name: str, root_cert_path: 
     A cacerts under another root is refused, not replaced: changing a mesh's root is a migration
     (both roots trusted while workloads move), never a side effect of one run. The keys stay in
     this process: only fingerprints and dates are returned."""
-    from ansible_collections.k8snet.fabric.plugins.module_utils import federation, tls
+    from ansible_collections.k8snet.fabric.plugins.module_utils import cluster_join, tls_certificate
     from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
-    from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+    from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
     if not 0 < renew_days < days:
         raise ValidationError(f"renew_days: {renew_days} must be above 0 and fewer than days ({days})")
-    root_cert, root_key = tls.load_ca(root_cert_path, root_key_path, "root_ca")
-    root_pem = tls.pem(root_cert)
+    root_cert, root_key = tls_certificate.load_ca(root_cert_path, root_key_path, "root_ca")
+    root_pem = tls_certificate.pem(root_cert)
     live = client.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{CACERTS_SECRET}", allow=(404,))
     files = {k: base64.b64decode(v) for k, v in ((live or {}).get("data") or {}).items()}
     reason = ""
     if live:
-        if not tls.same_certificate(files.get("root-cert.pem", b""), root_cert):
+        if not tls_certificate.same_certificate(files.get("root-cert.pem", b""), root_cert):
             raise ValidationError(
                 f"secret {namespace}/{CACERTS_SECRET}: its root-cert.pem is not the root in {root_cert_path!r} "
-                f"(fingerprint {tls.fingerprint(root_cert)}); nothing was changed. Moving a mesh to another root is a "
+                f"(fingerprint {tls_certificate.fingerprint(root_cert)}); nothing was changed. Moving a mesh to another root is a "
                 "migration (Istio's plugged-CA root rotation); delete the Secret to start this cluster over")
-        reason = tls.intermediate_renewal_due(files.get("ca-cert.pem", b""), files.get("ca-key.pem", b""),
+        reason = tls_certificate.intermediate_renewal_due(files.get("ca-cert.pem", b""), files.get("ca-key.pem", b""),
                                               root_cert, renew_days)
     if live and not reason:
         ca_cert_pem, ca_key_pem, state = files["ca-cert.pem"], files["ca-key.pem"], "kept"
     else:
-        ca_cert_pem, ca_key_pem = tls.issue_intermediate(
+        ca_cert_pem, ca_key_pem = tls_certificate.issue_intermediate(
             root_cert, root_key, {"O": "Istio", "CN": "Intermediate CA", "L": cluster_name}, days)
         state = "renewed" if live else "issued"
     namespace_missing = client.request("GET", f"/api/v1/namespaces/{namespace}", allow=(404,)) is None
     if namespace_missing and not check_mode:
         # As Istio's own steps do (kubectl create namespace): istioctl install adopts it.
-        client.request("POST", "/api/v1/namespaces", body=federation.namespace_object(namespace))
+        client.request("POST", "/api/v1/namespaces", body=cluster_join.namespace_object(namespace))
     engine = Engine(client, check_mode=check_mode, want_diff=diff,
                     pending_namespaces=[namespace] if namespace_missing else [])
     result = engine.converge(CACERTS_SET, namespace, [cacerts_secret(namespace, ca_cert_pem, ca_key_pem, root_pem)],
                              "replaced")
     return {"changed": result["changed"] or namespace_missing, "ca": state, "reason": reason,
-            "secret": f"{namespace}/{CACERTS_SECRET}", "root_fingerprint_sha256": tls.fingerprint(root_cert),
-            **tls.intermediate_facts(ca_cert_pem), "diff": result.get("diff", [])}
+            "secret": f"{namespace}/{CACERTS_SECRET}", "root_fingerprint_sha256": tls_certificate.fingerprint(root_cert),
+            **tls_certificate.intermediate_facts(ca_cert_pem), "diff": result.get("diff", [])}

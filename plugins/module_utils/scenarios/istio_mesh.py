@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Scenario 3 as data: services with versions, routes, resilience and callers -> Istio objects
 (networking.istio.io/v1, security.istio.io/v1, telemetry.istio.io/v1), the install file for
-istioctl, and an evaluator of AuthorizationPolicies that proves who may call what.
+istioctl, and the requests that prove who may call what (evaluated by istio_authz.py).
 
 What the chapter had and what replaces it:
 - v1alpha3/v1beta1 APIs -> v1 (served since Istio 1.22);
@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, mesh_multicluster, tls
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils import istio_authz, tls_certificate
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks, fabric_clusters
+from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import istio_mesh_multicluster
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
 DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h)$")
 LOAD_BALANCERS = ("LEAST_REQUEST", "ROUND_ROBIN", "RANDOM", "PASSTHROUGH")
@@ -55,14 +57,6 @@ def _duration(value, where: str, out: list[str]) -> None:
 def _percent(value, where: str, out: list[str]) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
         out.append(f"{where}: {value!r} is not a percentage 0-100")
-
-
-def caller(text, where: str) -> tuple[str, str]:
-    """'namespace/serviceaccount' -> (namespace, serviceaccount)."""
-    parts = str(text).split("/")
-    if len(parts) != 2 or not all(checks.DNS_LABEL.match(p) for p in parts):
-        raise ValidationError(f"{where}: {text!r} must be namespace/serviceaccount")
-    return parts[0], parts[1]
 
 
 def _service_problems(svc: dict, where: str, out: list[str]) -> None:
@@ -162,7 +156,7 @@ def _allow_problems(rule, where: str, out: list[str]) -> None:
     if not rule.get("from") and not rule.get("namespaces"):
         out.append(f"{where}: from (namespace/serviceaccount) or namespaces is needed: whom it lets in")
     if rule.get("from"):
-        checks.collect(out, caller, rule["from"], f"{where}.from")
+        checks.collect(out, istio_authz.caller, rule["from"], f"{where}.from")
     for ns in rule.get("namespaces") or []:
         checks.label(ns, f"{where}.namespaces", out)
     for key in ("methods", "not_methods"):
@@ -205,7 +199,7 @@ SHAPES = {
     "telemetry": {"access_logging": ("opt", "bool"), "tracing_sampling": PERCENT, "tracing_collector": ("opt", "str")},
     "gateway_tls": ("opt", {"mode": "str", "issuer": ("opt", "str"), "days": ("opt", "int"), "renew_days": ("opt", "int"),
                             "*": "any"}),
-    "multicluster": mesh_multicluster.SHAPE,
+    "multicluster": istio_mesh_multicluster.SHAPE,
     "monitoring": "bool",
     "alerts": {"latency_p95_ms": ("opt", "any"), "error_ratio": ("opt", "any"), "for": ("opt", "str")},
     "istioctl_install": "bool",
@@ -253,7 +247,7 @@ def problems(spec: dict) -> list[str]:
             out.append(f"istio_mesh_gateway.routes_to: {target!r} is not one of istio_mesh_services")
         if not gateway.get("hosts"):
             out.append("istio_mesh_gateway.hosts: the gateway needs the host names it serves")
-        checks.collect(out, caller, gateway_account(gateway, spec.get("root_namespace", "istio-system")),
+        checks.collect(out, istio_authz.caller, gateway_account(gateway, spec.get("root_namespace", "istio-system")),
                        "istio_mesh_gateway.service_account")
         if gateway.get("api", "istio") not in GATEWAY_APIS:
             out.append(f"istio_mesh_gateway.api: {gateway.get('api')!r} is not one of {', '.join(GATEWAY_APIS)}")
@@ -275,9 +269,9 @@ def problems(spec: dict) -> list[str]:
         checks.collect(out, tracing_collector, telemetry["tracing_collector"])
     gateway_tls = spec.get("gateway_tls") or {}
     if gateway.get("enabled") and gateway_tls.get("mode") == "cert-manager":
-        out += tls.cert_manager_problems(gateway_tls, "istio_mesh_gateway_tls")
-    if mesh_multicluster.enabled(spec):
-        out += mesh_multicluster.problems(spec["multicluster"])
+        out += tls_certificate.cert_manager_problems(gateway_tls, "istio_mesh_gateway_tls")
+    if istio_mesh_multicluster.enabled(spec):
+        out += istio_mesh_multicluster.problems(spec["multicluster"])
         if not fabric_clusters.connection(spec, "istio_mesh").get("context"):
             out.append("istio_mesh_context: a multi-cluster mesh names this cluster's context (the remote secrets "
                        "are written there while each remote's context is read)")
@@ -292,7 +286,7 @@ def certificate(spec: dict) -> list[dict]:
         return []
     secret = gateway.get("tls_secret", gateway["name"])
     namespace = gateway.get("namespace", spec.get("root_namespace", "istio-system"))
-    return [tls.cert_manager_certificate(secret, namespace, gateway.get("hosts") or [], gateway_tls)]
+    return [tls_certificate.cert_manager_certificate(secret, namespace, gateway.get("hosts") or [], gateway_tls)]
 
 
 def tracing_collector(text: str) -> tuple[str, int]:
@@ -319,11 +313,6 @@ def tracing_collector(text: str) -> tuple[str, int]:
 # -- objects -------------------------------------------------------------------------------------
 def fqdn(svc: dict, domain: str) -> str:
     return f"{svc['name']}.{svc['namespace']}.svc.{domain}"
-
-
-def principal(text: str, trust_domain: str) -> str:
-    namespace, account = caller(text, "principal")
-    return f"{trust_domain}/ns/{namespace}/sa/{account}"
 
 
 def _destination_rule(svc: dict, host: str) -> dict:
@@ -414,7 +403,7 @@ def authorization_rule(rule: dict, trust_domain: str) -> dict:
     (methods, notMethods, paths, notPaths, ports as strings)."""
     source = {}
     if rule.get("from"):
-        source["principals"] = [principal(rule["from"], trust_domain)]
+        source["principals"] = [istio_authz.principal(rule["from"], trust_domain)]
     if rule.get("namespaces"):
         source["namespaces"] = list(rule["namespaces"])
     operation = {field: [str(v) for v in rule[key]] for key, field in (
@@ -451,8 +440,8 @@ def objects(spec: dict) -> list[dict]:
                                           "tls": {"httpsRedirect": True}, "hosts": list(gateway["hosts"])}]}})
     elif gateway.get("enabled"):
         out += gateway_api_objects(spec)
-    if mesh_multicluster.enabled(spec):
-        out.append(mesh_multicluster.cross_network_gateway(root))
+    if istio_mesh_multicluster.enabled(spec):
+        out.append(istio_mesh_multicluster.cross_network_gateway(root))
     for svc in spec.get("services") or []:
         host = fqdn(svc, domain)
         routes = svc.get("routes") or [{"split": {sorted(svc["versions"])[0]: 100}}]
@@ -468,7 +457,7 @@ def objects(spec: dict) -> list[dict]:
         for rule in svc.get("allow") or []:
             rules.append(authorization_rule(rule, trust))
         if through_gateway:
-            rules.append({"from": [{"source": {"principals": [principal(gateway_account(gateway, root), trust)]}}]})
+            rules.append({"from": [{"source": {"principals": [istio_authz.principal(gateway_account(gateway, root), trust)]}}]})
         if rules:
             out.append({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
                         "metadata": {"name": f"{svc['name']}-callers", "namespace": svc["namespace"]},
@@ -555,9 +544,9 @@ def namespace_objects(spec: dict, owned: bool) -> list[dict]:
     label = {"istio.io/rev": spec["revision"]} if spec.get("revision") else {"istio-injection": "enabled"}
     out = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns["name"], "labels": dict(label)}}
            for ns in spec.get("namespaces") or [] if bool(ns.get("create")) == owned]
-    if mesh_multicluster.enabled(spec) and not owned:
+    if istio_mesh_multicluster.enabled(spec) and not owned:
         # istioctl's root namespace: Istio reads the cluster's network from its label.
-        out.append(mesh_multicluster.root_namespace_label(spec.get("root_namespace", "istio-system"),
+        out.append(istio_mesh_multicluster.root_namespace_label(spec.get("root_namespace", "istio-system"),
                                                           spec["multicluster"]["network"]))
     return out
 
@@ -582,79 +571,14 @@ def istio_operator(spec: dict) -> dict:
             {"name": TRACING_PROVIDER, "opentelemetry": {"service": service, "port": port}}])
     if spec.get("revision"):
         out["spec"]["revision"] = spec["revision"]
-    if mesh_multicluster.enabled(spec):
-        out["spec"]["values"]["global"].update(mesh_multicluster.install_values(spec["multicluster"]))
-        out["spec"]["meshConfig"]["defaultConfig"] = {"proxyMetadata": dict(mesh_multicluster.PROXY_METADATA)}
-        out["spec"]["components"]["ingressGateways"].append(mesh_multicluster.east_west_gateway(spec["multicluster"]))
+    if istio_mesh_multicluster.enabled(spec):
+        out["spec"]["values"]["global"].update(istio_mesh_multicluster.install_values(spec["multicluster"]))
+        out["spec"]["meshConfig"]["defaultConfig"] = {"proxyMetadata": dict(istio_mesh_multicluster.PROXY_METADATA)}
+        out["spec"]["components"]["ingressGateways"].append(istio_mesh_multicluster.east_west_gateway(spec["multicluster"]))
     return out
 
 
-# -- authorization proof -------------------------------------------------------------------------
-def _matches(values: list[str] | None, value: str) -> bool:
-    """Istio string matching: exact, 'prefix*', '*suffix', '*'."""
-    for pattern in values or []:
-        if pattern == "*" or pattern == value:
-            return True
-        if pattern.endswith("*") and value.startswith(pattern[:-1]):
-            return True
-        if pattern.startswith("*") and value.endswith(pattern[1:]):
-            return True
-    return False
-
-
-SUPPORTED_SOURCE = {"principals", "notPrincipals", "namespaces", "notNamespaces"}
-SUPPORTED_OPERATION = {"methods", "notMethods", "paths", "notPaths", "ports", "notPorts"}
-
-
-def _field_ok(spec: dict, key: str, value: str) -> bool:
-    if key in spec and not _matches(spec[key], value):
-        return False
-    if f"not{key[0].upper()}{key[1:]}" in spec and _matches(spec[f"not{key[0].upper()}{key[1:]}"], value):
-        return False
-    return True
-
-
-def _rule_matches(rule: dict, request: dict) -> bool:
-    if set(rule) - {"from", "to"}:
-        raise ValidationError(f"rule fields {sorted(set(rule) - {'from', 'to'})} are not evaluated here")
-    sources = [f.get("source") or {} for f in rule.get("from") or []]
-    operations = [t.get("operation") or {} for t in rule.get("to") or []]
-    for source in sources:
-        if set(source) - SUPPORTED_SOURCE:
-            raise ValidationError(f"source fields {sorted(set(source) - SUPPORTED_SOURCE)} are not evaluated here")
-    for operation in operations:
-        if set(operation) - SUPPORTED_OPERATION:
-            raise ValidationError(f"operation fields {sorted(set(operation) - SUPPORTED_OPERATION)} are not evaluated here")
-    from_ok = not sources or any(_field_ok(s, "principals", request["principal"])
-                                 and _field_ok(s, "namespaces", request["namespace"]) for s in sources)
-    to_ok = not operations or any(_field_ok(o, "methods", request["method"]) and _field_ok(o, "paths", request["path"])
-                                  and _field_ok(o, "ports", str(request.get("port", "")))
-                                  for o in operations)
-    return from_ok and to_ok
-
-
-def authorize(policies: list[dict], request: dict, root_namespace: str = "istio-system") -> tuple[bool, str]:
-    """Istio's order for one request to a workload (``to_namespace``, ``to_labels``): a matching
-    DENY denies; no ALLOW policy for the workload allows; a matching ALLOW allows; else deny."""
-    applying = []
-    for policy in policies:
-        meta, spec = policy.get("metadata") or {}, policy.get("spec") or {}
-        if meta.get("namespace") not in (request["to_namespace"], root_namespace):
-            continue
-        selector = (spec.get("selector") or {}).get("matchLabels") or {}
-        if all(request["to_labels"].get(k) == v for k, v in selector.items()):
-            applying.append(policy)
-    for action in ("DENY", "ALLOW"):
-        for policy in applying:
-            spec = policy.get("spec") or {}
-            if spec.get("action", "ALLOW") == action and any(_rule_matches(r, request) for r in spec.get("rules") or []):
-                verb = "allowed" if action == "ALLOW" else "denied"
-                return action == "ALLOW", f"{verb} by {policy['metadata']['namespace']}/{policy['metadata']['name']}"
-    if not any((p.get("spec") or {}).get("action", "ALLOW") == "ALLOW" for p in applying):
-        return True, "no ALLOW policy applies to the workload"
-    return False, "no ALLOW policy matches"
-
-
+# -- authorization expectations -----------------------------------------------------------------
 def _sample(patterns: list[str] | None, fallback: str) -> str:
     """A concrete value the first pattern matches: '/api/v1/*' -> '/api/v1/probe'."""
     pattern = (patterns or [fallback])[0]
@@ -668,7 +592,7 @@ def _sample(patterns: list[str] | None, fallback: str) -> str:
 
 
 def _outside(patterns: list[str] | None, candidates: tuple[str, ...]) -> str | None:
-    return next((c for c in candidates if not _matches(patterns, c)), None)
+    return next((c for c in candidates if not istio_authz.matches(patterns, c)), None)
 
 
 def expectations(spec: dict) -> list[dict]:
@@ -682,7 +606,7 @@ def expectations(spec: dict) -> list[dict]:
             who = rule.get("from") or f"{rule['namespaces'][0]}/any-caller"
             method = next((m for m in rule.get("methods") or METHODS if m not in (rule.get("not_methods") or [])), "GET")
             path = _sample(rule.get("paths"), "/")
-            if _matches(rule.get("not_paths"), path) and not _matches(rule.get("not_paths"), "/"):
+            if istio_authz.matches(rule.get("not_paths"), path) and not istio_authz.matches(rule.get("not_paths"), "/"):
                 path = "/"
             allowed = {**target, "from": who, "method": method, "path": path}
             out.append({**allowed, "allowed": True})
@@ -695,34 +619,12 @@ def expectations(spec: dict) -> list[dict]:
                                else _sample(rule["not_paths"], "/admin"))
                 if denied_path:
                     out.append({**allowed, "path": denied_path, "allowed": False})
-            namespace, account = caller(who, "from")
+            namespace, account = istio_authz.caller(who, "from")
             if rule.get("from"):
                 out.append({**allowed, "from": f"{namespace}/undeclared-caller", "allowed": False})
             outsider = "k8snet-elsewhere" if namespace != "k8snet-elsewhere" else "k8snet-elsewhere-2"
             if outsider not in (rule.get("namespaces") or []):
                 out.append({**allowed, "from": f"{outsider}/{account}", "allowed": False})
-    return out
-
-
-def verdicts(policies: list[dict], expect: list[dict], trust_domain: str = "cluster.local",
-             root_namespace: str = "istio-system", workload_labels: dict | None = None) -> list[dict]:
-    """Each expectation with the evaluator's answer and ``holds``."""
-    out = []
-    for i, item in enumerate(expect):
-        if not isinstance(item, dict) or "/" not in str(item.get("to", "")):
-            raise ValidationError(f"expect[{i}].to: {item.get('to') if isinstance(item, dict) else item!r} "
-                                  f"is not namespace/workload")
-        namespace, _unused = caller(item.get("from"), f"expect[{i}].from")
-        to_ns, to_name = item["to"].split("/", 1)
-        request = {"principal": principal(item["from"], trust_domain), "namespace": namespace,
-                   "method": item.get("method", "GET"), "path": item.get("path", "/"), "port": item.get("port", ""),
-                   "to_namespace": to_ns, "to_labels": (workload_labels or {}).get(item["to"], {"app": to_name})}
-        allowed, why = authorize(policies, request, root_namespace)
-        expected = item.get("allowed", True)
-        words = {True: "allowed", False: "denied"}
-        out.append({**item, "verdict": allowed, "why": why, "holds": allowed == expected,
-                    "message": f"{item['from']} -> {item['to']} {request['method']} {request['path']}: expected "
-                               f"{words[expected]}, {words[allowed]} ({why})"})
     return out
 
 
@@ -743,10 +645,10 @@ def multicluster(spec: dict) -> dict:
     secrets it gets (cluster_join kind istio), and those taken out of the mesh, whose remote
     secret and reader account go, and the root CA its intermediate is issued from (None when
     the user's PKI writes cacerts); empty without istio_mesh_multicluster.enabled."""
-    if not mesh_multicluster.enabled(spec):
+    if not istio_mesh_multicluster.enabled(spec):
         return {"cluster_name": "", "remotes": [], "removed": [], "root_ca": None}
     return {"cluster_name": spec["multicluster"]["cluster_name"],
-            "root_ca": mesh_multicluster.root_ca(spec["multicluster"]),
+            "root_ca": istio_mesh_multicluster.root_ca(spec["multicluster"]),
             "remotes": [{"name": r["name"], "network": r["network"], "context": r.get("context") or "",
                          "kubeconfig": r.get("kubeconfig") or "", "server": r.get("server") or ""}
                         for r in spec["multicluster"].get("remotes") or []],

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, globaldns, ipplan, tls
+from ansible_collections.k8snet.fabric.plugins.module_utils import tls_certificate
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks, fabric_clusters, globaldns, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 
 MCS_API = "multicluster.x-k8s.io/v1alpha1"
@@ -346,7 +347,7 @@ def global_tls_problems(spec: dict) -> list[str]:
         return [f"kubefed_global_tls.mode: {settings.get('mode')!r} is not one of {', '.join(GLOBAL_TLS_MODES)}"]
     if settings["mode"] == "none":
         return []
-    out = tls.cert_manager_problems(settings, "kubefed_global_tls")
+    out = tls_certificate.cert_manager_problems(settings, "kubefed_global_tls")
     if not (spec.get("global_dns") or {}).get("domain"):
         out.append("kubefed_global_tls.mode: cert-manager certifies <service>.<domain>; kubefed_global_dns.domain is empty")
     return out
@@ -360,7 +361,7 @@ def global_certificate(svc: dict, spec: dict) -> list[dict]:
     if settings.get("mode") != "cert-manager":
         return []
     name = f"{svc['name']}.{spec['global_dns']['domain'].rstrip('.')}"
-    return [tls.cert_manager_certificate(f"{svc['name']}-global-tls", svc["namespace"], [name], settings)]
+    return [tls_certificate.cert_manager_certificate(f"{svc['name']}-global-tls", svc["namespace"], [name], settings)]
 
 
 def cluster_objects(spec: dict) -> dict:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, ipplan, tls
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils import tls_certificate
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks, fabric_clusters, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE
 
@@ -72,7 +73,7 @@ def problems(spec: dict) -> list[str]:
         return out
     spec, out = with_plan(spec)
     if cert_managed(spec):
-        out += tls.cert_manager_problems(spec["tls"], "ecommerce_net_tls")
+        out += tls_certificate.cert_manager_problems(spec["tls"], "ecommerce_net_tls")
     tiers = spec.get("tiers") or []
     if not tiers:
         out.append("ecommerce_net_tiers: at least one tier is needed")
@@ -306,7 +307,7 @@ def objects(spec: dict) -> list[dict]:
         out.append({"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": ns, "labels": {"environment": env["name"], "app.kubernetes.io/part-of": "ecommerce"}}})
         if cert_managed(spec):
-            out.append(tls.cert_manager_certificate(TLS_SECRET, ns, tls_hosts(spec), spec["tls"]))
+            out.append(tls_certificate.cert_manager_certificate(TLS_SECRET, ns, tls_hosts(spec), spec["tls"]))
         for tier in spec["tiers"]:
             out += _services(spec, tier, ns)
         if spec["ingress"].get("enabled"):

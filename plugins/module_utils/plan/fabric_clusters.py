@@ -12,7 +12,7 @@ plan with the same function, so a run of any scenario refuses an overlap anywher
 
 from __future__ import annotations
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks, ipplan
 
 VARIABLE = "fabric_clusters"
 RANGES = ("pod_cidrs", "service_cidrs")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import difflib
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks, ipplan
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import diff
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import CLUSTER_DNS_LABELS, CLUSTER_DNS_NAMESPACE
 
 # What `k3s server --disable` accepts.

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.k8snet.fabric.plugins.module_utils import checks, fabric_clusters, globaldns, ipplan
-from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.errors import ValidationError
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks, fabric_clusters, globaldns, ipplan
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import model
-from ansible_collections.k8snet.fabric.plugins.module_utils.probe import server_address
+from ansible_collections.k8snet.fabric.plugins.module_utils.net_probe import server_address
 
 COREDNS_MODES = ("custom", "corefile")
 RECORD_POLICIES = globaldns.RECORD_POLICIES
