@@ -299,12 +299,18 @@ def _port_text(port: dict) -> str:
     return f"{text}/{protocol}"
 
 
+def stand_in_pod(namespace: str, name: str, labels: dict, ports=()) -> dict:
+    """A pod that stands for a workload a proof needs before it runs (the one builder of them)."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": {"containers": [{"name": "main", "ports": [{"containerPort": p} for p in ports]}]}}
+
+
+def cluster_dns_stand_in() -> dict:
+    """The cluster DNS as a pod (kube-system, k8s-app=kube-dns, port 53)."""
+    return stand_in_pod(CLUSTER_DNS_NAMESPACE, "coredns", CLUSTER_DNS_LABELS, [53])
+
+
 def stand_in_pods(workloads: list[tuple[str, str]]) -> list[dict]:
     """Pods labelled app=<name> for (namespace, name) pairs, and the cluster DNS pod: what a
     proof over policies needs when no application runs yet."""
-    out = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-            "spec": {"containers": [{"name": name}]}} for namespace, name in workloads]
-    out.append({"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "coredns", "namespace": CLUSTER_DNS_NAMESPACE, "labels": dict(CLUSTER_DNS_LABELS)},
-                "spec": {"containers": [{"name": "coredns"}]}})
-    return out
+    return [stand_in_pod(namespace, name, {"app": name}) for namespace, name in workloads] + [cluster_dns_stand_in()]

@@ -480,11 +480,6 @@ def workload_warnings(spec: dict) -> list[str]:
 
 
 # -- proof --------------------------------------------------------------------------------------
-def _pod(namespace: str, name: str, labels: dict, ports: list[int] = ()) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-            "spec": {"containers": [{"name": "main", "ports": [{"containerPort": p} for p in ports]}]}}
-
-
 def stand_ins(spec: dict) -> list[dict]:
     """What the plan says will run, as pods: the tiers per environment, the platform's peers,
     and the cluster DNS. Live pods replace them where they exist (netpol_analyze stand_ins)."""
@@ -492,16 +487,16 @@ def stand_ins(spec: dict) -> list[dict]:
     for env in spec["environments"]:
         for tier in spec["tiers"]:
             ports = [tier["port"]] + ([tier["metrics_port"]] if tier.get("metrics_port") else [])
-            out.append(_pod(env["namespace"], tier["name"], {"app": tier["name"]}, ports))
+            out.append(model.stand_in_pod(env["namespace"], tier["name"], {"app": tier["name"]}, ports))
     for name, peer in (spec.get("peers") or {}).items():
         if "cidr" in peer:
             continue
         if "namespace" in peer:
-            out.append(_pod(peer["namespace"], name, peer.get("pods") or {}))
+            out.append(model.stand_in_pod(peer["namespace"], name, peer.get("pods") or {}))
         else:  # chosen by namespace labels: a namespace of that shape, named after the peer
             out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(peer["namespaces"])}})
-            out.append(_pod(name, name, peer.get("pods") or {}))
-    out.append(_pod(DNS["namespace"], "coredns", DNS["pods"], [53]))
+            out.append(model.stand_in_pod(name, name, peer.get("pods") or {}))
+    out.append(model.cluster_dns_stand_in())
     return out
 
 
