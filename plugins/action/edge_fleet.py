@@ -24,7 +24,6 @@ import jinja2.meta
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
-from ansible.plugins.filter.core import to_nice_yaml
 from ansible.template import trust_as_template
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import ecosystem_check
@@ -207,15 +206,12 @@ class ActionModule(ActionBase):
                 continue
             spec, unit = info["edge_k3s_site_spec"], info["edge_k3s_unit"]
             base = os.path.join(info["templar"].template(info["vars"]["edge_k3s_render_dir"]), "hosts", name)
-            out[os.path.join(base, "etc/rancher/k3s/config.yaml")] = (
-                to_nice_yaml(edge_k3s.k3s_config(spec, name), indent=2, sort_keys=False), 0o600)
-            registries = edge_k3s.registries(spec)
-            if registries is not None:
-                out[os.path.join(base, "etc/rancher/k3s/registries.yaml")] = (to_nice_yaml(registries, indent=2), 0o644)
-            unit_path = os.path.join(base, "etc/systemd/system", f"{unit}.service")
-            out[unit_path] = (self._template(info, "k3s.service.j2", unit_path, {"edge_k3s_unit": unit}), 0o644)
-            out[unit_path + ".env"] = (self._template(info, "k3s.env.j2", unit_path + ".env",
-                                                      {"edge_k3s_unit": unit, "edge_k3s_env_token": "<redacted>"}), 0o600)
+            unit_text = self._template(info, "k3s.service.j2", {"edge_k3s_unit": unit})
+            env_text = self._template(info, "k3s.env.j2", {"edge_k3s_unit": unit, "edge_k3s_env_token": "<redacted>"})
+            # The one definition of a host's files: what host.yml renders and apply installs.
+            for entry in edge_k3s.host_files(spec, name, unit, unit_text, env_text)["files"]:
+                out[os.path.join(base, entry["dest"].lstrip("/"))] = (
+                    entry["content"] if "content" in entry else entry["secret_content"], int(entry["mode"], 8))
         for site in sites.values():
             # As a module receives them (JSON): no shared sub-objects, so no YAML anchors either.
             objects = json.loads(json.dumps(site["nodes"] + site["objects"] + site["secrets"]))
@@ -226,12 +222,12 @@ class ActionModule(ActionBase):
                 out[os.path.join(site["dir"], "report", "connlist.txt")] = (site["report"], 0o644)
         return out
 
-    def _template(self, info: dict, name: str, dest: str, extra: dict) -> str:
-        """A role template rendered as the template action renders it."""
+    def _template(self, info: dict, name: str, extra: dict) -> str:
+        """A role template rendered as the template lookup renders it (host.yml and install.yml use it)."""
         source = os.path.join(self._role_path, "templates", name)
         variables = {**info["vars"], **info, **extra}
         if generate_ansible_template_vars is not None:
-            variables.update(generate_ansible_template_vars(path=name, fullpath=source, dest_path=dest,
+            variables.update(generate_ansible_template_vars(path=name, fullpath=source,
                                                             include_ansible_managed="ansible_managed" not in info["vars"]))
         templar = self._templar.copy_with_new_env(searchpath=[os.path.dirname(source)], available_variables=variables)
         text = trust_as_template(self._loader.get_text_file_contents(source))

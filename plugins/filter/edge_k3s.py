@@ -32,6 +32,13 @@ def edge_k3s_registries(site):
 
 
 @reporting
+def edge_k3s_host_files(site, host, unit, unit_text, env_text, artifacts=None):
+    if unit not in ("k3s", "k3s-agent"):
+        raise ValidationError(f"unit {unit!r} is not k3s or k3s-agent")
+    return edge_k3s.host_files(_site(site), host, unit, str(unit_text), str(env_text), artifacts)
+
+
+@reporting
 def edge_site_objects(site, part="site"):
     builders = {"site": edge_k3s.site_objects, "nodes": edge_k3s.node_objects, "secrets": edge_k3s.secret_objects}
     if part not in builders:
@@ -60,6 +67,7 @@ def edge_k3s_kubeconfig(text, site):
 class FilterModule:
     def filters(self):
         return {"edge_k3s_problems": edge_k3s_problems, "edge_k3s_config": edge_k3s_config,
-                "edge_k3s_registries": edge_k3s_registries, "edge_site_objects": edge_site_objects,
+                "edge_k3s_registries": edge_k3s_registries, "edge_k3s_host_files": edge_k3s_host_files,
+                "edge_site_objects": edge_site_objects,
                 "edge_k3s_kubeconfig": edge_k3s_kubeconfig, "edge_site_expectations": edge_site_expectations,
                 "edge_site_range_names": edge_site_range_names}

@@ -45,7 +45,7 @@ def test_the_fleet_render_writes_exactly_what_the_per_host_plays_write(tmp_path)
     fleet, fleet_build = render(tmp_path, varied())
     assert fleet.returncode == 0, fleet.stdout[-3000:]
     text = " ".join(fleet.stdout.split())
-    assert "3 sites and 12 hosts checked; 39 files" in text, text[-2000:]
+    assert "3 sites and 12 hosts checked; 57 files" in text, text[-2000:]
     assert text.count("skipping: no hosts matched") == 3, "the per-host plays are skipped"
     per_host, host_build = render(tmp_path, varied(), build_name="per-host", per_host=True)
     assert per_host.returncode == 0, per_host.stdout[-3000:]
@@ -53,7 +53,7 @@ def test_the_fleet_render_writes_exactly_what_the_per_host_plays_write(tmp_path)
     assert sorted(ours) == sorted(theirs)
     assert [p for p in ours if ours[p] != theirs[p]] == [], "same text and mode, file by file"
     canary = (fleet_build / "edge/factory-3/hosts/f3-agent-1/etc/rancher/k3s/config.yaml").read_text()
-    assert "wireguard" not in canary and len(ours) == 39  # site 2 has no registries.yaml
+    assert "wireguard" not in canary and len(ours) == 57  # 9 hosts x 6 files (site 2's 3 without registries.yaml), 3 manifests, 3 reports
     remote = (fleet_build / "edge/factory-2/manifests.yaml").read_text()
     assert "remoteWrite:" in remote and "maxBackoff: 10m" in remote and "pw-factory-2" not in remote
     assert "remoteWrite" not in (fleet_build / "edge/factory-1/manifests.yaml").read_text()

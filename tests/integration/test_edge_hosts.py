@@ -137,6 +137,22 @@ def test_install_places_verified_files_with_exact_configs(ssh_hosts, artifacts, 
         line = next(l for l in again.stdout.splitlines() if l.startswith(host + " ") and "ok=" in l)
         assert "changed=0" in line, line
 
+    # Render writes what apply installed, from the same definition: every text file, the same
+    # text and mode (the token redacted), the sysctls and kernel modules included.
+    build = tmp_path / "build"
+    rendered = run_playbook(tmp_path, yaml.safe_load((REPO / "playbooks" / "edge.yml").read_text()), inventory=inv,
+                            extra_vars={"fabric_mode": "render", "fabric_build_dir": str(build)},
+                            env={"HOME": str(tmp_path / "home")})
+    assert rendered.returncode == 0, rendered.stdout[-3000:]
+    for host, root in ((SERVER, server_root), (AGENT, agent_root)):
+        host_dir = build / "edge" / "factory-1" / "hosts" / host
+        files = sorted(str(p.relative_to(host_dir)) for p in host_dir.rglob("*") if p.is_file())
+        assert len(files) == 6 and "etc/sysctl.d/90-k3s.conf" in files and "etc/modules-load.d/k3s.conf" in files, files
+        for name in files:
+            installed = root / name
+            assert (host_dir / name).read_text() == installed.read_text().replace(TOKEN, "<redacted>"), name
+            assert (host_dir / name).stat().st_mode & 0o777 == installed.stat().st_mode & 0o777, name
+
 
 @pytest.mark.parametrize("key", ["unknown", "changed"])
 def test_a_host_whose_key_is_unknown_or_changed_gets_nothing(ssh_hosts, artifacts, tmp_path, key):

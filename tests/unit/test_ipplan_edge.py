@@ -281,3 +281,43 @@ def test_bad_remote_write_values_are_named(change, message):
     bad = site(prometheus={**site()["prometheus"], "remote_write": {**REMOTE, **change}})
     found = edge_k3s.workload_problems(bad, "site factory-1")
     assert any(message in problem for problem in found), found
+
+
+ARTIFACTS = {"dir": "/art", "binary": "k3s", "images": "img.tar.zst", "sha256": {"k3s": "b" * 64, "img.tar.zst": "i" * 64},
+             "addons_dir": "/add", "addon_images": ["metallb.tar"], "addon_manifests": ["metallb.yaml"],
+             "addon_sha256": {"metallb.tar": "m" * 64, "metallb.yaml": "y" * 64}, "install_script": False}
+
+
+def test_a_hosts_files_are_defined_once_with_their_modes():
+    mirrored = site(registry_mirrors={"docker.io": ["https://registry.factory-1.local:5000"]})
+    server = edge_k3s.host_files(mirrored, "s1", "k3s", "UNIT\n", "K3S_TOKEN=t\n", ARTIFACTS)
+    modes = {f["dest"]: f["mode"] for f in server["files"]}
+    assert modes == {"/usr/local/bin/k3s": "0755", "/var/lib/rancher/k3s/agent/images/img.tar.zst": "0644",
+                     "/var/lib/rancher/k3s/agent/images/metallb.tar": "0644",
+                     "/var/lib/rancher/k3s/server/manifests/metallb.yaml": "0600",
+                     "/etc/modules-load.d/k3s.conf": "0644", "/etc/sysctl.d/90-k3s.conf": "0644",
+                     "/etc/rancher/k3s/config.yaml": "0600", "/etc/systemd/system/k3s.service": "0644",
+                     "/etc/systemd/system/k3s.service.env": "0600", "/etc/rancher/k3s/registries.yaml": "0600"}
+    env = next(f for f in server["files"] if f["dest"].endswith(".env"))
+    assert env == {"dest": "/etc/systemd/system/k3s.service.env", "mode": "0600", "secret_content": "K3S_TOKEN=t\n"}
+    registries = next(f for f in server["files"] if f["dest"].endswith("registries.yaml"))["content"]
+    assert registries == "mirrors:\n  docker.io:\n    endpoint:\n    - https://registry.factory-1.local:5000\n"
+    assert server["absent"] == ["/etc/systemd/system/k3s-agent.service", "/etc/systemd/system/k3s-agent.service.env"]
+    assert {"path": "/var/lib/rancher/k3s/server/manifests", "mode": "0700"} in server["directories"]
+
+    agent = edge_k3s.host_files(site(), "a1", "k3s-agent", "UNIT\n", "K3S_TOKEN=<redacted>\n")
+    assert [f["dest"] for f in agent["files"]] == [
+        "/etc/modules-load.d/k3s.conf", "/etc/sysctl.d/90-k3s.conf", "/etc/rancher/k3s/config.yaml",
+        "/etc/systemd/system/k3s-agent.service", "/etc/systemd/system/k3s-agent.service.env"]
+    assert agent["absent"][0] == "/etc/rancher/k3s/registries.yaml", "a mirror that went is removed"
+    config = next(f for f in agent["files"] if f["dest"].endswith("config.yaml"))["content"]
+    assert config.splitlines()[:2] == ["node-label:", "- edge-location=factory-1"]  # the plan's order, not sorted
+    assert not any(d["path"].endswith("manifests") for d in agent["directories"])
+
+
+def test_the_yaml_text_is_what_to_nice_yaml_writes():
+    from ansible.plugins.filter.core import to_nice_yaml
+
+    spec = site(registry_mirrors={"docker.io": ["https://r:5000"], "ghcr.io": ["https://r:5001"]}, tls_san=["api.ü.example"])
+    for data, ordered in ((edge_k3s.k3s_config(spec, "s1"), False), (edge_k3s.registries(spec), True)):
+        assert edge_k3s._yaml(data, ordered) == to_nice_yaml(data, indent=2, sort_keys=ordered)

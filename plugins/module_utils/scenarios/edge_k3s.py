@@ -408,6 +408,76 @@ def registries(site: dict) -> dict | None:
     return {"mirrors": {registry: {"endpoint": list(endpoints)} for registry, endpoints in sorted(mirrors.items())}}
 
 
+
+# -- one host's files: what apply installs (host_files), render writes and the fleet renders ---
+UNIT_DIR = "/etc/systemd/system"
+REGISTRIES_PATH = "/etc/rancher/k3s/registries.yaml"
+MODULES_LOAD = "overlay\nbr_netfilter\n"  # what K3s needs loaded at boot
+SYSCTLS = ("net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"
+           "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n")
+IMAGES_DIR = "/var/lib/rancher/k3s/agent/images"
+SERVER_MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
+
+
+def unit_path(unit: str) -> str:
+    """Where a K3s unit lives; its token file is this path + '.env'."""
+    return f"{UNIT_DIR}/{unit}.service"
+
+
+def _yaml(data, sort_keys: bool) -> str:
+    """YAML text as Ansible's to_nice_yaml(indent=2) writes it, from plain data (the JSON round
+    trip drops Ansible's tagged string types, which PyYAML's safe dumper cannot represent)."""
+    import json
+
+    import yaml
+
+    return yaml.safe_dump(json.loads(json.dumps(data)), indent=2, allow_unicode=True, default_flow_style=False,
+                          sort_keys=sort_keys)
+
+
+def host_files(site: dict, host_name: str, unit: str, unit_text: str, env_text: str, artifacts: dict | None = None) -> dict:
+    """Every file of one edge host, defined once: the folders, the files (dest, mode, and
+    ``content``, ``secret_content`` - the token file - or ``src`` and ``sha256`` for release
+    files), and the paths that must be gone (a stale registries.yaml, the other K3s unit).
+    ``unit_text`` and ``env_text`` are the role's templates rendered by the caller (apply with the
+    token, render with it redacted). ``artifacts`` (apply only) names the release and add-on files:
+    dir, binary, images, sha256, addons_dir, addon_images, addon_manifests, addon_sha256,
+    install_script."""
+    server = unit == "k3s"
+    other = "k3s-agent" if server else "k3s"
+    directories = [{"path": path, "mode": "0755"} for path in (
+        "/usr/local/bin", "/etc/rancher/k3s", UNIT_DIR, "/etc/sysctl.d", "/etc/modules-load.d", IMAGES_DIR)]
+    if server:
+        directories.append({"path": SERVER_MANIFESTS_DIR, "mode": "0700"})
+    files = _artifact_files(artifacts, server) if artifacts is not None else []
+    files += [{"dest": "/etc/modules-load.d/k3s.conf", "mode": "0644", "content": MODULES_LOAD},
+              {"dest": "/etc/sysctl.d/90-k3s.conf", "mode": "0644", "content": SYSCTLS},
+              {"dest": "/etc/rancher/k3s/config.yaml", "mode": "0600", "content": _yaml(k3s_config(site, host_name), False)},
+              {"dest": unit_path(unit), "mode": "0644", "content": unit_text},
+              {"dest": unit_path(unit) + ".env", "mode": "0600", "secret_content": env_text}]
+    mirrors = registries(site)
+    if mirrors is not None:  # it names the site's registry: 0600 like the rest of K3s' config
+        files.append({"dest": REGISTRIES_PATH, "mode": "0600", "content": _yaml(mirrors, True)})
+    absent = ([REGISTRIES_PATH] if mirrors is None else []) + [unit_path(other), unit_path(other) + ".env"]
+    return {"directories": directories, "files": files, "absent": absent}
+
+
+def _artifact_files(artifacts: dict, server: bool) -> list[dict]:
+    """The release's binary and images, the add-ons' images (and manifests on servers), each
+    checked on the host against its published sha256."""
+    out = [{"dest": "/usr/local/bin/k3s", "mode": "0755", "src": f"{artifacts['dir']}/{artifacts['binary']}",
+            "sha256": artifacts["sha256"][artifacts["binary"]]},
+           {"dest": f"{IMAGES_DIR}/{artifacts['images']}", "mode": "0644", "src": f"{artifacts['dir']}/{artifacts['images']}",
+            "sha256": artifacts["sha256"][artifacts["images"]]}]
+    out += [{"dest": f"{IMAGES_DIR}/{name}", "mode": "0644", "src": f"{artifacts['addons_dir']}/{name}",
+             "sha256": artifacts["addon_sha256"][name]} for name in artifacts.get("addon_images") or []]
+    out += [{"dest": f"{SERVER_MANIFESTS_DIR}/{name}", "mode": "0600", "src": f"{artifacts['addons_dir']}/{name}",
+             "sha256": artifacts["addon_sha256"][name]} for name in (artifacts.get("addon_manifests") or []) if server]
+    if artifacts.get("install_script"):  # kept for operators, not run: the role writes the units itself
+        out.append({"dest": "/usr/local/bin/k3s-install.sh", "mode": "0755", "src": f"{artifacts['dir']}/install.sh",
+                    "sha256": artifacts["sha256"]["install.sh"]})
+    return out
+
 def site_kubeconfig(text: str, site: dict) -> str:
     """K3s' /etc/rancher/k3s/k3s.yaml made fit for the controller: server pointed at the API
     endpoint, and cluster, user and context named after the site instead of 'default'."""
