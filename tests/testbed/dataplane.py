@@ -685,13 +685,16 @@ class DataPlane:
         self._wait(answering, f"DNS answering at {server} from {source}", 30)
 
     def _dns_ready(self) -> bool:
-        """Every cluster's DNS pods run a CoreDNS that has synced with its API server."""
+        """Every cluster's DNS pods run a CoreDNS that has synced with its API server: it
+        answers the API's own Service. (Its banner is not enough: the kubernetes plugin starts
+        serving after 5 s even when the sync takes longer, and answers SERVFAIL until it is done.)"""
         served = {name.split("/", 1)[0] for name in self.dns_servers}
         for name, pid in self.dns_servers.items():
             log = (self.run_dir / f"coredns-{self.pods[name].holder}.log").read_text(errors="replace")
             if not _alive(pid):
                 raise DataPlaneError(f"CoreDNS in {name} exited:\n{log[-3000:]}")
-            if "CoreDNS-" not in log:
+            if "CoreDNS-" not in log or not self.ask_dns(name, self.pods[name].address,
+                                                         f"kubernetes.default.svc.{CLUSTER_DOMAIN}.", timeout=0.5)["addresses"]:
                 return False
         if served != set(self.clusters):
             self.sync()  # the DNS pods were not Running yet at the last sync
