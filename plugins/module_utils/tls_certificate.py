@@ -158,7 +158,6 @@ def generate(hosts: list[str], days: int, ca_cert_path: str | None = None,
                               serialization.NoEncryption()))
 
 
-
 # -- certificate authorities (a mesh's plugged intermediate CA under the user's root) -----------
 def fingerprint(cert) -> str:
     """SHA-256 of a certificate's DER, as reports name certificates."""

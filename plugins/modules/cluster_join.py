@@ -199,7 +199,7 @@ def join_or_unjoin(module, member: Client, host: Client) -> dict:
     if p["state"] == "absent":
         return cluster_join.unjoin(member, host, grant, check_mode=module.check_mode)
     result = cluster_join.join(member, host, grant, endpoint=p["api_endpoint"], token_seconds=p["token_days"] * 86400,
-                             renew_seconds=p["renew_days"] * 86400, check_mode=module.check_mode, diff=module._diff)
+                               renew_seconds=p["renew_days"] * 86400, check_mode=module.check_mode, diff=module._diff)
     result["changed"] = result["changed"] or result["token"] != "kept"
     return result
 

@@ -374,7 +374,7 @@ def test_a_generated_certificate_near_its_end_is_renewed_and_served(testbed, tmp
     c = testbed.client(CLUSTER)
     hosts = ["shop.example.com", "staging.shop.example.com"]
     tls_certificate.write_pair(str(tmp_path / "build" / "tls" / "shop.crt"), str(tmp_path / "build" / "tls" / "shop.key"),
-                   *tls_certificate.generate(hosts, 10))
+                               *tls_certificate.generate(hosts, 10))
 
     def served() -> set[str]:  # the file lookup drops the PEM's last newline
         return {hashlib.sha256(base64.b64decode(

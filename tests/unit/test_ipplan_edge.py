@@ -117,7 +117,7 @@ def test_site_objects_use_current_apis():
 
 def test_a_string_where_a_list_belongs_and_a_url_where_a_host_belongs_are_refused_alone():
     problems = edge_k3s.site_problems(site(tls_san="api.plant.example", api_endpoint="https://api.plant.example:6443",
-                                       registry_mirrors={"docker.io": "https://m:5000"}))
+                                           registry_mirrors={"docker.io": "https://m:5000"}))
     assert problems == [
         "site factory-1: edge_k3s_tls_san must be a list of strings, got 'api.plant.example' "
         "(write ['api.plant.example'] for one entry)",

@@ -70,5 +70,5 @@ def test_k3s_ansibles_names_are_refused_naming_the_roles_variable():
         "k3s_version is k3s-ansible's variable and does nothing here: set edge_k3s_version",
         "token is k3s-ansible's variable and does nothing here: set edge_k3s_token"]
     assert unknown_variables.role_problems(str(REPO / "roles" / "ecommerce_net"), "ecommerce_net",
-                                   {"token": "x", "fabric_mode": "render"}, lambda value: value) == [], \
+                                           {"token": "x", "fabric_mode": "render"}, lambda value: value) == [], \
         "only the edge role knows k3s-ansible's names"

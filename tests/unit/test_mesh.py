@@ -219,8 +219,8 @@ def test_authorization_fields_as_istio_writes_them_and_evaluates_them():
 
     def allowed(namespace="shop", method="GET", path="/a.json", port=8080):
         return istio_authz.authorize([policy], {"principal": f"cluster.local/ns/{namespace}/sa/x", "namespace": namespace,
-                                         "method": method, "path": path, "port": port, "to_namespace": "shop",
-                                         "to_labels": {"app": "api"}})[0]
+                                                "method": method, "path": path, "port": port, "to_namespace": "shop",
+                                                "to_labels": {"app": "api"}})[0]
     assert allowed()
     assert not allowed(namespace="other") and not allowed(method="DELETE") and not allowed(path="/a.xml")
     assert not allowed(path="/private.json") and not allowed(port=9090)

@@ -335,5 +335,5 @@ def test_bad_global_tls_settings_are_named(settings, words):
 
 def test_cert_manager_needs_a_domain_to_certify():
     problems = kubefed.plan(spec(global_tls={"mode": "cert-manager", "issuer": "Issuer/ca", "days": 90, "renew_days": 30},
-                                      global_dns={"ttl": 180}))["problems"]
+                                 global_dns={"ttl": 180}))["problems"]
     assert any("kubefed_global_dns.domain is empty" in p for p in problems), problems

@@ -65,7 +65,7 @@ def test_files_that_are_not_there_or_not_pem_are_named(tmp_path):
 def test_an_intermediate_ca_is_signed_by_the_root_may_sign_leaves_only_and_ends_with_thewrite_root_ca(tmp_path):
     root_cert, root_key = tls_certificate.load_ca(*write_root_ca(tmp_path, days=100), "root_ca")
     cert_pem, key_pem = tls_certificate.issue_intermediate(root_cert, root_key, {"O": "Istio", "CN": "Intermediate CA",
-                                                                     "L": "us-east"}, days=730)
+                                                                                 "L": "us-east"}, days=730)
     cert = x509.load_pem_x509_certificate(cert_pem)
     cert.verify_directly_issued_by(root_cert)
     constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value

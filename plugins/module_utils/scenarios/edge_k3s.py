@@ -408,7 +408,6 @@ def registries(site: dict) -> dict | None:
     return {"mirrors": {registry: {"endpoint": list(endpoints)} for registry, endpoints in sorted(mirrors.items())}}
 
 
-
 # -- one host's files: what apply installs (host_files), render writes and the fleet renders ---
 UNIT_DIR = "/etc/systemd/system"
 REGISTRIES_PATH = "/etc/rancher/k3s/registries.yaml"
@@ -477,6 +476,7 @@ def _artifact_files(artifacts: dict, server: bool) -> list[dict]:
         out.append({"dest": "/usr/local/bin/k3s-install.sh", "mode": "0755", "src": f"{artifacts['dir']}/install.sh",
                     "sha256": artifacts["sha256"]["install.sh"]})
     return out
+
 
 def site_kubeconfig(text: str, site: dict) -> str:
     """K3s' /etc/rancher/k3s/k3s.yaml made fit for the controller: server pointed at the API

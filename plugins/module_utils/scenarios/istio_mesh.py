@@ -547,7 +547,7 @@ def namespace_objects(spec: dict, owned: bool) -> list[dict]:
     if istio_mesh_multicluster.enabled(spec) and not owned:
         # istioctl's root namespace: Istio reads the cluster's network from its label.
         out.append(istio_mesh_multicluster.root_namespace_label(spec.get("root_namespace", "istio-system"),
-                                                          spec["multicluster"]["network"]))
+                                                                spec["multicluster"]["network"]))
     return out
 
 

@@ -171,11 +171,11 @@ def grant(member: str, host: str, namespace: str):
 
     account = f"istio-reader-{host}"
     return cluster_join.Grant(namespace=namespace, account=account, role=f"k8snet-istio-reader:{host}",
-                            rules=READER_RULES, member_set=f"istio-reader-{host}", host_set=f"istio-remote-{member}",
-                            namespace_set=None,
-                            host_objects=lambda endpoint, ca_pem, token: [
-                                remote_secret(member, endpoint, ca_pem, token, namespace)],
-                            stored_token=stored_token)
+                              rules=READER_RULES, member_set=f"istio-reader-{host}", host_set=f"istio-remote-{member}",
+                              namespace_set=None,
+                              host_objects=lambda endpoint, ca_pem, token: [
+                                  remote_secret(member, endpoint, ca_pem, token, namespace)],
+                              stored_token=stored_token)
 
 
 def remote_secret_name(member: str) -> str:
@@ -235,7 +235,7 @@ def converge_cacerts(client, namespace: str, cluster_name: str, root_cert_path: 
                 f"(fingerprint {tls_certificate.fingerprint(root_cert)}); nothing was changed. Moving a mesh to another root is a "
                 "migration (Istio's plugged-CA root rotation); delete the Secret to start this cluster over")
         reason = tls_certificate.intermediate_renewal_due(files.get("ca-cert.pem", b""), files.get("ca-key.pem", b""),
-                                              root_cert, renew_days)
+                                                          root_cert, renew_days)
     if live and not reason:
         ca_cert_pem, ca_key_pem, state = files["ca-cert.pem"], files["ca-key.pem"], "kept"
     else:
