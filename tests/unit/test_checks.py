@@ -41,3 +41,14 @@ def test_proof_summary_counts_findings_by_kind_and_says_the_first():
     assert out["text"] == ("4 finding(s) (1 not-isolated, 3 peer-matches-nothing): peer-matches-nothing: a; "
                            "not-isolated: b; ... - reports in build/x/report")
     assert proof_summary({"findings": []})["text"] == "no findings"
+
+
+def test_host_port_names_the_field_for_each_way_it_is_wrong():
+    out: list[str] = []
+    assert checks.host_port("otel.obs.svc:4317", "f", "<host>:<port>", "e.g. a.b:1", out) == ("otel.obs.svc", 4317)
+    assert out == []
+    assert checks.host_port("otel.obs.svc", "f", "<host>:<port>", "e.g. a.b:1", out) is None
+    assert checks.host_port("Bad_Host:80", "f", "<host>:<port>", "e.g. a.b:1", out) is None
+    assert checks.host_port("a.b:70000", "f", "<host>:<port>", "e.g. a.b:1", out) is None
+    assert out[0] == "f: 'otel.obs.svc' is not <host>:<port> (e.g. a.b:1)"
+    assert out[1].startswith("f (Bad_Host): 'Bad_Host'") and out[2] == "f: 70000 is not a port (1-65535)"

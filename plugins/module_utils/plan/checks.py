@@ -36,6 +36,21 @@ def port(value, where: str, out: list[str]) -> None:
         out.append(f"{where}: {value!r} is not a port (1-65535)")
 
 
+def host_port(value, where: str, shape: str, example: str, out: list[str]) -> tuple[str, int] | None:
+    """``host:port`` of a service a role points at (a collector, a prober): (host, port), or
+    None with the problems in ``out``, each naming ``where``; ``shape`` and ``example`` say what
+    was expected when the value is no host:port at all."""
+    host, _colon, port_text = str(value).rpartition(":")
+    if not host or not port_text.isdigit():
+        out.append(f"{where}: {value!r} is not {shape} ({example})")
+        return None
+    found: list[str] = []
+    domain(host, where, found)
+    port(int(port_text), where, found)
+    out += found
+    return None if found else (host, int(port_text))
+
+
 # Prometheus's duration (model.ParseDuration): units largest first, each at most once: 1h30m, 15d, 500ms.
 PROMETHEUS_DURATION = re.compile(r"^(?=\d)((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
 

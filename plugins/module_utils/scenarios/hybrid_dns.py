@@ -172,13 +172,8 @@ def _latency_problems(latency: dict) -> list[str]:
     out: list[str] = []
     if not latency.get("prober"):
         return out
-    host, _colon, port = latency["prober"].rpartition(":")
-    if not host or not port.isdigit():
-        out.append(f"hybrid_dns_latency.prober: {latency['prober']!r} is not <host>:<port> of a blackbox exporter "
-                   "(e.g. blackbox-exporter.monitoring.svc:9115)")
-    else:
-        checks.domain(host, "hybrid_dns_latency.prober", out)
-        checks.port(int(port), "hybrid_dns_latency.prober", out)
+    checks.host_port(latency["prober"], "hybrid_dns_latency.prober", "<host>:<port> of a blackbox exporter",
+                     "e.g. blackbox-exporter.monitoring.svc:9115", out)
     checks.label(latency.get("namespace"), "hybrid_dns_latency.namespace", out)
     if not re.match(r"^[A-Za-z0-9_]+$", str(latency.get("module", ""))):
         out.append(f"hybrid_dns_latency.module: {latency.get('module')!r} is not a blackbox exporter module name")

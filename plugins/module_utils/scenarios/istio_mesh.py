@@ -294,20 +294,16 @@ def tracing_collector(text: str) -> tuple[str, int]:
     Istio's ``opentelemetry`` extension provider takes them (an OTLP/gRPC endpoint, 4317)."""
     where = "istio_mesh_telemetry.tracing_collector"
     example = "e.g. opentelemetry-collector.observability.svc.cluster.local:4317"
-    service, _colon, port_text = text.rpartition(":")
     problems_found: list[str] = []
-    if not service or not port_text.isdigit():
-        raise ValidationError(f"{where}: {text!r} is not <service FQDN>:<port> ({example})")
-    namespace, _slash, host = service.rpartition("/")
+    namespace, _slash, address = str(text).rpartition("/")
     if namespace:
         checks.label(namespace, f"{where} ({text}) namespace", problems_found)
-    checks.domain(host, where, problems_found)
-    if "." not in host:
-        problems_found.append(f"{where}: {host!r} is not a fully qualified service name ({example})")
-    checks.port(int(port_text), where, problems_found)
+    parsed = checks.host_port(address, where, "<service FQDN>:<port>", example, problems_found)
+    if parsed and "." not in parsed[0]:
+        problems_found.append(f"{where}: {parsed[0]!r} is not a fully qualified service name ({example})")
     if problems_found:
         raise ValidationError(problems_found[0])
-    return service, int(port_text)
+    return (f"{namespace}/{parsed[0]}" if namespace else parsed[0]), parsed[1]
 
 
 # -- objects -------------------------------------------------------------------------------------
