@@ -40,13 +40,18 @@ def test_render_writes_every_host_file_and_manifest_and_is_idempotent(tmp_path):
     assert not (site / "hosts/factory1-agent-2/etc/systemd/system/k3s.service").exists()
     env = (site / "hosts/factory1-server-1/etc/systemd/system/k3s.service.env").read_text()
     assert "K3S_TOKEN=<redacted>" in env
+    # What apply installs besides, with the modes it installs them with.
+    server_dir = site / "hosts/factory1-server-1"
+    assert (server_dir / "etc/sysctl.d/90-k3s.conf").read_text().startswith("net.ipv4.ip_forward = 1\n")
+    assert (server_dir / "etc/modules-load.d/k3s.conf").read_text() == "overlay\nbr_netfilter\n"
+    assert (server_dir / "etc/rancher/k3s/registries.yaml").stat().st_mode & 0o777 == 0o600
     docs = list(yaml.safe_load_all((site / "manifests.yaml").read_text()))
     kinds = [d["kind"] for d in docs]
     assert kinds.count("NetworkPolicy") == 5 and "IPAddressPool" in kinds and "CronJob" in kinds
     assert {"Alertmanager", "ServiceMonitor", "ClusterRole"} <= set(kinds)
     assert next(d for d in docs if d["kind"] == "Secret")["stringData"] == {"token": "<redacted>"}
     text = " ".join(first.stdout.split())
-    assert "1 sites and 4 hosts checked; 14 files" in text and "manifests schema-checked offline" in text, text[-2000:]
+    assert "1 sites and 4 hosts checked; 20 files" in text and "manifests schema-checked offline" in text, text[-2000:]
     # The closing line says where the output went and what the proof found (issue 25, item 15).
     assert f"output under {build}/edge/<site>/; proofs: 5 finding(s)" in text, text[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build"], "nothing outside the build folder"
