@@ -318,6 +318,18 @@ def test_each_clusters_istiod_signs_with_its_own_intermediate_under_the_one_root
     assert testbed.writes(REMOTE, since=mark) == []
     assert cacerts(testbed, REMOTE)["root-cert.pem"] == root_pem
 
+    # No root namespace yet (before istioctl install): dry-run in it, then made as Istio's steps make it.
+    client, fresh = testbed.client(REMOTE), "istio-trust-fresh"
+    try:
+        would = intermediate_ca(testbed, tmp_path, mesh_root, REMOTE, "--check", namespace=fresh)
+        assert would["changed"] and would["ca"] == "issued", would
+        assert client.request("GET", f"/api/v1/namespaces/{fresh}", allow=(404,)) is None, "check mode made the namespace"
+        made = intermediate_ca(testbed, tmp_path, mesh_root, REMOTE, namespace=fresh)
+        assert made["changed"] and made["secret"] == f"{fresh}/cacerts", made
+        assert client.request("GET", f"/api/v1/namespaces/{fresh}/secrets/cacerts")["data"]["root-cert.pem"]
+    finally:
+        client.request("DELETE", f"/api/v1/namespaces/{fresh}", allow=(404,))
+
 
 def _served_or_none(port: int, root_cert: str) -> x509.Certificate | None:
     try:

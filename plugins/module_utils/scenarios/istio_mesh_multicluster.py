@@ -82,12 +82,17 @@ def problems(settings: dict, where: str = "istio_mesh_multicluster") -> list[str
         if remote.get("server") is not None and not str(remote["server"]).startswith("https://"):
             out.append(f"{where}.remotes[{i}].server: {remote['server']!r} is not an https:// URL of the cluster's API "
                        "(as this cluster's istiod reaches it)")
-    out += _root_ca_problems({**ROOT_CA_DEFAULTS, **(settings.get("root_ca") or {})}, f"{where}.root_ca")
+    out += _root_ca_problems(_root_ca_settings(settings), f"{where}.root_ca")
     for i, gone in enumerate(settings.get("removed") or []):
         checks.label(gone.get("name"), f"{where}.removed[{i}].name", out)
         if gone.get("name") in seen:
             out.append(f"{where}.removed[{i}].name: {gone.get('name')!r} is also this cluster or one of remotes")
     return out
+
+
+def _root_ca_settings(settings: dict) -> dict:
+    """root_ca with its defaults under what the user gave (a partial mapping keeps the rest)."""
+    return {**ROOT_CA_DEFAULTS, **(settings.get("root_ca") or {})}
 
 
 def _root_ca_problems(root_ca: dict, where: str) -> list[str]:
@@ -106,7 +111,7 @@ def _root_ca_problems(root_ca: dict, where: str) -> list[str]:
 def root_ca(settings: dict) -> dict | None:
     """The root CA settings the apply run issues this cluster's intermediate from; None when
     the user's PKI writes the cacerts Secret (external)."""
-    merged = {**ROOT_CA_DEFAULTS, **(settings.get("root_ca") or {})}
+    merged = _root_ca_settings(settings)
     return None if merged["external"] else {k: merged[k] for k in ("cert_file", "key_file", "days", "renew_days")}
 
 
@@ -242,14 +247,18 @@ def converge_cacerts(client, namespace: str, cluster_name: str, root_cert_path: 
         ca_cert_pem, ca_key_pem = tls_certificate.issue_intermediate(
             root_cert, root_key, {"O": "Istio", "CN": "Intermediate CA", "L": cluster_name}, days)
         state = "renewed" if live else "issued"
+    secret = cacerts_secret(namespace, ca_cert_pem, ca_key_pem, root_pem)
     namespace_missing = client.request("GET", f"/api/v1/namespaces/{namespace}", allow=(404,)) is None
-    if namespace_missing and not check_mode:
-        # As Istio's own steps do (kubectl create namespace): istioctl install adopts it.
-        client.request("POST", "/api/v1/namespaces", body=cluster_join.namespace_object(namespace))
-    engine = Engine(client, check_mode=check_mode, want_diff=diff,
-                    pending_namespaces=[namespace] if namespace_missing else [])
-    result = engine.converge(CACERTS_SET, namespace, [cacerts_secret(namespace, ca_cert_pem, ca_key_pem, root_pem)],
-                             "replaced")
+    if namespace_missing:
+        # The Secret is dry-run in the namespace-to-be first: a refusal (a missing permission)
+        # must not leave a namespace behind.
+        result = Engine(client, check_mode=True, want_diff=diff, pending_namespaces=[namespace]).converge(
+            CACERTS_SET, namespace, [secret], "replaced")
+        if not check_mode:
+            # As Istio's own steps do (kubectl create namespace): istioctl install adopts it.
+            client.request("POST", "/api/v1/namespaces", body=cluster_join.namespace_object(namespace))
+    if not (namespace_missing and check_mode):
+        result = Engine(client, check_mode=check_mode, want_diff=diff).converge(CACERTS_SET, namespace, [secret], "replaced")
     return {"changed": result["changed"] or namespace_missing, "ca": state, "reason": reason,
             "secret": f"{namespace}/{CACERTS_SECRET}", "root_fingerprint_sha256": tls_certificate.fingerprint(root_cert),
             **tls_certificate.intermediate_facts(ca_cert_pem), "diff": result.get("diff", [])}
