@@ -274,10 +274,7 @@ def cert_manager_problems(settings: dict, where: str) -> list[str]:
         issuer_ref(settings.get("issuer") or "", where)
     except ValidationError as exc:
         out.append(str(exc))
-    days, renew = settings.get("days", 365), settings.get("renew_days", 30)
-    if not 0 < renew < days:
-        out.append(f"{where}.renew_days: {renew!r} must be above 0 and fewer than days ({days!r}): "
-                   "cert-manager renews that long before the end")
+    checks.renewal_window(settings.get("renew_days", 30), settings.get("days", 365), f"{where}.renew_days", out)
     return out
 
 

@@ -154,8 +154,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8snet.fabric.plugins.module_utils import cluster_join
 from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import istio_mesh_multicluster
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s import kubeconfig
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
-from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError, reported
+from ansible_collections.k8snet.fabric.plugins.module_utils.errors import reported
 
 
 def main() -> None:
@@ -178,8 +179,9 @@ def main() -> None:
                    "request_timeout": p["request_timeout"], "permissions_file": p["permissions_file"],
                    "impersonate_user": p["impersonate_user"], "impersonate_groups": p["impersonate_groups"]}
     with reported(module, prefix=f"{p['name']}: "):
-        if not 0 < p["renew_days"] < p["token_days"]:
-            raise ValidationError(f"renew_days: {p['renew_days']} must be above 0 and below token_days ({p['token_days']})")
+        found: list[str] = []
+        checks.renewal_window(p["renew_days"], p["token_days"], "renew_days", found, days_name="token_days")
+        checks.raise_problems(found)
         with Client(p) as member, Client(host_params, credentials=kubeconfig.resolve(
                 host_params, kubeconfig.without_cluster_environment(os.environ))) as host:
             result = join_or_unjoin(module, member, host)

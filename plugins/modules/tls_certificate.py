@@ -161,6 +161,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import tls_certificate
+from ansible_collections.k8snet.fabric.plugins.module_utils.plan import checks
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.client import CONNECTION_ARGSPEC, Client
 from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError, reported
 
@@ -184,11 +185,9 @@ def main() -> None:
     paths = (p["cert_path"], p["key_path"])
     renewed = {}
     with reported(module):
-        if p["renew_days"] < 0:
-            raise ValidationError(f"renew_days: {p['renew_days']} is negative")
-        if p["renew_days"] and p["renew_days"] >= p["days"]:
-            raise ValidationError(f"renew_days: {p['renew_days']} is not fewer than days {p['days']}: "
-                                  "every run would renew the pair it just made")
+        found: list[str] = []
+        checks.renewal_window(p["renew_days"], p["days"], "renew_days", found, zero_means_never=True)
+        checks.raise_problems(found)
         if p["renew_days"] and p["state"] != "present":
             raise ValidationError("renew_days: only a pair the module owns (state=present) is renewed; "
                                   "with state=checked the files are the user's")

@@ -60,7 +60,7 @@ def test_a_host_the_pair_does_not_cover_gets_a_new_pair(tmp_path):
 def test_options_that_would_renew_every_run_or_the_users_files_are_refused(tmp_path):
     every_run = certificate(tmp_path, days=20, renew_days=30)
     assert every_run["failed"] and every_run["msg"] == \
-        "renew_days: 30 is not fewer than days 20: every run would renew the pair it just made"
+        "renew_days: 30 must be 0 (never) or more and fewer than days (20): every run would renew what it just made"
     assert not (tmp_path / "tls").exists()
     users = certificate(tmp_path, state="checked", renew_days=30)
     assert users["failed"] and users["msg"].startswith("renew_days: only a pair the module owns (state=present)")

@@ -52,3 +52,16 @@ def test_host_port_names_the_field_for_each_way_it_is_wrong():
     assert checks.host_port("a.b:70000", "f", "<host>:<port>", "e.g. a.b:1", out) is None
     assert out[0] == "f: 'otel.obs.svc' is not <host>:<port> (e.g. a.b:1)"
     assert out[1].startswith("f (Bad_Host): 'Bad_Host'") and out[2] == "f: 70000 is not a port (1-65535)"
+
+
+@pytest.mark.parametrize("renew, days, zero_means_never, ok", [
+    (30, 365, False, True), (0, 365, False, False), (0, 365, True, True), (365, 365, False, False),
+    (-1, 365, True, False), (True, 365, False, False), ("30", 365, False, False)])
+def test_a_renewal_window_is_inside_the_lifetime(renew, days, zero_means_never, ok):
+    out: list[str] = []
+    checks.renewal_window(renew, days, "x.renew_days", out, zero_means_never=zero_means_never)
+    assert (out == []) is ok, out
+    if not ok:
+        lower = "0 (never) or more" if zero_means_never else "above 0"
+        assert out == [f"x.renew_days: {renew!r} must be {lower} and fewer than days ({days}): "
+                       "every run would renew what it just made"]

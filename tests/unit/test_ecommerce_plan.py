@@ -207,4 +207,4 @@ def test_cert_manager_issues_shop_tls_per_environment_or_names_the_bad_setting()
     assert "ecommerce_net_tls.issuer: '' is not Issuer/<name> or ClusterIssuer/<name> of cert-manager " \
            "(e.g. ClusterIssuer/letsencrypt)" in bad
     assert "ecommerce_net_tls.renew_days: 90 must be above 0 and fewer than days (90): " \
-           "cert-manager renews that long before the end" in bad
+           "every run would renew what it just made" in bad

@@ -293,7 +293,7 @@ def test_cert_manager_issues_the_gateways_certificate_into_the_secret_it_reads()
     assert not any(o["kind"] == "Certificate" for o in istio_mesh.plan(spec())["objects"])
     cases = [("letsencrypt", 90, 30, "istio_mesh_gateway_tls.issuer: 'letsencrypt' is not Issuer/<name> or ClusterIssuer/<name>"),
              ("Issuer/Lets_Encrypt", 90, 30, "istio_mesh_gateway_tls.issuer: 'Issuer/Lets_Encrypt'"),
-             ("Issuer/ca", 30, 30, "istio_mesh_gateway_tls.renew_days: 30 must be above 0 and fewer than days (30)")]
+             ("Issuer/ca", 30, 30, "istio_mesh_gateway_tls.renew_days: 30 must be above 0 and fewer than days (30): every run would renew what it just made")]
     for issuer, days, renew, message in cases:
         bad = spec()
         bad["gateway_tls"] = {"mode": "cert-manager", "issuer": issuer, "days": days, "renew_days": renew}

@@ -67,6 +67,22 @@ def small_number(value, where: str, out: list[str]) -> None:
         out.append(f"{where}: {value!r} must be a whole number 0-255")
 
 
+def renewal_window(renew, days, where: str, out: list[str], days_name: str = "days",
+                   zero_means_never: bool = False) -> None:
+    """How long before its end a certificate or token is renewed: above 0 (or 0, never, where
+    ``zero_means_never``) and fewer than the ``days`` it lives, or every run renews what it made."""
+    lowest, lower = (0, "0 (never) or more") if zero_means_never else (1, "above 0")
+    if isinstance(renew, bool) or not isinstance(renew, int) or not lowest <= renew < days:
+        out.append(f"{where}: {renew!r} must be {lower} and fewer than {days_name} ({days!r}): "
+                   "every run would renew what it just made")
+
+
+def raise_problems(out: list[str]) -> None:
+    """For a module: the problems a check collected, as one ValidationError."""
+    if out:
+        raise ValidationError("; ".join(out))
+
+
 def collect(out: list[str], check, *args):
     """Run a check that raises ValidationError; keep its message instead, return None."""
     try:

@@ -102,9 +102,7 @@ def _root_ca_problems(root_ca: dict, where: str) -> list[str]:
            "(each cluster gets an intermediate CA under it), or external: true when your own PKI writes "
            "every cluster's cacerts Secret" for key, what in (("cert_file", "certificate"), ("key_file", "key"))
            if not root_ca[key]]
-    if not 0 < root_ca["renew_days"] < root_ca["days"]:
-        out.append(f"{where}.renew_days: {root_ca['renew_days']!r} must be above 0 and fewer than days "
-                   f"({root_ca['days']!r})")
+    checks.renewal_window(root_ca["renew_days"], root_ca["days"], f"{where}.renew_days", out)
     return out
 
 
@@ -226,8 +224,9 @@ def converge_cacerts(client, namespace: str, cluster_name: str, root_cert_path: 
     from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
     from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
-    if not 0 < renew_days < days:
-        raise ValidationError(f"renew_days: {renew_days} must be above 0 and fewer than days ({days})")
+    found: list[str] = []
+    checks.renewal_window(renew_days, days, "renew_days", found)
+    checks.raise_problems(found)
     root_cert, root_key = tls_certificate.load_ca(root_cert_path, root_key_path, "root_ca")
     root_pem = tls_certificate.pem(root_cert)
     live = client.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{CACERTS_SECRET}", allow=(404,))
