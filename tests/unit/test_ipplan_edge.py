@@ -304,6 +304,11 @@ def test_a_hosts_files_are_defined_once_with_their_modes():
     assert registries == "mirrors:\n  docker.io:\n    endpoint:\n    - https://registry.factory-1.local:5000\n"
     assert server["absent"] == ["/etc/systemd/system/k3s-agent.service", "/etc/systemd/system/k3s-agent.service.env"]
     assert {"path": "/var/lib/rancher/k3s/server/manifests", "mode": "0700"} in server["directories"]
+    # Add-on images are loaded by the running K3s; the release's own images and its config are read at start.
+    assert sorted(server["restart_paths"]) == [
+        "/etc/rancher/k3s/config.yaml", "/etc/rancher/k3s/registries.yaml", "/etc/systemd/system/k3s.service",
+        "/etc/systemd/system/k3s.service.env", "/usr/local/bin/k3s", "/var/lib/rancher/k3s/agent/images/img.tar.zst"]
+    assert set(server["sysctl_paths"]) == {"/etc/modules-load.d/k3s.conf", "/etc/sysctl.d/90-k3s.conf"} <= set(modes)
 
     agent = edge_k3s.host_files(site(), "a1", "k3s-agent", "UNIT\n", "K3S_TOKEN=<redacted>\n")
     assert [f["dest"] for f in agent["files"]] == [

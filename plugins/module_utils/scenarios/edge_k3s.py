@@ -411,6 +411,8 @@ def registries(site: dict) -> dict | None:
 # -- one host's files: what apply installs (host_files), render writes and the fleet renders ---
 UNIT_DIR = "/etc/systemd/system"
 REGISTRIES_PATH = "/etc/rancher/k3s/registries.yaml"
+SYSCTL_PATH = "/etc/sysctl.d/90-k3s.conf"
+MODULES_LOAD_PATH = "/etc/modules-load.d/k3s.conf"
 MODULES_LOAD = "overlay\nbr_netfilter\n"  # what K3s needs loaded at boot
 SYSCTLS = ("net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"
            "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n")
@@ -449,8 +451,8 @@ def host_files(site: dict, host_name: str, unit: str, unit_text: str, env_text: 
     if server:
         directories.append({"path": SERVER_MANIFESTS_DIR, "mode": "0700"})
     files = _artifact_files(artifacts, server) if artifacts is not None else []
-    files += [{"dest": "/etc/modules-load.d/k3s.conf", "mode": "0644", "content": MODULES_LOAD},
-              {"dest": "/etc/sysctl.d/90-k3s.conf", "mode": "0644", "content": SYSCTLS},
+    files += [{"dest": MODULES_LOAD_PATH, "mode": "0644", "content": MODULES_LOAD},
+              {"dest": SYSCTL_PATH, "mode": "0644", "content": SYSCTLS},
               {"dest": "/etc/rancher/k3s/config.yaml", "mode": "0600", "content": _yaml(k3s_config(site, host_name), False)},
               {"dest": unit_path(unit), "mode": "0644", "content": unit_text},
               {"dest": unit_path(unit) + ".env", "mode": "0600", "secret_content": env_text}]
@@ -458,7 +460,12 @@ def host_files(site: dict, host_name: str, unit: str, unit_text: str, env_text: 
     if mirrors is not None:  # it names the site's registry: 0600 like the rest of K3s' config
         files.append({"dest": REGISTRIES_PATH, "mode": "0600", "content": _yaml(mirrors, True)})
     absent = ([REGISTRIES_PATH] if mirrors is None else []) + [unit_path(other), unit_path(other) + ".env"]
-    return {"directories": directories, "files": files, "absent": absent}
+    # What K3s reads only when it starts, and what `sysctl --system` applies now.
+    restart = ["/usr/local/bin/k3s", "/etc/rancher/k3s/config.yaml", REGISTRIES_PATH, unit_path(unit), unit_path(unit) + ".env"]
+    if artifacts is not None:
+        restart.append(f"{IMAGES_DIR}/{artifacts['images']}")
+    return {"directories": directories, "files": files, "absent": absent, "restart_paths": restart,
+            "sysctl_paths": [SYSCTL_PATH, MODULES_LOAD_PATH]}
 
 
 def _artifact_files(artifacts: dict, server: bool) -> list[dict]:
