@@ -6,19 +6,9 @@
 from __future__ import annotations
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import ecommerce_net
-from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
-from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
+from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import role_plan
 
-
-@reporting
-def ecommerce_net_plan(spec):
-    problems = ecommerce_net.problems(expect_type(spec, dict, "the role's spec mapping"))
-    if problems:
-        return {"problems": problems}
-    try:
-        return ecommerce_net.plan(spec)
-    except ValidationError as exc:  # a plan's problem is data the role shows, not a filter failure
-        return {"problems": [str(exc)]}
+ecommerce_net_plan = role_plan("ecommerce_net_plan", ecommerce_net.plan)
 
 
 class FilterModule:

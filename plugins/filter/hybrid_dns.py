@@ -6,14 +6,9 @@
 from __future__ import annotations
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import hybrid_dns
-from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
+from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import role_plan
 
-
-@reporting
-def hybrid_dns_plan(spec, probed=None):
-    if probed is not None:
-        expect_type(probed, dict, "probed to be the result of k8snet.fabric.net_probe")
-    return hybrid_dns.plan(expect_type(spec, dict, "the role's spec mapping"), probed)
+hybrid_dns_plan = role_plan("hybrid_dns_plan", hybrid_dns.plan, takes_probed=True)
 
 
 class FilterModule:

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 from ansible_collections.k8snet.fabric.plugins.module_utils import istio_authz
 from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import istio_mesh
-from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
+from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting, role_plan
 
-
-@reporting
-def istio_mesh_plan(spec):
-    return istio_mesh.plan(expect_type(spec, dict, "the role's spec mapping"))
+istio_mesh_plan = role_plan("istio_mesh_plan", istio_mesh.plan)
 
 
 @reporting

@@ -6,14 +6,9 @@
 from __future__ import annotations
 
 from ansible_collections.k8snet.fabric.plugins.module_utils.scenarios import kubefed
-from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import expect_type, reporting
+from ansible_collections.k8snet.fabric.plugins.plugin_utils.filters import role_plan
 
-
-@reporting
-def kubefed_plan(spec, probed=None):
-    if probed is not None:
-        expect_type(probed, dict, "probed to be the result of k8snet.fabric.net_probe")
-    return kubefed.plan(expect_type(spec, dict, "the role's spec mapping"), probed)
+kubefed_plan = role_plan("kubefed_plan", kubefed.plan, takes_probed=True)
 
 
 class FilterModule:

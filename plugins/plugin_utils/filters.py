@@ -30,3 +30,18 @@ def expect_type(value, kind: type, what: str):
     if not isinstance(value, kind):
         raise ValidationError(f"expected {what}, got {type(value).__name__}")
     return value
+
+
+def role_plan(name: str, scenario_plan, takes_probed: bool = False):
+    """The ``<role>_plan`` filter of a scenario: its ``plan()`` of the role's spec mapping and,
+    for a role that probes first, net_probe's result. Bad values come back as ``problems``
+    (data the role shows); a spec that is no mapping fails the filter."""
+    def plan(spec, probed=None):
+        spec = expect_type(spec, dict, "the role's spec mapping")
+        if not takes_probed:
+            return scenario_plan(spec)
+        if probed is not None:
+            expect_type(probed, dict, "probed to be the result of k8snet.fabric.net_probe")
+        return scenario_plan(spec, probed)
+    plan.__name__ = name
+    return reporting(plan)

@@ -31,6 +31,21 @@ def domain(value, where: str, out: list[str]) -> None:
     out += found[:1]
 
 
+def mappings(items, var: str, out: list[str]):
+    """(``var[i]``, item) for each mapping of a list variable; any other item is a problem."""
+    for i, item in enumerate(items or []):
+        if isinstance(item, dict):
+            yield f"{var}[{i}]", item
+        else:
+            out.append(f"{var}[{i}]: expected a mapping")
+
+
+def namespaced_name(item: dict, where: str, out: list[str]) -> None:
+    """An object's name and namespace (``where.name``, ``where.namespace``): DNS labels."""
+    label(item.get("name"), f"{where}.name", out)
+    label(item.get("namespace"), f"{where}.namespace", out)
+
+
 def port(value, where: str, out: list[str]) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         out.append(f"{where}: {value!r} is not a port (1-65535)")

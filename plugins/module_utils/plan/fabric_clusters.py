@@ -23,6 +23,16 @@ SHAPE = ("list", {"name!": "str", "context": ("opt", "str"), "kubeconfig": ("opt
                   "vips": ("opt", ("list", "str"))})
 
 
+def role_problems(spec: dict, shapes: dict, prefix: str, **shape_options) -> list[str]:
+    """What every scenario checks first: the shapes of the role's variables (named ``prefix`` +
+    key), then, when they are right, ``fabric_clusters``. Nothing after it may run while these fail:
+    it would read fields of the wrong type or clusters that do not resolve."""
+    out: list[str] = []
+    if checks.shapes(spec, shapes, prefix, out, **shape_options):
+        out += problems(spec.get("fabric_clusters") or [])
+    return out
+
+
 def problems(clusters) -> list[str]:
     """Every bad value of the plan, naming fabric_clusters[i].field and the value: shapes,
     unique names, ranges that parse, Kubernetes' dual-stack rules, and no overlap anywhere."""

@@ -65,10 +65,7 @@ SHAPES = {
 def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable and the value. Shapes first:
     nothing below reads a field of the wrong type."""
-    out: list[str] = []
-    if not checks.shapes(spec, SHAPES, "ecommerce_net_", out):
-        return out
-    out += fabric_clusters.problems(spec.get("fabric_clusters") or [])
+    out = fabric_clusters.role_problems(spec, SHAPES, "ecommerce_net_")
     if out:
         return out
     spec, out = with_plan(spec)
@@ -210,8 +207,17 @@ def with_plan(spec: dict) -> tuple[dict, list[str]]:
 
 
 def plan(spec: dict) -> dict:
-    """The whole plan; raises ValidationError when an address range cannot be used."""
-    spec = with_plan(spec)[0]
+    """The whole plan, or only ``problems`` when a variable is bad or an address range cannot be used."""
+    found = problems(spec)
+    if found:
+        return {"problems": found}
+    try:
+        return _plan(with_plan(spec)[0])
+    except ValidationError as exc:  # a range a probe cannot use: data the role shows, like the rest
+        return {"problems": [str(exc)]}
+
+
+def _plan(spec: dict) -> dict:
     spec["probes"] = {name: _probe_address(f"ecommerce_net_peers.{name}", peer)
                       for name, peer in (spec.get("peers") or {}).items() if "cidr" in peer}
     lb = spec.get("lb") or {}

@@ -86,10 +86,7 @@ SHAPES = {
 def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable; empty when all is well.
     Shapes first: nothing below reads a field of the wrong type."""
-    out: list[str] = []
-    if not checks.shapes(spec, SHAPES, "hybrid_dns_", out, names={"probe_port": "hybrid_dns_probes.port"}):
-        return out
-    out += fabric_clusters.problems(spec.get("fabric_clusters") or [])
+    out = fabric_clusters.role_problems(spec, SHAPES, "hybrid_dns_", names={"probe_port": "hybrid_dns_probes.port"})
     if out:
         return out
     cluster, out = this_cluster(spec)
@@ -98,11 +95,7 @@ def problems(spec: dict) -> list[str]:
     if not locations:
         out.append("hybrid_dns_locations: at least one location is needed")
     named_ranges, location_sets, zones = {}, {}, {}
-    for i, loc in enumerate(locations):
-        where = f"hybrid_dns_locations[{i}]"
-        if not isinstance(loc, dict):
-            out.append(f"{where}: expected a mapping")
-            continue
+    for where, loc in checks.mappings(locations, "hybrid_dns_locations", out):
         if loc.get("name") in location_sets:
             out.append(f"{where}.name: {loc.get('name')!r} is used twice")
         zone = zone_of(loc, spec.get("domain", ""))
@@ -152,13 +145,8 @@ def problems(spec: dict) -> list[str]:
         out += globaldns.route53_problems(named, spec.get("records", "failover"),
                                           {loc.get("name"): f"hybrid_dns_locations[{i}]" for i, loc in enumerate(named)},
                                           "hybrid_dns_locations", "location")
-    for i, app in enumerate(spec.get("apps") or []):
-        where = f"hybrid_dns_apps[{i}]"
-        if not isinstance(app, dict):
-            out.append(f"{where}: expected a mapping")
-            continue
-        checks.label(app.get("name"), f"{where}.name", out)
-        checks.label(app.get("namespace"), f"{where}.namespace", out)
+    for where, app in checks.mappings(spec.get("apps"), "hybrid_dns_apps", out):
+        checks.namespaced_name(app, where, out)
         checks.collect(out, model.port_entry, app.get("port"), f"{where}.port")
         if app.get("target_port") is not None:
             checks.port(app["target_port"], f"{where}.target_port", out)

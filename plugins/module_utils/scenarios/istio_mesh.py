@@ -60,8 +60,7 @@ def _percent(value, where: str, out: list[str]) -> None:
 
 
 def _service_problems(svc: dict, where: str, out: list[str]) -> None:
-    checks.label(svc.get("name"), f"{where}.name", out)
-    checks.label(svc.get("namespace"), f"{where}.namespace", out)
+    checks.namespaced_name(svc, where, out)
     checks.port(svc.get("port"), f"{where}.port", out)
     versions = svc.get("versions") or {}
     if not isinstance(versions, dict) or not versions:
@@ -213,10 +212,9 @@ SHAPES = {
 def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable; empty when all is well.
     Shapes first: nothing below reads a field of the wrong type."""
-    out: list[str] = []
-    if not checks.shapes(spec, SHAPES, "istio_mesh_", out, absent_ok=True):
+    out = fabric_clusters.role_problems(spec, SHAPES, "istio_mesh_", absent_ok=True)
+    if out:
         return out
-    out += fabric_clusters.problems(spec.get("fabric_clusters") or [])
     if spec.get("mtls", "STRICT") not in MTLS_MODES:
         out.append(f"istio_mesh_mtls: {spec['mtls']!r} is not one of {', '.join(MTLS_MODES)}")
     namespaces = {}
@@ -226,11 +224,7 @@ def problems(spec: dict) -> list[str]:
             out.append(f"istio_mesh_namespaces[{i}].mtls: {ns['mtls']!r} is not one of {', '.join(MTLS_MODES)}")
         namespaces[ns.get("name")] = ns
     services = {}
-    for i, svc in enumerate(spec.get("services") or []):
-        where = f"istio_mesh_services[{i}]"
-        if not isinstance(svc, dict):
-            out.append(f"{where}: expected a mapping")
-            continue
+    for where, svc in checks.mappings(spec.get("services"), "istio_mesh_services", out):
         _service_problems(svc, where, out)
         key = (svc.get("namespace"), svc.get("name"))
         if key in services:

@@ -63,10 +63,7 @@ PROMETHEUS_URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):([0
 def problems(spec: dict) -> list[str]:
     """Every bad value in the role's variables, naming the variable; empty when all is well.
     Shapes first: nothing below reads a field of the wrong type."""
-    out: list[str] = []
-    if not checks.shapes(spec, SHAPES, "kubefed_", out):
-        return out
-    out += fabric_clusters.problems(spec.get("fabric_clusters") or [])
+    out = fabric_clusters.role_problems(spec, SHAPES, "kubefed_")
     if out:
         return out
     spec, out = resolved(spec)
@@ -114,13 +111,8 @@ def problems(spec: dict) -> list[str]:
     if spec.get("host") not in names:
         out.append(f"kubefed_host: {spec.get('host')!r} is not one of kubefed_clusters "
                    f"({', '.join(sorted(map(str, names)))})")
-    for i, svc in enumerate(spec.get("services") or []):
-        where = f"kubefed_services[{i}]"
-        if not isinstance(svc, dict):
-            out.append(f"{where}: expected a mapping")
-            continue
-        checks.label(svc.get("name"), f"{where}.name", out)
-        checks.label(svc.get("namespace"), f"{where}.namespace", out)
+    for where, svc in checks.mappings(spec.get("services"), "kubefed_services", out):
+        checks.namespaced_name(svc, where, out)
         checks.port(svc.get("port"), f"{where}.port", out)
         checks.port(svc.get("target_port", svc.get("port")), f"{where}.target_port", out)
         for name in svc.get("clusters") or []:
