@@ -164,10 +164,7 @@ class ActionModule(ActionBase):
         if problems:
             return problems
         for name, site in sites.items():
-            site["objects"] = edge_k3s.site_objects(site["spec"])
-            site["nodes"] = edge_k3s.node_objects(site["spec"])
-            site["secrets"] = edge_k3s.secret_objects(site["spec"])
-            site["expect"] = edge_k3s.expectations(site["spec"])
+            site.update(edge_k3s.plan(site["spec"]))  # its hosts' checks above passed: objects, secrets, proof
             rules = [o for o in site["objects"] if o.get("kind") == "PrometheusRule"]
             key = json.dumps(rules, sort_keys=True, default=str)
             if key not in checked:  # a fleet's sites mostly share their alert rules: check each text once
@@ -181,7 +178,7 @@ class ActionModule(ActionBase):
             if not edge_k3s.has_stack(site["spec"]):
                 continue  # K3s only: no stack, no proof
             # The proof: the LAN reaches the processor's ingest port and nothing else.
-            proof = netpol.analyse(site["objects"], ["txt"], site["expect"], range_names=edge_k3s.range_names(site["spec"]))
+            proof = netpol.analyse(site["objects"], ["txt"], site["expect"], range_names=site["range_names"])
             site["report"] = proof["reports"]["txt"]
             site["findings"] = proof["findings"]
             problems += [f"{name}: network policy expectation violated: {v}" for v in proof["violations"]]

@@ -17,18 +17,8 @@ def _site(value):
 
 
 @reporting
-def edge_k3s_problems(site, sites=None, site_names=None):
-    return edge_k3s.site_problems(_site(site), sites, site_names)
-
-
-@reporting
-def edge_k3s_config(site, host):
-    return edge_k3s.k3s_config(_site(site), host)
-
-
-@reporting
-def edge_k3s_registries(site):
-    return edge_k3s.registries(_site(site))
+def edge_k3s_plan(site, sites=None, site_names=None):
+    return edge_k3s.plan(_site(site), sites, site_names)
 
 
 @reporting
@@ -39,35 +29,11 @@ def edge_k3s_host_files(site, host, unit, unit_text, env_text, artifacts=None):
 
 
 @reporting
-def edge_site_objects(site, part="site"):
-    builders = {"site": edge_k3s.site_objects, "nodes": edge_k3s.node_objects, "secrets": edge_k3s.secret_objects}
-    if part not in builders:
-        raise ValidationError(f"part {part!r} is not one of {', '.join(builders)}")
-    try:
-        return builders[part](_site(site))
-    except KeyError as exc:  # a site built by hand, not by the role
-        raise ValidationError(f"site {site.get('name')!r} lacks {exc}") from exc
-
-
-@reporting
-def edge_site_expectations(site):
-    return edge_k3s.expectations(_site(site))
-
-
-@reporting
-def edge_site_range_names(site):
-    return edge_k3s.range_names(_site(site))
-
-
-@reporting
 def edge_k3s_kubeconfig(text, site):
     return edge_k3s.site_kubeconfig(text, _site(site))
 
 
 class FilterModule:
     def filters(self):
-        return {"edge_k3s_problems": edge_k3s_problems, "edge_k3s_config": edge_k3s_config,
-                "edge_k3s_registries": edge_k3s_registries, "edge_k3s_host_files": edge_k3s_host_files,
-                "edge_site_objects": edge_site_objects,
-                "edge_k3s_kubeconfig": edge_k3s_kubeconfig, "edge_site_expectations": edge_site_expectations,
-                "edge_site_range_names": edge_site_range_names}
+        return {"edge_k3s_plan": edge_k3s_plan, "edge_k3s_host_files": edge_k3s_host_files,
+                "edge_k3s_kubeconfig": edge_k3s_kubeconfig}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.k8snet.fabric.plugins.filter.edge_k3s import edge_k3s_config, edge_site_objects
+from ansible_collections.k8snet.fabric.plugins.filter.edge_k3s import edge_k3s_host_files, edge_k3s_plan
 from ansible_collections.k8snet.fabric.plugins.filter.ipplan import ip_conflicts, ip_valid
 from ansible_collections.k8snet.fabric.plugins.filter.istio_mesh import istio_authz_verdicts
 from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import SetError
@@ -60,11 +60,11 @@ def test_nothing_raised_nothing_failed():
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: ip_conflicts(["10.0.0.0/8"]), "ip_conflicts: expected a mapping of name to range, got list"),
     (lambda: ip_valid("10.0.0.0/33", "pod_cidr"), "ip_valid: pod_cidr"),
-    (lambda: edge_k3s_config({"name": "plant-1", "hosts": [{"name": "a"}]}, "b"),
-     "edge_k3s_config: host 'b' is not part of site 'plant-1'"),
-    (lambda: edge_site_objects({"name": "plant-1", "hosts": []}, "everything"),
-     "edge_site_objects: part 'everything' is not one of site, nodes, secrets"),
-    (lambda: edge_site_objects("plant-1"), "edge_site_objects: expected the site mapping built by the edge_k3s role"),
+    (lambda: edge_k3s_host_files({"name": "plant-1", "hosts": [{"name": "a"}]}, "b", "k3s", "", ""),
+     "edge_k3s_host_files: host 'b' is not part of site 'plant-1'"),
+    (lambda: edge_k3s_host_files({"name": "plant-1", "hosts": []}, "a", "k3s-server", "", ""),
+     "edge_k3s_host_files: unit 'k3s-server' is not k3s or k3s-agent"),
+    (lambda: edge_k3s_plan("plant-1"), "edge_k3s_plan: expected the site mapping built by the edge_k3s role"),
     (lambda: istio_authz_verdicts([], [{"from": "shop/web", "to": "payments"}]),
      "istio_authz_verdicts: expect[0].to: 'payments' is not namespace/workload"),
     (lambda: istio_authz_verdicts([], [{"from": "web", "to": "shop/payments"}]),

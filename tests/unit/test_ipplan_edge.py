@@ -104,6 +104,15 @@ def test_connected_sites_must_not_share_ranges():
     assert edge_k3s.site_problems(site(), [site(), two]) == [], "unconnected sites may reuse ranges"
 
 
+def test_the_plan_is_only_problems_until_the_site_is_sound():
+    bad = edge_k3s.plan(site(service_cidr="10.42.0.0/16"))
+    assert list(bad) == ["problems"] and "overlaps edge_k3s_service_cidr" in bad["problems"][0]
+    good = edge_k3s.plan(site())
+    assert good["problems"] == [] and good["objects"] == edge_k3s.site_objects(site())
+    assert good["nodes"] == edge_k3s.node_objects(site()) and good["secrets"] == edge_k3s.secret_objects(site())
+    assert good["expect"] == edge_k3s.expectations(site()) and good["range_names"] == edge_k3s.range_names(site())
+
+
 def test_site_objects_use_current_apis():
     kinds = {(o["apiVersion"], o["kind"]) for o in edge_k3s.site_objects(site())}
     assert ("batch/v1", "CronJob") in kinds and ("metallb.io/v1beta1", "IPAddressPool") in kinds

@@ -978,3 +978,14 @@ def secret_objects(site: dict) -> list[dict]:
             *([{"apiVersion": "v1", "kind": "Secret", "metadata": _meta(REMOTE_WRITE_SECRET, MONITORING_NS),
                 "type": "Opaque", "stringData": {"username": remote["username"], "password": remote["password"]}}]
               if remote.get("username") else [])]
+
+
+def plan(site: dict, sites: list[dict] | None = None, site_names: list | None = None) -> dict:
+    """The site's whole plan from the mapping the role builds, or only ``problems`` (see
+    site_problems for ``sites`` and ``site_names``): the site set's ``objects``, the Node label
+    patches (``nodes``), the ``secrets``, and the proof's ``expect`` and ``range_names``."""
+    found = site_problems(site, sites, site_names)
+    if found:
+        return {"problems": found}
+    return {"problems": [], "objects": site_objects(site), "nodes": node_objects(site), "secrets": secret_objects(site),
+            "expect": expectations(site), "range_names": range_names(site)}
