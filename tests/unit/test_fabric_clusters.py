@@ -97,8 +97,8 @@ def test_without_a_plan_the_roles_own_fields_are_used_and_required():
     spec["clusters"][0]["prometheus"] = "https://q.example.com:443"
     spec["host"] = "a"
     assert kubefed.problems(spec) == [
-        "kubefed_clusters[1].vips[0]: 10.0.0.9 is inside kubefed_clusters[0].pod_cidr (a), 10.0.0.0/16: a VIP must lie "
-        "outside every cluster's pod and service ranges"]
+        "kubefed_clusters[1].vips[0] (b): 10.0.0.9 overlaps kubefed_clusters[0].pod_cidr (a), 10.0.0.0/16: a VIP must lie "
+        "outside every cluster's pod and service ranges (traffic to it would stay inside a cluster)"]
 
 
 def test_the_federation_needs_one_kubeconfig_unless_kubefed_kubeconfig_says_which():

@@ -128,6 +128,10 @@ def test_policies_open_each_location_on_the_port_and_the_proof_checks_the_rest()
     (lambda s: s["cluster"].update(pods="172.16.0.0/12"),
      "hybrid_dns_cluster.pods: 172.16.0.0/12 overlaps location 'aws'"),
     (lambda s: s["cluster"].update(location="gcp"), "hybrid_dns_cluster.location: 'gcp' is not a location"),
+    (lambda s: s["cluster"].update(services="10.244.0.0/16", pods="10.244.0.0/16"),
+     "hybrid_dns_cluster.pods (this cluster) (10.244.0.0/16) overlaps hybrid_dns_cluster.services (this cluster) (10.244.0.0/16): "
+     "are the same range"),
+    (lambda s: s["cluster"].update(pods="10.244.0.0/33"), "hybrid_dns_cluster.pods: '10.244.0.0/33' is not a valid CIDR"),
     (lambda s: s["locations"][2].update(name="aws"), "hybrid_dns_locations[2].name: 'aws' is used twice"),
     (lambda s: s["locations"][1].update(zone="onprem"),
      "hybrid_dns_locations[1].zone: onprem.hybrid.example.com is also the zone of hybrid_dns_locations[0]"),

@@ -146,10 +146,13 @@ def test_a_vip_inside_a_pod_or_service_range_is_refused():
     bad = spec()
     bad["clusters"][1]["vips"] = ["10.0.0.1", "10.96.0.5"]
     found = kubefed.plan(bad)["problems"]
-    assert found == ["kubefed_clusters[1].vips[0]: 10.0.0.1 is inside kubefed_clusters[0].pod_cidr (us-east), 10.0.0.0/14: "
-                     "a VIP must lie outside every cluster's pod and service ranges",
-                     "kubefed_clusters[1].vips[1]: 10.96.0.5 is inside kubefed_clusters[0].service_cidr (us-east), 10.96.0.0/16: "
-                     "a VIP must lie outside every cluster's pod and service ranges"]
+    # The wording fabric_clusters uses for the same rule: one check over the merged ranges.
+    assert found == ["kubefed_clusters[1].vips[0] (eu-west): 10.0.0.1 overlaps kubefed_clusters[0].pod_cidr (us-east), "
+                     "10.0.0.0/14: a VIP must lie outside every cluster's pod and service ranges (traffic to it would "
+                     "stay inside a cluster)",
+                     "kubefed_clusters[1].vips[1] (eu-west): 10.96.0.5 overlaps kubefed_clusters[0].service_cidr (us-east), "
+                     "10.96.0.0/16: a VIP must lie outside every cluster's pod and service ranges (traffic to it would "
+                     "stay inside a cluster)"]
 
 
 def regulated(**svc_keys):

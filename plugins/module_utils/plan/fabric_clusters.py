@@ -35,34 +35,43 @@ def role_problems(spec: dict, shapes: dict, prefix: str, **shape_options) -> lis
 
 def problems(clusters) -> list[str]:
     """Every bad value of the plan, naming fabric_clusters[i].field and the value: shapes,
-    unique names, ranges that parse, Kubernetes' dual-stack rules, and no overlap anywhere."""
+    unique names, and range_problems over its clusters."""
     out: list[str] = []
     if clusters is None or not checks.shape(clusters, SHAPE, VARIABLE, out):
         return out
     names: set = set()
-    ranges: dict = {}
-    parsed: dict = {}
     for i, cluster in enumerate(clusters):
-        where = f"{VARIABLE}[{i}]"
-        checks.label(cluster["name"], f"{where}.name", out)
+        checks.label(cluster["name"], f"{VARIABLE}[{i}].name", out)
         if cluster["name"] in names:
-            out.append(f"{where}.name: {cluster['name']!r} is used twice")
+            out.append(f"{VARIABLE}[{i}].name: {cluster['name']!r} is used twice")
         names.add(cluster["name"])
+    return out + range_problems([{**cluster, "where": f"{VARIABLE}[{i}]",
+                                  "origin": {kind: [f"{VARIABLE}[{i}].{kind}[{j}]" for j in range(len(cluster.get(kind) or []))]
+                                             for kind in LISTS}}
+                                 for i, cluster in enumerate(clusters)])
+
+
+def range_problems(clusters: list[dict]) -> list[str]:
+    """The one check of clusters' address ranges, wherever they were declared (the plan, or a
+    role's own variables merged by fill()). Each entry has its ``name``, the LISTS it declares,
+    ``origin`` (kind -> the variable each item came from) and ``where`` (the entry's variable).
+    Every range parses; each cluster keeps Kubernetes' dual-stack rules; pods and services of
+    every cluster share no address (they are routed to each other, multi-cluster and hybrid);
+    node ranges and VIPs lie outside every pod and service range."""
+    out: list[str] = []
+    parsed: dict = {}  # "<variable> (<cluster>)" -> (kind, value, IPSet)
+    for cluster in clusters:
         families: dict = {}
         for kind in LISTS:
+            sources = (cluster.get("origin") or {}).get(kind) or []
             for j, value in enumerate(cluster.get(kind) or []):
-                name = f"{where}.{kind}[{j}] ({cluster['name']})"
-                found = checks.collect(out, ipplan.parse, f"{where}.{kind}[{j}]", value)
-                if found is None:
-                    continue
-                parsed[name] = (kind, value, found)
-                families.setdefault(kind, []).append(ipplan.version(found))
-                if kind in RANGES:
-                    ranges[name] = value
-        out += _family_problems(where, cluster["name"], families)
-    # Pods and services of every cluster are routed to each other (multi-cluster, hybrid):
-    # no two may share an address, whatever the family.
-    out += ipplan.conflicts(ranges)
+                source = sources[j] if j < len(sources) else f"{cluster['where']}.{kind}[{j}]"
+                found = checks.collect(out, ipplan.parse, source, value)
+                if found is not None:
+                    parsed[f"{source} ({cluster['name']})"] = (kind, value, found)
+                    families.setdefault(kind, []).append(ipplan.version(found))
+        out += _family_problems(cluster["where"], cluster["name"], families)
+    out += ipplan.conflicts({name: value for name, (kind, value, _found) in parsed.items() if kind in RANGES})
     for name, (kind, value, found) in parsed.items():
         if kind not in ("node_cidrs", "vips"):
             continue

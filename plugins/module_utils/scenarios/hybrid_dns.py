@@ -113,20 +113,20 @@ def problems(spec: dict) -> list[str]:
     elif home not in location_sets:
         out.append(f"{cluster['origin']['location']}: {home!r} is not a location "
                    f"({', '.join(sorted(map(str, location_sets)))})")
-    own: dict = {}
+    # This cluster's ranges, merged with the plan's, checked as the plan's are (one rule, one wording).
+    out += fabric_clusters.range_problems([{**cluster, "name": str(cluster.get("name") or "this cluster"),
+                                            "where": "hybrid_dns_cluster"}])
     for kind in ("pod_cidrs", "service_cidrs"):
         for source, value in zip(cluster["origin"].get(kind, []), cluster.get(kind) or []):
-            mine = checks.collect(out, ipplan.parse, source, value)
+            mine = checks.collect([], ipplan.parse, source, value)  # a bad one is named above
             if mine is None:
                 continue
-            own[source] = value
             for name, theirs in location_sets.items():
                 # The cluster's own location contains its ranges; any other must not.
                 if theirs is not None and name != home and mine & theirs:
                     out.append(f"{source}: {value} overlaps location {name!r} "
                                f"({ipplan.describe(mine & theirs)}): traffic to that location would stay in the cluster")
             out += _served_inside(locations, source, value, mine)
-    out += [f"hybrid_dns_cluster: {c}" for c in ipplan.conflicts(own)]
     out += _other_clusters_in_locations(spec.get("fabric_clusters") or [], cluster.get("name"), location_sets)
     checks.port((spec.get("coredns") or {}).get("port", 53), "hybrid_dns_coredns.port", out)
     ttl = spec.get("record_ttl", 60)

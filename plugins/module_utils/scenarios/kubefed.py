@@ -77,7 +77,7 @@ def problems(spec: dict) -> list[str]:
         if name != "*" and not (checks.DNS_LABEL.match(resource) and all(checks.DNS_LABEL.match(g) for g in group.split(".") if group)):
             out.append(f"kubefed_federated_types[{i}]: {name!r} is not a type written resource[.group] "
                        "(deployments.apps, services) or '*'")
-    names, ranges, vips, pods = set(), {}, {}, {}
+    names, pods = set(), {}
     for i, cluster in enumerate(clusters):
         where = f"kubefed_clusters[{i}]"
         checks.label(cluster.get("name"), f"{where}.name", out)
@@ -88,26 +88,15 @@ def problems(spec: dict) -> list[str]:
             out.append(f"{where}.context: the kubeconfig context of the cluster is needed (here or in fabric_clusters)")
         if not cluster.get("pod_cidrs"):
             out.append(f"{where}.pod_cidr: needed (cross-cluster traffic is allowed by pod range; here or in fabric_clusters)")
-        for kind in ("pod_cidrs", "service_cidrs"):
-            for source, value in zip(cluster["origin"].get(kind, []), cluster.get(kind) or []):
-                parsed = checks.collect(out, ipplan.parse, source, value)
-                if parsed is not None:
-                    ranges[f"{source} ({cluster.get('name')})"] = value
-                    if kind == "pod_cidrs":
-                        pods[cluster["name"]] = pods[cluster["name"]] | parsed if cluster["name"] in pods else parsed
-        for source, vip in zip(cluster["origin"].get("vips", []), cluster.get("vips") or []):
-            if checks.collect(out, ipplan.parse, source, vip) is not None:
-                vips[source] = vip
+        for value in cluster.get("pod_cidrs") or []:  # the valid ones, for the checks below; range_problems names the rest
+            parsed = checks.collect([], ipplan.parse, "", value)
+            if parsed is not None:
+                pods[cluster["name"]] = pods[cluster["name"]] | parsed if cluster["name"] in pods else parsed
         checks.small_number(cluster.get("priority", 1), f"{where}.priority", out)
     out += source_name_clashes(clusters)
-    # Pods and services of every cluster share one routed network: no range may overlap, and a
-    # VIP inside one would be routed to pods or services, never to the load balancer.
-    out += ipplan.conflicts(ranges)
-    for where, vip in vips.items():
-        for range_name, value in ranges.items():
-            if ipplan.address_in("vip", vip, range_name, value) is None:
-                out.append(f"{where}: {vip} is inside {range_name}, {value}: a VIP must lie outside every cluster's pod "
-                           "and service ranges")
+    # The role's ranges merged with the plan's, checked as the plan's are: one rule, one wording.
+    out += fabric_clusters.range_problems([{**cluster, "where": f"kubefed_clusters[{i}]"}
+                                           for i, cluster in enumerate(clusters) if isinstance(cluster.get("name"), str)])
     if spec.get("host") not in names:
         out.append(f"kubefed_host: {spec.get('host')!r} is not one of kubefed_clusters "
                    f"({', '.join(sorted(map(str, names)))})")
