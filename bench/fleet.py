@@ -3,9 +3,10 @@
 Sites are shaped like inventories/local (one server, two agents, the site's cluster entry; a LAN,
 a MetalLB pool and registry mirrors each). Peers:
   fleet      the default render: one pass on the controller (module k8snet.fabric.edge_fleet)
-  per-host   the per-host plays (edge_k3s_render_per_host=true), the path every earlier release
-             took; measured directly up to --per-host-max sites, beyond that scaled linearly from
-             its measured marginal cost per site (said in the table)
+  per-host   bench/peers/edge_per_host_render.yml: the plain Ansible way (a play per host, a copy
+             task per file, from the role's own definitions), the path edge.yml took before the
+             one-pass render; measured directly up to --per-host-max sites, beyond that scaled
+             linearly from its measured marginal cost per site (said in the table)
 
 For each size: a first render into an empty folder and an unchanged re-run (which must report
 changed=0). Prints wall and CPU seconds, the marginal cost per site and the ratio per-host/fleet.
@@ -28,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PLAYBOOK = REPO / "playbooks" / "edge.yml"
+PEER = REPO / "bench" / "peers" / "edge_per_host_render.yml"
 
 from tests.fleet import files_of, inventory, write_inventory  # noqa: E402
 from tests.helpers import recap  # noqa: E402
@@ -36,8 +38,8 @@ from tests.helpers import recap  # noqa: E402
 def run(inventory_dir: Path, build: Path, per_host: bool) -> dict:
     """One ansible-playbook run: wall and CPU seconds (its processes), the recap's changed."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORKS="2")
-    args = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory_dir), str(PLAYBOOK),
-            "-e", f"fabric_build_dir={build}"] + (["-e", "edge_k3s_render_per_host=true"] if per_host else [])
+    args = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory_dir), str(PEER if per_host else PLAYBOOK),
+            "-e", f"fabric_build_dir={build}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.run(args, cwd=build.parent, env=env, capture_output=True, text=True, check=False)
@@ -101,7 +103,7 @@ def main() -> None:
         print(f"\nmarginal cost per site: fleet {fleet_per_site * 1000:.0f} ms"
               + (f", per-host {per_site * 1000:.0f} ms (measured {measured[-2]['sites']}-{measured[-1]['sites']} sites)"
                  if per_site is not None else ""))
-    print("targets (issue 14): 100 sites <= 30 s, 1,000 sites <= 300 s; output identical to the per-host "
+    print("targets (issue 26): 100 sites <= 15 s, 1,000 sites <= 150 s; output identical to the per-host "
           "render where both ran; re-run changed=0")
 
 

@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """edge_fleet: render mode for every edge site of the inventory in one pass on the controller.
 
-The per-host path (validate, host and cluster plays) costs ~8 s per site here (bench/fleet.py), nearly all of it
-Ansible's per-host task overhead. This action does the same work for every site in this one
-process, from the same definitions: each host's variables as the per-host plays see them (role
+Rendering per host (a play per host, a task per file) costs ~8 s per site here (bench/fleet.py's
+peer), nearly all of it Ansible's per-host task overhead. This action does the work for every site
+in this one process, from the definitions apply mode uses: each host's variables as Ansible sees them (role
 defaults, inventory, --limit), the site described by the role's own tasks/site.yml, its argument
 spec and unknown-variable checks, the same filters, templates and writers. Nothing is written
 until every host and site has passed every check.

@@ -12,12 +12,13 @@ module: edge_fleet
 short_description: Render every edge site of the inventory in one pass (render mode)
 version_added: "0.1.0"
 description:
-  - Does on the controller, in one process, what the edge playbook's per-host plays do in render
-    mode for every edge host and site entry within C(--limit) - each host's variables as those plays
-    see them (role defaults, inventory), the site described by the role's own C(tasks/site.yml),
+  - Render mode of the edge playbook, on the controller, in one process, for every edge host and
+    site entry within C(--limit) - each host's variables as Ansible sees them (role defaults,
+    inventory), the site described by the role's own C(tasks/site.yml),
     the argument spec and unknown-variable checks, the site plan checks, C(promtool) over the alert
-    rules (each distinct rule set once) and the network policy proof - and then writes every file
-    they write (host files, manifests, the proof's report), with the same text and modes.
+    rules (each distinct rule set once) and the network policy proof - and then writes every host
+    file (the text and modes apply mode installs, the token redacted), each site's manifests and
+    the proof's report.
   - Nothing is written unless every host and site passes every check; check mode writes nothing;
     a file is rewritten only when its text or mode differs, so a re-run reports no change.
   - Runs from the C(k8snet.fabric.edge_k3s) role (C(tasks_from=fleet)), on localhost.

@@ -1,6 +1,7 @@
-"""Render mode for a fleet: the one-pass render (k8snet.fabric.edge_fleet) writes what the per-host
-plays write, re-runs change nothing, check mode writes nothing, a bad site stops every site before
-any write, and --limit slices (AWX sliced jobs) add up to the whole run."""
+"""Render mode for a fleet: the one-pass render (k8snet.fabric.edge_fleet) writes every host's files
+and every site's manifests and proof (that a host's rendered files are what apply installs, text
+and mode, is test_edge_hosts'), re-runs change nothing, check mode writes nothing, a bad site stops
+every site before any write, and --limit slices (AWX sliced jobs) add up to the whole run."""
 
 from __future__ import annotations
 
@@ -9,18 +10,18 @@ import os
 import subprocess
 import sys
 
+import yaml
+
 from tests.fleet import files_of, inventory, write_inventory
 from tests.helpers import REPO, recap
 
 
-def render(tmp_path, data: dict, *args: str, build_name: str = "build", per_host: bool = False):
+def render(tmp_path, data: dict, *args: str, build_name: str = "build"):
     folder = write_inventory(tmp_path / "inventory", data)
     build = tmp_path / build_name
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(folder),
             str(REPO / "playbooks" / "edge.yml"), "-e", f"fabric_build_dir={build}", *args]
-    if per_host:
-        argv += ["-e", "edge_k3s_render_per_host=true"]
     proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
     return proc, build
 
@@ -41,22 +42,24 @@ def varied(sites: int = 3) -> dict:
     return data
 
 
-def test_the_fleet_render_writes_exactly_what_the_per_host_plays_write(tmp_path):
+def test_the_fleet_render_writes_every_hosts_files_and_every_sites_manifests_once(tmp_path):
     fleet, fleet_build = render(tmp_path, varied())
     assert fleet.returncode == 0, fleet.stdout[-3000:]
     text = " ".join(fleet.stdout.split())
     assert "3 sites and 12 hosts checked; 57 files" in text, text[-2000:]
-    assert text.count("skipping: no hosts matched") == 3, "the per-host plays are skipped"
-    per_host, host_build = render(tmp_path, varied(), build_name="per-host", per_host=True)
-    assert per_host.returncode == 0, per_host.stdout[-3000:]
-    ours, theirs = files_of(fleet_build), files_of(host_build)
-    assert sorted(ours) == sorted(theirs)
-    assert [p for p in ours if ours[p] != theirs[p]] == [], "same text and mode, file by file"
+    assert text.count("skipping: no hosts matched") == 3, "the apply-mode plays run on no host"
+    ours = files_of(fleet_build)
+    # 9 hosts x 6 files (site 2's 3 without registries.yaml), 3 manifests, 3 reports
+    assert len(ours) == 57 and len([p for p in ours if "/hosts/" in p]) == 51
     canary = (fleet_build / "edge/factory-3/hosts/f3-agent-1/etc/rancher/k3s/config.yaml").read_text()
-    assert "wireguard" not in canary and len(ours) == 57  # 9 hosts x 6 files (site 2's 3 without registries.yaml), 3 manifests, 3 reports
+    assert "wireguard" not in canary
+    site_2 = yaml.safe_load((fleet_build / "edge/factory-2/hosts/f2-server-1/etc/rancher/k3s/config.yaml").read_text())
+    assert site_2["flannel-backend"] == "wireguard-native", "a site variable reaches its hosts"
+    assert not (fleet_build / "edge/factory-2/hosts/f2-server-1/etc/rancher/k3s/registries.yaml").exists()
     remote = (fleet_build / "edge/factory-2/manifests.yaml").read_text()
     assert "remoteWrite:" in remote and "maxBackoff: 10m" in remote and "pw-factory-2" not in remote
     assert "remoteWrite" not in (fleet_build / "edge/factory-1/manifests.yaml").read_text()
+    assert "dedicated=sensors:NoSchedule" in (fleet_build / "edge/factory-3/hosts/f3-agent-2/etc/rancher/k3s/config.yaml").read_text()
 
     again, _build = render(tmp_path, varied())
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0

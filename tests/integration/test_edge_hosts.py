@@ -246,6 +246,7 @@ def test_upgrade_goes_one_node_at_a_time_servers_first(ssh_hosts, artifacts, tmp
     lines = result.stdout.splitlines()
     plays = [l.split("]")[0] + "]" for l in lines if l.startswith("PLAY [")]
     assert plays == ["PLAY [The inventory has the hosts this playbook runs on]",
+                     "PLAY [Render the edge fleet]",  # apply mode: its one task is skipped
                      "PLAY [Validate every edge site and verify the new artifacts]",
                      "PLAY [Upgrade servers, one at a time]", "PLAY [Upgrade agents, one at a time]"]
     # serial: 1 -> the files task runs once per node, the server's batch before the agent's.

@@ -174,3 +174,28 @@ def test_upgrade_on_the_render_inventory_writes_only_under_the_build_folder(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]
     assert (build / "edge/factory-1/hosts/factory1-server-1/etc/rancher/k3s/config.yaml").exists()
     assert not any(p.name == "k3s" and p.parent.name == "bin" for p in build.rglob("*")), "no binary installed"
+
+
+def test_the_role_renders_through_the_fleet_and_its_apply_parts_refuse_render_mode(tmp_path):
+    """Render has one path: the role's main entry point renders what playbooks/edge.yml renders,
+    and host/cluster (apply-mode parts) refuse render mode before anything is written."""
+    from tests.fleet import files_of
+    from tests.helpers import run_playbook
+
+    hosts = "edge_servers:edge_agents:edge_clusters"
+    role = run_playbook(tmp_path, [{"hosts": hosts, "gather_facts": False, "roles": ["k8snet.fabric.edge_k3s"]}],
+                        inventory=str(REPO / "inventories" / "local"), extra_vars={"fabric_build_dir": str(tmp_path / "role")})
+    assert role.returncode == 0, role.stdout[-3000:]
+    playbook = run_local("edge.yml", tmp_path / "playbook")
+    assert playbook.returncode == 0, playbook.stdout[-3000:]
+    ours, theirs = files_of(tmp_path / "role"), files_of(tmp_path / "playbook")
+    assert len(ours) == 20 and ours == theirs
+    for part in ("host", "cluster"):
+        refused = run_playbook(tmp_path, [{"hosts": "factory1-server-1" if part == "host" else "edge-factory-1",
+                                           "gather_facts": False, "tasks": [{"ansible.builtin.include_role": {
+                                               "name": "k8snet.fabric.edge_k3s", "tasks_from": part}}]}],
+                               inventory=str(REPO / "inventories" / "local"),
+                               extra_vars={"fabric_build_dir": str(tmp_path / part)})
+        assert refused.returncode != 0, part
+        assert "render mode renders every edge site in one pass" in refused.stdout, refused.stdout[-2000:]
+        assert not (tmp_path / part).exists()

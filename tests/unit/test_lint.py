@@ -16,9 +16,12 @@ FILTERS = sorted(p.stem for p in (REPO / "plugins" / "filter").glob("*.yml"))
 OTHERS = [(kind, p.stem) for kind in ("lookup", "inventory") for p in (REPO / "plugins" / kind).glob("*.py")]
 
 
-def test_ansible_lint_production_profile():
+def test_ansible_lint_production_profile(tmp_path):
+    # A HOME of its own: ansible-lint installs the collection it lints into ~/.ansible/collections,
+    # where a stale copy would then shadow the checkout for every later run on this machine.
     proc = subprocess.run([str(BIN / "ansible-lint"), "--nocolor"], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"), check=False)
+                          timeout=600, env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                                                HOME=str(tmp_path)), check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "Profile 'production' was required, and it passed" in proc.stderr + proc.stdout
 
