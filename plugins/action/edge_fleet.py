@@ -22,7 +22,6 @@ import jinja2
 import jinja2.meta
 
 from ansible.errors import AnsibleActionFail, AnsibleError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
@@ -56,7 +55,6 @@ class ActionModule(ActionBase):
         self._options = known.role_names(role_path)[0]
         self._role_path = role_path
         self._in = {group: set(self._group(group)) for group in (SERVERS, AGENTS, CLUSTERS)}
-        self._validator = ArgumentSpecValidator(self._options)
         self._shared: dict = {}  # templated values every host with the same inputs shares
         self._schema_checked = 0
         self._promtool = None  # distinct rule sets promtool checked; None when it is not installed
@@ -103,8 +101,9 @@ class ActionModule(ActionBase):
         # No play host lists: the per-host plays do not read them, and computing them per host is O(hosts²).
         variables = manager.get_vars(play=self._task.get_play(), host=host, task=self._task, _hosts=[], _hosts_all=[])
         values = _Values(self._templar.copy_with_new_env(available_variables=variables), variables, self._shared)
-        problems = known.role_problems(self._role_path, ROLE, variables, values.quiet)
-        problems += self._argument_problems(variables, values)
+        # The role's first dependency checks: unknown names, then the argument spec (read through
+        # the shared template cache: the spec's values are the ones the site is built from).
+        problems = known.role_problems(self._role_path, ROLE, variables, values.quiet) or self._template_problems(variables, values)
         facts = {}
         if not problems:
             for task in self._site_tasks:  # set_fact tasks in order, each with its own vars
@@ -128,14 +127,16 @@ class ActionModule(ActionBase):
                 out.append(self._host(host).get("edge_k3s_site_spec") or {})
         return [spec for spec in out if spec]
 
-    def _argument_problems(self, variables: dict, values: "_Values") -> list[str]:
-        """The role's argument spec over the host's variables, as include_role checks it."""
+    def _template_problems(self, variables: dict, values: "_Values") -> list[str]:
+        """A role variable whose template fails, as Ansible says it (the argument spec, which
+        reads such a value as absent, passed it)."""
         try:
-            provided = {name: values.value(name) for name in self._options if name in variables}
+            for name in self._options:
+                if name in variables:
+                    values.value(name)
         except AnsibleError as exc:
             return [str(exc)]
-        validated = self._validator.validate(provided)
-        return [f"{ROLE}: {message}" for message in validated.error_messages]
+        return []
 
     # -- the sites ------------------------------------------------------------------------------
     def _sites(self, hosts: dict) -> dict:
@@ -326,8 +327,9 @@ class _Values:
                 return self.value(simple.group(1))
         return self.templar.template(expression) if _has_template(expression) else expression
 
-    def quiet(self, value):
+    def quiet(self, name: str):
+        """A variable's value, None when it does not template (the argument spec's reading)."""
         try:
-            return self.template(value)
+            return self.value(name)
         except AnsibleError:
             return None

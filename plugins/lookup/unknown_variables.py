@@ -61,7 +61,7 @@ class LookupModule(LookupBase):
         out = []
         for role in terms:
             try:
-                out += known.role_problems(os.path.join(ROLES, role), role, given, self._value)
+                out += known.role_problems(os.path.join(ROLES, role), role, given, lambda name: self._value(given[name]))
             except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
                 raise AnsibleLookupError(f"{role}: not a role of k8snet.fabric with an argument spec ({exc})") from exc
         return out

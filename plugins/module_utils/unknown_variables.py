@@ -111,19 +111,20 @@ def foreign_names(folder: str) -> dict[str, tuple[str, str]]:
             for theirs, ours in names.items()}
 
 
-def role_problems(folder: str, role: str, given: dict, template) -> list[str]:
-    """unknown() over a host's variables ``given``: declared dicts are read through
-    ``template`` (they may come templated from the inventory; None when unreadable). Another
-    project's name for one of the role's variables is refused naming the role's."""
+def role_problems(folder: str, role: str, given: dict, read) -> list[str]:
+    """unknown() over a host's variables ``given``: ``read(name)`` is a variable's templated
+    value (they may come templated from the inventory; None when unreadable), asked for by name
+    so a caller can reuse what it templated. Another project's name for one of the role's
+    variables is refused naming the role's."""
     options, internal = role_names(folder, None)
-    values = {name: template(given[name]) if (options.get(name) or {}).get("options") else None
+    values = {name: read(name) if (options.get(name) or {}).get("options") else None
               for name in given if name.startswith(f"{role}_") or name in options}
     foreign = [f"{name} is {project}'s variable and does nothing here: set {ours}"
                for name, (project, ours) in sorted(foreign_names(folder).items()) if name in given]
-    return foreign + unknown(values, options, set(internal), role) or spec_problems(options, given, template)
+    return foreign + unknown(values, options, set(internal), role) or spec_problems(options, given, read)
 
 
-def spec_problems(options: dict, given: dict, template) -> list[str]:
+def spec_problems(options: dict, given: dict, read) -> list[str]:
     """The argument spec's own verdict over the variables, one line per problem: Ansible's
     validation of a role prints the whole spec with each failure (1,790 lines for one mistyped
     choice on a four-host site), so the roles' first dependency says it first, briefly."""
@@ -132,7 +133,7 @@ def spec_problems(options: dict, given: dict, template) -> list[str]:
     params = {}
     for name in options:
         if name in given:
-            value = template(given[name])
+            value = read(name)
             if value is not None:
                 params[name] = value
     return list(dict.fromkeys(ArgumentSpecValidator(options).validate(params).error_messages))

@@ -84,6 +84,7 @@ def test_a_bad_site_stops_every_site_before_any_write(tmp_path):
     cases = [
         (("edge_factory_2", "vars", "edge_k3s_lan_cidr"), "172.16.2.0/33", "edge_k3s_lan_cidr"),
         (("edge_factory_3", "vars", "edge_k3s_processor_replicas"), "three", "edge_k3s_processor_replicas"),
+        (("edge_factory_2", "vars", "edge_k3s_processor_replicas"), "{{ no_such_variable }}", "'no_such_variable' is undefined"),
         (("edge_factory_1", "vars", "edge_k3s_lan_cdir"), "172.16.1.0/24",
          "edge_k3s_lan_cdir is not a variable of edge_k3s (did you mean edge_k3s_lan_cidr?)"),
     ]

@@ -64,11 +64,11 @@ def test_argument_specs_show_the_defaults_the_roles_ship():
 
 def test_k3s_ansibles_names_are_refused_naming_the_roles_variable():
     given = {"k3s_version": "v1.31.1+k3s1", "token": "secret", "extra_server_args": "--x", "unrelated": 1}
-    problems = unknown_variables.role_problems(str(REPO / "roles" / "edge_k3s"), "edge_k3s", given, lambda value: value)
+    problems = unknown_variables.role_problems(str(REPO / "roles" / "edge_k3s"), "edge_k3s", given, given.get)
     assert problems[:3] == [
         "extra_server_args is k3s-ansible's variable and does nothing here: set edge_k3s_server_config",
         "k3s_version is k3s-ansible's variable and does nothing here: set edge_k3s_version",
         "token is k3s-ansible's variable and does nothing here: set edge_k3s_token"]
-    assert unknown_variables.role_problems(str(REPO / "roles" / "ecommerce_net"), "ecommerce_net",
-                                           {"token": "x", "fabric_mode": "render"}, lambda value: value) == [], \
+    other = {"token": "x", "fabric_mode": "render"}
+    assert unknown_variables.role_problems(str(REPO / "roles" / "ecommerce_net"), "ecommerce_net", other, other.get) == [], \
         "only the edge role knows k3s-ansible's names"
