@@ -20,6 +20,14 @@ def label(value, where: str, out: list[str]) -> None:
         out.append(f"{where}: {value!r} must be a DNS label (lowercase letters, digits, '-')")
 
 
+def unique_label(value, where: str, seen: list, out: list[str], twice: str = "is used twice") -> None:
+    """A DNS label that no earlier entry of the same list (``seen``, which it joins) has."""
+    label(value, where, out)
+    if value in seen:
+        out.append(f"{where}: {value!r} {twice}")
+    seen.append(value)
+
+
 def domain(value, where: str, out: list[str]) -> None:
     """A domain name; the first bad label is reported."""
     if not isinstance(value, str) or not value or len(value) > 253:

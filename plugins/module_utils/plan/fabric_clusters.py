@@ -39,12 +39,9 @@ def problems(clusters) -> list[str]:
     out: list[str] = []
     if clusters is None or not checks.shape(clusters, SHAPE, VARIABLE, out):
         return out
-    names: set = set()
+    names: list = []
     for i, cluster in enumerate(clusters):
-        checks.label(cluster["name"], f"{VARIABLE}[{i}].name", out)
-        if cluster["name"] in names:
-            out.append(f"{VARIABLE}[{i}].name: {cluster['name']!r} is used twice")
-        names.add(cluster["name"])
+        checks.unique_label(cluster["name"], f"{VARIABLE}[{i}].name", names, out)
     return out + range_problems([{**cluster, "where": f"{VARIABLE}[{i}]",
                                   "origin": {kind: [f"{VARIABLE}[{i}].{kind}[{j}]" for j in range(len(cluster.get(kind) or []))]
                                              for kind in LISTS}}

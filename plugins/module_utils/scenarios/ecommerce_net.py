@@ -77,10 +77,7 @@ def problems(spec: dict) -> list[str]:
     names = []
     for i, tier in enumerate(tiers):
         where = f"ecommerce_net_tiers[{i}]"
-        checks.label(tier.get("name"), f"{where}.name", out)
-        if tier.get("name") in names:
-            out.append(f"{where}.name: {tier.get('name')!r} is used by two tiers")
-        names.append(tier.get("name"))
+        checks.unique_label(tier.get("name"), f"{where}.name", names, out, twice="is used by two tiers")
         checks.port(tier.get("port"), f"{where}.port", out)
         if tier.get("metrics_port") is not None:
             checks.port(tier.get("metrics_port"), f"{where}.metrics_port", out)

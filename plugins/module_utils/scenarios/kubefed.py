@@ -77,13 +77,10 @@ def problems(spec: dict) -> list[str]:
         if name != "*" and not (checks.DNS_LABEL.match(resource) and all(checks.DNS_LABEL.match(g) for g in group.split(".") if group)):
             out.append(f"kubefed_federated_types[{i}]: {name!r} is not a type written resource[.group] "
                        "(deployments.apps, services) or '*'")
-    names, pods = set(), {}
+    names, pods = [], {}
     for i, cluster in enumerate(clusters):
         where = f"kubefed_clusters[{i}]"
-        checks.label(cluster.get("name"), f"{where}.name", out)
-        if cluster.get("name") in names:
-            out.append(f"{where}.name: {cluster.get('name')!r} is used twice")
-        names.add(cluster.get("name"))
+        checks.unique_label(cluster.get("name"), f"{where}.name", names, out)
         if not cluster.get("context"):
             out.append(f"{where}.context: the kubeconfig context of the cluster is needed (here or in fabric_clusters)")
         if not cluster.get("pod_cidrs"):
@@ -99,7 +96,7 @@ def problems(spec: dict) -> list[str]:
                                            for i, cluster in enumerate(clusters) if isinstance(cluster.get("name"), str)])
     if spec.get("host") not in names:
         out.append(f"kubefed_host: {spec.get('host')!r} is not one of kubefed_clusters "
-                   f"({', '.join(sorted(map(str, names)))})")
+                   f"({', '.join(sorted(set(map(str, names))))})")
     for where, svc in checks.mappings(spec.get("services"), "kubefed_services", out):
         checks.namespaced_name(svc, where, out)
         checks.port(svc.get("port"), f"{where}.port", out)
