@@ -192,7 +192,9 @@ findings:
   description: Problems found (kind, message and where), for example C(no-dns-egress), C(not-isolated),
     C(policy-selects-nothing), C(peer-matches-nothing), C(rule-shadowed), C(named-port-unresolved),
     C(cross-environment), C(host-network), C(service-port-blocked) (a Service in the input sends to a
-    pod port that no policy admits, as the chapter's LoadBalancer 443 -> 8443 beside a policy on 443).
+    pod port that no policy admits, as the chapter's LoadBalancer 443 -> 8443 beside a policy on 443),
+    C(ipblock-holds-pods) and C(ipblock-holds-some-pods) (what an ipBlock over pod addresses allows
+    depends on the enforcer; the analysis names the model it used).
   returned: always
   type: list
   elements: dict

@@ -238,3 +238,13 @@ def test_a_service_sending_to_a_port_no_policy_admits_is_found():
     rule = {**chapter["spec"]["ingress"][0], "ports": [{"protocol": "TCP", "port": 8443}]}
     fixed = netpol("hybrid", "cross-cloud-policy", {**chapter["spec"], "ingress": [rule]})
     assert not [f for f in runner.analyse(objects[:2] + [fixed], [], [])["findings"] if f["kind"] == "service-port-blocked"]
+
+
+def test_every_finding_kind_is_one_registered_function_and_documented():
+    import re
+    from pathlib import Path
+
+    module = (Path(__file__).resolve().parents[2] / "plugins" / "modules" / "netpol_analyze.py").read_text()
+    documented = set(re.findall(r"C\(([a-z]+(?:-[a-z]+)+)\)", module[module.index("findings:"):module.index("violations:")]))
+    assert set(report.FINDINGS) == documented
+    assert len(set(map(id, report.FINDINGS.values()))) == len(report.FINDINGS)

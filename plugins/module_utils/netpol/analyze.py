@@ -208,15 +208,20 @@ class Analysis:
         # Per class: the numbers of the rules that apply to it, and those rules.
         self.in_ids: list[list[int]] = [[] for _unused in range(n)]
         self.out_ids: list[list[int]] = [[] for _unused in range(n)]
-        for p, selected in zip(self.policies, self.selected):
+        # The rule table: per policy (in self.policies' order) and direction, every rule as written,
+        # compiled once - those of a direction its policyTypes leave out too (the findings read them).
+        self.rule_table: list[dict[str, list[tuple]]] = [
+            {direction: [self._rule(p, r.get(peers_key), r.get("ports")) for r in p.spec.get(direction) or []]
+             for direction, peers_key in (("ingress", "from"), ("egress", "to"))} for p in self.policies]
+        for p, selected, compiled in zip(self.policies, self.selected, self.rule_table):
             types = policy_types(p.spec)
-            for direction, peers_key, every, ids, isolated in (
-                    ("Ingress", "from", self.ingress_rules, self.in_ids, self.ingress_isolated),
-                    ("Egress", "to", self.egress_rules, self.out_ids, self.egress_isolated)):
+            for direction, every, ids, isolated in (
+                    ("Ingress", self.ingress_rules, self.in_ids, self.ingress_isolated),
+                    ("Egress", self.egress_rules, self.out_ids, self.egress_isolated)):
                 if direction not in types:
                     continue
                 first = len(every)
-                every += [self._rule(p, r.get(peers_key), r.get("ports")) for r in p.spec.get(direction.lower()) or []]
+                every += compiled[direction.lower()]
                 for c in selected:
                     isolated[c] = True
                     ids[c].extend(range(first, len(every)))
@@ -289,7 +294,8 @@ class Analysis:
         return self._block_classes[block]
 
     # -- pod to pod -----------------------------------------------------------------------
-    def _allowed(self, rules: list, isolated: bool, peer: int, named_ports: dict) -> ConnSet:
+    def allowed(self, rules: list, isolated: bool, peer: int, named_ports: dict) -> ConnSet:
+        """What ``rules`` (of an ingress- or egress-``isolated`` class) allow with the class ``peer``."""
         if not isolated:
             return ConnSet.all()
         out = ConnSet.none()
@@ -314,10 +320,10 @@ class Analysis:
                 not self._reachable(self.out_rules, self.egress_isolated, self._out_peers, src, dst):
             return ConnSet.none()
         dst_ports = self.classes[dst].named_ports
-        ingress = self._allowed(self.in_rules[dst], self.ingress_isolated[dst], src, dst_ports)
+        ingress = self.allowed(self.in_rules[dst], self.ingress_isolated[dst], src, dst_ports)
         if not ingress:
             return ingress
-        return ingress & self._allowed(self.out_rules[src], self.egress_isolated[src], dst, dst_ports)
+        return ingress & self.allowed(self.out_rules[src], self.egress_isolated[src], dst, dst_ports)
 
     # -- external ranges ------------------------------------------------------------------
     def segments(self) -> list[tuple]:

@@ -244,7 +244,49 @@ def _show(ref) -> str:
 
 
 # -- findings -------------------------------------------------------------------------------
-def _ipblock_findings(a: Analysis, add) -> None:
+# One function per kind, registered in report order; each yields (message, where) for the
+# analysis (and, for a large input, the grouped rows). A new kind is one function here.
+FINDINGS: dict = {}
+
+
+def finding(kind: str):
+    def register(function):
+        FINDINGS[kind] = function
+        return function
+    return register
+
+
+def findings(analysis: Analysis, groups: list[dict] | None = None) -> list[dict]:
+    """Problems found, every registered kind in order. Cross-environment flows are named per
+    workload pair, or - given the grouped rows of a large input - per namespace pair."""
+    return [{"kind": kind, "message": message, **where}
+            for kind, check in FINDINGS.items() for message, where in check(analysis, groups)]
+
+
+@finding("host-network")
+def _host_network(a: Analysis, _groups):
+    for w in a.host_network:
+        yield f"{w.id} uses the host network: policies do not apply to it (not analysed)", {}
+
+
+@finding("policy-selects-nothing")
+def _policy_selects_nothing(a: Analysis, _groups):
+    for p, selected in zip(a.policies, a.selected):
+        if not selected:
+            yield f"policy {p.id}: its podSelector matches no workload", {"policy": p.id}
+
+
+@finding("peer-matches-nothing")
+def _peer_matches_nothing(a: Analysis, _groups):
+    for p, compiled in zip(a.policies, a.rule_table):
+        for direction in ("ingress", "egress"):
+            for index, (classes, blocks, _unused, _unused) in enumerate(compiled[direction]):
+                if classes is not None and not classes and not blocks:
+                    yield f"policy {p.id}: {direction} rule {index} has peers that match no workload", {"policy": p.id}
+
+
+@finding("ipblock-holds-pods")
+def _ipblock_holds_pods(a: Analysis, _groups):
     """ipBlocks that hold pods' addresses (live pods, or the pod ranges given): what they allow
     depends on the enforcer, so the report says which model it used."""
     models = ("kube-router, Calico and other iptables/nftables enforcers admit those pods by address; "
@@ -257,12 +299,15 @@ def _ipblock_findings(a: Analysis, add) -> None:
             continue
         what = (f"{len(held)} workload(s), e.g. {held[0]}" if held else "") + \
             (" and " if held and ranges else "") + (f"pod range {', '.join(ranges)}" if ranges else "")
-        add("ipblock-holds-pods", f"policy {p.id}: {direction} rule {index} ipBlock {block[0]} holds pod "
-                                  f"addresses ({what}); {models}; this analysis uses the "
-                                  f"{a.ipblock_pods!r} model", policy=p.id)
+        yield (f"policy {p.id}: {direction} rule {index} ipBlock {block[0]} holds pod addresses ({what}); {models}; "
+               f"this analysis uses the {a.ipblock_pods!r} model", {"policy": p.id})
+
+
+@finding("ipblock-holds-some-pods")
+def _ipblock_holds_some_pods(a: Analysis, _groups):
     for w, block in a.partly_inside:
-        add("ipblock-holds-some-pods", f"{w.id}: only some of its pods' addresses are in ipBlock {block[0]}; "
-                                       f"what the analysis allows it holds for those pods only", workload=w.id)
+        yield (f"{w.id}: only some of its pods' addresses are in ipBlock {block[0]}; what the analysis allows it "
+               f"holds for those pods only", {"workload": w.id})
 
 
 def _covers_part(block: tuple, pod_range: str) -> bool:
@@ -275,38 +320,22 @@ def _covers_part(block: tuple, pod_range: str) -> bool:
                    if e.version == pods.version)
 
 
-def findings(analysis: Analysis, groups: list[dict] | None = None) -> list[dict]:
-    """Problems found. Cross-environment flows are named per workload pair, or - given the
-    grouped rows of a large input - per namespace pair."""
-    out = []
-
-    def add(kind, message, **where):
-        out.append({"kind": kind, "message": message, **where})
-
-    a = analysis
-    for w in a.host_network:
-        add("host-network", f"{w.id} uses the host network: policies do not apply to it (not analysed)")
-    for p, selected in zip(a.policies, a.selected):
-        if not selected:
-            add("policy-selects-nothing", f"policy {p.id}: its podSelector matches no workload", policy=p.id)
-    for p in a.policies:
-        for direction, key in (("ingress", "from"), ("egress", "to")):
-            for index, rule in enumerate(p.spec.get(direction) or []):
-                classes, blocks, _unused, _unused = a._rule(p, rule.get(key), rule.get("ports"))
-                if classes is not None and not classes and not blocks:
-                    add("peer-matches-nothing", f"policy {p.id}: {direction} rule {index} has peers that match "
-                                                f"no workload", policy=p.id)
-    _ipblock_findings(a, add)
-    # isolation gaps: a namespace where some workloads are isolated and others not
+@finding("not-isolated")
+def _not_isolated(a: Analysis, _groups):
+    """A namespace where some workloads are isolated and others not."""
     for direction, isolated in (("ingress", a.ingress_isolated), ("egress", a.egress_isolated)):
         by_ns: dict[str, list[bool]] = {}
         for i, w in enumerate(a.workloads):
             by_ns.setdefault(w.namespace, []).append(isolated[a.class_of[i]])
         for i, w in enumerate(a.workloads):
             if any(by_ns[w.namespace]) and not isolated[a.class_of[i]]:
-                add("not-isolated", f"{w.id} is not {direction}-isolated although other workloads in "
-                                    f"{w.namespace} are (no default-deny covers it)", workload=w.id)
-    # egress-isolated pods that cannot resolve names
+                yield (f"{w.id} is not {direction}-isolated although other workloads in {w.namespace} are "
+                       f"(no default-deny covers it)", {"workload": w.id})
+
+
+@finding("no-dns-egress")
+def _no_dns_egress(a: Analysis, _groups):
+    """Egress-isolated pods that cannot resolve names."""
     dns_ports = {("dns", "UDP"): 53, ("dns-tcp", "TCP"): 53}
     dns_classes = [c for c, w in enumerate(a.classes)
                    if w.namespace == CLUSTER_DNS_NAMESPACE and selector_matches({"matchLabels": CLUSTER_DNS_LABELS}, w.labels)]
@@ -317,12 +346,15 @@ def findings(analysis: Analysis, groups: list[dict] | None = None) -> list[dict]
         allowed = ConnSet.none()
         if dns_classes:
             for d in dns_classes:
-                allowed = allowed | (a._allowed(a.out_rules[c], True, d, dns_ports))
+                allowed = allowed | a.allowed(a.out_rules[c], True, d, dns_ports)
         else:
             allowed = _dns_egress_without_dns_pods(a, c)
         if not allowed.allows("UDP", 53):
-            add("no-dns-egress", f"{w.id} is egress-isolated and may not reach DNS (UDP 53 to kube-dns)", workload=w.id)
-    # named ports that resolve on no pod
+            yield f"{w.id} is egress-isolated and may not reach DNS (UDP 53 to kube-dns)", {"workload": w.id}
+
+
+@finding("named-port-unresolved")
+def _named_port_unresolved(a: Analysis, _groups):
     for p, selected in zip(a.policies, a.selected):
         for direction in ("ingress", "egress"):
             for rule in p.spec.get(direction) or []:
@@ -332,24 +364,31 @@ def findings(analysis: Analysis, groups: list[dict] | None = None) -> list[dict]
                         key = (name, port.get("protocol") or "TCP")
                         targets = selected if direction == "ingress" else range(len(a.classes))
                         if not any(key in a.classes[t].named_ports for t in targets):
-                            add("named-port-unresolved", f"policy {p.id}: named port {name!r} ({key[1]}) is on no "
-                                                         f"{'selected' if direction == 'ingress' else ''} workload".replace("  ", " "),
-                                policy=p.id)
-    # shadowed rules (within one policy and direction)
-    for p, selected in zip(a.policies, a.selected):
+                            yield (f"policy {p.id}: named port {name!r} ({key[1]}) is on no "
+                                   f"{'selected' if direction == 'ingress' else ''} workload".replace("  ", " "),
+                                   {"policy": p.id})
+
+
+@finding("rule-shadowed")
+def _rule_shadowed(a: Analysis, _groups):
+    """A rule another rule of the same policy and direction covers."""
+    for p, table in zip(a.policies, a.rule_table):
         for direction in ("ingress", "egress"):
-            rules = p.spec.get(direction) or []
-            compiled = [a._rule(p, r.get("from" if direction == "ingress" else "to"), r.get("ports")) for r in rules]
+            compiled = table[direction]
             for i, (ci, bi, pi, _unused) in enumerate(compiled):
                 for j, (cj, bj, pj, _unused) in enumerate(compiled):
                     if i == j or (j > i and _same_rule(compiled[i], compiled[j])):
                         continue
                     if (ci is None or ci or bi) and _subsumes(ci, bi, cj, bj) and \
                             rule_conns(pi, {}) <= rule_conns(pj, {}) and not _uses_named(pi):
-                        add("rule-shadowed", f"policy {p.id}: {direction} rule {i} is covered by rule {j}", policy=p.id)
+                        yield f"policy {p.id}: {direction} rule {i} is covered by rule {j}", {"policy": p.id}
                         break
-    # Services whose pods' policies admit nothing on the port the Service sends to: the chapter's
-    # LoadBalancer 443 -> targetPort 8443 beside a policy that allows 443.
+
+
+@finding("service-port-blocked")
+def _service_port_blocked(a: Analysis, _groups):
+    """Services whose pods' policies admit nothing on the port the Service sends to: the chapter's
+    LoadBalancer 443 -> targetPort 8443 beside a policy that allows 443."""
     for svc in a.services:
         meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
         namespace, selector = meta.get("namespace") or "default", spec.get("selector")
@@ -368,23 +407,26 @@ def findings(analysis: Analysis, groups: list[dict] | None = None) -> list[dict]
                 for _unused, _unused, ports, _unused in a.in_rules[c]:
                     admitted = admitted | rule_conns(ports, w.named_ports, a.strict)
                 if not admitted.allows(proto, number):
-                    add("service-port-blocked", f"Service {namespace}/{meta.get('name')} sends port {port.get('port')} to "
-                                                f"{proto} {number} of {w.id}, and no policy admits anything there "
-                                                f"(they admit {admitted or 'nothing'})", workload=w.id)
+                    yield (f"Service {namespace}/{meta.get('name')} sends port {port.get('port')} to {proto} {number} "
+                           f"of {w.id}, and no policy admits anything there (they admit {admitted or 'nothing'})",
+                           {"workload": w.id})
                     break
-    # cross-environment flows
+
+
+@finding("cross-environment")
+def _cross_environment(a: Analysis, groups):
     env = {ns: labels.get("environment") for ns, labels in a.namespaces.items()}
-    if any(env.values()):
-        flows = ((g["src"], g["dst"], g["conn"], g["pairs"]) for g in groups) if groups is not None else \
-            ((s, d, conn, None) for s, d, conn in a.connectivity())
-        for s, d, conn, pairs in flows:
-            if _is_range(s) or _is_range(d):
-                continue
-            es, ed = env.get(s.split("/", 1)[0]), env.get(d.split("/", 1)[0])
-            if es and ed and es != ed:
-                count = "" if pairs is None else f" ({pairs} workload pairs)"
-                add("cross-environment", f"{s} ({es}) => {d} ({ed}) : {conn}{count}", src=s, dst=d)
-    return out
+    if not any(env.values()):
+        return
+    flows = ((g["src"], g["dst"], g["conn"], g["pairs"]) for g in groups) if groups is not None else \
+        ((s, d, conn, None) for s, d, conn in a.connectivity())
+    for s, d, conn, pairs in flows:
+        if _is_range(s) or _is_range(d):
+            continue
+        es, ed = env.get(s.split("/", 1)[0]), env.get(d.split("/", 1)[0])
+        if es and ed and es != ed:
+            count = "" if pairs is None else f" ({pairs} workload pairs)"
+            yield f"{s} ({es}) => {d} ({ed}) : {conn}{count}", {"src": s, "dst": d}
 
 
 def _dns_egress_without_dns_pods(a: Analysis, c: int) -> ConnSet:
