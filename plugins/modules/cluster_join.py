@@ -179,9 +179,7 @@ def main() -> None:
                    "request_timeout": p["request_timeout"], "permissions_file": p["permissions_file"],
                    "impersonate_user": p["impersonate_user"], "impersonate_groups": p["impersonate_groups"]}
     with reported(module, prefix=f"{p['name']}: "):
-        found: list[str] = []
-        checks.renewal_window(p["renew_days"], p["token_days"], "renew_days", found, days_name="token_days")
-        checks.raise_problems(found)
+        checks.require(checks.renewal_window, p["renew_days"], p["token_days"], "renew_days", days_name="token_days")
         with Client(p) as member, Client(host_params, credentials=kubeconfig.resolve(
                 host_params, kubeconfig.without_cluster_environment(os.environ))) as host:
             result = join_or_unjoin(module, member, host)

@@ -185,9 +185,7 @@ def main() -> None:
     paths = (p["cert_path"], p["key_path"])
     renewed = {}
     with reported(module):
-        found: list[str] = []
-        checks.renewal_window(p["renew_days"], p["days"], "renew_days", found, zero_means_never=True)
-        checks.raise_problems(found)
+        checks.require(checks.renewal_window, p["renew_days"], p["days"], "renew_days", zero_means_never=True)
         if p["renew_days"] and p["state"] != "present":
             raise ValidationError("renew_days: only a pair the module owns (state=present) is renewed; "
                                   "with state=checked the files are the user's")

@@ -65,3 +65,13 @@ def test_a_renewal_window_is_inside_the_lifetime(renew, days, zero_means_never, 
         lower = "0 (never) or more" if zero_means_never else "above 0"
         assert out == [f"x.renew_days: {renew!r} must be {lower} and fewer than days ({days}): "
                        "every run would renew what it just made"]
+
+
+def test_require_raises_what_a_check_appends_and_nothing_when_it_passes():
+    from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
+
+    checks.require(checks.renewal_window, 30, 365, "renew_days")
+    with pytest.raises(ValidationError) as caught:
+        checks.require(checks.renewal_window, 30, 30, "renew_days", days_name="token_days")
+    assert str(caught.value) == ("renew_days: 30 must be above 0 and fewer than token_days (30): "
+                                 "every run would renew what it just made")

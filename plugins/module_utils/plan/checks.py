@@ -100,8 +100,11 @@ def renewal_window(renew, days, where: str, out: list[str], days_name: str = "da
                    "every run would renew what it just made")
 
 
-def raise_problems(out: list[str]) -> None:
-    """For a module: the problems a check collected, as one ValidationError."""
+def require(check, *args, **options) -> None:
+    """For a module: run a check that appends its problems (``out`` after ``args``) and raise
+    them as one ValidationError; collect() is the other way round."""
+    out: list[str] = []
+    check(*args, out, **options)
     if out:
         raise ValidationError("; ".join(out))
 

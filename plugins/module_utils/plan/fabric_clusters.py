@@ -42,16 +42,14 @@ def problems(clusters) -> list[str]:
     names: list = []
     for i, cluster in enumerate(clusters):
         checks.unique_label(cluster["name"], f"{VARIABLE}[{i}].name", names, out)
-    return out + range_problems([{**cluster, "where": f"{VARIABLE}[{i}]",
-                                  "origin": {kind: [f"{VARIABLE}[{i}].{kind}[{j}]" for j in range(len(cluster.get(kind) or []))]
-                                             for kind in LISTS}}
-                                 for i, cluster in enumerate(clusters)])
+    return out + range_problems([{**cluster, "where": f"{VARIABLE}[{i}]"} for i, cluster in enumerate(clusters)])
 
 
 def range_problems(clusters: list[dict]) -> list[str]:
     """The one check of clusters' address ranges, wherever they were declared (the plan, or a
     role's own variables merged by fill()). Each entry has its ``name``, the LISTS it declares,
-    ``origin`` (kind -> the variable each item came from) and ``where`` (the entry's variable).
+    ``where`` (the entry's variable) and, when fill() merged it, ``origin`` (kind -> the variable
+    each item came from; an item without one is named ``<where>.<kind>[j]``).
     Every range parses; each cluster keeps Kubernetes' dual-stack rules; pods and services of
     every cluster share no address (they are routed to each other, multi-cluster and hybrid);
     node ranges and VIPs lie outside every pod and service range."""

@@ -411,6 +411,8 @@ def registries(site: dict) -> dict | None:
 # -- one host's files: what apply installs (host_files), render writes and the fleet renders ---
 UNIT_DIR = "/etc/systemd/system"
 REGISTRIES_PATH = "/etc/rancher/k3s/registries.yaml"
+CONFIG_PATH = "/etc/rancher/k3s/config.yaml"
+BINARY_PATH = "/usr/local/bin/k3s"
 SYSCTL_PATH = "/etc/sysctl.d/90-k3s.conf"
 MODULES_LOAD_PATH = "/etc/modules-load.d/k3s.conf"
 MODULES_LOAD = "overlay\nbr_netfilter\n"  # what K3s needs loaded at boot
@@ -453,7 +455,7 @@ def host_files(site: dict, host_name: str, unit: str, unit_text: str, env_text: 
     files = _artifact_files(artifacts, server) if artifacts is not None else []
     files += [{"dest": MODULES_LOAD_PATH, "mode": "0644", "content": MODULES_LOAD},
               {"dest": SYSCTL_PATH, "mode": "0644", "content": SYSCTLS},
-              {"dest": "/etc/rancher/k3s/config.yaml", "mode": "0600", "content": _yaml(k3s_config(site, host_name), False)},
+              {"dest": CONFIG_PATH, "mode": "0600", "content": _yaml(k3s_config(site, host_name), False)},
               {"dest": unit_path(unit), "mode": "0644", "content": unit_text},
               {"dest": unit_path(unit) + ".env", "mode": "0600", "secret_content": env_text}]
     mirrors = registries(site)
@@ -461,19 +463,23 @@ def host_files(site: dict, host_name: str, unit: str, unit_text: str, env_text: 
         files.append({"dest": REGISTRIES_PATH, "mode": "0600", "content": _yaml(mirrors, True)})
     absent = ([REGISTRIES_PATH] if mirrors is None else []) + [unit_path(other), unit_path(other) + ".env"]
     # What K3s reads only when it starts, and what `sysctl --system` applies now.
-    restart = ["/usr/local/bin/k3s", "/etc/rancher/k3s/config.yaml", REGISTRIES_PATH, unit_path(unit), unit_path(unit) + ".env"]
+    restart = [BINARY_PATH, CONFIG_PATH, REGISTRIES_PATH, unit_path(unit), unit_path(unit) + ".env"]
     if artifacts is not None:
-        restart.append(f"{IMAGES_DIR}/{artifacts['images']}")
+        restart.append(_release_images_path(artifacts))
     return {"directories": directories, "files": files, "absent": absent, "restart_paths": restart,
             "sysctl_paths": [SYSCTL_PATH, MODULES_LOAD_PATH]}
+
+
+def _release_images_path(artifacts: dict) -> str:
+    return f"{IMAGES_DIR}/{artifacts['images']}"
 
 
 def _artifact_files(artifacts: dict, server: bool) -> list[dict]:
     """The release's binary and images, the add-ons' images (and manifests on servers), each
     checked on the host against its published sha256."""
-    out = [{"dest": "/usr/local/bin/k3s", "mode": "0755", "src": f"{artifacts['dir']}/{artifacts['binary']}",
+    out = [{"dest": BINARY_PATH, "mode": "0755", "src": f"{artifacts['dir']}/{artifacts['binary']}",
             "sha256": artifacts["sha256"][artifacts["binary"]]},
-           {"dest": f"{IMAGES_DIR}/{artifacts['images']}", "mode": "0644", "src": f"{artifacts['dir']}/{artifacts['images']}",
+           {"dest": _release_images_path(artifacts), "mode": "0644", "src": f"{artifacts['dir']}/{artifacts['images']}",
             "sha256": artifacts["sha256"][artifacts["images"]]}]
     out += [{"dest": f"{IMAGES_DIR}/{name}", "mode": "0644", "src": f"{artifacts['addons_dir']}/{name}",
              "sha256": artifacts["addon_sha256"][name]} for name in artifacts.get("addon_images") or []]

@@ -224,9 +224,7 @@ def converge_cacerts(client, namespace: str, cluster_name: str, root_cert_path: 
     from ansible_collections.k8snet.fabric.plugins.module_utils.k8s.apply import Engine
     from ansible_collections.k8snet.fabric.plugins.module_utils.errors import ValidationError
 
-    found: list[str] = []
-    checks.renewal_window(renew_days, days, "renew_days", found)
-    checks.raise_problems(found)
+    checks.require(checks.renewal_window, renew_days, days, "renew_days")
     root_cert, root_key = tls_certificate.load_ca(root_cert_path, root_key_path, "root_ca")
     root_pem = tls_certificate.pem(root_cert)
     live = client.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{CACERTS_SECRET}", allow=(404,))
