@@ -1,5 +1,7 @@
 """The class-level connectivity (behaviour classes, streamed listing, counts, groups) against a
-brute-force listing that asks every workload pair and every address range one by one."""
+brute-force listing that asks every workload pair and every address range one by one. The
+brute force lives here only, as the oracle: the analyzer has one pair semantics (the class
+matrix), and Analysis.conn answers from it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol import report, runner
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.analyze import Analysis
 from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.connectivity import merge_segments
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import ConnSet, rule_conns
 from bench.netpol import dense
 
 NAMED_PORTS = st.sampled_from([[], [{"name": "http", "containerPort": 8080}],
@@ -46,6 +49,24 @@ def world(pods, policies):
     return objects
 
 
+def side(a: Analysis, rules: list, isolated: bool, peer: int, named_ports: dict) -> ConnSet:
+    """One direction, rule by rule: every rule open to any peer or naming ``peer`` adds its ports."""
+    if not isolated:
+        return ConnSet.all()
+    out = ConnSet.none()
+    for classes, _blocks, ports, _policy in rules:
+        if classes is None or peer in classes:
+            out = out | rule_conns(ports, named_ports, a.strict)
+    return out
+
+
+def pair(a: Analysis, src: int, dst: int) -> ConnSet:
+    """Label class to label class: what the destination's ingress admits and the source's egress lets out."""
+    named = a.classes[dst].named_ports
+    return side(a, a.in_rules[dst], a.ingress_isolated[dst], src, named) & \
+        side(a, a.out_rules[src], a.egress_isolated[src], dst, named)
+
+
 def brute_force(a: Analysis) -> list[tuple]:
     """Every workload pair asked on its label classes, every workload's ranges merged on its own."""
     out = []
@@ -53,7 +74,8 @@ def brute_force(a: Analysis) -> list[tuple]:
     for i, src in enumerate(a.workloads):
         for j, dst in enumerate(a.workloads):
             if i != j:
-                conn = a.class_conn(a.class_of[i], a.class_of[j])
+                conn = pair(a, a.class_of[i], a.class_of[j])
+                assert a.conn(src.id, dst.id) == conn, (src.id, dst.id)
                 if conn:
                     out.append((src.id, dst.id, conn))
     for i, w in enumerate(a.workloads):

@@ -195,8 +195,6 @@ class Analysis:
             self.class_of.append(index[key])
         self._selector_cache: dict = {}
         self._ns_cache: dict = {}
-        self._in_peers: dict = {}
-        self._out_peers: dict = {}
         n = len(self.classes)
         # Per policy: the classes it selects.
         self.selected = [self._pods(p.namespace, p.spec.get("podSelector") or {}) for p in self.policies]
@@ -293,37 +291,22 @@ class Analysis:
                 c for c, w in enumerate(self.classes) if block in self.inside_blocks.get(w.id, ()))
         return self._block_classes[block]
 
-    # -- pod to pod -----------------------------------------------------------------------
-    def allowed(self, rules: list, isolated: bool, peer: int, named_ports: dict) -> ConnSet:
-        """What ``rules`` (of an ingress- or egress-``isolated`` class) allow with the class ``peer``."""
-        if not isolated:
-            return ConnSet.all()
+    # -- rules ----------------------------------------------------------------------------
+    def rules_allow(self, rules, named_ports: dict) -> ConnSet:
+        """The union of what ``rules`` (rule tuples that match a peer) allow toward a destination
+        with ``named_ports``: the one place a matched rule becomes connections."""
         out = ConnSet.none()
-        for classes, _unused, ports, _unused in rules:
-            if classes is None or peer in classes:
-                out = out | rule_conns(ports, named_ports, self.strict)
+        for _classes, _blocks, ports, _policy in rules:
+            out = out | rule_conns(ports, named_ports, self.strict)
         return out
 
-    def _reachable(self, rules_of: list, isolated: list, cache: dict, owner: int, peer: int) -> bool:
-        """Cheap pre-check: could any rule of ``owner`` match ``peer`` at all?"""
-        if not isolated[owner]:
-            return True
-        if owner not in cache:
-            rules = rules_of[owner]
-            cache[owner] = (any(r[0] is None for r in rules),
-                            frozenset().union(*(r[0] for r in rules if r[0] is not None)))
-        any_peer, peers = cache[owner]
-        return any_peer or peer in peers
-
-    def class_conn(self, src: int, dst: int) -> ConnSet:
-        if not self._reachable(self.in_rules, self.ingress_isolated, self._in_peers, dst, src) or \
-                not self._reachable(self.out_rules, self.egress_isolated, self._out_peers, src, dst):
-            return ConnSet.none()
-        dst_ports = self.classes[dst].named_ports
-        ingress = self.allowed(self.in_rules[dst], self.ingress_isolated[dst], src, dst_ports)
-        if not ingress:
-            return ingress
-        return ingress & self.allowed(self.out_rules[src], self.egress_isolated[src], dst, dst_ports)
+    def allowed(self, rules: list, isolated: bool, peer: int, named_ports: dict) -> ConnSet:
+        """What ``rules`` (of an ingress- or egress-``isolated`` class) allow with the class
+        ``peer``. Pairs of workloads are answered by connectivity(), which applies this rule
+        per behaviour class; this serves one side on its own (the DNS finding)."""
+        if not isolated:
+            return ConnSet.all()
+        return self.rules_allow([r for r in rules if r[0] is None or peer in r[0]], named_ports)
 
     # -- external ranges ------------------------------------------------------------------
     def segments(self) -> list[tuple]:
@@ -371,11 +354,7 @@ class Analysis:
     def external(self, rules: list, isolated: bool, segment: tuple, named_ports: dict) -> ConnSet:
         if not isolated:
             return ConnSet.all()
-        out = ConnSet.none()
-        for classes, blocks, ports, _unused in rules:
-            if classes is None or self._in_block(segment, blocks):
-                out = out | rule_conns(ports, named_ports, self.strict)
-        return out
+        return self.rules_allow([r for r in rules if r[0] is None or self._in_block(segment, r[1])], named_ports)
 
     # -- the whole map --------------------------------------------------------------------
     def connectivity(self) -> Connectivity:
@@ -405,7 +384,7 @@ class Analysis:
         s, d = self._find(src), self._find(dst)
         if s == d:
             return ConnSet.all()
-        return self.class_conn(self.class_of[s], self.class_of[d])
+        return self.connectivity().between(self.class_of[s], self.class_of[d])
 
     def knows(self, ref: str) -> bool:
         """True for a workload of the analysis or an IP address."""

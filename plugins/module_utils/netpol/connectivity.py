@@ -20,7 +20,7 @@ import bisect
 import ipaddress
 from collections import Counter
 
-from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import ConnSet, rule_conns
+from ansible_collections.k8snet.fabric.plugins.module_utils.netpol.semantics import ConnSet
 
 ALL = ConnSet.all()
 NONE = ConnSet.none()
@@ -111,11 +111,13 @@ class Connectivity:
             return NONE
         key = (id(rules), matched, ports_key)
         if key not in self._rule_cache:
-            out = NONE
-            for r in matched:
-                out = out | rule_conns(rules[r][2], named_ports, self.a.strict)
-            self._rule_cache[key] = out
+            self._rule_cache[key] = self.a.rules_allow([rules[r] for r in matched], named_ports)
         return self._rule_cache[key]
+
+    def between(self, src: int, dst: int) -> ConnSet:
+        """The connections from label class ``src`` to label class ``dst``: the one pair
+        semantics (Analysis.conn and the listing both read the class matrix)."""
+        return self.matrix[self.src_of[src]].get(self.dst_of[dst], NONE)
 
     def _pair(self, s: int, d: int) -> ConnSet:
         a, src, dst = self.a, self.src_reps[s], self.dst_reps[d]
