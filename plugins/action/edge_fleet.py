@@ -9,6 +9,13 @@ in this one process, from the definitions apply mode uses: each host's variables
 defaults, inventory, --limit), the site described by the role's own tasks/site.yml, its argument
 spec and unknown-variable checks, the same filters, templates and writers. Nothing is written
 until every host and site has passed every check.
+
+ansible-core internals it reads, and why (no public API gives an action more than the current
+host's task_vars; tests/integration/test_edge_fleet.py runs it on requirements.txt's ansible-core,
+the newest that installs on this Python): ``self._task._variable_manager`` and its ``_inventory``
+(every other host's variables and groups, as a per-host play would see them, --limit included),
+``self._task._role._role_path`` (the role's own site.yml, templates and argument spec), and
+``generate_ansible_template_vars`` (what the template lookup adds, so the text is the same).
 """
 
 from __future__ import annotations

@@ -248,6 +248,9 @@ def test_one_invalid_object_among_fifty_writes_nothing(testbed, engine, audit, n
     assert "NetworkPolicy" in str(failed.value) and "bad" in str(failed.value)
     assert "70000" in str(failed.value) or "port" in str(failed.value)
     assert "nothing was changed" in str(failed.value)
+    outcomes = {(r["name"], r["result"]) for r in failed.value.details["results"]}
+    assert outcomes == {("bad", "failed")} | {(f"c{i}", "skipped") for i in range(50) if i != 17}, \
+        "what was not written is not reported as created"
     assert audit.writes() == []
     assert testbed.client(CLUSTER).request("GET", f"/api/v1/namespaces/{namespace_name}/configmaps")["items"] == [] or \
         all(i["metadata"]["name"] == "kube-root-ca.crt"

@@ -10,9 +10,13 @@ Order of work for the writing states (merged, replaced, overridden):
 3. plan: an object whose declared fields and declared-hash match the live one is unchanged
    and costs nothing more;
 4. validate: every create/update is sent as a server-side dry run; any failure fails the run
-   listing every failing object, before a single write (check mode stops here);
-5. write: Namespaces and CRDs first (then wait until Active/Established), the set's parent,
-   everything else; then prune (overridden) in reverse order; then the parent's final scope.
+   listing every failing object, before a single write (check mode stops here). Two kinds of
+   object cannot be dry-run yet: those of kinds this set's CRDs define, and bindings to roles
+   this set creates (the apiserver checks a binding against its role). Each is validated as
+   soon as the wave it depends on is written, before anything after that wave;
+5. write in waves (WAVES): foundation (Namespaces and CRDs, then wait until Active/Established;
+   then the set's parent), roles, bindings, the rest; then prune (overridden), members before
+   namespaces and CRDs; then the parent's final scope.
 """
 
 from __future__ import annotations
@@ -52,37 +56,26 @@ class SetError(FabricError):
 
 
 ROLE_KINDS = ("ClusterRole", "Role")
-
-
-def _bindings_to_new_roles(items: list[Item]) -> list[Item]:
-    """Bindings (to be written) whose role this same set creates: they wait for the role."""
-    new_roles = {(i.obj["kind"], i.namespace, i.name) for i in items if i.obj["kind"] in ROLE_KINDS and not i.live}
-    waiting = []
-    for item in items:
-        ref = item.obj.get("roleRef") or {}
-        if item.obj["kind"] in ("ClusterRoleBinding", "RoleBinding") and item.action in ("create", "update") and (
-                ref.get("kind"), item.namespace if ref.get("kind") == "Role" else "", ref.get("name")) in new_roles:
-            item.awaits_role = True
-            waiting.append(item)
-    return waiting
+BINDING_KINDS = ("ClusterRoleBinding", "RoleBinding")
+# The waves a writing run goes through, in order, and what a failure in each is said to happen "while".
+WAVES = (("foundation", "while creating namespaces/CRDs"), ("roles", "while creating roles"),
+         ("bindings", "while applying"), ("rest", "while applying"))
 
 
 class Item:
-    """One declared object on its way through the plan."""
+    """One declared object on its way through the plan: what it is, what the cluster holds,
+    what the plan does with it (``action``) and what came of it (``outcome``)."""
 
-    __slots__ = ("obj", "rtype", "deferred", "awaits_role", "live", "action", "after", "written", "error", "stand_in")
+    __slots__ = ("obj", "rtype", "live", "action", "after", "outcome", "error")
 
     def __init__(self, obj: dict):
         self.obj = obj
-        self.rtype: ResourceType | None = None
-        self.deferred = False  # its kind is defined by a CRD in this same set
-        self.awaits_role = False  # a binding to a role this same set creates
+        self.rtype: ResourceType | None = None  # None: a kind this set's CRDs define, not served yet
         self.live: dict | None = None
-        self.action = "unchanged"
+        self.action = "unchanged"  # create, update, unchanged, absent
         self.after: dict | None = None  # the server's answer: of the dry run, then of the write
-        self.written = False  # the real write went through
+        self.outcome: str | None = None  # None (not sent), "written" or "failed" (``error`` says why)
         self.error: str | None = None
-        self.stand_in = False
 
     @property
     def key(self):
@@ -95,6 +88,42 @@ class Item:
     @property
     def name(self) -> str:
         return self.obj["metadata"]["name"]
+
+    @property
+    def pending(self) -> bool:
+        return self.action in ("create", "update")
+
+    def fail(self, message: str) -> None:
+        self.outcome, self.error = "failed", message
+
+
+def waves(items: list[Item]) -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
+    """The items each wave writes, and those each wave's write unlocks for validation: the
+    objects of kinds the foundation's CRDs define, the bindings to roles the roles wave creates."""
+    new_roles = {(i.obj["kind"], i.namespace, i.name) for i in items if i.obj["kind"] in ROLE_KINDS and not i.live}
+
+    def to_new_role(item: Item) -> bool:
+        ref = item.obj.get("roleRef") or {}
+        return item.pending and (ref.get("kind"), item.namespace if ref.get("kind") == "Role" else "",
+                                 ref.get("name")) in new_roles
+
+    writes: dict[str, list[Item]] = {name: [] for name, _unused in WAVES}
+    unlocks: dict[str, list[Item]] = {name: [] for name, _unused in WAVES}
+    for item in items:
+        kind = item.obj["kind"]
+        if diff.is_foundation(item.obj):
+            writes["foundation"].append(item)
+        elif kind in ROLE_KINDS:
+            writes["roles"].append(item)
+        elif kind in BINDING_KINDS:
+            writes["bindings"].append(item)
+            if to_new_role(item):
+                unlocks["roles"].append(item)
+        else:
+            writes["rest"].append(item)
+            if item.rtype is None:
+                unlocks["foundation"].append(item)
+    return writes, unlocks
 
 
 def _result(obj: dict, result: str, message: str | None = None) -> dict:
@@ -199,7 +228,7 @@ class Engine:
                 item.rtype = self.discovery.resolve(obj["apiVersion"], obj["kind"])
             except DiscoveryError as exc:
                 if (obj["apiVersion"], obj["kind"]) in crd_kinds:
-                    item.deferred = True
+                    item.rtype = None  # a kind this set's CRDs define: resolved once the foundation wave wrote them
                 elif self.await_kinds > 0:
                     try:
                         item.rtype = self.await_kind(obj["apiVersion"], obj["kind"], self.await_kinds)
@@ -287,14 +316,16 @@ class Engine:
 
     # ------------------------------------------------------------------------------------
     # 4./5. requests for one object
-    def _write(self, item: Item, state: str, dry_run: bool) -> dict:
+    def _write(self, item: Item, state: str, dry_run: bool, stand_in: bool = False) -> dict:
+        """Send one object; ``stand_in``: (a dry run) in the stand-in namespace, since its own
+        does not exist yet."""
         # Strict: a field the schema lacks fails the dry run instead of being dropped with a warning.
         query = {"fieldManager": self.field_manager, "fieldValidation": "Strict"}
         if dry_run:
             query["dryRun"] = "All"
         obj, namespace = item.obj, item.namespace
         about = diff.describe(obj)
-        if item.stand_in:
+        if stand_in:
             namespace = STAND_IN_NAMESPACE
             obj = {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
         path = item.rtype.path(namespace or None, item.name)
@@ -315,42 +346,39 @@ class Engine:
             return self.client.request("PATCH", path, query=query, body=obj, content_type=MERGE_PATCH, about=about)
 
     def validate(self, items: list[Item], state: str, creating_namespaces: set[str]) -> list[Item]:
-        """Dry-run every pending write; return the items that failed (with .error set)."""
+        """Dry-run every pending write; return the items that failed (their ``error`` says why)."""
         started = time.monotonic()
-        pending = [i for i in items if i.action in ("create", "update") and not i.deferred and not i.awaits_role]
-        for item in pending:
-            # A namespace this run creates does not exist yet: validate in a stand-in one.
-            item.stand_in = bool(item.namespace) and item.namespace in creating_namespaces
+        pending = [i for i in items if i.pending]
 
         def dry_run(item: Item) -> None:
+            # A namespace this run creates does not exist yet: validate in a stand-in one.
+            stand_in = bool(item.namespace) and item.namespace in creating_namespaces
             try:
-                after = self._write(item, state, dry_run=True)
-                if item.stand_in:
+                after = self._write(item, state, dry_run=True, stand_in=stand_in)
+                if stand_in:
                     after["metadata"]["namespace"] = item.namespace
                 item.after = after
             except ApiError as exc:
-                if item.stand_in and exc.status == 409:
+                if stand_in and exc.status == 409:
                     item.after = item.obj  # a same-named object in the stand-in: not our error
                 else:
-                    item.error = self.explain(item.obj, exc)
+                    item.fail(self.explain(item.obj, exc))
             except FabricError as exc:
-                item.error = self.explain(item.obj, exc)
-            finally:
-                item.stand_in = False
+                item.fail(self.explain(item.obj, exc))
 
         self._map(dry_run, pending)
         self._timed("validate", started)
-        return [i for i in pending if i.error]
+        return [i for i in pending if i.outcome == "failed"]
 
     def _apply_items(self, items: list[Item], state: str) -> None:
         def apply_one(item: Item) -> None:
             try:
                 item.after = self._write(item, state, dry_run=False)
-                item.written = True
+                item.outcome = "written"
             except FabricError as exc:
-                item.error = self.explain(item.obj, exc)
+                item.fail(self.explain(item.obj, exc))
 
-        self._map(apply_one, items)
+        self._map(apply_one, [i for i in items if i.pending])
 
     def await_kind(self, api_version: str, kind: str, timeout: float | None = None) -> ResourceType:
         """The type of a kind a CRD defines (of this run, or of another installer). A CRD is
@@ -378,7 +406,7 @@ class Engine:
         """Namespaces Active and CRDs Established before anything depends on them."""
         deadline = time.monotonic() + self.wait_timeout
         for item in items:
-            if item.error or item.obj["kind"] not in ("Namespace", "CustomResourceDefinition"):
+            if item.outcome != "written" or item.obj["kind"] not in ("Namespace", "CustomResourceDefinition"):
                 continue
             while True:
                 live = self.client.request("GET", item.rtype.path(None, item.name))
@@ -390,7 +418,7 @@ class Engine:
                 if ready:
                     break
                 if time.monotonic() > deadline:
-                    item.error = f"{diff.describe(item.obj)}: not ready after {self.wait_timeout}s"
+                    item.fail(f"{diff.describe(item.obj)}: not ready after {self.wait_timeout}s")
                     break
                 time.sleep(0.2)
 
@@ -472,10 +500,11 @@ class Engine:
         self.read_live(items)
         self.plan(items, state)
         self._refuse_adoption(items, set_id)
+        writes, unlocks = waves(items)
         creating_namespaces = ({i.name for i in items if i.obj["kind"] == "Namespace" and not i.live}
                                | self._absent(self.pending_namespaces & {i.namespace for i in items}))
-        waiting = _bindings_to_new_roles(items)
-        failed = self.validate(items, state, creating_namespaces)
+        later = {id(i) for wave in unlocks.values() for i in wave}
+        failed = self.validate([i for i in items if id(i) not in later], state, creating_namespaces)
         self._abort_if_gone(items, "during validation (nothing was changed)")
         if failed:
             raise SetError(f"{len(failed)} of {len(items)} objects failed server-side validation; "
@@ -493,36 +522,25 @@ class Engine:
             stale = [(rtype, o) for rtype, o in self.members(set_id, old_kinds, scope_ns)
                      if diff.identity(o) not in declared and not o["metadata"].get("deletionTimestamp")]
         if self.check_mode:
-            for item in waiting:
+            for item in unlocks["roles"]:
                 item.after = item.obj  # dry-run only once its role exists, in a real run
             return self._report(items, [o for _unused, o in stale])
 
         started = time.monotonic()
-        foundation = [i for i in items if diff.is_foundation(i.obj) and i.action in ("create", "update")]
-        rest = [i for i in items if not diff.is_foundation(i.obj) and i.action in ("create", "update")]
-        self._apply_items(foundation, state)
-        self._wait_foundation(foundation)
-        self._abort_on_errors(items, "while creating namespaces/CRDs")
-        if any(i.obj["kind"] == "CustomResourceDefinition" for i in foundation):
-            self.discovery.invalidate()
-        deferred = [i for i in items if i.deferred]
-        for item in deferred:
-            item.rtype = self.await_kind(item.obj["apiVersion"], item.obj["kind"])
-            item.deferred = False
-        if deferred:
-            self.read_live(deferred)
-            self.plan(deferred, state)
-            if self.validate(deferred, state, set()):
-                self._abort_on_errors(items, "validating kinds defined by this set's CRDs")
-        # The parent records the union of old and new scope before members change, so an
-        # interrupted run still finds everything to prune next time.
-        self._ensure_parent(parent, name, set_namespace, old_kinds | new_kinds,
-                            old_namespaces | new_namespaces)
-        if waiting:
-            rest = self._roles_then_their_bindings(items, rest, waiting, state)
-        self._apply_items([i for i in rest + deferred if i.action in ("create", "update")], state)
+        for wave, failing in WAVES:
+            self._apply_items(writes[wave], state)
+            if wave == "foundation":
+                self._wait_foundation(writes[wave])
+            self._abort_on_errors(items, failing)
+            if wave == "foundation" and any(i.obj["kind"] == "CustomResourceDefinition" for i in writes[wave]):
+                self.discovery.invalidate()
+            self._validate_unlocked(unlocks[wave], state, items)
+            if wave == "foundation":
+                # The parent records the union of old and new scope before members change, so an
+                # interrupted run still finds everything to prune next time.
+                self._ensure_parent(parent, name, set_namespace, old_kinds | new_kinds,
+                                    old_namespaces | new_namespaces)
         self._timed("apply", started)
-        self._abort_on_errors(items, "while applying")
 
         pruned = []
         if stale:
@@ -534,18 +552,18 @@ class Engine:
                                 new_kinds, new_namespaces)
         return self._report(items, pruned)
 
-    def _roles_then_their_bindings(self, items: list[Item], rest: list[Item], waiting: list[Item], state: str) -> list[Item]:
-        """The apiserver checks a binding against its role's rules, so a binding to a role this
-        set creates can be dry-run only once the role exists (for anyone without ``bind``):
-        write the roles, validate those bindings, then go on with the rest."""
-        roles = [i for i in rest if i.obj["kind"] in ROLE_KINDS]
-        self._apply_items(roles, state)
-        self._abort_on_errors(items, "while creating roles")
-        for item in waiting:
-            item.awaits_role = False
-        if self.validate(waiting, state, set()):
-            self._abort_on_errors(items, "validating bindings to the roles this set creates")
-        return [i for i in rest if i.obj["kind"] not in ROLE_KINDS]
+    def _validate_unlocked(self, unlocked: list[Item], state: str, items: list[Item]) -> None:
+        """Dry-run what a written wave made possible: objects of kinds its CRDs define (resolved,
+        read and planned first: they may exist already) and bindings to the roles it created."""
+        unresolved = [i for i in unlocked if i.rtype is None]
+        for item in unresolved:
+            item.rtype = self.await_kind(item.obj["apiVersion"], item.obj["kind"])
+        if unresolved:
+            self.read_live(unresolved)
+            self.plan(unresolved, state)
+        if self.validate(unlocked, state, set()):
+            self._abort_on_errors(items, "validating kinds defined by this set's CRDs" if unresolved
+                                  else "validating bindings to the roles this set creates")
 
     def _prune(self, stale: list[tuple]) -> list[dict]:
         """Delete what the set no longer declares."""
@@ -588,7 +606,7 @@ class Engine:
         line per object that could not be sent."""
         if not self.client.gone:
             return
-        written = [i for i in items if i.written]
+        written = [i for i in items if i.outcome == "written"]
         raise SetError(f"{self.client.gone}\nThe cluster went away {when}: {len(written)} of {len(items)} objects "
                        f"were written before it did; the rest were not sent. Nothing is left half-claimed: run "
                        f"again once it answers and the set converges from where it stopped.",
@@ -596,19 +614,21 @@ class Engine:
 
     def _abort_on_errors(self, items: list[Item], when: str) -> None:
         self._abort_if_gone(items, when)
-        failed = [i for i in items if i.error]
+        failed = [i for i in items if i.outcome == "failed"]
         if failed:
             raise SetError(f"{len(failed)} objects failed {when}:\n- " + "\n- ".join(i.error for i in failed),
                            [self._item_result(i) for i in items])
 
     def _item_result(self, item: Item) -> dict:
-        if item.error:
+        if item.outcome == "failed":
             return _result(item.obj, "failed", item.error)
         if item.action == "unchanged":
             return _result(item.obj, "unchanged")
         if item.action == "absent":
             return _result(item.obj, "skipped", "does not exist; only_existing leaves it absent")
-        if item.after is None or (self.client.gone and not item.written):
+        # A write the run did not get to (it stopped at a failure) is not reported as made;
+        # check mode reports what a run would do, from the dry run.
+        if item.after is None or (not self.check_mode and item.outcome != "written"):
             return _result(item.obj, "skipped", "not applied: the run stopped before it")
         return _result(item.obj, "created" if item.action == "create" else "configured")
 
