@@ -45,3 +45,20 @@ def test_a_bare_equals_sign_is_the_string_go_yaml_reads():
     1.1 value tag would refuse the release manifest that kubectl applies."""
     text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ops}\ndata:\n  ops: x\nenum:\n- '!='\n- =\n- =~\n"
     assert manifests.parse(text)[0]["enum"] == ["!=", "=", "=~"]
+
+
+def test_the_offline_schema_check_names_the_field_and_checks_a_repeated_object_once():
+    def policy(port):
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "p", "namespace": "a"},
+                "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": port, "protocol": "TCP"}]}]}}
+
+    with pytest.raises(ValidationError, match=r"NetworkPolicy a/p: spec/ingress/0/ports/0/port: \[8080\] is not valid"):
+        manifests.validate_offline([policy([8080])], "1.37")
+    before = manifests._schema_verdict.cache_info()
+    fleet = [policy(8080) for _site in range(50)]  # one object word for word at every site
+    report = manifests.validate_offline(fleet, "1.37")
+    after = manifests._schema_verdict.cache_info()
+    assert [entry["schema"] for entry in report] == ["valid"] * 50
+    assert after.misses - before.misses <= 1 and after.hits - before.hits >= 49
+    custom = {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "p", "namespace": "m"}}
+    assert manifests.validate_offline([custom], "1.37") == [{"object": "IPAddressPool m/p", "schema": "not checked (custom resource)"}]

@@ -187,6 +187,26 @@ def write_streamed(dest: str, produce) -> bool:
 def validate_offline(objects: list[dict], kubernetes_version: str) -> list[dict]:
     """Schema-check built-in kinds for one Kubernetes version; custom kinds are reported as
     not checked (no schema offline). Returns one entry per object."""
+    report, problems = [], []
+    for obj in objects:
+        label = diff.describe(obj)
+        if diff.identity(obj)[0] not in BUILTIN_GROUPS:
+            report.append({"object": label, "schema": "not checked (custom resource)"})
+            continue
+        schema, problem = _schema_verdict(json.dumps(diff.to_wire(obj), sort_keys=True, default=str), kubernetes_version)
+        if problem:
+            problems.append(f"{label}: {problem}")
+        else:
+            report.append({"object": label, "schema": schema})
+    if problems:
+        raise ValidationError("rendered objects fail the Kubernetes schema:\n- " + "\n- ".join(problems))
+    return report
+
+
+@functools.lru_cache(maxsize=16384)
+def _schema_verdict(text: str, kubernetes_version: str) -> tuple[str, str | None]:
+    """(schema entry, problem) for one object's JSON text. Cached: the sites of a fleet share most
+    of their objects word for word, and each schema check costs milliseconds."""
     try:
         import kubernetes_validate
         from kubernetes_validate import utils
@@ -199,23 +219,13 @@ def validate_offline(objects: list[dict], kubernetes_version: str) -> list[dict]
         # twice per object (a quarter of what is left). Neither changes in a process: read once.
         utils.schema_contents = functools.lru_cache(maxsize=None)(utils.schema_contents)
         utils.all_versions = functools.lru_cache(maxsize=None)(utils.all_versions)
-    report, problems = [], []
-    for obj in objects:
-        label = diff.describe(obj)
-        if diff.identity(obj)[0] not in BUILTIN_GROUPS:
-            report.append({"object": label, "schema": "not checked (custom resource)"})
-            continue
-        try:
-            kubernetes_validate.validate(diff.to_wire(obj), kubernetes_version, strict=True)
-            report.append({"object": label, "schema": "valid"})
-        except SchemaNotFoundError:
-            report.append({"object": label, "schema": "not checked (kind unknown to this version)"})
-        except VersionNotSupportedError as exc:
-            raise ValidationError(f"kubernetes_version: {kubernetes_version!r} is not supported "
-                                  f"by kubernetes-validate ({exc})") from exc
-        except kubernetes_validate.ValidationError as exc:
-            path = "/".join(str(p) for p in exc.path) or "(root)"
-            problems.append(f"{label}: {path}: {exc.message}")
-    if problems:
-        raise ValidationError("rendered objects fail the Kubernetes schema:\n- " + "\n- ".join(problems))
-    return report
+    try:
+        kubernetes_validate.validate(json.loads(text), kubernetes_version, strict=True)
+        return "valid", None
+    except SchemaNotFoundError:
+        return "not checked (kind unknown to this version)", None
+    except VersionNotSupportedError as exc:
+        raise ValidationError(f"kubernetes_version: {kubernetes_version!r} is not supported "
+                              f"by kubernetes-validate ({exc})") from exc
+    except kubernetes_validate.ValidationError as exc:
+        return "", f"{'/'.join(str(p) for p in exc.path) or '(root)'}: {exc.message}"
