@@ -34,7 +34,7 @@ def test_each_object_is_written_in_its_wave_and_the_waves_run_in_order():
         item(RBAC, "ClusterRoleBinding", "to-existing", roleRef={"kind": "ClusterRole", "name": "existing"}),
     ]
     writes, unlocks = waves(objects)
-    assert [name for name, _failing in WAVES] == ["foundation", "roles", "bindings", "rest"]
+    assert [wave[0] for wave in WAVES] == ["foundation", "roles", "bindings", "rest"]
     assert names(writes["foundation"]) == ["CustomResourceDefinition/gadgets.example.com", "Namespace/shop"]
     assert names(writes["roles"]) == ["Role/reader", "ClusterRole/existing"]
     assert names(writes["bindings"]) == ["RoleBinding/to-new", "ClusterRoleBinding/to-old", "ClusterRoleBinding/to-existing"]

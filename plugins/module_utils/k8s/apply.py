@@ -57,9 +57,11 @@ class SetError(FabricError):
 
 ROLE_KINDS = ("ClusterRole", "Role")
 BINDING_KINDS = ("ClusterRoleBinding", "RoleBinding")
-# The waves a writing run goes through, in order, and what a failure in each is said to happen "while".
-WAVES = (("foundation", "while creating namespaces/CRDs"), ("roles", "while creating roles"),
-         ("bindings", "while applying"), ("rest", "while applying"))
+# The waves a writing run goes through, in order: what a failure in its writes is said to happen
+# "while", and what a failure of the dry runs it unlocks is said to happen "while" (see waves()).
+WAVES = (("foundation", "while creating namespaces/CRDs", "validating kinds defined by this set's CRDs"),
+         ("roles", "while creating roles", "validating bindings to the roles this set creates"),
+         ("bindings", "while applying", None), ("rest", "while applying", None))
 
 
 class Item:
@@ -107,8 +109,8 @@ def waves(items: list[Item]) -> tuple[dict[str, list[Item]], dict[str, list[Item
         return item.pending and (ref.get("kind"), item.namespace if ref.get("kind") == "Role" else "",
                                  ref.get("name")) in new_roles
 
-    writes: dict[str, list[Item]] = {name: [] for name, _unused in WAVES}
-    unlocks: dict[str, list[Item]] = {name: [] for name, _unused in WAVES}
+    writes: dict[str, list[Item]] = {wave[0]: [] for wave in WAVES}
+    unlocks: dict[str, list[Item]] = {wave[0]: [] for wave in WAVES}
     for item in items:
         kind = item.obj["kind"]
         if diff.is_foundation(item.obj):
@@ -402,8 +404,11 @@ class Engine:
 
         return {name for name, gone in zip(sorted(namespaces), self._map(absent, sorted(namespaces))) if gone}
 
-    def _wait_foundation(self, items: list[Item]) -> None:
-        """Namespaces Active and CRDs Established before anything depends on them."""
+    def _settle_foundation(self, items: list[Item]) -> None:
+        """Namespaces Active and CRDs Established before anything depends on them; discovery
+        asked again once CRDs were written (their kinds are new)."""
+        if any(i.obj["kind"] == "CustomResourceDefinition" for i in items):
+            self.discovery.invalidate()
         deadline = time.monotonic() + self.wait_timeout
         for item in items:
             if item.outcome != "written" or item.obj["kind"] not in ("Namespace", "CustomResourceDefinition"):
@@ -527,14 +532,13 @@ class Engine:
             return self._report(items, [o for _unused, o in stale])
 
         started = time.monotonic()
-        for wave, failing in WAVES:
+        for wave, failing, unlocked_failing in WAVES:
             self._apply_items(writes[wave], state)
             if wave == "foundation":
-                self._wait_foundation(writes[wave])
+                self._settle_foundation(writes[wave])
             self._abort_on_errors(items, failing)
-            if wave == "foundation" and any(i.obj["kind"] == "CustomResourceDefinition" for i in writes[wave]):
-                self.discovery.invalidate()
-            self._validate_unlocked(unlocks[wave], state, items)
+            if unlocks[wave]:
+                self._validate_unlocked(unlocks[wave], state, items, unlocked_failing)
             if wave == "foundation":
                 # The parent records the union of old and new scope before members change, so an
                 # interrupted run still finds everything to prune next time.
@@ -552,7 +556,7 @@ class Engine:
                                 new_kinds, new_namespaces)
         return self._report(items, pruned)
 
-    def _validate_unlocked(self, unlocked: list[Item], state: str, items: list[Item]) -> None:
+    def _validate_unlocked(self, unlocked: list[Item], state: str, items: list[Item], failing: str) -> None:
         """Dry-run what a written wave made possible: objects of kinds its CRDs define (resolved,
         read and planned first: they may exist already) and bindings to the roles it created."""
         unresolved = [i for i in unlocked if i.rtype is None]
@@ -562,8 +566,7 @@ class Engine:
             self.read_live(unresolved)
             self.plan(unresolved, state)
         if self.validate(unlocked, state, set()):
-            self._abort_on_errors(items, "validating kinds defined by this set's CRDs" if unresolved
-                                  else "validating bindings to the roles this set creates")
+            self._abort_on_errors(items, failing)
 
     def _prune(self, stale: list[tuple]) -> list[dict]:
         """Delete what the set no longer declares."""
